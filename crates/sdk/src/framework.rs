@@ -1,0 +1,298 @@
+//! Paths declared as data, and the [`Backend`] trait core talks to.
+//!
+//! An engine lists its [`Path`]s (a regex over the path below the mount,
+//! typed fields, operations mapped to handler functions, an optional existence
+//! check, help) and wraps them in a [`Framework`], which implements
+//! [`Backend`]: it routes a request to the first matching path, merges regex
+//! captures into the request data, validates fields, answers 405 for an
+//! operation the path lacks, and warns about parameters the path ignores.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use regex::Regex;
+use serde_json::Value;
+
+use crate::field::{Field, FieldData};
+use crate::logical::{LogicalError, Operation, Request, Response};
+use crate::storage::Storage;
+
+pub type HandlerResult = Result<Option<Response>, LogicalError>;
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// A path handler: a plain function (or non-capturing closure) over the engine state.
+pub type Handler<B> = for<'a> fn(&'a B, Ctx<'a>) -> BoxFut<'a, HandlerResult>;
+/// Answers "does the object this write targets exist?" (create vs update).
+pub type ExistenceCheck<B> = for<'a> fn(&'a B, Ctx<'a>) -> BoxFut<'a, Result<bool, LogicalError>>;
+
+/// What a handler receives.
+pub struct Ctx<'a> {
+    pub req: &'a Request,
+    pub storage: &'a dyn Storage,
+    pub data: FieldData,
+}
+
+/// Paths with special treatment, as patterns (`*` suffix means prefix match).
+#[derive(Debug, Clone, Default)]
+pub struct SpecialPaths {
+    /// Need `sudo` in addition to the operation's capability.
+    pub root: Vec<String>,
+    /// Served without a token (login paths, CRLs, OCSP).
+    pub unauthenticated: Vec<String>,
+    /// Answered from local state even while the cluster has no leader.
+    pub available_without_leader: Vec<String>,
+    /// Side effects outside storage: always forwarded to the active node.
+    pub forward_on_standby: Vec<String>,
+}
+
+/// Does `path` match any of the special-path patterns?
+pub fn matches_special(patterns: &[String], path: &str) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => p == path || p.trim_end_matches('/') == path.trim_end_matches('/'),
+    })
+}
+
+/// What core needs from every mounted engine.
+#[async_trait]
+pub trait Backend: Send + Sync {
+    /// The engine type as shown in `sys/mounts` (`kv`, `pki`, ...).
+    fn backend_type(&self) -> &str;
+    fn special_paths(&self) -> SpecialPaths {
+        SpecialPaths::default()
+    }
+    async fn handle(&self, req: &Request, storage: &dyn Storage) -> HandlerResult;
+    /// `Some(exists)` when the target path declares an existence check.
+    async fn existence(&self, req: &Request, storage: &dyn Storage) -> Result<Option<bool>, LogicalError>;
+    /// Called on every node after a replicated write under this mount is applied.
+    async fn invalidate(&self, _key: &str) {}
+    /// Help text for a path (`path-help`).
+    fn help(&self, _path: &str) -> Option<String> {
+        None
+    }
+}
+
+/// One declared path.
+pub struct Path<B> {
+    pub pattern: &'static str,
+    pub fields: Vec<Field>,
+    pub operations: Vec<(Operation, Handler<B>)>,
+    pub existence_check: Option<ExistenceCheck<B>>,
+    pub help: &'static str,
+    /// Accept any parameter without a warning (KV v1 stores arbitrary data).
+    pub arbitrary_fields: bool,
+}
+
+impl<B> Path<B> {
+    pub fn new(pattern: &'static str) -> Self {
+        Path {
+            pattern,
+            fields: Vec::new(),
+            operations: Vec::new(),
+            existence_check: None,
+            help: "",
+            arbitrary_fields: false,
+        }
+    }
+    pub fn field(mut self, f: Field) -> Self {
+        self.fields.push(f);
+        self
+    }
+    pub fn op(mut self, op: Operation, h: Handler<B>) -> Self {
+        self.operations.push((op, h));
+        self
+    }
+    pub fn existence(mut self, e: ExistenceCheck<B>) -> Self {
+        self.existence_check = Some(e);
+        self
+    }
+    pub fn help(mut self, h: &'static str) -> Self {
+        self.help = h;
+        self
+    }
+    pub fn arbitrary_fields(mut self) -> Self {
+        self.arbitrary_fields = true;
+        self
+    }
+    fn handler(&self, op: Operation) -> Option<Handler<B>> {
+        let find = |o: Operation| self.operations.iter().find(|(x, _)| *x == o).map(|(_, h)| *h);
+        match op {
+            // A write to a path without a create handler is an update, as in Vault.
+            Operation::Create => find(Operation::Create).or_else(|| find(Operation::Update)),
+            other => find(other),
+        }
+    }
+}
+
+/// A [`Backend`] assembled from declared paths over engine state `B`.
+pub struct Framework<B> {
+    pub inner: B,
+    backend_type: String,
+    paths: Vec<(Regex, Path<B>)>,
+    special: SpecialPaths,
+}
+
+impl<B: Send + Sync + 'static> Framework<B> {
+    pub fn new(backend_type: &str, inner: B, paths: Vec<Path<B>>) -> Self {
+        let paths = paths
+            .into_iter()
+            .map(|p| {
+                let re = Regex::new(&format!("^(?:{})$", p.pattern))
+                    .unwrap_or_else(|e| panic!("invalid path pattern {:?}: {e}", p.pattern));
+                (re, p)
+            })
+            .collect();
+        Framework { inner, backend_type: backend_type.to_string(), paths, special: SpecialPaths::default() }
+    }
+
+    pub fn with_special_paths(mut self, s: SpecialPaths) -> Self {
+        self.special = s;
+        self
+    }
+
+    /// Problems in the path declarations: every capture group must be a
+    /// declared field, help must be present, every path needs an operation.
+    pub fn lint(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (re, p) in &self.paths {
+            if p.help.trim().is_empty() {
+                problems.push(format!("path {:?} has no help text", p.pattern));
+            }
+            if p.operations.is_empty() {
+                problems.push(format!("path {:?} declares no operation", p.pattern));
+            }
+            for name in re.capture_names().flatten() {
+                if !p.fields.iter().any(|f| f.name == name) {
+                    problems.push(format!("path {:?}: capture {name:?} is not a declared field", p.pattern));
+                }
+            }
+            for f in &p.fields {
+                if f.description.trim().is_empty() {
+                    problems.push(format!("path {:?}: field {:?} has no description", p.pattern, f.name));
+                }
+            }
+        }
+        problems
+    }
+
+    fn route<'a>(&'a self, req: &Request) -> Result<(&'a Path<B>, FieldData), LogicalError> {
+        for (re, p) in &self.paths {
+            if let Some(caps) = re.captures(&req.path) {
+                let mut data = req.data.clone();
+                for name in re.capture_names().flatten() {
+                    if let Some(m) = caps.name(name) {
+                        data.insert(name.to_string(), Value::String(m.as_str().to_string()));
+                    }
+                }
+                return Ok((p, FieldData::new(data, &p.fields)));
+            }
+        }
+        Err(LogicalError::UnsupportedPath(format!("unsupported path: {}{}", req.mount_point, req.path)))
+    }
+}
+
+#[async_trait]
+impl<B: Send + Sync + 'static> Backend for Framework<B> {
+    fn backend_type(&self) -> &str {
+        &self.backend_type
+    }
+
+    fn special_paths(&self) -> SpecialPaths {
+        self.special.clone()
+    }
+
+    async fn handle(&self, req: &Request, storage: &dyn Storage) -> HandlerResult {
+        let (path, data) = self.route(req)?;
+        let handler = path.handler(req.operation).ok_or(LogicalError::UnsupportedOperation)?;
+        data.validate()?;
+        let unknown = if path.arbitrary_fields || req.operation == Operation::Read || req.operation == Operation::List {
+            vec![]
+        } else {
+            data.unknown_fields()
+        };
+        let resp = handler(&self.inner, Ctx { req, storage, data }).await?;
+        if unknown.is_empty() {
+            return Ok(resp);
+        }
+        let warning = format!("Endpoint ignored these unrecognized parameters: {unknown:?}");
+        Ok(Some(resp.unwrap_or_default().with_warning(warning)))
+    }
+
+    async fn existence(&self, req: &Request, storage: &dyn Storage) -> Result<Option<bool>, LogicalError> {
+        let (path, data) = match self.route(req) {
+            Ok(x) => x,
+            Err(_) => return Ok(None),
+        };
+        match path.existence_check {
+            None => Ok(None),
+            Some(check) => check(&self.inner, Ctx { req, storage, data }).await.map(Some),
+        }
+    }
+
+    fn help(&self, path: &str) -> Option<String> {
+        self.paths.iter().find(|(re, _)| re.is_match(path)).map(|(_, p)| {
+            let mut out = format!("{}\n", p.help);
+            let fields: HashMap<_, _> = p.fields.iter().map(|f| (f.name, f.description)).collect();
+            let mut names: Vec<_> = fields.keys().collect();
+            names.sort();
+            for n in names {
+                out.push_str(&format!("\n  {n}: {}", fields[n]));
+            }
+            out
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::field::FieldType;
+    use crate::testing::InmemStorage;
+    use serde_json::json;
+
+    struct Echo;
+    impl Echo {
+        async fn read(&self, c: Ctx<'_>) -> HandlerResult {
+            let name = c.data.get_str("name")?.unwrap_or_default();
+            Ok(Some(Response::json(json!({ "name": name }))))
+        }
+    }
+
+    fn fw() -> Framework<Echo> {
+        Framework::new(
+            "echo",
+            Echo,
+            vec![Path::new("item/(?P<name>.+)")
+                .field(Field::new("name", FieldType::String, "Item name"))
+                .op(Operation::Read, |b: &Echo, c| Box::pin(b.read(c)))
+                .op(Operation::Update, |b: &Echo, c| Box::pin(b.read(c)))
+                .help("Echo an item")],
+        )
+    }
+
+    #[tokio::test]
+    async fn routes_captures_and_rejects_unknown_ops() {
+        let f = fw();
+        assert!(f.lint().is_empty(), "{:?}", f.lint());
+        let s = InmemStorage::new();
+        let r = f.handle(&Request::new(Operation::Read, "item/a b"), &s).await.unwrap().unwrap();
+        assert_eq!(r.data.unwrap()["name"], "a b");
+        let e = f.handle(&Request::new(Operation::Delete, "item/x"), &s).await.unwrap_err();
+        assert_eq!(e, LogicalError::UnsupportedOperation);
+        let e = f.handle(&Request::new(Operation::Read, "nope"), &s).await.unwrap_err();
+        assert!(matches!(e, LogicalError::UnsupportedPath(_)));
+        // Create falls back to the update handler, unknown fields warn.
+        let req = Request::new(Operation::Create, "item/z").with_data(json!({"bogus": 1}));
+        let r = f.handle(&req, &s).await.unwrap().unwrap();
+        assert_eq!(r.warnings.len(), 1);
+    }
+
+    #[test]
+    fn special_path_patterns() {
+        let p = vec!["login/*".to_string(), "crl".to_string()];
+        assert!(matches_special(&p, "login/bob"));
+        assert!(matches_special(&p, "crl"));
+        assert!(!matches_special(&p, "crl/pem"));
+    }
+}

@@ -1,0 +1,22 @@
+//! The engine SDK: everything a secrets engine or auth method needs, and
+//! nothing of the server that hosts it.
+//!
+//! Invariants:
+//! - Engines see only a [`Storage`] already scoped to their mount; they never
+//!   learn the mount's UUID, the barrier, the physical backend or Raft.
+//! - Paths are declared as data ([`framework::Path`]): a pattern, typed fields,
+//!   the operations it supports and help text. Routing, field parsing and the
+//!   "unsupported operation" answer come from the framework, not from engines.
+//! - Errors are a [`LogicalError`]; the HTTP crate maps each variant to one
+//!   status code in one place.
+
+pub mod field;
+pub mod framework;
+pub mod logical;
+pub mod storage;
+pub mod testing;
+
+pub use field::{parse_duration, Field, FieldData, FieldType};
+pub use framework::{Backend, Ctx, Framework, HandlerResult, Path, SpecialPaths};
+pub use logical::{Auth, LogicalError, Operation, RawResponse, Request, Response, Secret};
+pub use storage::{Storage, StorageError, StorageOp};

@@ -1,0 +1,215 @@
+//! Requests, responses and errors exchanged between core and backends.
+
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// The logical operation of a request, derived from the HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Read,
+    /// A write to a path that does not exist yet (decided by the existence check).
+    Create,
+    /// A write to an existing path, or to a path without an existence check.
+    Update,
+    Delete,
+    List,
+    Patch,
+    /// `path-help` style requests.
+    Help,
+}
+
+impl Operation {
+    /// The ACL capability this operation needs.
+    pub fn capability(&self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::List => "list",
+            Operation::Patch => "patch",
+            Operation::Help => "read",
+        }
+    }
+}
+
+/// A request as a backend sees it. `path` is relative to the mount point.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub id: String,
+    pub operation: Operation,
+    pub path: String,
+    /// The mount point the request was routed through, with a trailing slash.
+    pub mount_point: String,
+    /// JSON body (writes) or query parameters (reads), as an object.
+    pub data: Map<String, Value>,
+    /// The calling token's id; core fills it, backends rarely need it.
+    pub client_token: Option<String>,
+    /// Accessor of the calling token.
+    pub client_token_accessor: Option<String>,
+    /// Display name of the calling token (used in metadata).
+    pub display_name: String,
+    /// Lower-cased request headers that backends may need (e.g. content-type).
+    pub headers: HashMap<String, String>,
+    /// True when the caller connected over TLS and presented a client certificate.
+    pub connection_tls: bool,
+}
+
+impl Request {
+    pub fn new(operation: Operation, path: impl Into<String>) -> Self {
+        Request {
+            id: String::new(),
+            operation,
+            path: path.into(),
+            mount_point: String::new(),
+            data: Map::new(),
+            client_token: None,
+            client_token_accessor: None,
+            display_name: String::new(),
+            headers: HashMap::new(),
+            connection_tls: false,
+        }
+    }
+
+    pub fn with_data(mut self, data: Value) -> Self {
+        if let Value::Object(m) = data {
+            self.data = m;
+        }
+        self
+    }
+}
+
+/// A secret returned by a backend: core attaches a lease to it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Secret {
+    /// Lease duration in seconds; 0 means "the mount's default".
+    pub ttl: u64,
+    /// Upper bound in seconds; 0 means "the mount's max".
+    pub max_ttl: u64,
+    pub renewable: bool,
+    /// When false, no lease is registered and no `lease_id` is returned; the
+    /// TTL is only advisory (KV v1 answers this way).
+    pub register_lease: bool,
+    /// Data the backend wants back on renew/revoke.
+    pub internal_data: Map<String, Value>,
+}
+
+/// Authentication produced by a login path; core turns it into a token.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Auth {
+    pub policies: Vec<String>,
+    pub token_policies: Vec<String>,
+    pub metadata: HashMap<String, String>,
+    pub display_name: String,
+    pub ttl: u64,
+    pub max_ttl: u64,
+    pub period: u64,
+    pub explicit_max_ttl: u64,
+    pub num_uses: i64,
+    pub renewable: bool,
+    pub no_default_policy: bool,
+    /// Filled by core after the token is created.
+    pub client_token: String,
+    pub accessor: String,
+    pub orphan: bool,
+    pub entity_id: String,
+    pub token_type: String,
+}
+
+/// A non-JSON body (PEM, DER, CRLs): written to the client as is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// What a backend answers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Response {
+    pub data: Option<Map<String, Value>>,
+    pub secret: Option<Secret>,
+    pub auth: Option<Auth>,
+    pub warnings: Vec<String>,
+    pub raw: Option<RawResponse>,
+    /// HTTP status to use when there is a body (default 200; 204 when empty).
+    pub status: Option<u16>,
+}
+
+impl Response {
+    pub fn data(data: Map<String, Value>) -> Self {
+        Response { data: Some(data), ..Default::default() }
+    }
+
+    /// Builds a response from a JSON object value (anything else gives no data).
+    pub fn json(v: Value) -> Self {
+        match v {
+            Value::Object(m) => Response::data(m),
+            _ => Response::default(),
+        }
+    }
+
+    /// Vault's answer to a list: `{"keys": [...]}`.
+    pub fn list(keys: Vec<String>) -> Self {
+        let mut m = Map::new();
+        m.insert("keys".into(), Value::from(keys));
+        Response::data(m)
+    }
+
+    pub fn with_warning(mut self, w: impl Into<String>) -> Self {
+        self.warnings.push(w.into());
+        self
+    }
+}
+
+/// Errors a request can end in. The HTTP layer maps each to one status code:
+/// see `arca-http`'s `error.rs`.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum LogicalError {
+    /// 400: bad input. The message names the offending field.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 403.
+    #[error("permission denied")]
+    PermissionDenied,
+    /// 404 with an empty error list (Vault's answer to reading a missing key).
+    #[error("not found")]
+    NotFound,
+    /// 404 with a message (no handler for the path).
+    #[error("{0}")]
+    UnsupportedPath(String),
+    /// 405.
+    #[error("unsupported operation")]
+    UnsupportedOperation,
+    /// 503 sealed.
+    #[error("Vault is sealed")]
+    Sealed,
+    /// The node cannot write (a standby): core forwards the request.
+    #[error("cannot write to storage on a standby node")]
+    ReadOnly,
+    /// 412/400 style conflicts with a specific status.
+    #[error("{message}")]
+    Status { status: u16, message: String },
+    /// 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl LogicalError {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        LogicalError::InvalidRequest(msg.into())
+    }
+    pub fn internal(msg: impl std::fmt::Display) -> Self {
+        LogicalError::Internal(msg.to_string())
+    }
+}
+
+impl From<crate::storage::StorageError> for LogicalError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        match e {
+            crate::storage::StorageError::ReadOnly => LogicalError::ReadOnly,
+            crate::storage::StorageError::Sealed => LogicalError::Sealed,
+            other => LogicalError::Internal(other.to_string()),
+        }
+    }
+}
