@@ -1,0 +1,410 @@
+//! The [`Core`] object: one per server process.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use arca_barrier::{Barrier, View};
+use arca_physical::PhysicalBackend;
+use arca_sdk::framework::matches_special;
+use arca_sdk::storage::{get_json, put_json};
+use arca_sdk::{Backend, LogicalError, Operation, Request, Response, Storage};
+use arca_seal::{Seal, UnsealProgress};
+
+use crate::mounts::{MountEntry, MountTable};
+use crate::policies::PolicyStore;
+use crate::router::{Route, Router};
+use crate::tokens::{TokenEntry, TokenStore};
+
+/// Server-wide settings core needs.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Seconds (Vault's default: 768h).
+    pub default_lease_ttl: u64,
+    pub max_lease_ttl: u64,
+    /// Shown in `sys/seal-status` (`rocksdb`, `inmem`, `raft`).
+    pub storage_type: String,
+    pub api_addr: String,
+    pub cluster_name: String,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            default_lease_ttl: 768 * 3600,
+            max_lease_ttl: 768 * 3600,
+            storage_type: "inmem".into(),
+            api_addr: String::new(),
+            cluster_name: String::new(),
+        }
+    }
+}
+
+/// What core answers; the HTTP layer turns it into Vault's envelope.
+#[derive(Debug, Clone, Default)]
+pub struct Reply {
+    pub response: Option<Response>,
+    pub mount_type: String,
+    pub lease_id: String,
+    pub lease_duration: u64,
+    pub renewable: bool,
+}
+
+impl Reply {
+    pub(crate) fn of(r: Response) -> Self {
+        Reply { response: Some(r), ..Default::default() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SealStatus {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub initialized: bool,
+    pub sealed: bool,
+    pub t: usize,
+    pub n: usize,
+    pub progress: usize,
+    pub nonce: String,
+    pub version: String,
+    pub build_date: String,
+    pub migration: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+    pub recovery_seal: bool,
+    pub storage_type: String,
+}
+
+pub struct InitResult {
+    pub keys: Vec<zeroize::Zeroizing<Vec<u8>>>,
+    pub root_token: String,
+}
+
+/// Everything that exists only while unsealed.
+pub(crate) struct Unsealed {
+    pub router: RwLock<Arc<Router>>,
+    pub mounts: tokio::sync::Mutex<()>,
+    pub tokens: TokenStore,
+    pub policies: PolicyStore,
+    pub root_view: Arc<dyn Storage>,
+}
+
+pub struct Core {
+    pub(crate) physical: Arc<dyn PhysicalBackend>,
+    pub(crate) barrier: Arc<Barrier>,
+    pub(crate) seal: Seal,
+    pub(crate) config: CoreConfig,
+    pub(crate) sealed: AtomicBool,
+    pub(crate) unseal_progress: Mutex<Option<UnsealProgress>>,
+    pub(crate) state: RwLock<Option<Arc<Unsealed>>>,
+    pub(crate) lifecycle: tokio::sync::Mutex<()>,
+    pub(crate) remounts: Mutex<HashMap<String, Value>>,
+    pub(crate) cluster_id: RwLock<String>,
+    pub(crate) self_weak: Weak<Core>,
+}
+
+pub(crate) fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl Core {
+    pub fn new(physical: Arc<dyn PhysicalBackend>, config: CoreConfig) -> Arc<Core> {
+        let barrier = Barrier::new(physical.clone());
+        let seal = Seal::new(physical.clone());
+        Arc::new_cyclic(|w| Core {
+            physical,
+            barrier,
+            seal,
+            config,
+            sealed: AtomicBool::new(true),
+            unseal_progress: Mutex::new(None),
+            state: RwLock::new(None),
+            lifecycle: tokio::sync::Mutex::new(()),
+            remounts: Mutex::new(HashMap::new()),
+            cluster_id: RwLock::new(String::new()),
+            self_weak: w.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    pub fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn unsealed(&self) -> Result<Arc<Unsealed>, LogicalError> {
+        self.state.read().clone().ok_or(LogicalError::Sealed)
+    }
+
+    pub(crate) fn router(&self) -> Result<Arc<Router>, LogicalError> {
+        Ok(self.unsealed()?.router.read().clone())
+    }
+
+    /// Handles one API request; `req.path` is the full path below `/v1/`.
+    pub async fn handle(&self, mut req: Request) -> Result<Reply, LogicalError> {
+        let path = req.path.trim_start_matches('/').to_string();
+        if let Some(reply) = self.handle_seal_safe(&path, &req).await? {
+            return Ok(reply);
+        }
+        if self.is_sealed() {
+            return Err(LogicalError::Sealed);
+        }
+        let st = self.unsealed()?;
+        let router = st.router.read().clone();
+        let (route, rel) = router.resolve(&path).ok_or_else(|| {
+            LogicalError::UnsupportedPath(format!("no handler for route {path:?}. route entry not found."))
+        })?;
+        let rel = rel.to_string();
+        req.path = rel.clone();
+        req.mount_point = route.full_path.clone();
+        let special = route.backend.special_paths();
+
+        let token = if matches_special(&special.unauthenticated, &rel) {
+            match req.client_token.as_deref() {
+                Some(t) => st.tokens.lookup(t, now()).await?,
+                None => None,
+            }
+        } else {
+            Some(self.authenticate(&st, req.client_token.as_deref()).await?)
+        };
+        if let Some(t) = &token {
+            req.client_token_accessor = Some(t.accessor.clone());
+            req.display_name = t.display_name.clone();
+        }
+
+        let storage = self.storage_for(&route, token.as_deref());
+        if req.operation == Operation::Update {
+            if let Some(false) = route.backend.existence(&req, storage.as_ref()).await? {
+                req.operation = Operation::Create;
+            }
+        }
+
+        if let (Some(t), false) = (&token, matches_special(&special.unauthenticated, &rel)) {
+            let acl = st.policies.acl(&t.policies).await?;
+            let params = matches!(req.operation, Operation::Create | Operation::Update | Operation::Patch)
+                .then_some(&req.data);
+            let d = acl.check(&path, req.operation.capability(), params);
+            if !d.allowed {
+                return Err(LogicalError::PermissionDenied);
+            }
+            if matches_special(&special.root, &rel) && !d.sudo {
+                return Err(LogicalError::PermissionDenied);
+            }
+            if !st.tokens.use_token(t).await? {
+                return Err(LogicalError::PermissionDenied);
+            }
+        }
+
+        let op = req.operation;
+        let resp = route.backend.handle(&req, storage.as_ref()).await?;
+        let mut reply = Reply { mount_type: route.entry.kind.clone(), ..Default::default() };
+        match resp {
+            None if op == Operation::Read => return Err(LogicalError::NotFound),
+            None => {}
+            Some(mut r) => {
+                if let Some(secret) = r.secret.take() {
+                    if secret.register_lease {
+                        return Err(LogicalError::internal(
+                            "this engine returned a leased secret, but leases are not available in this build",
+                        ));
+                    }
+                    reply.lease_duration = if secret.ttl > 0 {
+                        secret.ttl
+                    } else {
+                        self.mount_default_ttl(&route.entry)
+                    };
+                    reply.renewable = false;
+                }
+                reply.response = Some(r);
+            }
+        }
+        Ok(reply)
+    }
+
+    pub(crate) fn mount_default_ttl(&self, e: &MountEntry) -> u64 {
+        if e.config.default_lease_ttl > 0 {
+            e.config.default_lease_ttl
+        } else {
+            self.config.default_lease_ttl
+        }
+    }
+
+    pub(crate) fn mount_max_ttl(&self, e: &MountEntry) -> u64 {
+        if e.config.max_lease_ttl > 0 {
+            e.config.max_lease_ttl
+        } else {
+            self.config.max_lease_ttl
+        }
+    }
+
+    /// Resolves a client token or answers 403.
+    pub(crate) async fn authenticate(&self, st: &Unsealed, token: Option<&str>) -> Result<Arc<TokenEntry>, LogicalError> {
+        let t = token.filter(|t| !t.is_empty()).ok_or(LogicalError::PermissionDenied)?;
+        st.tokens.lookup(t, now()).await?.ok_or(LogicalError::PermissionDenied)
+    }
+
+    fn storage_for(&self, route: &Route, token: Option<&TokenEntry>) -> Arc<dyn Storage> {
+        if route.entry.kind == "cubbyhole" {
+            // Each token sees only its own cubbyhole; without a token, an empty one.
+            let h = token.map(|t| t.hash.clone()).unwrap_or_else(|| "-".into());
+            return Arc::new(View::new(
+                self.barrier.clone(),
+                format!("{}{}/", route.entry.storage_prefix(false), h),
+            ));
+        }
+        route.storage.clone()
+    }
+
+    // ----- mount table -----
+
+    pub(crate) fn make_backend(&self, e: &MountEntry, auth: bool) -> Result<Arc<dyn Backend>, LogicalError> {
+        let weak = self.self_weak.clone();
+        Ok(match (auth, e.kind.as_str()) {
+            (false, "kv") => Arc::from(arca_kv::factory(e.kv_version().unwrap_or(1))),
+            (false, "cubbyhole") => Arc::new(crate::cubbyhole::backend()),
+            (false, "system") => Arc::new(crate::sys::backend(weak)),
+            (true, "token") => Arc::new(crate::token_paths::backend(weak)),
+            (_, other) => {
+                return Err(LogicalError::invalid(format!("plugin not found in the catalog: {other}")))
+            }
+        })
+    }
+
+    pub(crate) fn build_router(&self, mounts: &MountTable, auth: &MountTable) -> Result<Router, LogicalError> {
+        // Keep the running backend of an unchanged mount: engines may hold
+        // per-mount state (locks, caches) that must stay unique.
+        let current = self.state.read().as_ref().map(|s| s.router.read().clone());
+        let mut routes = Vec::new();
+        for (table, is_auth) in [(mounts, false), (auth, true)] {
+            for e in &table.entries {
+                let reuse = current.as_ref().and_then(|r| r.by_uuid(&e.uuid)).filter(|r| {
+                    r.entry.kind == e.kind && r.entry.options.get("version") == e.options.get("version")
+                });
+                let backend = match reuse {
+                    Some(r) => r.backend.clone(),
+                    None => self.make_backend(e, is_auth)?,
+                };
+                let full_path = if is_auth { format!("auth/{}", e.path) } else { e.path.clone() };
+                routes.push(Arc::new(Route {
+                    full_path,
+                    entry: e.clone(),
+                    auth: is_auth,
+                    backend,
+                    storage: Arc::new(View::new(self.barrier.clone(), e.storage_prefix(is_auth))),
+                }));
+            }
+        }
+        Ok(Router::new(routes))
+    }
+
+    pub(crate) async fn load_tables(&self, root: &dyn Storage) -> Result<(MountTable, MountTable), LogicalError> {
+        let mounts: Option<MountTable> = get_json(root, "core/mounts").await?;
+        let auth: Option<MountTable> = get_json(root, "core/auth").await?;
+        Ok((mounts.unwrap_or_default(), auth.unwrap_or_default()))
+    }
+
+    /// Applies an edit to the secret (or auth) mount table, persists it and
+    /// swaps the router. Edits are serialized.
+    pub(crate) async fn edit_mounts<T>(
+        &self,
+        auth: bool,
+        edit: impl FnOnce(&mut MountTable) -> Result<T, LogicalError>,
+    ) -> Result<T, LogicalError> {
+        let st = self.unsealed()?;
+        let _g = st.mounts.lock().await;
+        let (mut mounts, mut auth_t) = self.load_tables(st.root_view.as_ref()).await?;
+        let out = edit(if auth { &mut auth_t } else { &mut mounts })?;
+        let router = self.build_router(&mounts, &auth_t)?;
+        put_json(st.root_view.as_ref(), if auth { "core/auth" } else { "core/mounts" }, if auth { &auth_t } else { &mounts })
+            .await?;
+        *st.router.write() = Arc::new(router);
+        Ok(out)
+    }
+
+    pub(crate) fn mount_tables(&self) -> Result<(MountTable, MountTable), LogicalError> {
+        let router = self.router()?;
+        let mut m = MountTable::default();
+        let mut a = MountTable::default();
+        for r in router.routes() {
+            if r.auth {
+                a.entries.push(r.entry.clone());
+            } else {
+                m.entries.push(r.entry.clone());
+            }
+        }
+        m.entries.sort_by(|x, y| x.path.cmp(&y.path));
+        a.entries.sort_by(|x, y| x.path.cmp(&y.path));
+        Ok((m, a))
+    }
+
+    /// Deletes every key under a mount's storage prefix.
+    pub(crate) async fn purge_prefix(&self, prefix: &str) -> Result<(), LogicalError> {
+        let keys = self.barrier.scan(prefix).await.map_err(|e| LogicalError::internal(e.to_string()))?;
+        for chunk in keys.chunks(256) {
+            let ops = chunk.iter().map(|k| arca_sdk::StorageOp::Delete(k.clone())).collect();
+            self.barrier.batch(ops).await.map_err(|e| LogicalError::internal(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Dev mode and tests: a root token with a chosen id.
+    pub async fn create_root_token(&self, id: Option<String>) -> Result<String, LogicalError> {
+        let st = self.unsealed()?;
+        let id = id.unwrap_or_else(crate::tokens::new_token_id);
+        let t = now();
+        st.tokens
+            .create(TokenEntry {
+                hash: crate::tokens::hash_token(&id),
+                accessor: crate::tokens::new_accessor(),
+                policies: vec!["root".into()],
+                parent: String::new(),
+                meta: Default::default(),
+                display_name: "root".into(),
+                num_uses: 0,
+                creation_time: t,
+                creation_ttl: 0,
+                expire_time: 0,
+                issue_time: t,
+                explicit_max_ttl: 0,
+                period: 0,
+                renewable: false,
+                path: "auth/token/root".into(),
+                entity_id: String::new(),
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Mounts an engine (used by dev mode and `sys/mounts`).
+    pub async fn mount(&self, path: &str, kind: &str, description: &str, options: Map<String, Value>) -> Result<(), LogicalError> {
+        let mut e = MountEntry::new(path, kind, description);
+        for (k, v) in options {
+            e.options.insert(k, v.as_str().map(|s| s.to_string()).unwrap_or_else(|| v.to_string()));
+        }
+        if kind == "kv" && !e.options.contains_key("version") {
+            e.options.insert("version".into(), "1".into());
+        }
+        self.make_backend(&e, false)?;
+        self.edit_mounts(false, |t| t.add(e, crate::mounts::PROTECTED)).await
+    }
+}
+
+impl Core {
+    /// Revokes a token and its children by id (dev mode, tests).
+    pub async fn revoke_token(&self, id: &str) -> Result<(), LogicalError> {
+        let st = self.unsealed()?;
+        if let Some(t) = st.tokens.lookup(id, now()).await? {
+            let revoked = st.tokens.revoke_tree(&t.hash).await?;
+            self.purge_cubbyholes(&revoked).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,309 @@
+//! Initialization, unsealing, sealing and the status endpoints that answer
+//! while sealed (`sys/init`, `sys/seal-status`, `sys/unseal`, `sys/health`,
+//! `sys/leader`). Their bodies are plain JSON objects, not Vault's envelope,
+//! exactly as Vault answers them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use base64::Engine;
+use parking_lot::RwLock;
+use serde_json::{json, Value};
+
+use arca_barrier::View;
+use arca_sdk::storage::put_json;
+use arca_sdk::{LogicalError, Operation, RawResponse, Request, Response, Storage};
+use arca_seal::UnsealProgress;
+
+use crate::core::{now, Core, InitResult, Reply, SealStatus, Unsealed};
+use crate::mounts::{MountEntry, MountTable};
+use crate::policies::PolicyStore;
+use crate::tokens::TokenStore;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub(crate) fn json_reply(status: u16, v: Value) -> Reply {
+    Reply::of(Response {
+        raw: Some(RawResponse {
+            status,
+            content_type: "application/json".into(),
+            body: serde_json::to_vec(&v).unwrap_or_default(),
+        }),
+        ..Default::default()
+    })
+}
+
+fn decode_key(s: &str) -> Result<Vec<u8>, LogicalError> {
+    let s = s.trim();
+    if let Ok(b) = hex::decode(s) {
+        return Ok(b);
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .map_err(|_| LogicalError::invalid("'key' must be a valid hex or base64 string"))
+}
+
+fn query_int(req: &Request, name: &str, default: u16) -> Result<u16, LogicalError> {
+    match req.data.get(name) {
+        None => Ok(default),
+        Some(Value::Number(n)) => n.as_u64().map(|x| x as u16).ok_or_else(|| LogicalError::invalid(format!("invalid {name}"))),
+        Some(Value::String(s)) => s.parse().map_err(|_| LogicalError::invalid(format!("invalid {name}: {s:?}"))),
+        Some(_) => Err(LogicalError::invalid(format!("invalid {name}"))),
+    }
+}
+
+impl Core {
+    pub(crate) async fn handle_seal_safe(&self, path: &str, req: &Request) -> Result<Option<Reply>, LogicalError> {
+        let p = path.trim_end_matches('/');
+        let op = req.operation;
+        let r = match (p, op) {
+            ("sys/seal-status", Operation::Read) => json_reply(200, serde_json::to_value(self.seal_status().await?).unwrap()),
+            ("sys/init", Operation::Read) => json_reply(200, json!({ "initialized": self.initialized().await? })),
+            ("sys/init", Operation::Update | Operation::Create) => {
+                let shares = req.data.get("secret_shares").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+                let threshold =
+                    req.data.get("secret_threshold").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+                let (Some(shares), Some(threshold)) = (shares, threshold) else {
+                    return Err(LogicalError::invalid(
+                        "secret_shares and secret_threshold are required (integers, e.g. 5 and 3)",
+                    ));
+                };
+                if req.data.get("pgp_keys").map(|v| !v.is_null()).unwrap_or(false) {
+                    return Err(LogicalError::invalid("pgp_keys are not supported by this server yet"));
+                }
+                let res = self.initialize(shares as usize, threshold as usize).await?;
+                let hexes: Vec<String> = res.keys.iter().map(|k| hex::encode(k.as_slice())).collect();
+                let b64: Vec<String> =
+                    res.keys.iter().map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice())).collect();
+                json_reply(200, json!({ "keys": hexes, "keys_base64": b64, "root_token": res.root_token }))
+            }
+            ("sys/unseal", Operation::Update | Operation::Create) => {
+                let reset = req.data.get("reset").map(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")).unwrap_or(false);
+                let key = req.data.get("key").and_then(|v| v.as_str()).unwrap_or("");
+                if !reset && key.is_empty() {
+                    return Err(LogicalError::invalid("'key' must be specified in request body as JSON, or 'reset' set to true"));
+                }
+                let status = self.unseal_step(if reset { None } else { Some(key) }).await?;
+                json_reply(200, serde_json::to_value(status).unwrap())
+            }
+            ("sys/health", Operation::Read) => self.health(req).await?,
+            ("sys/leader", Operation::Read) => {
+                if self.is_sealed() {
+                    return Err(LogicalError::Sealed);
+                }
+                json_reply(
+                    200,
+                    json!({
+                        "ha_enabled": false,
+                        "is_self": true,
+                        "active_time": "0001-01-01T00:00:00Z",
+                        "leader_address": self.config.api_addr,
+                        "leader_cluster_address": "",
+                        "performance_standby": false,
+                        "performance_standby_last_remote_wal": 0
+                    }),
+                )
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(r))
+    }
+
+    pub async fn initialized(&self) -> Result<bool, LogicalError> {
+        let cfg = self.seal.config().await.map_err(|e| LogicalError::internal(e.to_string()))?;
+        Ok(cfg.is_some())
+    }
+
+    pub async fn seal_status(&self) -> Result<SealStatus, LogicalError> {
+        let cfg = self.seal.config().await.map_err(|e| LogicalError::internal(e.to_string()))?;
+        let (t, n) = cfg.as_ref().map(|c| (c.secret_threshold as usize, c.secret_shares as usize)).unwrap_or((0, 0));
+        let (progress, nonce) = match &*self.unseal_progress.lock() {
+            Some(p) => (p.progress(), p.nonce().to_string()),
+            None => (0, String::new()),
+        };
+        let sealed = self.is_sealed();
+        let cluster_id = self.cluster_id.read().clone();
+        Ok(SealStatus {
+            kind: "shamir".into(),
+            initialized: cfg.is_some(),
+            sealed,
+            t,
+            n,
+            progress,
+            nonce,
+            version: VERSION.into(),
+            build_date: "2026-11-23T00:00:00Z".into(),
+            migration: false,
+            cluster_name: (!sealed).then(|| self.cluster_name()),
+            cluster_id: (!sealed && !cluster_id.is_empty()).then_some(cluster_id),
+            recovery_seal: false,
+            storage_type: self.config.storage_type.clone(),
+        })
+    }
+
+    fn cluster_name(&self) -> String {
+        if self.config.cluster_name.is_empty() {
+            "arca-cluster".into()
+        } else {
+            self.config.cluster_name.clone()
+        }
+    }
+
+    /// `sys/init`: creates the seal and the barrier, the default mounts and
+    /// policy, and a root token. The node stays sealed afterwards, as in Vault.
+    pub async fn initialize(&self, shares: usize, threshold: usize) -> Result<InitResult, LogicalError> {
+        let _g = self.lifecycle.lock().await;
+        if self.initialized().await? {
+            return Err(LogicalError::invalid("Vault is already initialized"));
+        }
+        if shares == 0 || threshold == 0 {
+            return Err(LogicalError::invalid("secret_shares and secret_threshold must be at least 1"));
+        }
+        if threshold > shares {
+            return Err(LogicalError::invalid("secret_threshold cannot be larger than secret_shares"));
+        }
+        if shares > 255 {
+            return Err(LogicalError::invalid("secret_shares cannot be more than 255"));
+        }
+        if threshold == 1 && shares > 1 {
+            return Err(LogicalError::invalid("secret_threshold must be greater than one for multiple shares"));
+        }
+        let (keys, root_key) =
+            self.seal.initialize(shares, threshold).await.map_err(|e| LogicalError::invalid(e.to_string()))?;
+        self.barrier.initialize(&root_key).await.map_err(|e| LogicalError::internal(e.to_string()))?;
+        let root_view: Arc<dyn Storage> = Arc::new(View::new(self.barrier.clone(), ""));
+        let mut mounts = MountTable::default();
+        mounts.add(MountEntry::new("sys/", "system", "system endpoints used for control, policy and debugging"), &[])?;
+        let mut cubby = MountEntry::new("cubbyhole/", "cubbyhole", "per-token private secret storage");
+        cubby.local = true;
+        mounts.add(cubby, &[])?;
+        let mut auth = MountTable::default();
+        auth.add(MountEntry::new("token/", "token", "token based credentials"), &[])?;
+        put_json(root_view.as_ref(), "core/mounts", &mounts).await?;
+        put_json(root_view.as_ref(), "core/auth", &auth).await?;
+        put_json(root_view.as_ref(), "core/cluster", &json!({ "id": uuid::Uuid::new_v4().to_string() })).await?;
+        self.activate(root_view).await?;
+        let st = self.unsealed()?;
+        st.policies.ensure_default().await?;
+        let root_token = self.create_root_token(None).await?;
+        self.seal_now();
+        Ok(InitResult { keys, root_token })
+    }
+
+    /// Builds the unsealed state from storage and opens the node for requests.
+    async fn activate(&self, root_view: Arc<dyn Storage>) -> Result<(), LogicalError> {
+        let (mounts, auth) = self.load_tables(root_view.as_ref()).await?;
+        let router = self.build_router(&mounts, &auth)?;
+        let cluster: Option<Value> = arca_sdk::storage::get_json(root_view.as_ref(), "core/cluster").await?;
+        if let Some(id) = cluster.as_ref().and_then(|c| c.get("id")).and_then(|v| v.as_str()) {
+            *self.cluster_id.write() = id.to_string();
+        }
+        let st = Unsealed {
+            router: RwLock::new(Arc::new(router)),
+            mounts: tokio::sync::Mutex::new(()),
+            tokens: TokenStore::new(Arc::new(View::new(self.barrier.clone(), "sys/token/"))),
+            policies: PolicyStore::new(Arc::new(View::new(self.barrier.clone(), "sys/policy/"))),
+            root_view,
+        };
+        *self.state.write() = Some(Arc::new(st));
+        self.sealed.store(false, Ordering::Release);
+        Ok(())
+    }
+
+    /// One `sys/unseal` call: `None` resets the attempt.
+    pub async fn unseal_step(&self, key: Option<&str>) -> Result<SealStatus, LogicalError> {
+        let cfg = self
+            .seal
+            .config()
+            .await
+            .map_err(|e| LogicalError::internal(e.to_string()))?
+            .ok_or_else(|| LogicalError::invalid("Vault is not initialized"))?;
+        let Some(key) = key else {
+            *self.unseal_progress.lock() = None;
+            return self.seal_status().await;
+        };
+        if !self.is_sealed() {
+            return self.seal_status().await;
+        }
+        let share = decode_key(key)?;
+        let combined = {
+            let mut g = self.unseal_progress.lock();
+            let p = g.get_or_insert_with(|| {
+                UnsealProgress::new(cfg.secret_threshold as usize, cfg.secret_shares as usize)
+            });
+            match p.submit(&share) {
+                Ok(x) => x,
+                Err(e) => return Err(LogicalError::invalid(e.to_string())),
+            }
+        };
+        let Some(unseal_key) = combined else {
+            return self.seal_status().await;
+        };
+        *self.unseal_progress.lock() = None;
+        self.unseal_with_key(&unseal_key).await?;
+        self.seal_status().await
+    }
+
+    /// Unseals with the full unseal key (dev mode, tests, the last share).
+    pub async fn unseal_with_key(&self, unseal_key: &[u8]) -> Result<(), LogicalError> {
+        let _g = self.lifecycle.lock().await;
+        if !self.is_sealed() {
+            return Ok(());
+        }
+        let root_key = self
+            .seal
+            .recover_root_key(unseal_key)
+            .await
+            .map_err(|_| LogicalError::invalid("Unseal failed, invalid key: the shares do not combine to this server's unseal key"))?;
+        self.barrier.unseal(&root_key).await.map_err(|e| LogicalError::internal(e.to_string()))?;
+        let root_view: Arc<dyn Storage> = Arc::new(View::new(self.barrier.clone(), ""));
+        if let Err(e) = self.activate(root_view).await {
+            self.seal_now();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Seals at once: drops caches and keys.
+    pub(crate) fn seal_now(&self) {
+        self.sealed.store(true, Ordering::Release);
+        *self.state.write() = None;
+        *self.unseal_progress.lock() = None;
+        self.barrier.seal();
+    }
+
+    pub async fn seal(&self) {
+        let _g = self.lifecycle.lock().await;
+        self.seal_now();
+    }
+
+    async fn health(&self, req: &Request) -> Result<Reply, LogicalError> {
+        let initialized = self.initialized().await?;
+        let sealed = self.is_sealed();
+        let standbyok = matches!(req.data.get("standbyok"), Some(v) if v.as_bool() == Some(true) || v.as_str().map(|s| s.is_empty() || s == "true").unwrap_or(false));
+        let code = if !initialized {
+            query_int(req, "uninitcode", 501)?
+        } else if sealed {
+            query_int(req, "sealedcode", 503)?
+        } else {
+            let _ = standbyok;
+            query_int(req, "activecode", 200)?
+        };
+        let body = json!({
+            "initialized": initialized,
+            "sealed": sealed,
+            "standby": false,
+            "performance_standby": false,
+            "replication_performance_mode": "disabled",
+            "replication_dr_mode": "disabled",
+            "server_time_utc": now(),
+            "version": VERSION,
+            "enterprise": false,
+            "cluster_name": if sealed { Value::Null } else { Value::from(self.cluster_name()) },
+            "cluster_id": if sealed { Value::Null } else { Value::from(self.cluster_id.read().clone()) },
+            "echo_duration_ms": 0,
+            "clock_skew_ms": 0,
+        });
+        Ok(json_reply(code, body))
+    }
+}

@@ -1,0 +1,69 @@
+//! The `sys/` backend, declared as paths like any engine. Its handlers work on
+//! core's own state (mount table, policies, tokens, barrier) rather than on a
+//! mount storage view. One file per group of paths.
+
+use std::sync::{Arc, Weak};
+
+use serde_json::{Map, Value};
+
+use arca_sdk::{Framework, LogicalError, RawResponse, Request, Response, SpecialPaths};
+
+use crate::core::Core;
+
+mod path_capabilities;
+mod path_internal;
+mod path_keys;
+mod path_mounts;
+mod path_policy;
+
+pub(crate) struct Sys {
+    core: Weak<Core>,
+}
+
+impl Sys {
+    pub(crate) fn core(&self) -> Result<Arc<Core>, LogicalError> {
+        self.core.upgrade().ok_or(LogicalError::Sealed)
+    }
+}
+
+pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
+    let mut paths = Vec::new();
+    paths.extend(path_mounts::paths());
+    paths.extend(path_policy::paths());
+    paths.extend(path_capabilities::paths());
+    paths.extend(path_internal::paths());
+    paths.extend(path_keys::paths());
+    Framework::new("system", Sys { core }, paths).with_special_paths(SpecialPaths {
+        root: ["seal", "rotate", "rotate/keyring", "remount", "auth/*", "raw/*", "audit", "audit/*"]
+            .map(String::from)
+            .to_vec(),
+        unauthenticated: ["internal/ui/mounts", "internal/ui/mounts/*"].map(String::from).to_vec(),
+        available_without_leader: vec![],
+        forward_on_standby: vec![],
+    })
+}
+
+/// Vault's legacy `sys/` answers carry the data both in `data` and at the top
+/// level of the body (clients read either).
+pub(crate) fn legacy(req: &Request, data: Map<String, Value>) -> Response {
+    let mut body = Map::new();
+    for (k, v) in &data {
+        body.insert(k.clone(), v.clone());
+    }
+    body.insert("request_id".into(), Value::from(req.id.clone()));
+    body.insert("lease_id".into(), Value::from(""));
+    body.insert("renewable".into(), Value::from(false));
+    body.insert("lease_duration".into(), Value::from(0));
+    body.insert("data".into(), Value::Object(data));
+    body.insert("wrap_info".into(), Value::Null);
+    body.insert("warnings".into(), Value::Null);
+    body.insert("auth".into(), Value::Null);
+    Response {
+        raw: Some(RawResponse {
+            status: 200,
+            content_type: "application/json".into(),
+            body: serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
+        }),
+        ..Default::default()
+    }
+}

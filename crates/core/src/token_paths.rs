@@ -1,0 +1,437 @@
+//! `auth/token/`: create, lookup, renew and revoke tokens.
+//!
+//! Rules (Vault's): a child's policies default to the parent's and must be a
+//! subset of them unless the parent is root; `default` is added unless
+//! `no_default_policy`; a root-policy token created without a TTL never
+//! expires; renewal never extends past the system max TTL or the token's
+//! explicit max TTL, counted from creation; revoking a token revokes its
+//! children (except `revoke-orphan`) and deletes the revoked tokens' cubbyholes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+
+use chrono::{TimeZone, Utc};
+use serde_json::{json, Map, Value};
+
+use arca_sdk::{Auth, Ctx, Field, FieldType, Framework, HandlerResult, LogicalError, Operation, Path, Response, SpecialPaths};
+
+use crate::core::{now, Core, Unsealed};
+use crate::tokens::{effective_ttl, hash_token, new_accessor, new_token_id, TokenEntry};
+
+pub(crate) struct TokenBackend {
+    core: Weak<Core>,
+}
+
+fn rfc3339(t: i64) -> Value {
+    match Utc.timestamp_opt(t, 0).single() {
+        Some(d) => Value::from(d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        None => Value::Null,
+    }
+}
+
+fn auth_of(t: &TokenEntry, id: &str, now_s: i64) -> Auth {
+    Auth {
+        policies: t.policies.clone(),
+        token_policies: t.policies.clone(),
+        metadata: t.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>(),
+        display_name: t.display_name.clone(),
+        ttl: t.ttl_remaining(now_s),
+        max_ttl: t.explicit_max_ttl,
+        period: t.period,
+        explicit_max_ttl: t.explicit_max_ttl,
+        num_uses: t.num_uses,
+        renewable: t.renewable,
+        no_default_policy: false,
+        client_token: id.to_string(),
+        accessor: t.accessor.clone(),
+        orphan: t.orphan(),
+        entity_id: t.entity_id.clone(),
+        token_type: "service".into(),
+    }
+}
+
+impl TokenBackend {
+    fn core(&self) -> Result<(Arc<Core>, Arc<Unsealed>), LogicalError> {
+        let core = self.core.upgrade().ok_or(LogicalError::Sealed)?;
+        let st = core.unsealed()?;
+        Ok((core, st))
+    }
+
+    async fn create(&self, c: Ctx<'_>) -> HandlerResult {
+        let (core, st) = self.core()?;
+        let caller = core.authenticate(&st, c.req.client_token.as_deref()).await?;
+        let orphan_path = c.req.path.starts_with("create-orphan");
+        let no_parent = c.data.bool_or("no_parent", false)?;
+        if let Some(ty) = c.data.get_str("type")? {
+            if !ty.is_empty() && ty != "service" && ty != "default" {
+                return Err(LogicalError::invalid(format!(
+                    "token type {ty:?} is not supported by this server yet; use \"service\""
+                )));
+            }
+        }
+        if no_parent && !orphan_path && !caller.is_root() {
+            let acl = st.policies.acl(&caller.policies).await?;
+            if !acl.check("auth/token/create", "update", None).sudo {
+                return Err(LogicalError::invalid("root or sudo privileges required to create orphan token"));
+            }
+        }
+        let orphan = orphan_path || no_parent;
+
+        let mut policies: Vec<String> = match c.data.get_list("policies")? {
+            Some(p) if !p.is_empty() => p.into_iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect(),
+            _ => caller.policies.clone(),
+        };
+        if !caller.is_root() {
+            let bad: Vec<&String> =
+                policies.iter().filter(|p| *p != "default" && !caller.policies.contains(p)).collect();
+            if !bad.is_empty() {
+                return Err(LogicalError::invalid(format!(
+                    "child policies must be subset of parent: {bad:?} not held by the calling token"
+                )));
+            }
+        }
+        let is_root = policies.iter().any(|p| p == "root");
+        let no_default = c.data.bool_or("no_default_policy", false)?;
+        if !is_root && !no_default && !policies.iter().any(|p| p == "default") {
+            policies.push("default".into());
+        }
+        policies.sort();
+        policies.dedup();
+
+        let num_uses = c.data.get_i64("num_uses")?.unwrap_or(0);
+        if num_uses < 0 {
+            return Err(LogicalError::invalid("number of uses cannot be negative"));
+        }
+        let ttl_req = c.data.get_duration("ttl")?.unwrap_or(0);
+        let explicit_max = c.data.get_duration("explicit_max_ttl")?.unwrap_or(0);
+        let period = c.data.get_duration("period")?.unwrap_or(0);
+        let (mounts_default, mounts_max) = {
+            let router = core.router()?;
+            let r = router.resolve("auth/token/").map(|(r, _)| r.entry.clone());
+            match r {
+                Some(e) => (core.mount_default_ttl(&e), core.mount_max_ttl(&e)),
+                None => (core.config().default_lease_ttl, core.config().max_lease_ttl),
+            }
+        };
+        let ttl = effective_ttl(ttl_req, mounts_default, mounts_max, explicit_max, period, is_root);
+        let mut warnings = Vec::new();
+        if ttl_req > 0 && ttl < ttl_req && period == 0 {
+            warnings.push(format!(
+                "TTL of {ttl_req}s exceeded the effective max_ttl of {ttl}s; TTL value is capped accordingly"
+            ));
+        }
+
+        let id = match c.data.get_str("id")? {
+            Some(id) if !id.is_empty() => {
+                if !caller.is_root() {
+                    return Err(LogicalError::invalid("root or sudo privileges required to specify token id"));
+                }
+                if st.tokens.lookup(&id, now()).await?.is_some() {
+                    return Err(LogicalError::invalid("cannot create a token with a duplicate ID"));
+                }
+                id
+            }
+            _ => new_token_id(),
+        };
+        let display = c.data.get_str("display_name")?.unwrap_or_default();
+        let display_name = if display.is_empty() {
+            "token".to_string()
+        } else {
+            let clean: String = display
+                .chars()
+                .map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '-' })
+                .collect();
+            format!("token-{clean}")
+        };
+        let meta: BTreeMap<String, String> = c
+            .data
+            .get_map("meta")?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map(|s| s.to_string()).unwrap_or_else(|| v.to_string())))
+            .collect();
+        let t = now();
+        let entry = TokenEntry {
+            hash: hash_token(&id),
+            accessor: new_accessor(),
+            policies,
+            parent: if orphan { String::new() } else { caller.hash.clone() },
+            meta,
+            display_name,
+            num_uses,
+            creation_time: t,
+            creation_ttl: ttl,
+            expire_time: if ttl > 0 { t + ttl as i64 } else { 0 },
+            issue_time: t,
+            explicit_max_ttl: explicit_max,
+            period,
+            renewable: c.data.bool_or("renewable", true)? && ttl > 0,
+            path: if orphan_path { "auth/token/create-orphan".into() } else { "auth/token/create".into() },
+            entity_id: String::new(),
+        };
+        st.tokens.create(entry.clone()).await?;
+        Ok(Some(Response { auth: Some(auth_of(&entry, &id, t)), warnings, ..Default::default() }))
+    }
+
+    fn lookup_data(t: &TokenEntry, id: &str, now_s: i64) -> Response {
+        let meta = if t.meta.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(t.meta.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect())
+        };
+        let mut m = json!({
+            "accessor": t.accessor,
+            "creation_time": t.creation_time,
+            "creation_ttl": t.creation_ttl,
+            "display_name": t.display_name,
+            "entity_id": t.entity_id,
+            "expire_time": if t.expire_time == 0 { Value::Null } else { rfc3339(t.expire_time) },
+            "explicit_max_ttl": t.explicit_max_ttl,
+            "id": id,
+            "issue_time": rfc3339(t.creation_time),
+            "meta": meta,
+            "num_uses": t.num_uses,
+            "orphan": t.orphan(),
+            "path": t.path,
+            "policies": t.policies,
+            "renewable": t.renewable,
+            "ttl": t.ttl_remaining(now_s),
+            "type": "service",
+        });
+        if t.period > 0 {
+            m["period"] = Value::from(t.period);
+        }
+        if t.issue_time != t.creation_time {
+            m["last_renewal_time"] = Value::from(t.issue_time);
+            m["last_renewal"] = rfc3339(t.issue_time);
+        }
+        Response::json(m)
+    }
+
+    async fn lookup(&self, c: Ctx<'_>) -> HandlerResult {
+        let (_, st) = self.core()?;
+        let id = c.data.get_str("token")?.unwrap_or_default();
+        if id.is_empty() {
+            return Err(LogicalError::invalid("missing \"token\": give the token to look up"));
+        }
+        let n = now();
+        let t = st.tokens.lookup(&id, n).await?.ok_or(LogicalError::Status { status: 403, message: "bad token".into() })?;
+        Ok(Some(Self::lookup_data(&t, &id, n)))
+    }
+
+    async fn lookup_self(&self, c: Ctx<'_>) -> HandlerResult {
+        let (core, st) = self.core()?;
+        let n = now();
+        let id = c.req.client_token.clone().unwrap_or_default();
+        let t = core.authenticate(&st, Some(&id)).await?;
+        Ok(Some(Self::lookup_data(&t, &id, n)))
+    }
+
+    async fn lookup_accessor(&self, c: Ctx<'_>) -> HandlerResult {
+        let (_, st) = self.core()?;
+        let acc = c.data.get_str("accessor")?.unwrap_or_default();
+        let n = now();
+        let t = st.tokens.lookup_accessor(&acc, n).await?.ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
+        Ok(Some(Self::lookup_data(&t, "", n)))
+    }
+
+    async fn renew_entry(&self, st: &Unsealed, core: &Core, t: &TokenEntry, id: &str, inc: u64) -> HandlerResult {
+        if !t.renewable {
+            return Err(LogicalError::invalid("lease is not renewable"));
+        }
+        let n = now();
+        let router = core.router()?;
+        let max = router
+            .resolve("auth/token/")
+            .map(|(r, _)| core.mount_max_ttl(&r.entry))
+            .unwrap_or(core.config().max_lease_ttl);
+        let mut limit = if max > 0 { t.creation_time + max as i64 } else { i64::MAX };
+        if let Some(hard) = t.hard_limit() {
+            limit = limit.min(hard);
+        }
+        let wanted = if t.period > 0 {
+            t.period
+        } else if inc > 0 {
+            inc
+        } else {
+            t.creation_ttl
+        };
+        let new_expire = (n + wanted as i64).min(limit);
+        let mut warnings = Vec::new();
+        if new_expire < n + wanted as i64 {
+            warnings.push(format!(
+                "TTL of {wanted}s exceeded the effective max_ttl of {}s; TTL value is capped accordingly",
+                (new_expire - n).max(0)
+            ));
+        }
+        let mut e = t.clone();
+        e.expire_time = new_expire;
+        e.issue_time = n;
+        st.tokens.update(e.clone()).await?;
+        Ok(Some(Response { auth: Some(auth_of(&e, id, n)), warnings, ..Default::default() }))
+    }
+
+    async fn renew(&self, c: Ctx<'_>) -> HandlerResult {
+        let (core, st) = self.core()?;
+        let id = c.data.get_str("token")?.unwrap_or_default();
+        let t = st.tokens.lookup(&id, now()).await?.ok_or_else(|| LogicalError::invalid("invalid token"))?;
+        let inc = c.data.get_duration("increment")?.unwrap_or(0);
+        self.renew_entry(&st, &core, &t, &id, inc).await
+    }
+
+    async fn renew_self(&self, c: Ctx<'_>) -> HandlerResult {
+        let (core, st) = self.core()?;
+        let id = c.req.client_token.clone().unwrap_or_default();
+        let t = core.authenticate(&st, Some(&id)).await?;
+        let inc = c.data.get_duration("increment")?.unwrap_or(0);
+        self.renew_entry(&st, &core, &t, &id, inc).await
+    }
+
+    async fn renew_accessor(&self, c: Ctx<'_>) -> HandlerResult {
+        let (core, st) = self.core()?;
+        let acc = c.data.get_str("accessor")?.unwrap_or_default();
+        let t = st.tokens.lookup_accessor(&acc, now()).await?.ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
+        let inc = c.data.get_duration("increment")?.unwrap_or(0);
+        self.renew_entry(&st, &core, &t, "", inc).await
+    }
+
+    async fn revoke(&self, c: Ctx<'_>) -> HandlerResult {
+        let (core, st) = self.core()?;
+        let id = c.data.get_str("token")?.unwrap_or_default();
+        if id.is_empty() {
+            return Err(LogicalError::invalid("missing \"token\": give the token to revoke"));
+        }
+        if let Some(t) = st.tokens.lookup(&id, now()).await? {
+            let revoked = st.tokens.revoke_tree(&t.hash).await?;
+            core.purge_cubbyholes(&revoked).await?;
+        }
+        Ok(None)
+    }
+
+    async fn revoke_self(&self, c: Ctx<'_>) -> HandlerResult {
+        let (core, st) = self.core()?;
+        let t = core.authenticate(&st, c.req.client_token.as_deref()).await?;
+        let revoked = st.tokens.revoke_tree(&t.hash).await?;
+        core.purge_cubbyholes(&revoked).await?;
+        Ok(None)
+    }
+
+    async fn revoke_accessor(&self, c: Ctx<'_>) -> HandlerResult {
+        let (core, st) = self.core()?;
+        let acc = c.data.get_str("accessor")?.unwrap_or_default();
+        let t = st.tokens.lookup_accessor(&acc, now()).await?.ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
+        let revoked = st.tokens.revoke_tree(&t.hash).await?;
+        core.purge_cubbyholes(&revoked).await?;
+        Ok(None)
+    }
+
+    async fn revoke_orphan(&self, c: Ctx<'_>) -> HandlerResult {
+        let (core, st) = self.core()?;
+        let id = c.data.get_str("token")?.unwrap_or_default();
+        let t = st.tokens.lookup(&id, now()).await?.ok_or_else(|| LogicalError::invalid("invalid token"))?;
+        let revoked = st.tokens.revoke_orphan(&t.hash).await?;
+        core.purge_cubbyholes(&revoked).await?;
+        Ok(None)
+    }
+
+    async fn accessors(&self, _c: Ctx<'_>) -> HandlerResult {
+        let (_, st) = self.core()?;
+        Ok(Some(Response::list(st.tokens.accessors().await?)))
+    }
+}
+
+impl Core {
+    /// Deletes the cubbyholes of revoked tokens.
+    pub(crate) async fn purge_cubbyholes(&self, hashes: &[String]) -> Result<(), LogicalError> {
+        let router = self.router()?;
+        let Some((route, _)) = router.resolve("cubbyhole/") else { return Ok(()) };
+        for h in hashes {
+            self.purge_prefix(&format!("{}{h}/", route.entry.storage_prefix(false))).await?;
+        }
+        Ok(())
+    }
+}
+
+fn token_field() -> Field {
+    Field::new("token", FieldType::String, "The token.")
+}
+
+fn increment_field() -> Field {
+    Field::new("increment", FieldType::Duration, "The requested TTL extension.").default(0)
+}
+
+pub(crate) fn backend(core: Weak<Core>) -> Framework<TokenBackend> {
+    let create_fields = |p: Path<TokenBackend>| {
+        p.field(Field::new("role_name", FieldType::String, "Token role (not supported yet)."))
+            .field(Field::new("id", FieldType::String, "Token id to use (root only)."))
+            .field(Field::new("policies", FieldType::CommaStringSlice, "Policies of the new token."))
+            .field(Field::new("meta", FieldType::StringMap, "Metadata of the new token."))
+            .field(Field::new("no_parent", FieldType::Bool, "Create an orphan token."))
+            .field(Field::new("no_default_policy", FieldType::Bool, "Leave out the default policy."))
+            .field(Field::new("renewable", FieldType::Bool, "Whether the token can be renewed.").default(true))
+            .field(Field::new("ttl", FieldType::Duration, "Initial TTL."))
+            .field(Field::new("type", FieldType::String, "Token type (service)."))
+            .field(Field::new("explicit_max_ttl", FieldType::Duration, "Hard limit on the token's life."))
+            .field(Field::new("display_name", FieldType::String, "Display name."))
+            .field(Field::new("num_uses", FieldType::Int, "Maximum number of uses (0 = unlimited)."))
+            .field(Field::new("period", FieldType::Duration, "Renewal period for a periodic token."))
+            .field(Field::new("entity_alias", FieldType::String, "Accepted for compatibility."))
+            .field(Field::new("lease", FieldType::Duration, "Deprecated alias of ttl."))
+            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.create(c)))
+    };
+    let paths = vec![
+        create_fields(Path::new("create-orphan")).help("Create an orphan token."),
+        create_fields(Path::new("create")).help("Create a child token of the calling token."),
+        Path::new("lookup")
+            .field(token_field())
+            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.lookup(c)))
+            .op(Operation::Read, |b: &TokenBackend, c| Box::pin(b.lookup(c)))
+            .help("Look up a token's properties."),
+        Path::new("lookup-self")
+            .field(token_field())
+            .op(Operation::Read, |b: &TokenBackend, c| Box::pin(b.lookup_self(c)))
+            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.lookup_self(c)))
+            .help("Look up the calling token."),
+        Path::new("lookup-accessor")
+            .field(Field::new("accessor", FieldType::String, "Accessor of the token."))
+            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.lookup_accessor(c)))
+            .help("Look up a token by accessor; the id is not returned."),
+        Path::new("renew")
+            .field(token_field())
+            .field(increment_field())
+            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.renew(c)))
+            .help("Renew a token."),
+        Path::new("renew-self")
+            .field(token_field())
+            .field(increment_field())
+            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.renew_self(c)))
+            .help("Renew the calling token."),
+        Path::new("renew-accessor")
+            .field(Field::new("accessor", FieldType::String, "Accessor of the token."))
+            .field(increment_field())
+            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.renew_accessor(c)))
+            .help("Renew a token by accessor."),
+        Path::new("revoke")
+            .field(token_field())
+            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.revoke(c)))
+            .help("Revoke a token and its children."),
+        Path::new("revoke-self")
+            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.revoke_self(c)))
+            .help("Revoke the calling token and its children."),
+        Path::new("revoke-accessor")
+            .field(Field::new("accessor", FieldType::String, "Accessor of the token."))
+            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.revoke_accessor(c)))
+            .help("Revoke a token by accessor, with its children."),
+        Path::new("revoke-orphan")
+            .field(token_field())
+            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.revoke_orphan(c)))
+            .help("Revoke a token; its children become orphans."),
+        Path::new("accessors/?")
+            .op(Operation::List, |b: &TokenBackend, c| Box::pin(b.accessors(c)))
+            .help("List token accessors."),
+    ];
+    Framework::new("token", TokenBackend { core }, paths).with_special_paths(SpecialPaths {
+        root: vec!["revoke-orphan".into(), "accessors/".into(), "accessors".into()],
+        ..Default::default()
+    })
+}

@@ -1,0 +1,373 @@
+//! The token store.
+//!
+//! Invariants:
+//! - A token's id is never stored, not even encrypted: entries are keyed by the
+//!   SHA-256 of the id (`id/<hash>`), so a stolen disk yields no usable token.
+//!   Lookups hash the presented token and compare hashes in constant time.
+//! - `accessor/<accessor>` maps an accessor to the id hash; `parent/<parent
+//!   hash>/<child hash>` indexes children so revoking a token revokes its tree.
+//! - A token whose TTL or explicit max TTL has passed, or whose uses are spent,
+//!   is treated as absent.
+//! - Every token carries `default` unless created with `no_default_policy`;
+//!   root tokens carry only `root`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use arca_sdk::storage::{get_json, json_op};
+use arca_sdk::{LogicalError, Storage, StorageOp};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TokenEntry {
+    /// SHA-256 (hex) of the token id.
+    pub hash: String,
+    pub accessor: String,
+    pub policies: Vec<String>,
+    /// Hash of the parent token; empty for orphans.
+    #[serde(default)]
+    pub parent: String,
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    pub display_name: String,
+    /// Remaining uses; 0 = unlimited.
+    #[serde(default)]
+    pub num_uses: i64,
+    /// Unix seconds.
+    pub creation_time: i64,
+    /// TTL in seconds at creation (0 = never expires).
+    pub creation_ttl: u64,
+    /// Unix seconds of expiry; 0 = never.
+    #[serde(default)]
+    pub expire_time: i64,
+    /// Unix seconds of the last renewal (or creation).
+    pub issue_time: i64,
+    #[serde(default)]
+    pub explicit_max_ttl: u64,
+    #[serde(default)]
+    pub period: u64,
+    #[serde(default)]
+    pub renewable: bool,
+    pub path: String,
+    #[serde(default)]
+    pub entity_id: String,
+}
+
+impl TokenEntry {
+    pub fn is_root(&self) -> bool {
+        self.policies.iter().any(|p| p == "root")
+    }
+    pub fn orphan(&self) -> bool {
+        self.parent.is_empty()
+    }
+    pub fn expired(&self, now: i64) -> bool {
+        self.expire_time != 0 && now >= self.expire_time
+    }
+    /// Seconds left, 0 for tokens without expiry.
+    pub fn ttl_remaining(&self, now: i64) -> u64 {
+        if self.expire_time == 0 {
+            0
+        } else {
+            (self.expire_time - now).max(0) as u64
+        }
+    }
+    /// The absolute limit set by explicit_max_ttl, if any.
+    pub fn hard_limit(&self) -> Option<i64> {
+        (self.explicit_max_ttl > 0).then(|| self.creation_time + self.explicit_max_ttl as i64)
+    }
+}
+
+pub fn hash_token(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn random_base62(n: usize) -> String {
+    let mut rng = rand::rngs::OsRng;
+    (0..n).map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char).collect()
+}
+
+/// A new service token id (`hvs.` + 24 base62 characters, like Vault).
+pub fn new_token_id() -> String {
+    format!("hvs.{}", random_base62(24))
+}
+
+pub fn new_accessor() -> String {
+    random_base62(24)
+}
+
+/// The TTL a new or renewed token gets, Vault's rules:
+/// requested (or the default) capped by the max (system/mount) and by the
+/// explicit max; periodic tokens get their period (capped by explicit max only).
+/// Returns seconds; 0 means "never expires" (root tokens without a TTL).
+pub fn effective_ttl(requested: u64, default_ttl: u64, max_ttl: u64, explicit_max: u64, period: u64, root_no_ttl: bool) -> u64 {
+    if period > 0 {
+        return if explicit_max > 0 { period.min(explicit_max) } else { period };
+    }
+    if root_no_ttl && requested == 0 && explicit_max == 0 {
+        return 0;
+    }
+    let mut ttl = if requested > 0 { requested } else { default_ttl };
+    if max_ttl > 0 && ttl > max_ttl {
+        ttl = max_ttl;
+    }
+    if explicit_max > 0 && (ttl == 0 || ttl > explicit_max) {
+        ttl = explicit_max;
+    }
+    ttl
+}
+
+/// Persistent tokens with an in-memory cache of entries by hash.
+pub struct TokenStore {
+    storage: Arc<dyn Storage>,
+    cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+}
+
+impl TokenStore {
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        TokenStore { storage, cache: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn clear_cache(&self) {
+        self.cache.write().clear();
+    }
+
+    /// Forget a cached entry (a replicated write changed it).
+    pub fn invalidate(&self, hash: &str) {
+        self.cache.write().remove(hash);
+    }
+
+    async fn load(&self, hash: &str) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+        if let Some(e) = self.cache.read().get(hash) {
+            return Ok(Some(e.clone()));
+        }
+        let e: Option<TokenEntry> = get_json(self.storage.as_ref(), &format!("id/{hash}")).await?;
+        Ok(e.map(|e| {
+            let e = Arc::new(e);
+            self.cache.write().insert(hash.to_string(), e.clone());
+            e
+        }))
+    }
+
+    /// Looks up a live token by id. Expired or spent tokens are `None`.
+    pub async fn lookup(&self, id: &str, now: i64) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+        if id.is_empty() {
+            return Ok(None);
+        }
+        let h = hash_token(id);
+        let e = match self.load(&h).await? {
+            Some(e) => e,
+            None => return Ok(None),
+        };
+        if !bool::from(e.hash.as_bytes().ct_eq(h.as_bytes())) || e.expired(now) {
+            return Ok(None);
+        }
+        Ok(Some(e))
+    }
+
+    pub async fn lookup_hash(&self, hash: &str, now: i64) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+        Ok(self.load(hash).await?.filter(|e| !e.expired(now)))
+    }
+
+    pub async fn lookup_accessor(&self, accessor: &str, now: i64) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+        if accessor.is_empty() || accessor.contains('/') {
+            return Ok(None);
+        }
+        let h: Option<String> = get_json(self.storage.as_ref(), &format!("accessor/{accessor}")).await?;
+        match h {
+            Some(h) => self.lookup_hash(&h, now).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a new token (entry, accessor index, parent index) atomically.
+    pub async fn create(&self, entry: TokenEntry) -> Result<(), LogicalError> {
+        let mut ops = vec![
+            json_op(&format!("id/{}", entry.hash), &entry)?,
+            json_op(&format!("accessor/{}", entry.accessor), &entry.hash)?,
+        ];
+        if !entry.parent.is_empty() {
+            ops.push(StorageOp::Put(format!("parent/{}/{}", entry.parent, entry.hash), vec![]));
+        }
+        self.storage.batch(ops).await?;
+        self.cache.write().insert(entry.hash.clone(), Arc::new(entry));
+        Ok(())
+    }
+
+    /// Rewrites an existing entry (renewal, use counting).
+    pub async fn update(&self, entry: TokenEntry) -> Result<(), LogicalError> {
+        self.storage.batch(vec![json_op(&format!("id/{}", entry.hash), &entry)?]).await?;
+        self.cache.write().insert(entry.hash.clone(), Arc::new(entry));
+        Ok(())
+    }
+
+    /// Consumes one use; revokes the token when it was the last one.
+    /// Returns false when the token had no use left.
+    pub async fn use_token(&self, entry: &TokenEntry) -> Result<bool, LogicalError> {
+        if entry.num_uses == 0 {
+            return Ok(true);
+        }
+        let current = match self.load(&entry.hash).await? {
+            Some(e) => e,
+            None => return Ok(false),
+        };
+        if current.num_uses <= 0 {
+            return Ok(false);
+        }
+        if current.num_uses == 1 {
+            self.revoke_tree(&current.hash).await?;
+        } else {
+            let mut e = (*current).clone();
+            e.num_uses -= 1;
+            self.update(e).await?;
+        }
+        Ok(true)
+    }
+
+    async fn children(&self, hash: &str) -> Result<Vec<String>, LogicalError> {
+        let keys = self.storage.list(&format!("parent/{hash}/")).await?;
+        Ok(keys.into_iter().filter(|k| !k.ends_with('/')).collect())
+    }
+
+    async fn delete_one(&self, hash: &str) -> Result<Option<TokenEntry>, LogicalError> {
+        let e: Option<TokenEntry> = get_json(self.storage.as_ref(), &format!("id/{hash}")).await?;
+        let mut ops = vec![StorageOp::Delete(format!("id/{hash}"))];
+        if let Some(e) = &e {
+            ops.push(StorageOp::Delete(format!("accessor/{}", e.accessor)));
+            if !e.parent.is_empty() {
+                ops.push(StorageOp::Delete(format!("parent/{}/{hash}", e.parent)));
+            }
+        }
+        self.storage.batch(ops).await?;
+        self.cache.write().remove(hash);
+        Ok(e)
+    }
+
+    /// Revokes a token and all its descendants. Returns the revoked hashes.
+    pub async fn revoke_tree(&self, hash: &str) -> Result<Vec<String>, LogicalError> {
+        // Depth-first: children before parents, so a crash midway leaves
+        // no child whose parent is gone.
+        let mut order = Vec::new();
+        let mut stack = vec![hash.to_string()];
+        while let Some(h) = stack.pop() {
+            for c in self.children(&h).await? {
+                stack.push(c);
+            }
+            order.push(h);
+        }
+        for h in order.iter().rev() {
+            self.delete_one(h).await?;
+        }
+        Ok(order)
+    }
+
+    /// Revokes only this token; its children become orphans.
+    pub async fn revoke_orphan(&self, hash: &str) -> Result<Vec<String>, LogicalError> {
+        for c in self.children(hash).await? {
+            if let Some(e) = get_json::<TokenEntry>(self.storage.as_ref(), &format!("id/{c}")).await? {
+                let mut e = e;
+                e.parent.clear();
+                self.storage
+                    .batch(vec![
+                        json_op(&format!("id/{c}"), &e)?,
+                        StorageOp::Delete(format!("parent/{hash}/{c}")),
+                    ])
+                    .await?;
+                self.cache.write().remove(&c);
+            }
+        }
+        self.delete_one(hash).await?;
+        Ok(vec![hash.to_string()])
+    }
+
+    /// All accessors (for `auth/token/accessors`).
+    pub async fn accessors(&self) -> Result<Vec<String>, LogicalError> {
+        Ok(self.storage.list("accessor/").await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arca_sdk::testing::InmemStorage;
+
+    fn entry(id: &str, parent: &str, uses: i64) -> TokenEntry {
+        TokenEntry {
+            hash: hash_token(id),
+            accessor: format!("acc-{id}"),
+            policies: vec!["default".into()],
+            parent: if parent.is_empty() { String::new() } else { hash_token(parent) },
+            meta: BTreeMap::new(),
+            display_name: "token".into(),
+            num_uses: uses,
+            creation_time: 100,
+            creation_ttl: 60,
+            expire_time: 160,
+            issue_time: 100,
+            explicit_max_ttl: 0,
+            period: 0,
+            renewable: true,
+            path: "auth/token/create".into(),
+            entity_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn ttl_rules() {
+        // default applies, capped by max and explicit max
+        assert_eq!(effective_ttl(0, 3600, 7200, 0, 0, false), 3600);
+        assert_eq!(effective_ttl(10_000, 3600, 7200, 0, 0, false), 7200);
+        assert_eq!(effective_ttl(10_000, 3600, 7200, 60, 0, false), 60);
+        // periodic tokens get their period
+        assert_eq!(effective_ttl(0, 3600, 7200, 0, 30, false), 30);
+        // root tokens without a TTL never expire
+        assert_eq!(effective_ttl(0, 3600, 7200, 0, 0, true), 0);
+        assert_eq!(effective_ttl(50, 3600, 7200, 0, 0, true), 50);
+    }
+
+    #[tokio::test]
+    async fn revoking_a_parent_revokes_children_not_orphans() {
+        let s = TokenStore::new(Arc::new(InmemStorage::new()));
+        s.create(entry("p", "", 0)).await.unwrap();
+        s.create(entry("c1", "p", 0)).await.unwrap();
+        s.create(entry("g1", "c1", 0)).await.unwrap();
+        s.create(entry("o", "", 0)).await.unwrap();
+        s.revoke_tree(&hash_token("p")).await.unwrap();
+        for id in ["p", "c1", "g1"] {
+            assert!(s.lookup(id, 120).await.unwrap().is_none(), "{id} should be revoked");
+        }
+        assert!(s.lookup("o", 120).await.unwrap().is_some());
+        assert!(s.lookup_accessor("acc-c1", 120).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn revoke_orphan_keeps_children() {
+        let s = TokenStore::new(Arc::new(InmemStorage::new()));
+        s.create(entry("p", "", 0)).await.unwrap();
+        s.create(entry("c", "p", 0)).await.unwrap();
+        s.revoke_orphan(&hash_token("p")).await.unwrap();
+        let c = s.lookup("c", 120).await.unwrap().unwrap();
+        assert!(c.orphan());
+    }
+
+    #[tokio::test]
+    async fn expiry_and_use_counts() {
+        let s = TokenStore::new(Arc::new(InmemStorage::new()));
+        s.create(entry("t", "", 2)).await.unwrap();
+        assert!(s.lookup("t", 159).await.unwrap().is_some());
+        assert!(s.lookup("t", 160).await.unwrap().is_none(), "expired at expire_time");
+        let e = s.lookup("t", 120).await.unwrap().unwrap();
+        assert!(s.use_token(&e).await.unwrap());
+        let e = s.lookup("t", 120).await.unwrap().unwrap();
+        assert_eq!(e.num_uses, 1);
+        assert!(s.use_token(&e).await.unwrap());
+        assert!(s.lookup("t", 120).await.unwrap().is_none(), "last use revokes");
+        assert!(s.lookup("", 120).await.unwrap().is_none());
+    }
+}

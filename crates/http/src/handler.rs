@@ -1,0 +1,247 @@
+//! Request decoding and Vault's response envelope.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response as HttpResponse;
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+use arca_core::{Core, Reply};
+use arca_sdk::{LogicalError, Operation, Request};
+
+use crate::error::{body_of, status_of};
+
+/// Vault's default `max_request_size`.
+pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+
+pub fn app(core: Arc<Core>) -> Router {
+    Router::new()
+        .route("/v1/{*path}", axum::routing::any(handle))
+        .route("/v1/", axum::routing::any(handle))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .with_state(core)
+}
+
+async fn not_found() -> HttpResponse {
+    json_response(404, &json!({ "errors": [] }))
+}
+
+fn json_response(status: u16, v: &Value) -> HttpResponse {
+    HttpResponse::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(serde_json::to_vec(v).unwrap_or_default()))
+        .unwrap()
+}
+
+fn error_response(e: &LogicalError) -> HttpResponse {
+    json_response(status_of(e), &body_of(e))
+}
+
+fn token_of(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        return Some(t.trim().to_string());
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(|t| t.trim().to_string())
+}
+
+fn parse_query(q: Option<&str>) -> Map<String, Value> {
+    let mut m = Map::new();
+    if let Some(q) = q {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            m.insert(k.into_owned(), Value::String(v.into_owned()));
+        }
+    }
+    m
+}
+
+fn truthy(v: Option<&Value>) -> bool {
+    matches!(v.and_then(|v| v.as_str()), Some("true") | Some("1") | Some("t"))
+}
+
+async fn handle(State(core): State<Arc<Core>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> HttpResponse {
+    let path = uri.path().strip_prefix("/v1/").unwrap_or("").to_string();
+    let path = match percent_decode(&path) {
+        Some(p) => p,
+        None => return error_response(&LogicalError::invalid("path is not valid UTF-8 after percent-decoding")),
+    };
+    if headers.contains_key("x-vault-wrap-ttl") {
+        return error_response(&LogicalError::invalid(
+            "response wrapping (X-Vault-Wrap-TTL) is not supported by this server yet",
+        ));
+    }
+    let mut query = parse_query(uri.query());
+    let is_list_query = truthy(query.get("list"));
+    query.remove("list");
+    let head = method == Method::HEAD;
+    let op = match method.as_str() {
+        "GET" | "HEAD" if is_list_query => Operation::List,
+        "GET" | "HEAD" => Operation::Read,
+        "LIST" => Operation::List,
+        "POST" | "PUT" => Operation::Update,
+        "DELETE" => Operation::Delete,
+        "PATCH" => Operation::Patch,
+        _ => return error_response(&LogicalError::UnsupportedOperation),
+    };
+    if op == Operation::Patch {
+        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !ct.starts_with("application/merge-patch+json") {
+            return json_response(
+                415,
+                &json!({ "errors": [format!("PATCH requires Content-Type: application/merge-patch+json, got {ct:?}")] }),
+            );
+        }
+    }
+    let data = if matches!(op, Operation::Update | Operation::Patch) || (!body.is_empty() && op != Operation::Read) {
+        if body.iter().all(|b| b.is_ascii_whitespace()) {
+            Map::new()
+        } else {
+            match serde_json::from_slice::<Value>(&body) {
+                Ok(Value::Object(m)) => m,
+                Ok(Value::Null) => Map::new(),
+                Ok(_) => return error_response(&LogicalError::invalid("request body must be a JSON object")),
+                Err(e) => return error_response(&LogicalError::invalid(format!("failed to parse JSON input: {e}"))),
+            }
+        }
+    } else {
+        query
+    };
+    let mut path = path;
+    if op == Operation::List && !path.ends_with('/') {
+        path.push('/');
+    }
+    let mut req = Request::new(op, path);
+    req.id = uuid::Uuid::new_v4().to_string();
+    req.data = data;
+    req.client_token = token_of(&headers);
+    for name in ["content-type", "x-vault-request", "x-vault-inconsistent", "x-arca-consistency"] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            req.headers.insert(name.to_string(), v.to_string());
+        }
+    }
+    let request_id = req.id.clone();
+    let resp = match core.handle(req).await {
+        Ok(reply) => render(reply, &request_id),
+        Err(e) => error_response(&e),
+    };
+    if head {
+        let (parts, _) = resp.into_parts();
+        return HttpResponse::from_parts(parts, Body::empty());
+    }
+    resp
+}
+
+fn percent_decode(p: &str) -> Option<String> {
+    if !p.contains('%') {
+        return Some(p.to_string());
+    }
+    let bytes = p.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let h = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+            match u8::from_str_radix(h, 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(bytes[i]),
+            }
+        } else {
+            out.push(bytes[i]);
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn render(reply: Reply, request_id: &str) -> HttpResponse {
+    let Some(resp) = reply.response else {
+        return HttpResponse::builder()
+            .status(StatusCode::NO_CONTENT)
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::empty())
+            .unwrap();
+    };
+    if let Some(raw) = resp.raw {
+        return HttpResponse::builder()
+            .status(raw.status)
+            .header(header::CONTENT_TYPE, raw.content_type)
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::from(raw.body))
+            .unwrap();
+    }
+    if resp.data.is_none() && resp.auth.is_none() && resp.warnings.is_empty() && reply.lease_duration == 0 {
+        return HttpResponse::builder()
+            .status(resp.status.unwrap_or(204))
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::empty())
+            .unwrap();
+    }
+    let auth = resp.auth.map(|a| {
+        let metadata = if a.metadata.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(a.metadata.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+        };
+        json!({
+            "client_token": a.client_token,
+            "accessor": a.accessor,
+            "policies": a.policies,
+            "token_policies": a.token_policies,
+            "metadata": metadata,
+            "lease_duration": a.ttl,
+            "renewable": a.renewable,
+            "entity_id": a.entity_id,
+            "token_type": a.token_type,
+            "orphan": a.orphan,
+            "mfa_requirement": null,
+            "num_uses": a.num_uses,
+        })
+    });
+    let body = json!({
+        "request_id": request_id,
+        "lease_id": reply.lease_id,
+        "renewable": reply.renewable,
+        "lease_duration": reply.lease_duration,
+        "data": resp.data.map(Value::Object).unwrap_or(Value::Null),
+        "wrap_info": null,
+        "warnings": if resp.warnings.is_empty() { Value::Null } else { Value::from(resp.warnings) },
+        "auth": auth.unwrap_or(Value::Null),
+        "mount_type": reply.mount_type,
+    });
+    json_response(resp.status.unwrap_or(200), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b").unwrap(), "a b");
+        assert_eq!(percent_decode("caf%C3%A9").unwrap(), "café");
+        assert_eq!(percent_decode("plain").unwrap(), "plain");
+        assert_eq!(percent_decode("x%2").unwrap(), "x%2");
+    }
+
+    #[test]
+    fn bearer_and_vault_token_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(token_of(&h).unwrap(), "abc");
+        h.insert("x-vault-token", "xyz".parse().unwrap());
+        assert_eq!(token_of(&h).unwrap(), "xyz");
+    }
+}
