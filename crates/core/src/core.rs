@@ -96,6 +96,7 @@ pub(crate) struct Unsealed {
 }
 
 pub struct Core {
+    #[allow(dead_code)] // kept for HA: raft status and snapshots read it
     pub(crate) physical: Arc<dyn PhysicalBackend>,
     pub(crate) barrier: Arc<Barrier>,
     pub(crate) seal: Seal,
@@ -198,13 +199,23 @@ impl Core {
             if matches_special(&special.root, &rel) && !d.sudo {
                 return Err(LogicalError::PermissionDenied);
             }
-            if !st.tokens.use_token(t).await? {
-                return Err(LogicalError::PermissionDenied);
+        }
+        let mut last_use = None;
+        if let (Some(t), false) = (&token, matches_special(&special.unauthenticated, &rel)) {
+            match st.tokens.use_token(t).await? {
+                None => return Err(LogicalError::PermissionDenied),
+                Some(true) => last_use = Some(t.hash.clone()),
+                Some(false) => {}
             }
         }
 
         let op = req.operation;
-        let resp = route.backend.handle(&req, storage.as_ref()).await?;
+        let result = route.backend.handle(&req, storage.as_ref()).await;
+        if let Some(h) = last_use {
+            let revoked = st.tokens.revoke_tree(&h).await?;
+            self.purge_cubbyholes(&revoked).await?;
+        }
+        let resp = result?;
         let mut reply = Reply { mount_type: route.entry.kind.clone(), ..Default::default() };
         match resp {
             None if op == Operation::Read => return Err(LogicalError::NotFound),

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 
 use chrono::{TimeZone, Utc};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use arca_sdk::{Auth, Ctx, Field, FieldType, Framework, HandlerResult, LogicalError, Operation, Path, Response, SpecialPaths};
 

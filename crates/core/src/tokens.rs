@@ -207,27 +207,29 @@ impl TokenStore {
         Ok(())
     }
 
-    /// Consumes one use; revokes the token when it was the last one.
-    /// Returns false when the token had no use left.
-    pub async fn use_token(&self, entry: &TokenEntry) -> Result<bool, LogicalError> {
+    /// Consumes one use. Returns `Some(true)` when this was the token's last
+    /// use (the caller revokes it once the request is done, as Vault does),
+    /// `Some(false)` for an ordinary use and `None` when no use was left.
+    pub async fn use_token(&self, entry: &TokenEntry) -> Result<Option<bool>, LogicalError> {
         if entry.num_uses == 0 {
-            return Ok(true);
+            return Ok(Some(false));
         }
         let current = match self.load(&entry.hash).await? {
             Some(e) => e,
-            None => return Ok(false),
+            None => return Ok(None),
         };
         if current.num_uses <= 0 {
-            return Ok(false);
+            return Ok(None);
         }
-        if current.num_uses == 1 {
-            self.revoke_tree(&current.hash).await?;
-        } else {
-            let mut e = (*current).clone();
-            e.num_uses -= 1;
-            self.update(e).await?;
+        let mut e = (*current).clone();
+        e.num_uses -= 1;
+        let last = e.num_uses == 0;
+        if last {
+            // -1 marks a token whose last use is in flight: no further use.
+            e.num_uses = -1;
         }
-        Ok(true)
+        self.update(e).await?;
+        Ok(Some(last))
     }
 
     async fn children(&self, hash: &str) -> Result<Vec<String>, LogicalError> {
@@ -363,11 +365,12 @@ mod tests {
         assert!(s.lookup("t", 159).await.unwrap().is_some());
         assert!(s.lookup("t", 160).await.unwrap().is_none(), "expired at expire_time");
         let e = s.lookup("t", 120).await.unwrap().unwrap();
-        assert!(s.use_token(&e).await.unwrap());
+        assert_eq!(s.use_token(&e).await.unwrap(), Some(false));
         let e = s.lookup("t", 120).await.unwrap().unwrap();
         assert_eq!(e.num_uses, 1);
-        assert!(s.use_token(&e).await.unwrap());
-        assert!(s.lookup("t", 120).await.unwrap().is_none(), "last use revokes");
+        assert_eq!(s.use_token(&e).await.unwrap(), Some(true), "the last use is reported");
+        let e = s.lookup("t", 120).await.unwrap().unwrap();
+        assert_eq!(s.use_token(&e).await.unwrap(), None, "no use is left");
         assert!(s.lookup("", 120).await.unwrap().is_none());
     }
 }
