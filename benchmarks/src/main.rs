@@ -1,1 +1,1066 @@
-fn main() {}
+//! `arca-bench`: the same KV v2 load against `arca server -dev` and
+//! `bao server -dev` (OpenBao), one after the other, on this machine.
+//!
+//! ```text
+//! arca-bench kv [--servers arca,openbao] [--concurrency 32] [--duration 10s]
+//!               [--payload-bytes 64] [--client-threads 1]
+//!               [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
+//! ```
+//!
+//! For each server: start it in dev mode on its own loopback port, wait for
+//! `sys/health` and for `secret/` to accept writes, then
+//! 1. write phase: `--concurrency` keep-alive HTTP/1.1 connections, each in
+//!    a loop `PUT /v1/secret/data/bench-<n>` (`{"data":{"value":..,"n":..}}`,
+//!    n from one shared counter) for `--duration`;
+//! 2. read phase: the same connections `GET /v1/secret/data/bench-<k>` with
+//!    k uniformly random among the keys written, for `--duration`.
+//!
+//! Latency is measured per request (send to last body byte). The server's
+//! VmHWM/VmRSS (`/proc/<pid>/status`) is sampled every 100 ms, and its CPU
+//! time (`/proc/<pid>/stat`) is read around each phase. Results: a markdown
+//! table on stdout, `kv-latest.json` / `kv-latest.md` (and a timestamped
+//! JSON copy) in `--out-dir` (default `$CARGO_TARGET_DIR/arca-bench`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+
+const ROOT_TOKEN: &str = "arca-bench-root";
+
+#[derive(Clone, Debug)]
+struct Config {
+    servers: Vec<ServerKind>,
+    concurrency: usize,
+    duration: Duration,
+    payload_bytes: usize,
+    client_threads: usize,
+    arca_bin: Option<PathBuf>,
+    bao_bin: String,
+    arca_port: u16,
+    bao_port: u16,
+    out_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum ServerKind {
+    Arca,
+    OpenBao,
+}
+
+impl ServerKind {
+    fn name(self) -> &'static str {
+        match self {
+            ServerKind::Arca => "arca",
+            ServerKind::OpenBao => "openbao",
+        }
+    }
+}
+
+const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrency 32] \
+[--duration 10s] [--payload-bytes 64] [--client-threads 1] [--arca-bin PATH] \
+[--bao-bin bao] [--arca-port 18200] [--bao-port 18300] [--out-dir DIR]";
+
+/// `10s`, `500ms`, `2m`, or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration> {
+    let s = s.trim();
+    let (num, mult_ms) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000.0)
+    } else {
+        (s, 1000.0)
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| anyhow!("bad duration {s:?} (use e.g. 10s, 500ms, 2m)"))?;
+    if v.is_nan() || v <= 0.0 {
+        bail!("duration must be positive: {s:?}");
+    }
+    Ok(Duration::from_micros((v * mult_ms * 1000.0) as u64))
+}
+
+fn parse_args(args: &[String]) -> Result<Config> {
+    let mut it = args.iter();
+    match it.next().map(String::as_str) {
+        Some("kv") => {}
+        Some("-h") | Some("--help") | None => bail!("{USAGE}"),
+        Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
+    }
+    let mut c = Config {
+        servers: vec![ServerKind::Arca, ServerKind::OpenBao],
+        concurrency: 32,
+        duration: Duration::from_secs(10),
+        payload_bytes: 64,
+        client_threads: 1,
+        arca_bin: std::env::var_os("ARCA_BIN").map(PathBuf::from),
+        bao_bin: std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()),
+        arca_port: 18200,
+        bao_port: 18300,
+        out_dir: None,
+    };
+    while let Some(flag) = it.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (flag.clone(), None),
+        };
+        let mut value = || -> Result<String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| anyhow!("{name} needs a value\n{USAGE}")),
+            }
+        };
+        match name.as_str() {
+            "--servers" => {
+                let mut v = Vec::new();
+                for s in value()?.split(',') {
+                    v.push(match s.trim() {
+                        "arca" => ServerKind::Arca,
+                        "openbao" | "bao" => ServerKind::OpenBao,
+                        other => bail!("unknown server {other:?} (arca, openbao)"),
+                    });
+                }
+                v.sort();
+                v.dedup();
+                if v.is_empty() {
+                    bail!("--servers is empty");
+                }
+                c.servers = v;
+            }
+            "--concurrency" | "-c" => c.concurrency = value()?.parse().context("--concurrency")?,
+            "--duration" | "-d" => c.duration = parse_duration(&value()?)?,
+            "--payload-bytes" => c.payload_bytes = value()?.parse().context("--payload-bytes")?,
+            "--client-threads" => {
+                c.client_threads = value()?.parse().context("--client-threads")?
+            }
+            "--arca-bin" => c.arca_bin = Some(PathBuf::from(value()?)),
+            "--bao-bin" => c.bao_bin = value()?,
+            "--arca-port" => c.arca_port = value()?.parse().context("--arca-port")?,
+            "--bao-port" => c.bao_port = value()?.parse().context("--bao-port")?,
+            "--out-dir" => c.out_dir = Some(PathBuf::from(value()?)),
+            "-h" | "--help" => bail!("{USAGE}"),
+            other => bail!("unknown flag {other:?}\n{USAGE}"),
+        }
+    }
+    if c.concurrency == 0 || c.client_threads == 0 {
+        bail!("--concurrency and --client-threads must be at least 1");
+    }
+    Ok(c)
+}
+
+/// The `arca` binary: `--arca-bin`/`$ARCA_BIN`, else next to this binary
+/// (same target directory), else `arca` on PATH.
+fn arca_bin(c: &Config) -> PathBuf {
+    if let Some(p) = &c.arca_bin {
+        return p.clone();
+    }
+    if let Ok(me) = std::env::current_exe() {
+        let sibling = me.with_file_name("arca");
+        if sibling.is_file() {
+            return sibling;
+        }
+    }
+    PathBuf::from("arca")
+}
+
+fn default_out_dir() -> PathBuf {
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(t).join("arca-bench");
+    }
+    // <target>/release/arca-bench -> <target>/arca-bench
+    if let Ok(me) = std::env::current_exe() {
+        if let Some(target) = me.parent().and_then(Path::parent) {
+            return target.join("arca-bench");
+        }
+    }
+    PathBuf::from("arca-bench-results")
+}
+
+// ---------------------------------------------------------------- /proc --
+
+/// A `kB` field of `/proc/<pid>/status` (VmHWM, VmRSS), in KiB.
+fn proc_status_kib(status: &str, field: &str) -> Option<u64> {
+    status.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+fn read_mem(pid: u32) -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some((proc_status_kib(&s, "VmHWM")?, proc_status_kib(&s, "VmRSS")?))
+}
+
+/// utime + stime of `/proc/<pid>/stat`, in clock ticks.
+fn parse_proc_stat_ticks(stat: &str) -> Option<u64> {
+    // The command name is in parentheses and may contain spaces.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // After ")": state(0) ppid(1) ... utime is field 14 overall => index 11.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn cpu_seconds(pid: u32, ticks: f64) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(parse_proc_stat_ticks(&s)? as f64 / ticks)
+}
+
+/// Samples VmHWM/VmRSS every 100 ms until stopped.
+struct MemSampler {
+    stop: Arc<AtomicBool>,
+    peak_hwm: Arc<AtomicU64>,
+    peak_rss: Arc<AtomicU64>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MemSampler {
+    fn start(pid: u32) -> MemSampler {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak_hwm = Arc::new(AtomicU64::new(0));
+        let peak_rss = Arc::new(AtomicU64::new(0));
+        let (s, h, r) = (stop.clone(), peak_hwm.clone(), peak_rss.clone());
+        let handle = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                if let Some((hwm, rss)) = read_mem(pid) {
+                    h.fetch_max(hwm, Ordering::Relaxed);
+                    r.fetch_max(rss, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        MemSampler {
+            stop,
+            peak_hwm,
+            peak_rss,
+            handle: Some(handle),
+        }
+    }
+
+    /// (peak VmHWM, peak sampled VmRSS) so far, KiB.
+    fn peaks(&self) -> (u64, u64) {
+        (
+            self.peak_hwm.load(Ordering::Relaxed),
+            self.peak_rss.load(Ordering::Relaxed),
+        )
+    }
+
+    fn finish(mut self, pid: u32) -> (u64, u64) {
+        if let Some((hwm, rss)) = read_mem(pid) {
+            self.peak_hwm.fetch_max(hwm, Ordering::Relaxed);
+            self.peak_rss.fetch_max(rss, Ordering::Relaxed);
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        self.peaks()
+    }
+}
+
+// ------------------------------------------------------------- servers --
+
+struct ServerProc {
+    kind: ServerKind,
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl ServerProc {
+    fn start(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<ServerProc> {
+        let port = match kind {
+            ServerKind::Arca => cfg.arca_port,
+            ServerKind::OpenBao => cfg.bao_port,
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            bail!(
+                "port {port} for {} is in use (pick another with --{}-port)",
+                kind.name(),
+                if kind == ServerKind::Arca {
+                    "arca"
+                } else {
+                    "bao"
+                }
+            );
+        }
+        let program: PathBuf = match kind {
+            ServerKind::Arca => arca_bin(cfg),
+            ServerKind::OpenBao => PathBuf::from(&cfg.bao_bin),
+        };
+        let log = out_dir.join(format!("{}-server.log", kind.name()));
+        let f = std::fs::File::create(&log)?;
+        let child = Command::new(&program)
+            .arg("server")
+            .arg("-dev")
+            .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(f.try_clone()?)
+            .stderr(f)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} server ({})",
+                    kind.name(),
+                    program.display()
+                )
+            })?;
+        Ok(ServerProc {
+            kind,
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            log,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(&mut self) {
+        // The shell's builtin `kill` (no procps needed).
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -TERM {}", self.child.id()))
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => return,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- HTTP --
+
+type Conn = http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: &str) -> Result<Conn> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// One request on an existing connection; returns (status, body).
+async fn send(
+    conn: &mut Conn,
+    host: &str,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+) -> Result<(u16, Bytes)> {
+    conn.ready().await?;
+    // Like the bao CLI: token header, X-Vault-Request, no Content-Type.
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, host)
+        .header("X-Vault-Token", ROOT_TOKEN)
+        .header("X-Vault-Request", "true")
+        .body(Full::new(body.unwrap_or_default()))?;
+    let resp = conn.send_request(req).await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+/// One-off request on a fresh connection (setup and probes).
+async fn once(addr: &str, method: Method, path: &str, body: Option<Bytes>) -> Result<(u16, Bytes)> {
+    let mut c = connect(addr).await?;
+    send(&mut c, addr, method, path, body).await
+}
+
+async fn wait_ready(server: &mut ServerProc) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(st) = server.child.try_wait()? {
+            bail!(
+                "{} server exited during start-up ({st}); see {}",
+                server.kind.name(),
+                server.log.display()
+            );
+        }
+        if let Ok((200, body)) = once(&server.addr, Method::GET, "/v1/sys/health", None).await {
+            // The KV v2 mount at secret/ may still be upgrading: wait until a
+            // write goes through.
+            let probe = Bytes::from_static(br#"{"data":{"probe":"1"}}"#);
+            if let Ok((200 | 204, _)) = once(
+                &server.addr,
+                Method::PUT,
+                "/v1/secret/data/bench-probe",
+                Some(probe),
+            )
+            .await
+            {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                return Ok(v["version"].as_str().unwrap_or("?").to_string());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} server not ready on {} after 60 s; see {}",
+                server.kind.name(),
+                server.addr,
+                server.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// --------------------------------------------------------------- load --
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    Write,
+    Read,
+}
+
+#[derive(Debug, Default)]
+struct WorkerResult {
+    latencies_us: Vec<u32>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// Tiny xorshift PRNG: deterministic per worker, no dependency.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+fn payload(n: u64, value_len: usize) -> Bytes {
+    let mut value = String::with_capacity(value_len);
+    let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut r = XorShift(n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    for _ in 0..value_len {
+        value.push(alphabet[(r.next() % alphabet.len() as u64) as usize] as char);
+    }
+    Bytes::from(json!({"data": {"value": value, "n": n}}).to_string())
+}
+
+async fn worker(
+    id: usize,
+    addr: String,
+    phase: Phase,
+    deadline: Instant,
+    counter: Arc<AtomicU64>,
+    written: u64,
+    payload_bytes: usize,
+) -> WorkerResult {
+    let mut res = WorkerResult {
+        latencies_us: Vec::with_capacity(1 << 16),
+        ..Default::default()
+    };
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D ^ ((id as u64 + 1) << 32));
+    let mut conn: Option<Conn> = None;
+    while Instant::now() < deadline {
+        if conn.is_none() {
+            match connect(&addr).await {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    res.errors += 1;
+                    res.first_error
+                        .get_or_insert_with(|| format!("connect: {e}"));
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            }
+        }
+        let c = conn.as_mut().unwrap();
+        let (method, path, body) = match phase {
+            Phase::Write => {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                (
+                    Method::PUT,
+                    format!("/v1/secret/data/bench-{n}"),
+                    Some(payload(n, payload_bytes)),
+                )
+            }
+            Phase::Read => {
+                let k = rng.next() % written.max(1);
+                (Method::GET, format!("/v1/secret/data/bench-{k}"), None)
+            }
+        };
+        let t0 = Instant::now();
+        let r = send(c, &addr, method, &path, body).await;
+        let us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
+        match r {
+            Ok((200 | 204, _)) => res.latencies_us.push(us),
+            Ok((status, body)) => {
+                res.errors += 1;
+                res.first_error.get_or_insert_with(|| {
+                    format!("{path}: HTTP {status} {}", String::from_utf8_lossy(&body))
+                });
+            }
+            Err(e) => {
+                res.errors += 1;
+                res.first_error
+                    .get_or_insert_with(|| format!("{path}: {e}"));
+                conn = None;
+            }
+        }
+    }
+    res
+}
+
+#[derive(Clone, Debug)]
+struct PhaseResult {
+    phase: Phase,
+    ok: u64,
+    errors: u64,
+    first_error: Option<String>,
+    elapsed: Duration,
+    p50_us: u32,
+    p90_us: u32,
+    p99_us: u32,
+    max_us: u32,
+    mean_us: f64,
+    server_cpu_s: Option<f64>,
+    peak_hwm_kib: u64,
+    peak_rss_kib: u64,
+}
+
+impl PhaseResult {
+    fn throughput(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "requests_ok": self.ok,
+            "errors": self.errors,
+            "first_error": self.first_error,
+            "elapsed_s": round(self.elapsed.as_secs_f64(), 3),
+            "throughput_rps": round(self.throughput(), 1),
+            "latency_us": {
+                "p50": self.p50_us, "p90": self.p90_us, "p99": self.p99_us,
+                "max": self.max_us, "mean": round(self.mean_us, 1),
+            },
+            "server_cpu_s": self.server_cpu_s.map(|v| round(v, 2)),
+            "requests_per_server_cpu_s": self.server_cpu_s
+                .filter(|c| *c > 0.0)
+                .map(|c| round(self.ok as f64 / c, 1)),
+            "peak_vmhwm_kib": self.peak_hwm_kib,
+            "peak_vmrss_kib": self.peak_rss_kib,
+        })
+    }
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (v * m).round() / m
+}
+
+/// Nearest-rank percentile of a sorted slice (q in 0..=100).
+fn percentile(sorted: &[u32], q: f64) -> u32 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((q / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+async fn run_phase(
+    cfg: &Config,
+    server: &ServerProc,
+    sampler: &MemSampler,
+    phase: Phase,
+    written: u64,
+    counter: Arc<AtomicU64>,
+    ticks: f64,
+) -> PhaseResult {
+    let cpu0 = cpu_seconds(server.pid(), ticks);
+    let start = Instant::now();
+    let deadline = start + cfg.duration;
+    let mut handles = Vec::new();
+    for id in 0..cfg.concurrency {
+        handles.push(tokio::spawn(worker(
+            id,
+            server.addr.clone(),
+            phase,
+            deadline,
+            counter.clone(),
+            written,
+            cfg.payload_bytes,
+        )));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    let mut first_error = None;
+    for h in handles {
+        let r = h.await.expect("worker panicked");
+        all.extend_from_slice(&r.latencies_us);
+        errors += r.errors;
+        if first_error.is_none() {
+            first_error = r.first_error;
+        }
+    }
+    let elapsed = start.elapsed();
+    let cpu1 = cpu_seconds(server.pid(), ticks);
+    all.sort_unstable();
+    let mean = if all.is_empty() {
+        0.0
+    } else {
+        all.iter().map(|&v| v as f64).sum::<f64>() / all.len() as f64
+    };
+    let (hwm, rss) = sampler.peaks();
+    let (hwm_now, rss_now) = read_mem(server.pid()).unwrap_or((0, 0));
+    PhaseResult {
+        phase,
+        ok: all.len() as u64,
+        errors,
+        first_error,
+        elapsed,
+        p50_us: percentile(&all, 50.0),
+        p90_us: percentile(&all, 90.0),
+        p99_us: percentile(&all, 99.0),
+        max_us: all.last().copied().unwrap_or(0),
+        mean_us: mean,
+        server_cpu_s: match (cpu0, cpu1) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        },
+        peak_hwm_kib: hwm.max(hwm_now),
+        peak_rss_kib: rss.max(rss_now),
+    }
+}
+
+struct ServerResult {
+    kind: ServerKind,
+    version: String,
+    idle_rss_kib: u64,
+    write: PhaseResult,
+    read: PhaseResult,
+    peak_hwm_kib: u64,
+}
+
+impl ServerResult {
+    fn to_json(&self) -> Value {
+        json!({
+            "version": self.version,
+            "idle_vmrss_kib": self.idle_rss_kib,
+            "peak_vmhwm_kib": self.peak_hwm_kib,
+            "write": self.write.to_json(),
+            "read": self.read.to_json(),
+        })
+    }
+}
+
+async fn bench_server(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<ServerResult> {
+    let mut server = ServerProc::start(kind, cfg, out_dir)?;
+    eprintln!(
+        "[{}] started pid {} on {} (log {})",
+        kind.name(),
+        server.pid(),
+        server.addr,
+        server.log.display()
+    );
+    let version = match wait_ready(&mut server).await {
+        Ok(v) => v,
+        Err(e) => {
+            server.stop();
+            return Err(e);
+        }
+    };
+    let ticks = clock_ticks_per_sec();
+    // Let start-up settle before the idle reading.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = read_mem(server.pid()).map(|m| m.1).unwrap_or(0);
+    let sampler = MemSampler::start(server.pid());
+
+    eprintln!(
+        "[{}] write phase: {} connections, {:?}",
+        kind.name(),
+        cfg.concurrency,
+        cfg.duration
+    );
+    let counter = Arc::new(AtomicU64::new(0));
+    let write = run_phase(
+        cfg,
+        &server,
+        &sampler,
+        Phase::Write,
+        0,
+        counter.clone(),
+        ticks,
+    )
+    .await;
+    // Keys 0..issued were attempted; the read phase draws from them.
+    let written = counter.load(Ordering::Relaxed);
+    eprintln!(
+        "[{}]   {} ok, {} errors, {:.0} req/s",
+        kind.name(),
+        write.ok,
+        write.errors,
+        write.throughput()
+    );
+    eprintln!("[{}] read phase over {} keys", kind.name(), written);
+    let read = run_phase(cfg, &server, &sampler, Phase::Read, written, counter, ticks).await;
+    eprintln!(
+        "[{}]   {} ok, {} errors, {:.0} req/s",
+        kind.name(),
+        read.ok,
+        read.errors,
+        read.throughput()
+    );
+    let (hwm, _) = sampler.finish(server.pid());
+    server.stop();
+    Ok(ServerResult {
+        kind,
+        version,
+        idle_rss_kib: idle_rss,
+        peak_hwm_kib: hwm.max(write.peak_hwm_kib).max(read.peak_hwm_kib),
+        write,
+        read,
+    })
+}
+
+// ------------------------------------------------------------- report --
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+fn ms(us: u32) -> String {
+    format!("{:.2}", us as f64 / 1000.0)
+}
+
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    if b > 0.0 {
+        Some(round(a / b, 3))
+    } else {
+        None
+    }
+}
+
+fn ratios(results: &[ServerResult]) -> Option<Value> {
+    let a = results.iter().find(|r| r.kind == ServerKind::Arca)?;
+    let b = results.iter().find(|r| r.kind == ServerKind::OpenBao)?;
+    let phase = |x: &PhaseResult, y: &PhaseResult| {
+        json!({
+            "throughput": ratio(x.throughput(), y.throughput()),
+            "p50_latency": ratio(x.p50_us as f64, y.p50_us as f64),
+            "p99_latency": ratio(x.p99_us as f64, y.p99_us as f64),
+        })
+    };
+    Some(json!({
+        "write": phase(&a.write, &b.write),
+        "read": phase(&a.read, &b.read),
+        "peak_vmhwm": ratio(a.peak_hwm_kib as f64, b.peak_hwm_kib as f64),
+    }))
+}
+
+fn markdown(cfg: &Config, results: &[ServerResult], host: &Value) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "KV v2, {} connections, {} s per phase, {}-byte values, {} client thread(s); host: {} CPUs ({}), {}, load average before: {}\n\n",
+        cfg.concurrency,
+        cfg.duration.as_secs_f64(),
+        cfg.payload_bytes,
+        cfg.client_threads,
+        host["cpus"],
+        host["cpu_model"].as_str().unwrap_or("?"),
+        host["kernel"].as_str().unwrap_or("?"),
+        host["loadavg_1m_before"],
+    ));
+    s.push_str("| server | version | phase | req/s | p50 ms | p99 ms | errors | server CPU s | req per CPU s | peak VmHWM MiB |\n");
+    s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in results {
+        for p in [&r.write, &r.read] {
+            let cpu = p.server_cpu_s;
+            s.push_str(&format!(
+                "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |\n",
+                r.kind.name(),
+                r.version,
+                if p.phase == Phase::Write {
+                    "write (PUT)"
+                } else {
+                    "read (GET)"
+                },
+                p.throughput(),
+                ms(p.p50_us),
+                ms(p.p99_us),
+                p.errors,
+                cpu.map(|c| format!("{c:.1}")).unwrap_or_else(|| "?".into()),
+                cpu.filter(|c| *c > 0.0)
+                    .map(|c| format!("{:.0}", p.ok as f64 / c))
+                    .unwrap_or_else(|| "?".into()),
+                mib(p.peak_hwm_kib),
+            ));
+        }
+    }
+    s.push('\n');
+    for r in results {
+        s.push_str(&format!(
+            "- {}: idle RSS {} MiB, peak VmHWM {} MiB\n",
+            r.kind.name(),
+            mib(r.idle_rss_kib),
+            mib(r.peak_hwm_kib)
+        ));
+    }
+    if let Some(rt) = ratios(results) {
+        let f = |v: &Value| {
+            v.as_f64()
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_else(|| "?".into())
+        };
+        s.push_str("\nArca / OpenBao (throughput > 1 and latency, memory < 1 favour Arca):\n\n");
+        s.push_str("| phase | throughput | p50 latency | p99 latency |\n|---|---:|---:|---:|\n");
+        for ph in ["write", "read"] {
+            s.push_str(&format!(
+                "| {ph} | {} | {} | {} |\n",
+                f(&rt[ph]["throughput"]),
+                f(&rt[ph]["p50_latency"]),
+                f(&rt[ph]["p99_latency"])
+            ));
+        }
+        s.push_str(&format!("\npeak VmHWM ratio: {}\n", f(&rt["peak_vmhwm"])));
+    }
+    s
+}
+
+fn host_info() -> Value {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| format!("Linux {}", s.trim()))
+        .unwrap_or_else(|_| "?".into());
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": cpu_model,
+        "kernel": kernel,
+        "loadavg_1m_before": load_avg_1m(),
+    })
+}
+
+/// The 1-minute load average (other work on the machine skews results).
+fn load_avg_1m() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn run(cfg: Config) -> Result<()> {
+    let host = host_info();
+    let cpus = host["cpus"].as_u64().unwrap_or(1) as f64;
+    if let Some(l) = host["loadavg_1m_before"].as_f64() {
+        if l > cpus * 0.5 {
+            eprintln!(
+                "warning: load average {l:.1} on {cpus} CPUs before the run; \
+                 other work will skew the figures"
+            );
+        }
+    }
+    let out_dir = cfg.out_dir.clone().unwrap_or_else(default_out_dir);
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cfg.client_threads)
+        .enable_all()
+        .build()?;
+    let mut results = Vec::new();
+    for &kind in &cfg.servers {
+        let r = rt.block_on(bench_server(kind, &cfg, &out_dir))?;
+        results.push(r);
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut servers = BTreeMap::new();
+    for r in &results {
+        servers.insert(r.kind.name().to_string(), r.to_json());
+    }
+    let summary = json!({
+        "benchmark": "kv-v2",
+        "unix_time": now,
+        "host": host,
+        "config": {
+            "concurrency": cfg.concurrency,
+            "duration_s": cfg.duration.as_secs_f64(),
+            "payload_bytes": cfg.payload_bytes,
+            "client_threads": cfg.client_threads,
+            "mode": "dev (in-memory storage), plain HTTP on loopback, keep-alive HTTP/1.1",
+            "write": "PUT /v1/secret/data/bench-<n> {\"data\":{\"value\":<payload>,\"n\":<n>}}",
+            "read": "GET /v1/secret/data/bench-<k>, k uniform over the keys written",
+        },
+        "servers": servers,
+        "ratios_arca_over_openbao": ratios(&results),
+    });
+    let md = markdown(&cfg, &results, &summary["host"]);
+    let pretty = serde_json::to_string_pretty(&summary)?;
+    std::fs::write(out_dir.join("kv-latest.json"), &pretty)?;
+    std::fs::write(out_dir.join(format!("kv-{now}.json")), &pretty)?;
+    std::fs::write(out_dir.join("kv-latest.md"), &md)?;
+    println!("{md}");
+    println!(
+        "JSON: {}\nMarkdown: {}",
+        out_dir.join("kv-latest.json").display(),
+        out_dir.join("kv-latest.md").display()
+    );
+    let errors: u64 = results.iter().map(|r| r.write.errors + r.read.errors).sum();
+    if errors > 0 {
+        for r in &results {
+            for p in [&r.write, &r.read] {
+                if let Some(e) = &p.first_error {
+                    eprintln!("[{}] {:?}: first error: {e}", r.kind.name(), p.phase);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let cfg = match parse_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(cfg) {
+        eprintln!("arca-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn args_defaults_and_flags() {
+        let c = parse_args(&args("kv")).unwrap();
+        assert_eq!(c.concurrency, 32);
+        assert_eq!(c.duration, Duration::from_secs(10));
+        assert_eq!(c.servers, vec![ServerKind::Arca, ServerKind::OpenBao]);
+        let c = parse_args(&args(
+            "kv --servers openbao -c 8 --duration=3s --payload-bytes 16",
+        ))
+        .unwrap();
+        assert_eq!(c.servers, vec![ServerKind::OpenBao]);
+        assert_eq!(c.concurrency, 8);
+        assert_eq!(c.duration, Duration::from_secs(3));
+        assert_eq!(c.payload_bytes, 16);
+        assert!(parse_args(&args("kv --bogus 1")).is_err());
+        assert!(parse_args(&args("pki")).is_err());
+        assert!(parse_args(&args("kv --servers vault")).is_err());
+        assert!(parse_args(&args("kv -c 0")).is_err());
+    }
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), 50);
+        assert_eq!(percentile(&v, 99.0), 99);
+        assert_eq!(percentile(&v, 100.0), 100);
+        assert_eq!(percentile(&[7], 99.0), 7);
+        assert_eq!(percentile(&[], 50.0), 0);
+    }
+
+    #[test]
+    fn proc_parsing() {
+        let status = "Name:\tbao\nVmPeak:\t  900 kB\nVmHWM:\t  123456 kB\nVmRSS:\t  100000 kB\n";
+        assert_eq!(proc_status_kib(status, "VmHWM"), Some(123456));
+        assert_eq!(proc_status_kib(status, "VmRSS"), Some(100000));
+        assert_eq!(proc_status_kib(status, "VmSwap"), None);
+        let stat =
+            "4242 (my server) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 1 2 3";
+        assert_eq!(parse_proc_stat_ticks(stat), Some(300));
+        // Our own process has readable figures.
+        let (hwm, rss) = read_mem(std::process::id()).unwrap();
+        assert!(hwm >= rss / 2 && rss > 0);
+        assert!(cpu_seconds(std::process::id(), clock_ticks_per_sec()).is_some());
+    }
+
+    #[test]
+    fn payload_is_vault_kv2_shaped() {
+        let v: Value = serde_json::from_slice(&payload(7, 64)).unwrap();
+        assert_eq!(v["data"]["n"], 7);
+        assert_eq!(v["data"]["value"].as_str().unwrap().len(), 64);
+        assert_eq!(payload(7, 64), payload(7, 64));
+        assert_ne!(payload(7, 64), payload(8, 64));
+    }
+}

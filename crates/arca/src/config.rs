@@ -1,0 +1,965 @@
+//! The server configuration file, in Vault's HCL shape.
+//!
+//! ```hcl
+//! storage "rocksdb" {            # or "inmem", or "raft" (path, node_id, retry_join)
+//!   path = "/var/lib/arca"
+//! }
+//! listener "tcp" {               # one or more
+//!   address         = "127.0.0.1:8200"
+//!   cluster_address = "127.0.0.1:8201"
+//!   tls_disable     = true       # or "true" or 1
+//!   # tls_cert_file / tls_key_file are required unless tls_disable is true
+//! }
+//! api_addr          = "https://arca-1.example:8200"
+//! cluster_addr      = "https://arca-1.example:8201"
+//! log_level         = "info"
+//! default_lease_ttl = "768h"     # or seconds
+//! max_lease_ttl     = "768h"
+//! ui                = true       # accepted
+//! disable_mlock     = true       # accepted
+//! ```
+//!
+//! Invariants of a [`Config`] returned by [`load`] / [`parse`]:
+//! * exactly one storage block of a known type (`inmem`, `rocksdb`, `raft`);
+//!   `rocksdb` and `raft` have a `path`; `retry_join` appears only with `raft`;
+//! * at least one `tcp` listener, each with a `host:port` address; a listener
+//!   with TLS enabled names both `tls_cert_file` and `tls_key_file`;
+//! * `log_level` is one of `trace debug info warn error` (`warning` → `warn`);
+//! * `0 < default_lease_ttl <= max_lease_ttl` (both default to 768h);
+//! * no unknown key is silently ignored: every error names the file, the line
+//!   of the offending attribute or block when there is one, and the field.
+//!
+//! Parsing uses `hcl-edit` (through `hcl-rs`) so that every attribute and block
+//! keeps its position in the file for error messages.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hcl::edit::expr::Expression;
+use hcl::edit::structure::{Attribute, Block, Body, Structure};
+use hcl::edit::Span;
+
+use crate::duration;
+
+/// Vault's default for both lease TTLs: 768h.
+pub const DEFAULT_LEASE_TTL: u64 = 768 * 3600;
+/// The address a listener binds when it names none.
+pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:8200";
+/// Storage types the configuration accepts.
+pub const STORAGE_TYPES: &[&str] = &["inmem", "rocksdb", "raft"];
+
+/// The whole server configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The storage backend.
+    pub storage: StorageConfig,
+    /// HTTP listeners (at least one).
+    pub listeners: Vec<ListenerConfig>,
+    /// Address clients are redirected to / told about (`https://host:8200`).
+    pub api_addr: Option<String>,
+    /// Address other nodes reach this node's cluster port on.
+    pub cluster_addr: Option<String>,
+    /// `trace`, `debug`, `info`, `warn` or `error`.
+    pub log_level: String,
+    /// Default lease TTL in seconds.
+    pub default_lease_ttl: u64,
+    /// Maximum lease TTL in seconds.
+    pub max_lease_ttl: u64,
+    /// `ui = true` (accepted; Arca serves no UI).
+    pub ui: bool,
+    /// `disable_mlock` (accepted; Arca does not mlock).
+    pub disable_mlock: bool,
+    /// `cluster_name`, reported by `sys/seal-status` and `sys/health`.
+    pub cluster_name: Option<String>,
+    /// `log_format` (`standard` or `json`).
+    pub log_format: Option<String>,
+    /// `pid_file`: where to write the process id.
+    pub pid_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    /// In-memory storage and one plain-HTTP listener on 127.0.0.1:8200.
+    fn default() -> Self {
+        Config {
+            storage: StorageConfig {
+                kind: "inmem".to_string(),
+                path: None,
+                node_id: None,
+                options: BTreeMap::new(),
+                retry_join: Vec::new(),
+            },
+            listeners: vec![ListenerConfig {
+                address: DEFAULT_LISTEN_ADDRESS.to_string(),
+                tls_disable: true,
+                ..ListenerConfig::default()
+            }],
+            api_addr: None,
+            cluster_addr: None,
+            log_level: "info".to_string(),
+            default_lease_ttl: DEFAULT_LEASE_TTL,
+            max_lease_ttl: DEFAULT_LEASE_TTL,
+            ui: false,
+            disable_mlock: false,
+            cluster_name: None,
+            log_format: None,
+            pid_file: None,
+        }
+    }
+}
+
+/// `storage "<kind>" { ... }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// `inmem`, `rocksdb` or `raft`.
+    pub kind: String,
+    /// Data directory (required for `rocksdb` and `raft`).
+    pub path: Option<PathBuf>,
+    /// Raft node id.
+    pub node_id: Option<String>,
+    /// Every other scalar attribute, stringified (`performance_multiplier = 5` → `"5"`).
+    pub options: BTreeMap<String, String>,
+    /// `retry_join { ... }` blocks (raft only).
+    pub retry_join: Vec<RetryJoinConfig>,
+}
+
+/// One `retry_join` block of raft storage.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetryJoinConfig {
+    /// API address of a node to join through (`https://host:8200`).
+    pub leader_api_addr: String,
+    /// CA file to verify that node.
+    pub leader_ca_cert_file: Option<PathBuf>,
+    /// Client certificate presented to it.
+    pub leader_client_cert_file: Option<PathBuf>,
+    /// Key of the client certificate.
+    pub leader_client_key_file: Option<PathBuf>,
+    /// TLS server name to expect.
+    pub leader_tls_servername: Option<String>,
+}
+
+/// `listener "tcp" { ... }`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// `host:port` to bind for the API.
+    pub address: String,
+    /// `host:port` to bind for cluster traffic.
+    pub cluster_address: Option<String>,
+    /// Serve plain HTTP.
+    pub tls_disable: bool,
+    /// PEM certificate chain (required unless `tls_disable`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (required unless `tls_disable`).
+    pub tls_key_file: Option<PathBuf>,
+    /// CA bundle used to verify client certificates.
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// `tls12` or `tls13`.
+    pub tls_min_version: Option<String>,
+    /// Require a verified client certificate on every connection.
+    pub tls_require_and_verify_client_cert: bool,
+    /// Do not ask clients for certificates.
+    pub tls_disable_client_certs: bool,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid HCL.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// The file is HCL but not a valid configuration.
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the offending attribute or block, when known.
+        line: Option<usize>,
+        /// The offending field, e.g. `listener.tls_cert_file`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Io { path, source } => {
+                write!(f, "error reading config file {}: {source}", path.display())
+            }
+            ConfigError::Parse {
+                path,
+                line,
+                column,
+                message,
+            } => write!(
+                f,
+                "{}:{line}:{column}: invalid HCL: {message}",
+                path.display()
+            ),
+            ConfigError::Invalid {
+                path,
+                line,
+                field,
+                message,
+            } => {
+                write!(f, "{}", path.display())?;
+                if let Some(line) = line {
+                    write!(f, ":{line}")?;
+                }
+                write!(f, ": {field}: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates configuration text; `path` is only used in errors.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let body = hcl::edit::parser::parse_body(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        line: e.location().line(),
+        column: e.location().column(),
+        message: e.message().to_string(),
+    })?;
+    Parser { text, path }.config(&body)
+}
+
+/// Position-aware walker over the parsed body.
+struct Parser<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+type R<T> = Result<T, ConfigError>;
+
+impl Parser<'_> {
+    fn line_of(&self, span: Option<std::ops::Range<usize>>) -> Option<usize> {
+        span.map(|s| {
+            let end = s.start.min(self.text.len());
+            self.text[..end].bytes().filter(|b| *b == b'\n').count() + 1
+        })
+    }
+
+    fn err(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        field: &str,
+        msg: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_path_buf(),
+            line: self.line_of(span),
+            field: field.to_string(),
+            message: msg.into(),
+        }
+    }
+
+    fn config(&self, body: &Body) -> R<Config> {
+        let mut cfg = Config::default();
+        let mut storage: Option<StorageConfig> = None;
+        let mut listeners = Vec::new();
+        let mut default_ttl: Option<(u64, Option<std::ops::Range<usize>>)> = None;
+        for structure in body.iter() {
+            match structure {
+                Structure::Block(block) => match block.ident.as_str() {
+                    "storage" | "backend" => {
+                        if storage.is_some() {
+                            return Err(self.err(
+                                block.span(),
+                                "storage",
+                                "only one storage block is allowed",
+                            ));
+                        }
+                        storage = Some(self.storage(block)?);
+                    }
+                    "listener" => listeners.push(self.listener(block)?),
+                    other => {
+                        return Err(self.err(
+                            block.span(),
+                            other,
+                            format!("unknown configuration block {other:?}"),
+                        ))
+                    }
+                },
+                Structure::Attribute(attr) => {
+                    let key = attr.key.as_str();
+                    match key {
+                        "api_addr" => cfg.api_addr = Some(self.url(attr, key)?),
+                        "cluster_addr" => cfg.cluster_addr = Some(self.url(attr, key)?),
+                        "log_level" => cfg.log_level = self.log_level(attr)?,
+                        "default_lease_ttl" => {
+                            default_ttl = Some((self.duration(attr, key)?, attr.span()))
+                        }
+                        "max_lease_ttl" => cfg.max_lease_ttl = self.duration(attr, key)?,
+                        "ui" => cfg.ui = self.boolean(attr, key)?,
+                        "disable_mlock" => cfg.disable_mlock = self.boolean(attr, key)?,
+                        "cluster_name" => cfg.cluster_name = Some(self.string(attr, key)?),
+                        "log_format" => {
+                            let v = self.string(attr, key)?;
+                            if !matches!(v.as_str(), "standard" | "json") {
+                                return Err(self.err(
+                                    attr.span(),
+                                    key,
+                                    format!("must be \"standard\" or \"json\", not {v:?}"),
+                                ));
+                            }
+                            cfg.log_format = Some(v);
+                        }
+                        "pid_file" => cfg.pid_file = Some(self.string(attr, key)?.into()),
+                        "storage" | "backend" | "listener" => {
+                            return Err(self.err(
+                                attr.span(),
+                                key,
+                                format!("must be a block: {key} \"<type>\" {{ ... }}"),
+                            ))
+                        }
+                        other => {
+                            return Err(self.err(
+                                attr.span(),
+                                other,
+                                format!("unknown configuration key {other:?}"),
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        cfg.storage = storage.ok_or_else(|| {
+            self.err(
+                None,
+                "storage",
+                "a storage block is required, e.g. storage \"rocksdb\" { path = \"...\" }",
+            )
+        })?;
+        if listeners.is_empty() {
+            return Err(self.err(
+                None,
+                "listener",
+                "at least one listener \"tcp\" { ... } block is required",
+            ));
+        }
+        cfg.listeners = listeners;
+        if let Some((ttl, span)) = default_ttl {
+            cfg.default_lease_ttl = ttl;
+            if ttl > cfg.max_lease_ttl {
+                return Err(self.err(
+                    span,
+                    "default_lease_ttl",
+                    format!(
+                        "{} is greater than max_lease_ttl ({})",
+                        duration::human(ttl),
+                        duration::human(cfg.max_lease_ttl)
+                    ),
+                ));
+            }
+        } else {
+            cfg.default_lease_ttl = cfg.default_lease_ttl.min(cfg.max_lease_ttl);
+        }
+        Ok(cfg)
+    }
+
+    fn single_label(&self, block: &Block, what: &str) -> R<String> {
+        match block.labels.as_slice() {
+            [label] => Ok(label.as_str().to_string()),
+            _ => Err(self.err(
+                block.span(),
+                what,
+                format!("expected exactly one label: {what} \"<type>\" {{ ... }}"),
+            )),
+        }
+    }
+
+    fn storage(&self, block: &Block) -> R<StorageConfig> {
+        let kind = self.single_label(block, "storage")?;
+        if !STORAGE_TYPES.contains(&kind.as_str()) {
+            return Err(self.err(
+                block.span(),
+                "storage",
+                format!(
+                    "unknown storage type {kind:?} (supported: {})",
+                    STORAGE_TYPES.join(", ")
+                ),
+            ));
+        }
+        let mut st = StorageConfig {
+            kind: kind.clone(),
+            ..StorageConfig::default()
+        };
+        for structure in block.body.iter() {
+            match structure {
+                Structure::Attribute(attr) => {
+                    let key = attr.key.as_str();
+                    let field = format!("storage.{key}");
+                    match key {
+                        "path" => st.path = Some(self.string(attr, &field)?.into()),
+                        "node_id" => st.node_id = Some(self.string(attr, &field)?),
+                        _ => {
+                            let v = self.scalar(attr, &field)?;
+                            st.options.insert(key.to_string(), v);
+                        }
+                    }
+                }
+                Structure::Block(b) if b.ident.as_str() == "retry_join" => {
+                    if kind != "raft" {
+                        return Err(self.err(
+                            b.span(),
+                            "storage.retry_join",
+                            format!("retry_join is only valid with raft storage, not {kind:?}"),
+                        ));
+                    }
+                    st.retry_join.push(self.retry_join(b)?);
+                }
+                Structure::Block(b) => {
+                    return Err(self.err(
+                        b.span(),
+                        &format!("storage.{}", b.ident.as_str()),
+                        "unknown block in storage",
+                    ))
+                }
+            }
+        }
+        if kind != "inmem" && st.path.as_ref().is_none_or(|p| p.as_os_str().is_empty()) {
+            return Err(self.err(
+                block.span(),
+                "storage.path",
+                format!("{kind} storage requires a path"),
+            ));
+        }
+        Ok(st)
+    }
+
+    fn retry_join(&self, block: &Block) -> R<RetryJoinConfig> {
+        let mut rj = RetryJoinConfig::default();
+        for structure in block.body.iter() {
+            let Structure::Attribute(attr) = structure else {
+                return Err(self.err(
+                    structure.as_block().and_then(|b| b.span()),
+                    "storage.retry_join",
+                    "unexpected block in retry_join",
+                ));
+            };
+            let key = attr.key.as_str();
+            let field = format!("storage.retry_join.{key}");
+            match key {
+                "leader_api_addr" => rj.leader_api_addr = self.url(attr, &field)?,
+                "leader_ca_cert_file" => {
+                    rj.leader_ca_cert_file = Some(self.string(attr, &field)?.into())
+                }
+                "leader_client_cert_file" => {
+                    rj.leader_client_cert_file = Some(self.string(attr, &field)?.into())
+                }
+                "leader_client_key_file" => {
+                    rj.leader_client_key_file = Some(self.string(attr, &field)?.into())
+                }
+                "leader_tls_servername" => {
+                    rj.leader_tls_servername = Some(self.string(attr, &field)?)
+                }
+                _ => return Err(self.err(attr.span(), &field, "unknown retry_join key")),
+            }
+        }
+        if rj.leader_api_addr.is_empty() {
+            return Err(self.err(
+                block.span(),
+                "storage.retry_join.leader_api_addr",
+                "required",
+            ));
+        }
+        Ok(rj)
+    }
+
+    fn listener(&self, block: &Block) -> R<ListenerConfig> {
+        let kind = self.single_label(block, "listener")?;
+        if kind != "tcp" {
+            return Err(self.err(
+                block.span(),
+                "listener",
+                format!("unknown listener type {kind:?} (supported: tcp)"),
+            ));
+        }
+        let mut l = ListenerConfig {
+            address: DEFAULT_LISTEN_ADDRESS.to_string(),
+            ..ListenerConfig::default()
+        };
+        for structure in block.body.iter() {
+            let Structure::Attribute(attr) = structure else {
+                let b = structure.as_block();
+                return Err(self.err(
+                    b.and_then(|b| b.span()),
+                    &format!("listener.{}", b.map(|b| b.ident.as_str()).unwrap_or("?")),
+                    "unknown block in listener",
+                ));
+            };
+            let key = attr.key.as_str();
+            let field = format!("listener.{key}");
+            match key {
+                "address" => l.address = self.socket_addr(attr, &field)?,
+                "cluster_address" => l.cluster_address = Some(self.socket_addr(attr, &field)?),
+                "tls_disable" => l.tls_disable = self.boolean(attr, &field)?,
+                "tls_cert_file" => l.tls_cert_file = Some(self.string(attr, &field)?.into()),
+                "tls_key_file" => l.tls_key_file = Some(self.string(attr, &field)?.into()),
+                "tls_client_ca_file" => {
+                    l.tls_client_ca_file = Some(self.string(attr, &field)?.into())
+                }
+                "tls_min_version" => {
+                    let v = self.string(attr, &field)?;
+                    if !matches!(v.as_str(), "tls12" | "tls13") {
+                        return Err(self.err(
+                            attr.span(),
+                            &field,
+                            format!("must be \"tls12\" or \"tls13\", not {v:?}"),
+                        ));
+                    }
+                    l.tls_min_version = Some(v);
+                }
+                "tls_require_and_verify_client_cert" => {
+                    l.tls_require_and_verify_client_cert = self.boolean(attr, &field)?
+                }
+                "tls_disable_client_certs" => {
+                    l.tls_disable_client_certs = self.boolean(attr, &field)?
+                }
+                _ => {
+                    return Err(self.err(
+                        attr.span(),
+                        &field,
+                        format!("unknown listener key {key:?}"),
+                    ))
+                }
+            }
+        }
+        if !l.tls_disable {
+            for (name, v) in [
+                ("tls_cert_file", &l.tls_cert_file),
+                ("tls_key_file", &l.tls_key_file),
+            ] {
+                if v.as_ref().is_none_or(|p| p.as_os_str().is_empty()) {
+                    return Err(self.err(
+                        block.span(),
+                        &format!("listener.{name}"),
+                        "required when TLS is enabled (set tls_disable = true to serve plain HTTP)",
+                    ));
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    // ---- value helpers -------------------------------------------------
+
+    fn string(&self, attr: &Attribute, field: &str) -> R<String> {
+        match &attr.value {
+            Expression::String(s) => Ok(s.value().clone()),
+            Expression::StringTemplate(_) | Expression::HeredocTemplate(_) => Err(self.err(
+                attr.span(),
+                field,
+                "interpolation is not supported in the configuration",
+            )),
+            _ => Err(self.err(attr.span(), field, "must be a string")),
+        }
+    }
+
+    /// A string, number or bool, stringified.
+    fn scalar(&self, attr: &Attribute, field: &str) -> R<String> {
+        match &attr.value {
+            Expression::Number(n) => Ok(n.value().to_string()),
+            Expression::Bool(b) => Ok(b.value().to_string()),
+            _ => self.string(attr, field),
+        }
+    }
+
+    fn boolean(&self, attr: &Attribute, field: &str) -> R<bool> {
+        let bad = || {
+            self.err(
+                attr.span(),
+                field,
+                "must be a boolean (true, false, \"true\", 1, 0)",
+            )
+        };
+        match &attr.value {
+            Expression::Bool(b) => Ok(*b.value()),
+            Expression::Number(n) => match n.value().as_u64() {
+                Some(1) => Ok(true),
+                Some(0) => Ok(false),
+                _ => Err(bad()),
+            },
+            Expression::String(s) => crate::flags::parse_bool(s.value()).ok_or_else(bad),
+            _ => Err(bad()),
+        }
+    }
+
+    fn duration(&self, attr: &Attribute, field: &str) -> R<u64> {
+        let secs = match &attr.value {
+            Expression::Number(n) => n.value().as_u64().ok_or_else(|| {
+                self.err(
+                    attr.span(),
+                    field,
+                    "must be a whole, non-negative number of seconds",
+                )
+            })?,
+            Expression::String(s) => duration::parse_seconds(s.value())
+                .map_err(|e| self.err(attr.span(), field, format!("bad duration: {e}")))?,
+            _ => {
+                return Err(self.err(
+                    attr.span(),
+                    field,
+                    "must be a duration such as \"768h\" or a number of seconds",
+                ))
+            }
+        };
+        if secs == 0 {
+            return Err(self.err(attr.span(), field, "must be greater than zero"));
+        }
+        Ok(secs)
+    }
+
+    fn log_level(&self, attr: &Attribute) -> R<String> {
+        let v = self.string(attr, "log_level")?.to_ascii_lowercase();
+        match v.as_str() {
+            "trace" | "debug" | "info" | "warn" | "error" => Ok(v),
+            "warning" => Ok("warn".to_string()),
+            _ => Err(self.err(
+                attr.span(),
+                "log_level",
+                format!("unknown log level {v:?} (trace, debug, info, warn, error)"),
+            )),
+        }
+    }
+
+    fn url(&self, attr: &Attribute, field: &str) -> R<String> {
+        let v = self.string(attr, field)?;
+        let rest = v
+            .strip_prefix("https://")
+            .or_else(|| v.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() => Ok(v),
+            _ => Err(self.err(
+                attr.span(),
+                field,
+                format!("must be a URL such as \"https://host:8200\", not {v:?}"),
+            )),
+        }
+    }
+
+    fn socket_addr(&self, attr: &Attribute, field: &str) -> R<String> {
+        let v = self.string(attr, field)?;
+        let ok = v
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if ok {
+            Ok(v)
+        } else {
+            Err(self.err(
+                attr.span(),
+                field,
+                format!("must be host:port, such as \"127.0.0.1:8200\", not {v:?}"),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> Config {
+        parse(text, Path::new("test.hcl")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn bad(text: &str) -> String {
+        parse(text, Path::new("test.hcl")).unwrap_err().to_string()
+    }
+
+    const PLAIN: &str = r#"
+listener "tcp" {
+  address = "127.0.0.1:8200"
+  tls_disable = true
+}
+"#;
+
+    #[test]
+    fn full_rocksdb_config() {
+        let cfg = ok(r#"
+storage "rocksdb" {
+  path = "/var/lib/arca"
+}
+
+listener "tcp" {
+  address         = "0.0.0.0:8200"
+  cluster_address = "0.0.0.0:8201"
+  tls_cert_file   = "/etc/arca/cert.pem"
+  tls_key_file    = "/etc/arca/key.pem"
+}
+
+listener "tcp" {
+  address     = "127.0.0.1:8300"
+  tls_disable = "true"
+}
+
+api_addr          = "https://arca-1.example:8200"
+cluster_addr      = "https://arca-1.example:8201"
+log_level         = "Debug"
+default_lease_ttl = "1h"
+max_lease_ttl     = 86400
+ui                = true
+disable_mlock     = true
+cluster_name      = "arca"
+"#);
+        assert_eq!(cfg.storage.kind, "rocksdb");
+        assert_eq!(cfg.storage.path, Some(PathBuf::from("/var/lib/arca")));
+        assert_eq!(cfg.listeners.len(), 2);
+        let l = &cfg.listeners[0];
+        assert_eq!(l.address, "0.0.0.0:8200");
+        assert_eq!(l.cluster_address.as_deref(), Some("0.0.0.0:8201"));
+        assert!(!l.tls_disable);
+        assert_eq!(l.tls_cert_file, Some(PathBuf::from("/etc/arca/cert.pem")));
+        assert_eq!(l.tls_key_file, Some(PathBuf::from("/etc/arca/key.pem")));
+        assert!(cfg.listeners[1].tls_disable);
+        assert_eq!(cfg.api_addr.as_deref(), Some("https://arca-1.example:8200"));
+        assert_eq!(
+            cfg.cluster_addr.as_deref(),
+            Some("https://arca-1.example:8201")
+        );
+        assert_eq!(cfg.log_level, "debug");
+        assert_eq!(cfg.default_lease_ttl, 3600);
+        assert_eq!(cfg.max_lease_ttl, 86400);
+        assert!(cfg.ui && cfg.disable_mlock);
+        assert_eq!(cfg.cluster_name.as_deref(), Some("arca"));
+    }
+
+    #[test]
+    fn defaults() {
+        let cfg = ok(&format!("storage \"inmem\" {{}}\n{PLAIN}"));
+        assert_eq!(cfg.storage.kind, "inmem");
+        assert_eq!(cfg.storage.path, None);
+        assert_eq!(cfg.log_level, "info");
+        assert_eq!(cfg.default_lease_ttl, 2_764_800);
+        assert_eq!(cfg.max_lease_ttl, 2_764_800);
+        assert_eq!(cfg.api_addr, None);
+        let cfg = ok("storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = 1 }");
+        assert_eq!(cfg.listeners[0].address, "127.0.0.1:8200");
+        assert!(cfg.listeners[0].tls_disable);
+    }
+
+    #[test]
+    fn lower_max_lowers_default() {
+        let cfg = ok(&format!(
+            "storage \"inmem\" {{}}\n{PLAIN}\nmax_lease_ttl = \"1h\""
+        ));
+        assert_eq!(cfg.max_lease_ttl, 3600);
+        assert_eq!(cfg.default_lease_ttl, 3600);
+    }
+
+    #[test]
+    fn raft_with_retry_join() {
+        let cfg = ok(&format!(
+            r#"
+storage "raft" {{
+  path    = "/data/raft"
+  node_id = "node-1"
+  performance_multiplier = 5
+  retry_join {{
+    leader_api_addr = "https://10.0.0.2:8200"
+    leader_ca_cert_file = "/etc/ca.pem"
+  }}
+  retry_join {{
+    leader_api_addr = "https://10.0.0.3:8200"
+  }}
+}}
+{PLAIN}"#
+        ));
+        assert_eq!(cfg.storage.kind, "raft");
+        assert_eq!(cfg.storage.node_id.as_deref(), Some("node-1"));
+        assert_eq!(
+            cfg.storage
+                .options
+                .get("performance_multiplier")
+                .map(String::as_str),
+            Some("5")
+        );
+        assert_eq!(cfg.storage.retry_join.len(), 2);
+        assert_eq!(
+            cfg.storage.retry_join[0].leader_api_addr,
+            "https://10.0.0.2:8200"
+        );
+        assert_eq!(
+            cfg.storage.retry_join[0].leader_ca_cert_file,
+            Some(PathBuf::from("/etc/ca.pem"))
+        );
+    }
+
+    #[test]
+    fn hcl_syntax_error_names_file_and_line() {
+        let e = bad("storage \"inmem\" {}\n\nlistener \"tcp\" {\n  address = \n}\n");
+        assert!(e.starts_with("test.hcl:"), "{e}");
+        let line: usize = e.split(':').nth(1).unwrap().parse().unwrap();
+        assert!((4..=5).contains(&line), "{e}");
+    }
+
+    #[test]
+    fn unknown_storage_type() {
+        let e = bad(&format!(
+            "\n\nstorage \"consul\" {{ path = \"x\" }}\n{PLAIN}"
+        ));
+        assert!(
+            e.starts_with("test.hcl:3: storage: unknown storage type \"consul\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_path() {
+        let e = bad(&format!("storage \"rocksdb\" {{}}\n{PLAIN}"));
+        assert!(
+            e.contains("test.hcl:1: storage.path: rocksdb storage requires a path"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tls_without_files() {
+        let e =
+            bad("storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:8200\"\n}\n");
+        assert!(
+            e.contains("test.hcl:2: listener.tls_cert_file: required"),
+            "{e}"
+        );
+        let e = bad("storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = false\n  tls_cert_file = \"c.pem\"\n}\n");
+        assert!(e.contains("listener.tls_key_file: required"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration() {
+        let e = bad(&format!(
+            "storage \"inmem\" {{}}\n{PLAIN}\ndefault_lease_ttl = \"10 parsecs\""
+        ));
+        assert!(
+            e.contains("test.hcl:8: default_lease_ttl: bad duration"),
+            "{e}"
+        );
+        let e = bad(&format!(
+            "storage \"inmem\" {{}}\n{PLAIN}\nmax_lease_ttl = -5"
+        ));
+        assert!(e.contains("max_lease_ttl"), "{e}");
+        let e = bad(&format!(
+            "storage \"inmem\" {{}}\n{PLAIN}\ndefault_lease_ttl = \"48h\"\nmax_lease_ttl = \"24h\""
+        ));
+        assert!(
+            e.contains("default_lease_ttl: 48h is greater than max_lease_ttl (24h)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = bad(&format!(
+            "storage \"inmem\" {{}}\n{PLAIN}\nfrobnicate = true"
+        ));
+        assert!(
+            e.contains("test.hcl:8: frobnicate: unknown configuration key \"frobnicate\""),
+            "{e}"
+        );
+        let e = bad(&format!(
+            "storage \"inmem\" {{}}\n{PLAIN}\nseal \"awskms\" {{}}"
+        ));
+        assert!(e.contains("seal: unknown configuration block"), "{e}");
+        let e = bad("storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n bogus = 1\n}");
+        assert!(
+            e.contains("test.hcl:4: listener.bogus: unknown listener key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn structural_errors() {
+        assert!(bad(PLAIN).contains("storage: a storage block is required"));
+        assert!(bad("storage \"inmem\" {}").contains("listener: at least one listener"));
+        assert!(bad(&format!(
+            "storage \"inmem\" {{}}\nstorage \"inmem\" {{}}\n{PLAIN}"
+        ))
+        .contains("test.hcl:2: storage: only one storage block"));
+        assert!(bad("storage \"inmem\" {}\nlistener \"unix\" {}")
+            .contains("unknown listener type \"unix\""));
+        assert!(bad(&format!(
+            "storage \"rocksdb\" {{\n path = \"/x\"\n retry_join {{ leader_api_addr = \"https://a:8200\" }}\n}}\n{PLAIN}"
+        ))
+        .contains("test.hcl:3: storage.retry_join: retry_join is only valid with raft"));
+        assert!(bad(&format!(
+            "storage \"inmem\" {{}}\n{PLAIN}\nlog_level = \"loud\""
+        ))
+        .contains("log_level: unknown log level"));
+        assert!(bad(&format!(
+            "storage \"inmem\" {{}}\n{PLAIN}\napi_addr = \"host:8200\""
+        ))
+        .contains("api_addr: must be a URL"));
+        assert!(bad(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n address = \"nope\"\n tls_disable = true\n}"
+        )
+        .contains("test.hcl:3: listener.address: must be host:port"));
+        assert!(
+            bad("storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = \"maybe\"\n}")
+                .contains("listener.tls_disable: must be a boolean")
+        );
+        // The HCL parser itself refuses a repeated attribute, with its line.
+        let e = bad(&format!(
+            "storage \"inmem\" {{}}\n{PLAIN}\nui = true\nui = false"
+        ));
+        assert!(e.starts_with("test.hcl:9:1: invalid HCL:"), "{e}");
+    }
+
+    #[test]
+    fn load_reports_missing_file() {
+        let e = load(Path::new("/nonexistent/arca.hcl"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/arca.hcl"), "{e}");
+    }
+
+    #[test]
+    fn load_reads_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("arca.hcl");
+        std::fs::write(
+            &path,
+            format!("storage \"rocksdb\" {{ path = \"/d\" }}\n{PLAIN}"),
+        )
+        .unwrap();
+        assert_eq!(load(&path).unwrap().storage.path, Some(PathBuf::from("/d")));
+        std::fs::write(&path, "storage \"nope\" {}\n").unwrap();
+        let e = load(&path).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}:1: storage:", path.display())),
+            "{e}"
+        );
+    }
+}
