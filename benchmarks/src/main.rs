@@ -48,8 +48,9 @@ struct Config {
     client_threads: usize,
     arca_bin: Option<PathBuf>,
     bao_bin: String,
-    arca_port: u16,
-    bao_port: u16,
+    /// `None`: a free loopback port.
+    arca_port: Option<u16>,
+    bao_port: Option<u16>,
     out_dir: Option<PathBuf>,
 }
 
@@ -70,7 +71,7 @@ impl ServerKind {
 
 const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrency 32] \
 [--duration 10s] [--payload-bytes 64] [--client-threads 1] [--arca-bin PATH] \
-[--bao-bin bao] [--arca-port 18200] [--bao-port 18300] [--out-dir DIR]";
+[--bao-bin bao] [--arca-port PORT] [--bao-port PORT] [--out-dir DIR]";
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration> {
@@ -108,8 +109,8 @@ fn parse_args(args: &[String]) -> Result<Config> {
         client_threads: 1,
         arca_bin: std::env::var_os("ARCA_BIN").map(PathBuf::from),
         bao_bin: std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()),
-        arca_port: 18200,
-        bao_port: 18300,
+        arca_port: None,
+        bao_port: None,
         out_dir: None,
     };
     while let Some(flag) = it.next() {
@@ -151,8 +152,8 @@ fn parse_args(args: &[String]) -> Result<Config> {
             }
             "--arca-bin" => c.arca_bin = Some(PathBuf::from(value()?)),
             "--bao-bin" => c.bao_bin = value()?,
-            "--arca-port" => c.arca_port = value()?.parse().context("--arca-port")?,
-            "--bao-port" => c.bao_port = value()?.parse().context("--bao-port")?,
+            "--arca-port" => c.arca_port = Some(value()?.parse().context("--arca-port")?),
+            "--bao-port" => c.bao_port = Some(value()?.parse().context("--bao-port")?),
             "--out-dir" => c.out_dir = Some(PathBuf::from(value()?)),
             "-h" | "--help" => bail!("{USAGE}"),
             other => bail!("unknown flag {other:?}\n{USAGE}"),
@@ -294,21 +295,19 @@ struct ServerProc {
 
 impl ServerProc {
     fn start(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<ServerProc> {
-        let port = match kind {
+        let fixed = match kind {
             ServerKind::Arca => cfg.arca_port,
             ServerKind::OpenBao => cfg.bao_port,
         };
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
-            bail!(
-                "port {port} for {} is in use (pick another with --{}-port)",
-                kind.name(),
-                if kind == ServerKind::Arca {
-                    "arca"
-                } else {
-                    "bao"
+        let port = match fixed {
+            Some(p) => {
+                if std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
+                    bail!("port {p} for {} is in use", kind.name());
                 }
-            );
-        }
+                p
+            }
+            None => free_port_pair()?,
+        };
         let program: PathBuf = match kind {
             ServerKind::Arca => arca_bin(cfg),
             ServerKind::OpenBao => PathBuf::from(&cfg.bao_bin),
@@ -373,6 +372,19 @@ impl Drop for ServerProc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A free loopback port whose successor is free too (dev servers may open a
+/// cluster listener on port + 1).
+fn free_port_pair() -> Result<u16> {
+    for _ in 0..100 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let p = l.local_addr()?.port();
+        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return Ok(p);
+        }
+    }
+    bail!("no free loopback port pair")
 }
 
 // ---------------------------------------------------------------- HTTP --
@@ -849,10 +861,11 @@ fn markdown(cfg: &Config, results: &[ServerResult], host: &Value) -> String {
     s.push('\n');
     for r in results {
         s.push_str(&format!(
-            "- {}: idle RSS {} MiB, peak VmHWM {} MiB\n",
+            "- {}: idle RSS {} MiB, peak VmHWM {} MiB, {} keys written\n",
             r.kind.name(),
             mib(r.idle_rss_kib),
-            mib(r.peak_hwm_kib)
+            mib(r.peak_hwm_kib),
+            r.write.ok
         ));
     }
     if let Some(rt) = ratios(results) {
