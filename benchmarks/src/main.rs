@@ -10,8 +10,11 @@
 //! For each server: start it in dev mode on its own loopback port, wait for
 //! `sys/health` and for `secret/` to accept writes, then
 //! 1. write phase: `--concurrency` keep-alive HTTP/1.1 connections, each in
-//!    a loop `PUT /v1/secret/data/bench-<n>` (`{"data":{"value":..,"n":..}}`,
-//!    n from one shared counter) for `--duration`;
+//!    a loop `PUT /v1/secret/data/bench-<n mod keys>`
+//!    (`{"data":{"value":..,"n":..}}`, n from one shared counter) for
+//!    `--duration`; with a fixed key space both servers end up holding the
+//!    same data (KV v2 keeps at most 10 versions per key), so their memory
+//!    compares like for like (`--keys 0`: a new key per write);
 //! 2. read phase: the same connections `GET /v1/secret/data/bench-<k>` with
 //!    k uniformly random among the keys written, for `--duration`.
 //!
@@ -45,6 +48,8 @@ struct Config {
     concurrency: usize,
     duration: Duration,
     payload_bytes: usize,
+    /// Distinct keys the write phase cycles over (0: a new key per write).
+    keys: u64,
     client_threads: usize,
     arca_bin: Option<PathBuf>,
     bao_bin: String,
@@ -70,7 +75,7 @@ impl ServerKind {
 }
 
 const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrency 32] \
-[--duration 10s] [--payload-bytes 64] [--client-threads 1] [--arca-bin PATH] \
+[--duration 10s] [--payload-bytes 64] [--keys 1000] [--client-threads 1] [--arca-bin PATH] \
 [--bao-bin bao] [--arca-port PORT] [--bao-port PORT] [--out-dir DIR]";
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
@@ -106,6 +111,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
         concurrency: 32,
         duration: Duration::from_secs(10),
         payload_bytes: 64,
+        keys: 1000,
         client_threads: 1,
         arca_bin: std::env::var_os("ARCA_BIN").map(PathBuf::from),
         bao_bin: std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()),
@@ -147,6 +153,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
             "--concurrency" | "-c" => c.concurrency = value()?.parse().context("--concurrency")?,
             "--duration" | "-d" => c.duration = parse_duration(&value()?)?,
             "--payload-bytes" => c.payload_bytes = value()?.parse().context("--payload-bytes")?,
+            "--keys" => c.keys = value()?.parse().context("--keys")?,
             "--client-threads" => {
                 c.client_threads = value()?.parse().context("--client-threads")?
             }
@@ -515,6 +522,7 @@ async fn worker(
     counter: Arc<AtomicU64>,
     written: u64,
     payload_bytes: usize,
+    key_space: u64,
 ) -> WorkerResult {
     let mut res = WorkerResult {
         latencies_us: Vec::with_capacity(1 << 16),
@@ -539,9 +547,10 @@ async fn worker(
         let (method, path, body) = match phase {
             Phase::Write => {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
+                let k = if key_space > 0 { n % key_space } else { n };
                 (
                     Method::PUT,
-                    format!("/v1/secret/data/bench-{n}"),
+                    format!("/v1/secret/data/bench-{k}"),
                     Some(payload(n, payload_bytes)),
                 )
             }
@@ -651,6 +660,7 @@ async fn run_phase(
             counter.clone(),
             written,
             cfg.payload_bytes,
+            cfg.keys,
         )));
     }
     let mut all = Vec::new();
@@ -755,7 +765,10 @@ async fn bench_server(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<
     )
     .await;
     // Keys 0..issued were attempted; the read phase draws from them.
-    let written = counter.load(Ordering::Relaxed);
+    let written = match cfg.keys {
+        0 => counter.load(Ordering::Relaxed),
+        k => counter.load(Ordering::Relaxed).min(k),
+    };
     eprintln!(
         "[{}]   {} ok, {} errors, {:.0} req/s",
         kind.name(),
@@ -822,10 +835,11 @@ fn ratios(results: &[ServerResult]) -> Option<Value> {
 fn markdown(cfg: &Config, results: &[ServerResult], host: &Value) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "KV v2, {} connections, {} s per phase, {}-byte values, {} client thread(s); host: {} CPUs ({}), {}, load average before: {}\n\n",
+        "KV v2, {} connections, {} s per phase, {}-byte values, {} keys, {} client thread(s); host: {} CPUs ({}), {}, load average before: {}\n\n",
         cfg.concurrency,
         cfg.duration.as_secs_f64(),
         cfg.payload_bytes,
+        cfg.keys,
         cfg.client_threads,
         host["cpus"],
         host["cpu_model"].as_str().unwrap_or("?"),
@@ -958,6 +972,7 @@ fn run(cfg: Config) -> Result<()> {
             "concurrency": cfg.concurrency,
             "duration_s": cfg.duration.as_secs_f64(),
             "payload_bytes": cfg.payload_bytes,
+            "keys": cfg.keys,
             "client_threads": cfg.client_threads,
             "mode": "dev (in-memory storage), plain HTTP on loopback, keep-alive HTTP/1.1",
             "write": "PUT /v1/secret/data/bench-<n> {\"data\":{\"value\":<payload>,\"n\":<n>}}",
