@@ -8,7 +8,7 @@ use arca_sdk::StorageOp;
 use parking_lot::RwLock;
 use zeroize::Zeroizing;
 
-use crate::keyring::{Keyring, KEYRING_PATH};
+use crate::keyring::{value_term, Keyring, KEYRING_PATH};
 use crate::path::{logical_child, logical_key, physical_folder, physical_key};
 use crate::{BarrierError, KeyStatus, RootKey};
 
@@ -146,13 +146,20 @@ impl Barrier {
         Ok(())
     }
 
+    /// Reads and decrypts `key`. A value under a term this node does not
+    /// know yet (another node rotated the keyring) triggers one
+    /// [`reload_keyring`](Self::reload_keyring) before decrypting.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
-        let keyring = self.keyring()?;
+        let mut keyring = self.keyring()?;
         let physical = physical_key(keyring.path_cipher(), key);
-        match self.physical.get(&physical).await? {
-            None => Ok(None),
-            Some(ct) => Ok(Some(unwrap_plaintext(keyring.decrypt(key, &ct)?))),
+        let Some(ct) = self.physical.get(&physical).await? else {
+            return Ok(None);
+        };
+        if value_term(&ct).is_ok_and(|t| !keyring.has_term(t)) {
+            self.reload_keyring().await?;
+            keyring = self.keyring()?;
         }
+        Ok(Some(unwrap_plaintext(keyring.decrypt(key, &ct)?)))
     }
 
     /// Encrypts and stores `value`; the plaintext buffer is wiped.
@@ -366,14 +373,26 @@ mod tests {
         let b = Barrier::new(physical.clone());
         b.unseal(&root).await.unwrap();
         a.rotate().await.unwrap();
+        assert_eq!(b.key_status().unwrap().term, 1);
+        b.reload_keyring().await.unwrap();
+        assert_eq!(b.key_status().unwrap().term, 2);
+
+        // A read of a value under an unknown term reloads by itself.
+        a.rotate().await.unwrap();
         a.put("written-by-a", b"x".to_vec()).await.unwrap();
+        assert_eq!(b.key_status().unwrap().term, 2);
+        assert_eq!(b.get("written-by-a").await.unwrap().unwrap(), b"x");
+        assert_eq!(b.key_status().unwrap().term, 3);
+
+        // A value claiming a term that exists nowhere is still corrupt.
+        let key = physical_key(a.keyring().unwrap().path_cipher(), "written-by-a");
+        let mut v = physical.get(&key).await.unwrap().unwrap();
+        v[1..5].copy_from_slice(&99u32.to_be_bytes());
+        physical.put(&key, v).await.unwrap();
         assert!(matches!(
             b.get("written-by-a").await,
             Err(BarrierError::Corrupt { .. })
         ));
-        b.reload_keyring().await.unwrap();
-        assert_eq!(b.key_status().unwrap().term, 2);
-        assert_eq!(b.get("written-by-a").await.unwrap().unwrap(), b"x");
     }
 
     #[tokio::test]

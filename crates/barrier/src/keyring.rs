@@ -235,6 +235,10 @@ impl Keyring {
         }
     }
 
+    pub(crate) fn has_term(&self, term: u32) -> bool {
+        self.terms.contains_key(&term)
+    }
+
     /// Encrypts a value under the active term.
     pub(crate) fn encrypt(&self, logical_path: &str, plaintext: &[u8]) -> Vec<u8> {
         self.encryptions.fetch_add(1, Ordering::Relaxed);

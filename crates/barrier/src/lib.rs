@@ -42,6 +42,10 @@
 //!   when the last operation already in flight finishes.
 //! - Keyring changes (initialize, unseal, rotate, reload) are serialized; the
 //!   keyring is persisted before it replaces the one in memory.
+//! - A node that reads a value under a term it does not know (another node
+//!   rotated) reloads the keyring once before decrypting; core should still
+//!   call [`Barrier::reload_keyring`] when a replicated write to
+//!   [`KEYRING_PATH`] is applied.
 //! - The physical store holds only `core/…` bootstrap records (the keyring
 //!   here; the seal's config and encrypted root key) and `b/…` ciphertext.
 //! - A physical [`PhysicalError::ReadOnly`] surfaces as

@@ -326,19 +326,23 @@ fn encode(v: &Value) -> Result<Vec<u8>, ClientError> {
     serde_json::to_vec(v).map_err(|e| ClientError::local(format!("encoding request: {e}")))
 }
 
-/// The error and its sources, joined like Go's wrapped errors.
+/// The error's sources joined like Go's wrapped errors. The outermost
+/// message of a reqwest error only repeats the URL, so it is dropped when
+/// there is a more specific cause.
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
+    let mut msgs = vec![e.to_string()];
     let mut source = e.source();
     while let Some(s) = source {
-        let s_msg = s.to_string();
-        if !msg.contains(&s_msg) {
-            msg.push_str(": ");
-            msg.push_str(&s_msg);
+        let m = s.to_string();
+        if !msgs.iter().any(|prev| prev.contains(&m)) {
+            msgs.push(m);
         }
         source = s.source();
     }
-    msg
+    if msgs.len() > 1 {
+        msgs.remove(0);
+    }
+    msgs.join(": ")
 }
 
 fn parse_secret(

@@ -223,10 +223,10 @@ fn print_write_result(cmd: &Cmd, kv: &KvPath, full: &str, secret: Option<Secret>
         return cmd.print_field(output::secret_field(&secret, f), f);
     }
     if cmd.format == Format::Table && kv.v2 {
-        println!("{}", output::pad_equal_signs("Secret Path", full.len()));
-        println!("{full}\n");
+        outln!("{}", output::pad_equal_signs("Secret Path", full.len()));
+        outln!("{full}\n");
         let meta = secret.data.clone().unwrap_or_default();
-        println!("{}", output::header_for_map("Metadata", &meta));
+        outln!("{}", output::header_for_map("Metadata", &meta));
         return cmd.print_map(&meta);
     }
     cmd.print_secret(&secret)
@@ -285,7 +285,7 @@ async fn get(argv: &[String]) -> CmdResult {
     if let Some(w) = output::warnings_text(&secret) {
         eprint!("{w}");
     }
-    print!("{}", kv_get_table(&kv, &full, &secret));
+    out!("{}", kv_get_table(&kv, &full, &secret));
     Ok(0)
 }
 
@@ -644,7 +644,7 @@ async fn metadata_get(argv: &[String]) -> CmdResult {
     let Some(Value::Object(versions)) = secret.get("versions").cloned() else {
         return Err(remote_error(format!("No value found at {full}")));
     };
-    print!("{}", metadata_table(&full, &secret, &versions));
+    out!("{}", metadata_table(&full, &secret, &versions));
     Ok(0)
 }
 

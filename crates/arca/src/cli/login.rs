@@ -76,13 +76,13 @@ pub async fn run(argv: &[String]) -> CmdResult {
         return cmd.print_secret_or_field(&secret);
     }
     if store {
-        println!(
+        outln!(
             "Success! You are now authenticated. The token information displayed below\n\
              is already stored in the token helper. You do NOT need to run \"arca login\"\n\
              again. Future requests will automatically use this token.\n"
         );
     } else {
-        println!(
+        outln!(
             "Success! You are now authenticated. The token information below is displayed\n\
              here but has NOT been stored. To use this token, set the VAULT_TOKEN\n\
              environment variable.\n"

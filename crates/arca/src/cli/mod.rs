@@ -15,6 +15,25 @@
 //! * results go to stdout, errors and warnings to stderr;
 //! * the `ARCA_*` spelling of every environment variable wins over `VAULT_*`.
 
+/// `println!` to stdout that ignores write errors: a closed pipe
+/// (`arca … | head`) must not turn into a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// `print!` to stdout that ignores write errors (see `outln!`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        let _ = write!(o, $($arg)*);
+        let _ = o.flush();
+    }};
+}
+
 pub mod output;
 
 mod data;
@@ -290,14 +309,14 @@ impl Cmd {
     /// Prints a response in the chosen format (`OutputSecret`).
     pub fn print_secret(&self, secret: &Secret) -> CmdResult {
         match self.format {
-            Format::Json => println!("{}", output::json_text(secret)),
+            Format::Json => outln!("{}", output::json_text(secret)),
             Format::Table | Format::Raw => {
                 if let Some(w) = output::warnings_text(secret) {
                     eprint!("{w}");
                 }
                 let t = output::kv_table(output::secret_rows(secret));
                 if !t.is_empty() {
-                    println!("{t}");
+                    outln!("{t}");
                 }
             }
         }
@@ -328,11 +347,11 @@ impl Cmd {
     /// Prints a map (`OutputData`).
     pub fn print_map(&self, data: &Map<String, Value>) -> CmdResult {
         match self.format {
-            Format::Json => println!("{}", output::json_text(data)),
+            Format::Json => outln!("{}", output::json_text(data)),
             Format::Table | Format::Raw => {
                 let t = output::map_table(data);
                 if !t.is_empty() {
-                    println!("{t}");
+                    outln!("{t}");
                 }
             }
         }
@@ -344,13 +363,13 @@ impl Cmd {
         match self.format {
             Format::Json => {
                 let keys = secret.get("keys").cloned().unwrap_or(Value::Array(vec![]));
-                println!("{}", output::json_text(&keys));
+                outln!("{}", output::json_text(&keys));
             }
             Format::Table | Format::Raw => {
                 if let Some(w) = output::warnings_text(secret) {
                     eprint!("{w}");
                 }
-                println!("{}", output::list_table(&secret.list_keys()));
+                outln!("{}", output::list_table(&secret.list_keys()));
             }
         }
         Ok(0)
@@ -359,7 +378,7 @@ impl Cmd {
     /// Prints a success message in table format only (JSON stays quiet).
     pub fn success(&self, msg: impl AsRef<str>) -> CmdResult {
         if self.format == Format::Table {
-            println!("{}", msg.as_ref());
+            outln!("{}", msg.as_ref());
         }
         Ok(0)
     }
@@ -538,11 +557,11 @@ pub async fn run(args: Vec<String>) -> i32 {
         "token" => token::run(rest).await,
         "server" => server::run(rest).await,
         "version" | "-v" | "-version" | "--version" => {
-            println!("{}", version_text());
+            outln!("{}", version_text());
             Ok(0)
         }
         "help" | "-h" | "-help" | "--help" => {
-            print!("{}", top_help());
+            out!("{}", top_help());
             Ok(0)
         }
         other => Err(usage_error(format!(
@@ -553,7 +572,7 @@ pub async fn run(args: Vec<String>) -> i32 {
     match result {
         Ok(code) => code,
         Err(Failure { code: 0, message }) => {
-            print!("{message}");
+            out!("{message}");
             0
         }
         Err(Failure { code, message }) => {

@@ -86,10 +86,10 @@ async fn init(argv: &[String]) -> CmdResult {
             .and_then(Value::as_bool)
             .unwrap_or(false);
         return if init {
-            println!("Vault is initialized");
+            outln!("Vault is initialized");
             Ok(0)
         } else {
-            println!("Vault is not initialized");
+            outln!("Vault is not initialized");
             Ok(2)
         };
     }
@@ -123,8 +123,8 @@ async fn init(argv: &[String]) -> CmdResult {
         .map_err(|e| remote_error(format!("Error initializing: {e}")))?;
     let out = init_output(&resp, shares, threshold);
     match cmd.format {
-        Format::Json => println!("{}", output::json_text(&out)),
-        Format::Table | Format::Raw => print!("{}", init_text(&out)),
+        Format::Json => outln!("{}", output::json_text(&out)),
+        Format::Table | Format::Raw => out!("{}", init_text(&out)),
     }
     Ok(0)
 }
@@ -267,8 +267,8 @@ async fn key_status(argv: &[String]) -> CmdResult {
         .await
         .map_err(|e| remote_error(format!("Error reading key status: {e}")))?;
     match cmd.format {
-        Format::Json => println!("{}", output::json_text(&st)),
-        Format::Table | Format::Raw => println!("{}", output::kv_table(key_status_rows(&st))),
+        Format::Json => outln!("{}", output::json_text(&st)),
+        Format::Table | Format::Raw => outln!("{}", output::kv_table(key_status_rows(&st))),
     }
     Ok(0)
 }
@@ -299,8 +299,8 @@ async fn rotate(argv: &[String]) -> CmdResult {
         .await
         .map_err(|e| remote_error(format!("Error reading key status: {e}")))?;
     match cmd.format {
-        Format::Json => println!("{}", output::json_text(&st)),
-        Format::Table | Format::Raw => println!(
+        Format::Json => outln!("{}", output::json_text(&st)),
+        Format::Table | Format::Raw => outln!(
             "Success! Rotated key\n\n{}",
             output::kv_table(key_status_rows(&st))
         ),

@@ -92,9 +92,9 @@ async fn read(argv: &[String]) -> CmdResult {
         Format::Json => {
             let mut m = Map::new();
             m.insert("policy".into(), Value::String(rules));
-            println!("{}", super::output::json_text(&m));
+            outln!("{}", super::output::json_text(&m));
         }
-        Format::Table | Format::Raw => println!("{}", rules.trim()),
+        Format::Table | Format::Raw => outln!("{}", rules.trim()),
     }
     Ok(0)
 }
@@ -118,10 +118,10 @@ async fn list(argv: &[String]) -> CmdResult {
         .map_err(|e| remote_error(format!("Error listing policies: {e}")))?;
     let keys = secret.map(|s| s.list_keys()).unwrap_or_default();
     match cmd.format {
-        Format::Json => println!("{}", super::output::json_text(&keys)),
+        Format::Json => outln!("{}", super::output::json_text(&keys)),
         Format::Table | Format::Raw => {
             for k in keys {
-                println!("{k}");
+                outln!("{k}");
             }
         }
     }

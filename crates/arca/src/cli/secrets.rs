@@ -213,9 +213,9 @@ async fn list(argv: &[String]) -> CmdResult {
         .map_err(|e| remote_error(format!("Error listing secrets engines: {e}")))?;
     let mounts = mounts_of(&resp);
     match cmd.format {
-        Format::Json => println!("{}", output::json_text(&mounts)),
+        Format::Json => outln!("{}", output::json_text(&mounts)),
         Format::Table | Format::Raw => {
-            println!("{}", mounts_table(&mounts, cmd.flags.bool("detailed")))
+            outln!("{}", mounts_table(&mounts, cmd.flags.bool("detailed")))
         }
     }
     Ok(0)

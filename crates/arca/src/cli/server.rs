@@ -95,9 +95,8 @@ pub fn mode(cmd: &Cmd) -> Result<Mode, Failure> {
             "A configuration file must be given with -config=FILE, or use -dev",
         )),
         (false, [file]) => {
-            let mut cfg = config::load(std::path::Path::new(file)).map_err(|e| {
-                usage_error(format!("Error loading configuration from {file}: {e}"))
-            })?;
+            let mut cfg = config::load(std::path::Path::new(file))
+                .map_err(|e| usage_error(format!("Error loading configuration: {e}")))?;
             if let Some(l) = level {
                 cfg.log_level = l;
             }
@@ -191,8 +190,11 @@ mod tests {
             .contains("unknown log level"));
         let e = err(&["-config=/nonexistent/arca.hcl"]);
         assert_eq!(e.code, 1);
-        assert!(e
-            .message
-            .contains("Error loading configuration from /nonexistent/arca.hcl"));
+        assert!(
+            e.message.starts_with("Error loading configuration: "),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("/nonexistent/arca.hcl"));
     }
 }

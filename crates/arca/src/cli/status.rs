@@ -89,8 +89,8 @@ pub fn merge_leader(status: &mut Map<String, Value>, leader: &Map<String, Value>
 /// Prints a merged status in the command's format.
 pub fn print_status(cmd: &Cmd, status: &Map<String, Value>) {
     match cmd.format {
-        Format::Json => println!("{}", output::json_text(status)),
-        Format::Table | Format::Raw => println!("{}", status_table(status)),
+        Format::Json => outln!("{}", output::json_text(status)),
+        Format::Table | Format::Raw => outln!("{}", status_table(status)),
     }
 }
 

@@ -365,8 +365,8 @@ async fn capabilities(argv: &[String]) -> CmdResult {
         .map_err(|e| remote_error(format!("Error listing capabilities: {e}")))?;
     let caps = capabilities_of(&resp, &path);
     match cmd.format {
-        Format::Json => println!("{}", output::json_text(&caps)),
-        Format::Table | Format::Raw => println!("{}", caps.join(", ")),
+        Format::Json => outln!("{}", output::json_text(&caps)),
+        Format::Table | Format::Raw => outln!("{}", caps.join(", ")),
     }
     Ok(0)
 }
