@@ -514,16 +514,26 @@ fn payload(n: u64, value_len: usize) -> Bytes {
     Bytes::from(json!({"data": {"value": value, "n": n}}).to_string())
 }
 
-async fn worker(
-    id: usize,
-    addr: String,
+/// What one load worker does: the phase, until when, and the key space.
+#[derive(Clone, Copy)]
+struct Work {
     phase: Phase,
     deadline: Instant,
-    counter: Arc<AtomicU64>,
+    /// Keys available to the read phase.
     written: u64,
     payload_bytes: usize,
+    /// Keys the write phase cycles over (0: a new key per write).
     key_space: u64,
-) -> WorkerResult {
+}
+
+async fn worker(id: usize, addr: String, work: Work, counter: Arc<AtomicU64>) -> WorkerResult {
+    let Work {
+        phase,
+        deadline,
+        written,
+        payload_bytes,
+        key_space,
+    } = work;
     let mut res = WorkerResult {
         latencies_us: Vec::with_capacity(1 << 16),
         ..Default::default()
@@ -652,15 +662,18 @@ async fn run_phase(
     let deadline = start + cfg.duration;
     let mut handles = Vec::new();
     for id in 0..cfg.concurrency {
+        let work = Work {
+            phase,
+            deadline,
+            written,
+            payload_bytes: cfg.payload_bytes,
+            key_space: cfg.keys,
+        };
         handles.push(tokio::spawn(worker(
             id,
             server.addr.clone(),
-            phase,
-            deadline,
+            work,
             counter.clone(),
-            written,
-            cfg.payload_bytes,
-            cfg.keys,
         )));
     }
     let mut all = Vec::new();

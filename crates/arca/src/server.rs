@@ -22,7 +22,10 @@ pub struct DevOptions {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARCA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.to_lowercase()));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 async fn wait_for_shutdown() {
@@ -47,7 +50,10 @@ async fn serve_all(core: Arc<Core>, listeners: Vec<ListenerOptions>) -> anyhow::
         let tls = l.tls.is_some();
         tasks.spawn(arca_http::serve(core.clone(), l, Some(tx)));
         match rx.await {
-            Ok(addr) => println!("    Listener: tcp (addr: {addr:?}, tls: {})", if tls { "enabled" } else { "disabled" }),
+            Ok(addr) => println!(
+                "    Listener: tcp (addr: {addr:?}, tls: {})",
+                if tls { "enabled" } else { "disabled" }
+            ),
             Err(_) => {
                 // The listener task ended before binding: report its error.
                 if let Some(res) = tasks.join_next().await {
@@ -82,12 +88,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             std::fs::create_dir_all(&path)
                 .with_context(|| format!("cannot create storage directory {}", path.display()))?;
             Arc::new(
-                RocksBackend::open(&path)
-                    .map_err(|e| anyhow::anyhow!("cannot open RocksDB at {}: {e}", path.display()))?,
+                RocksBackend::open(&path).map_err(|e| {
+                    anyhow::anyhow!("cannot open RocksDB at {}: {e}", path.display())
+                })?,
             )
         }
         "inmem" => Arc::new(InmemBackend::new()),
-        other => anyhow::bail!("storage type {other:?} is not supported (use \"rocksdb\" or \"inmem\")"),
+        other => {
+            anyhow::bail!("storage type {other:?} is not supported (use \"rocksdb\" or \"inmem\")")
+        }
     };
     let core = Core::new(
         physical,
@@ -112,12 +121,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             tls: if l.tls_disable {
                 None
             } else {
-                Some((l.tls_cert_file.clone().unwrap_or_default(), l.tls_key_file.clone().unwrap_or_default()))
+                Some((
+                    l.tls_cert_file.clone().unwrap_or_default(),
+                    l.tls_key_file.clone().unwrap_or_default(),
+                ))
             },
         })
         .collect();
     if !core.initialized().await.unwrap_or(false) {
-        println!("    The server is not initialized: run `arca operator init` (or `bao operator init`).");
+        println!(
+            "    The server is not initialized: run `arca operator init` (or `bao operator init`)."
+        );
     } else {
         println!("    The server starts sealed: unseal it with `arca operator unseal` and the key shares.");
     }
@@ -128,15 +142,29 @@ pub async fn run_dev(opts: DevOptions) -> anyhow::Result<()> {
     init_logging(&opts.log_level);
     let core = Core::new(
         Arc::new(InmemBackend::new()),
-        CoreConfig { storage_type: "inmem".into(), api_addr: format!("http://{}", opts.listen_address), ..Default::default() },
+        CoreConfig {
+            storage_type: "inmem".into(),
+            api_addr: format!("http://{}", opts.listen_address),
+            ..Default::default()
+        },
     );
-    let init = core.initialize(1, 1).await.map_err(|e| anyhow::anyhow!("dev init failed: {e}"))?;
+    let init = core
+        .initialize(1, 1)
+        .await
+        .map_err(|e| anyhow::anyhow!("dev init failed: {e}"))?;
     let unseal_key = init.keys[0].clone();
-    core.unseal_with_key(&unseal_key).await.map_err(|e| anyhow::anyhow!("dev unseal failed: {e}"))?;
+    core.unseal_with_key(&unseal_key)
+        .await
+        .map_err(|e| anyhow::anyhow!("dev unseal failed: {e}"))?;
     let root = match &opts.root_token_id {
         Some(id) => {
-            let id = core.create_root_token(Some(id.clone())).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            core.revoke_token(&init.root_token).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let id = core
+                .create_root_token(Some(id.clone()))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            core.revoke_token(&init.root_token)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             id
         }
         None => init.root_token.clone(),
@@ -155,11 +183,21 @@ pub async fn run_dev(opts: DevOptions) -> anyhow::Result<()> {
     println!("    $ export VAULT_ADDR='http://{}'\n", opts.listen_address);
     println!("The unseal key and root token are displayed below in case you want to");
     println!("seal/unseal the Vault or re-authenticate.\n");
-    println!("Unseal Key: {}", base64::engine::general_purpose::STANDARD.encode(unseal_key.as_slice()));
+    println!(
+        "Unseal Key: {}",
+        base64::engine::general_purpose::STANDARD.encode(unseal_key.as_slice())
+    );
     println!("Root Token: {root}\n");
     println!("Development mode should NOT be used in production installations!\n");
     let _ = write_token_helper(&root);
-    serve_all(core, vec![ListenerOptions { address: opts.listen_address.clone(), tls: None }]).await
+    serve_all(
+        core,
+        vec![ListenerOptions {
+            address: opts.listen_address.clone(),
+            tls: None,
+        }],
+    )
+    .await
 }
 
 /// Dev mode logs the CLI in, like Vault's: the token goes to ~/.vault-token.

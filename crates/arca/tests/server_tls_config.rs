@@ -16,20 +16,90 @@ impl Drop for Kill {
 }
 
 fn port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl must be installed");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it.
 fn make_certs(dir: &Path) {
-    openssl(dir, &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Arca Test CA"]);
-    openssl(dir, &["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n").unwrap();
-    openssl(dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Arca Test CA",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
 }
 
 fn run_bad_config(dir: &Path, name: &str, text: &str) -> String {
@@ -41,7 +111,11 @@ fn run_bad_config(dir: &Path, name: &str, text: &str) -> String {
         .output()
         .unwrap();
     assert!(!out.status.success(), "config {name} must be refused");
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -58,7 +132,11 @@ fn tls_listener_serves_bao_with_a_trusted_ca() {
     std::fs::write(dir.path().join("arca.hcl"), cfg).unwrap();
     let _server = Kill(
         Command::new(env!("CARGO_BIN_EXE_arca"))
-            .args(["server", "-config", dir.path().join("arca.hcl").to_str().unwrap()])
+            .args([
+                "server",
+                "-config",
+                dir.path().join("arca.hcl").to_str().unwrap(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -88,8 +166,18 @@ fn tls_listener_serves_bao_with_a_trusted_ca() {
     assert_eq!(v["initialized"], false);
     assert_eq!(out.status.code(), Some(2));
     // Init over TLS and check the answer.
-    let out = bao(&["operator", "init", "-key-shares=1", "-key-threshold=1", "-format=json"]);
-    assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+    let out = bao(&[
+        "operator",
+        "init",
+        "-key-shares=1",
+        "-key-threshold=1",
+        "-format=json",
+    ]);
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["unseal_keys_b64"].as_array().unwrap().len(), 1);
     // Without the CA the certificate is refused.
@@ -103,22 +191,41 @@ fn tls_listener_serves_bao_with_a_trusted_ca() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("certificate"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn bad_configs_are_refused_with_a_pointed_message() {
     let dir = tempfile::tempdir().unwrap();
-    let msg = run_bad_config(dir.path(), "syntax.hcl", "storage \"rocksdb\" {\n  path = \"/tmp/x\"\n\nlistener \"tcp\" {\n");
+    let msg = run_bad_config(
+        dir.path(),
+        "syntax.hcl",
+        "storage \"rocksdb\" {\n  path = \"/tmp/x\"\n\nlistener \"tcp\" {\n",
+    );
     assert!(msg.contains("syntax.hcl"), "names the file: {msg}");
     let msg = run_bad_config(dir.path(), "kind.hcl", "storage \"floppy\" {\n  path = \"/tmp/x\"\n}\nlistener \"tcp\" {\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}\n");
     assert!(msg.contains("floppy"), "names the storage type: {msg}");
-    let msg = run_bad_config(dir.path(), "tls.hcl", "storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:0\"\n}\n");
-    assert!(msg.contains("tls_cert_file"), "names the missing field: {msg}");
+    let msg = run_bad_config(
+        dir.path(),
+        "tls.hcl",
+        "storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:0\"\n}\n",
+    );
+    assert!(
+        msg.contains("tls_cert_file"),
+        "names the missing field: {msg}"
+    );
     let msg = run_bad_config(dir.path(), "ttl.hcl", "storage \"inmem\" {}\nlistener \"tcp\" {\n  address = \"127.0.0.1:0\"\n  tls_disable = true\n}\ndefault_lease_ttl = \"ten days\"\n");
     assert!(msg.contains("default_lease_ttl"), "names the field: {msg}");
     let out = Command::new(env!("CARGO_BIN_EXE_arca"))
-        .args(["server", "-config", dir.path().join("missing.hcl").to_str().unwrap()])
+        .args([
+            "server",
+            "-config",
+            dir.path().join("missing.hcl").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

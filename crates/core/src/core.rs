@@ -56,7 +56,10 @@ pub struct Reply {
 
 impl Reply {
     pub(crate) fn of(r: Response) -> Self {
-        Reply { response: Some(r), ..Default::default() }
+        Reply {
+            response: Some(r),
+            ..Default::default()
+        }
     }
 }
 
@@ -161,7 +164,9 @@ impl Core {
         let st = self.unsealed()?;
         let router = st.router.read().clone();
         let (route, rel) = router.resolve(&path).ok_or_else(|| {
-            LogicalError::UnsupportedPath(format!("no handler for route {path:?}. route entry not found."))
+            LogicalError::UnsupportedPath(format!(
+                "no handler for route {path:?}. route entry not found."
+            ))
         })?;
         let rel = rel.to_string();
         req.path = rel.clone();
@@ -190,8 +195,11 @@ impl Core {
 
         if let (Some(t), false) = (&token, matches_special(&special.unauthenticated, &rel)) {
             let acl = st.policies.acl(&t.policies).await?;
-            let params = matches!(req.operation, Operation::Create | Operation::Update | Operation::Patch)
-                .then_some(&req.data);
+            let params = matches!(
+                req.operation,
+                Operation::Create | Operation::Update | Operation::Patch
+            )
+            .then_some(&req.data);
             let d = acl.check(&path, req.operation.capability(), params);
             if !d.allowed {
                 return Err(LogicalError::PermissionDenied);
@@ -216,7 +224,10 @@ impl Core {
             self.purge_cubbyholes(&revoked).await?;
         }
         let resp = result?;
-        let mut reply = Reply { mount_type: route.entry.kind.clone(), ..Default::default() };
+        let mut reply = Reply {
+            mount_type: route.entry.kind.clone(),
+            ..Default::default()
+        };
         match resp {
             None if op == Operation::Read => return Err(LogicalError::NotFound),
             None => {}
@@ -257,9 +268,18 @@ impl Core {
     }
 
     /// Resolves a client token or answers 403.
-    pub(crate) async fn authenticate(&self, st: &Unsealed, token: Option<&str>) -> Result<Arc<TokenEntry>, LogicalError> {
-        let t = token.filter(|t| !t.is_empty()).ok_or(LogicalError::PermissionDenied)?;
-        st.tokens.lookup(t, now()).await?.ok_or(LogicalError::PermissionDenied)
+    pub(crate) async fn authenticate(
+        &self,
+        st: &Unsealed,
+        token: Option<&str>,
+    ) -> Result<Arc<TokenEntry>, LogicalError> {
+        let t = token
+            .filter(|t| !t.is_empty())
+            .ok_or(LogicalError::PermissionDenied)?;
+        st.tokens
+            .lookup(t, now())
+            .await?
+            .ok_or(LogicalError::PermissionDenied)
     }
 
     fn storage_for(&self, route: &Route, token: Option<&TokenEntry>) -> Arc<dyn Storage> {
@@ -276,7 +296,11 @@ impl Core {
 
     // ----- mount table -----
 
-    pub(crate) fn make_backend(&self, e: &MountEntry, auth: bool) -> Result<Arc<dyn Backend>, LogicalError> {
+    pub(crate) fn make_backend(
+        &self,
+        e: &MountEntry,
+        auth: bool,
+    ) -> Result<Arc<dyn Backend>, LogicalError> {
         let weak = self.self_weak.clone();
         Ok(match (auth, e.kind.as_str()) {
             (false, "kv") => Arc::from(arca_kv::factory(e.kv_version().unwrap_or(1))),
@@ -284,26 +308,40 @@ impl Core {
             (false, "system") => Arc::new(crate::sys::backend(weak)),
             (true, "token") => Arc::new(crate::token_paths::backend(weak)),
             (_, other) => {
-                return Err(LogicalError::invalid(format!("plugin not found in the catalog: {other}")))
+                return Err(LogicalError::invalid(format!(
+                    "plugin not found in the catalog: {other}"
+                )))
             }
         })
     }
 
-    pub(crate) fn build_router(&self, mounts: &MountTable, auth: &MountTable) -> Result<Router, LogicalError> {
+    pub(crate) fn build_router(
+        &self,
+        mounts: &MountTable,
+        auth: &MountTable,
+    ) -> Result<Router, LogicalError> {
         // Keep the running backend of an unchanged mount: engines may hold
         // per-mount state (locks, caches) that must stay unique.
         let current = self.state.read().as_ref().map(|s| s.router.read().clone());
         let mut routes = Vec::new();
         for (table, is_auth) in [(mounts, false), (auth, true)] {
             for e in &table.entries {
-                let reuse = current.as_ref().and_then(|r| r.by_uuid(&e.uuid)).filter(|r| {
-                    r.entry.kind == e.kind && r.entry.options.get("version") == e.options.get("version")
-                });
+                let reuse = current
+                    .as_ref()
+                    .and_then(|r| r.by_uuid(&e.uuid))
+                    .filter(|r| {
+                        r.entry.kind == e.kind
+                            && r.entry.options.get("version") == e.options.get("version")
+                    });
                 let backend = match reuse {
                     Some(r) => r.backend.clone(),
                     None => self.make_backend(e, is_auth)?,
                 };
-                let full_path = if is_auth { format!("auth/{}", e.path) } else { e.path.clone() };
+                let full_path = if is_auth {
+                    format!("auth/{}", e.path)
+                } else {
+                    e.path.clone()
+                };
                 routes.push(Arc::new(Route {
                     full_path,
                     entry: e.clone(),
@@ -316,7 +354,10 @@ impl Core {
         Ok(Router::new(routes))
     }
 
-    pub(crate) async fn load_tables(&self, root: &dyn Storage) -> Result<(MountTable, MountTable), LogicalError> {
+    pub(crate) async fn load_tables(
+        &self,
+        root: &dyn Storage,
+    ) -> Result<(MountTable, MountTable), LogicalError> {
         let mounts: Option<MountTable> = get_json(root, "core/mounts").await?;
         let auth: Option<MountTable> = get_json(root, "core/auth").await?;
         Ok((mounts.unwrap_or_default(), auth.unwrap_or_default()))
@@ -334,8 +375,12 @@ impl Core {
         let (mut mounts, mut auth_t) = self.load_tables(st.root_view.as_ref()).await?;
         let out = edit(if auth { &mut auth_t } else { &mut mounts })?;
         let router = self.build_router(&mounts, &auth_t)?;
-        put_json(st.root_view.as_ref(), if auth { "core/auth" } else { "core/mounts" }, if auth { &auth_t } else { &mounts })
-            .await?;
+        put_json(
+            st.root_view.as_ref(),
+            if auth { "core/auth" } else { "core/mounts" },
+            if auth { &auth_t } else { &mounts },
+        )
+        .await?;
         *st.router.write() = Arc::new(router);
         Ok(out)
     }
@@ -358,10 +403,20 @@ impl Core {
 
     /// Deletes every key under a mount's storage prefix.
     pub(crate) async fn purge_prefix(&self, prefix: &str) -> Result<(), LogicalError> {
-        let keys = self.barrier.scan(prefix).await.map_err(|e| LogicalError::internal(e.to_string()))?;
+        let keys = self
+            .barrier
+            .scan(prefix)
+            .await
+            .map_err(|e| LogicalError::internal(e.to_string()))?;
         for chunk in keys.chunks(256) {
-            let ops = chunk.iter().map(|k| arca_sdk::StorageOp::Delete(k.clone())).collect();
-            self.barrier.batch(ops).await.map_err(|e| LogicalError::internal(e.to_string()))?;
+            let ops = chunk
+                .iter()
+                .map(|k| arca_sdk::StorageOp::Delete(k.clone()))
+                .collect();
+            self.barrier
+                .batch(ops)
+                .await
+                .map_err(|e| LogicalError::internal(e.to_string()))?;
         }
         Ok(())
     }
@@ -395,16 +450,28 @@ impl Core {
     }
 
     /// Mounts an engine (used by dev mode and `sys/mounts`).
-    pub async fn mount(&self, path: &str, kind: &str, description: &str, options: Map<String, Value>) -> Result<(), LogicalError> {
+    pub async fn mount(
+        &self,
+        path: &str,
+        kind: &str,
+        description: &str,
+        options: Map<String, Value>,
+    ) -> Result<(), LogicalError> {
         let mut e = MountEntry::new(path, kind, description);
         for (k, v) in options {
-            e.options.insert(k, v.as_str().map(|s| s.to_string()).unwrap_or_else(|| v.to_string()));
+            e.options.insert(
+                k,
+                v.as_str()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| v.to_string()),
+            );
         }
         if kind == "kv" && !e.options.contains_key("version") {
             e.options.insert("version".into(), "1".into());
         }
         self.make_backend(&e, false)?;
-        self.edit_mounts(false, |t| t.add(e, crate::mounts::PROTECTED)).await
+        self.edit_mounts(false, |t| t.add(e, crate::mounts::PROTECTED))
+            .await
     }
 }
 

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use arca_sdk::{Ctx, Field, FieldType, Framework, HandlerResult, LogicalError, Operation, Path, Response};
+use arca_sdk::{
+    Ctx, Field, FieldType, Framework, HandlerResult, LogicalError, Operation, Path, Response,
+};
 
 pub(crate) struct Cubbyhole;
 
@@ -33,7 +35,12 @@ impl Cubbyhole {
         if data.is_empty() {
             return Err(LogicalError::invalid("missing data fields"));
         }
-        c.storage.put(&path, serde_json::to_vec(&data).map_err(LogicalError::internal)?).await?;
+        c.storage
+            .put(
+                &path,
+                serde_json::to_vec(&data).map_err(LogicalError::internal)?,
+            )
+            .await?;
         Ok(None)
     }
 
@@ -57,7 +64,11 @@ pub(crate) fn backend() -> Framework<Cubbyhole> {
         "cubbyhole",
         Cubbyhole,
         vec![Path::new("(?P<path>.*)")
-            .field(Field::new("path", FieldType::String, "Location of the secret in the cubbyhole."))
+            .field(Field::new(
+                "path",
+                FieldType::String,
+                "Location of the secret in the cubbyhole.",
+            ))
             .arbitrary_fields()
             .op(Operation::Read, |b: &Cubbyhole, c| Box::pin(b.read(c)))
             .op(Operation::Update, |b: &Cubbyhole, c| Box::pin(b.write(c)))
@@ -81,12 +92,26 @@ mod tests {
         let s = InmemStorage::new();
         let w = Request::new(Operation::Update, "a/b").with_data(json!({"k": "v"}));
         b.handle(&w, &s).await.unwrap();
-        let r = b.handle(&Request::new(Operation::Read, "a/b"), &s).await.unwrap().unwrap();
+        let r = b
+            .handle(&Request::new(Operation::Read, "a/b"), &s)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(r.data.unwrap()["k"], "v");
-        let l = b.handle(&Request::new(Operation::List, "a/"), &s).await.unwrap().unwrap();
+        let l = b
+            .handle(&Request::new(Operation::List, "a/"), &s)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(l.data.unwrap()["keys"], json!(["b"]));
-        b.handle(&Request::new(Operation::Delete, "a/b"), &s).await.unwrap();
-        assert!(b.handle(&Request::new(Operation::Read, "a/b"), &s).await.unwrap().is_none());
+        b.handle(&Request::new(Operation::Delete, "a/b"), &s)
+            .await
+            .unwrap();
+        assert!(b
+            .handle(&Request::new(Operation::Read, "a/b"), &s)
+            .await
+            .unwrap()
+            .is_none());
         let empty = Request::new(Operation::Update, "x");
         assert!(b.handle(&empty, &s).await.is_err());
     }

@@ -50,7 +50,11 @@ pub struct MountEntry {
 impl MountEntry {
     pub fn new(path: &str, kind: &str, description: &str) -> Self {
         let uuid = uuid::Uuid::new_v4().to_string();
-        let accessor = format!("{}_{}", kind.replace('-', "_"), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let accessor = format!(
+            "{}_{}",
+            kind.replace('-', "_"),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         MountEntry {
             path: normalize_mount_path(path),
             kind: kind.to_string(),
@@ -131,12 +135,16 @@ impl MountTable {
         }
         for r in reserved {
             if p.starts_with(r) || r.starts_with(p.as_str()) {
-                return Err(LogicalError::invalid(format!("cannot mount at reserved path {p:?}")));
+                return Err(LogicalError::invalid(format!(
+                    "cannot mount at reserved path {p:?}"
+                )));
             }
         }
         for e in &self.entries {
             if e.path == *p {
-                return Err(LogicalError::invalid(format!("path is already in use at {p}")));
+                return Err(LogicalError::invalid(format!(
+                    "path is already in use at {p}"
+                )));
             }
             if p.starts_with(&e.path) || e.path.starts_with(p.as_str()) {
                 return Err(LogicalError::invalid(format!(
@@ -157,7 +165,12 @@ impl MountTable {
     }
 
     /// Moves a mount to a new path; data stays where it is (keyed by UUID).
-    pub fn remount(&mut self, from: &str, to: &str, reserved: &[&str]) -> Result<MountEntry, LogicalError> {
+    pub fn remount(
+        &mut self,
+        from: &str,
+        to: &str,
+        reserved: &[&str],
+    ) -> Result<MountEntry, LogicalError> {
         let from_p = normalize_mount_path(from);
         let to_p = normalize_mount_path(to);
         let mut entry = self
@@ -196,7 +209,9 @@ mod tests {
         t.add(MountEntry::new("secret", "kv", ""), &[]).unwrap();
         assert!(t.add(MountEntry::new("secret/", "kv", ""), &[]).is_err());
         assert!(t.add(MountEntry::new("secret/sub", "kv", ""), &[]).is_err());
-        assert!(t.add(MountEntry::new("sys/foo", "kv", ""), &["sys/"]).is_err());
+        assert!(t
+            .add(MountEntry::new("sys/foo", "kv", ""), &["sys/"])
+            .is_err());
         assert!(t.add(MountEntry::new("", "kv", ""), &[]).is_err());
     }
 
@@ -210,6 +225,9 @@ mod tests {
         assert_eq!(t.get("b/").unwrap().uuid, uuid);
         t.add(MountEntry::new("c", "kv", ""), &[]).unwrap();
         assert!(t.remount("b", "c", &[]).is_err());
-        assert!(t.get("b").is_some(), "a refused remount leaves the table unchanged");
+        assert!(
+            t.get("b").is_some(),
+            "a refused remount leaves the table unchanged"
+        );
     }
 }

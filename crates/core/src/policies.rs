@@ -48,7 +48,8 @@ impl PolicyStore {
     /// Writes the built-in `default` policy unless one is stored already.
     pub async fn ensure_default(&self) -> Result<(), LogicalError> {
         if self.storage.get("default").await?.is_none() {
-            self.set("default", arca_policy::default_policy_text()).await?;
+            self.set("default", arca_policy::default_policy_text())
+                .await?;
         }
         Ok(())
     }
@@ -59,11 +60,12 @@ impl PolicyStore {
             return Ok(Some(p.clone()));
         }
         let stored: Option<StoredPolicy> = get_json(self.storage.as_ref(), &name).await?;
-        let Some(stored) = stored else { return Ok(None) };
-        let p = Arc::new(
-            arca_policy::parse(&stored.name, &stored.raw)
-                .map_err(|e| LogicalError::internal(format!("stored policy {name} does not parse: {e}")))?,
-        );
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        let p = Arc::new(arca_policy::parse(&stored.name, &stored.raw).map_err(|e| {
+            LogicalError::internal(format!("stored policy {name} does not parse: {e}"))
+        })?);
         self.policies.write().insert(name, p.clone());
         Ok(Some(p))
     }
@@ -78,11 +80,21 @@ impl PolicyStore {
             return Err(LogicalError::invalid("cannot update \"root\" policy"));
         }
         if name.contains('/') || name.contains("..") {
-            return Err(LogicalError::invalid(format!("invalid policy name {name:?}")));
+            return Err(LogicalError::invalid(format!(
+                "invalid policy name {name:?}"
+            )));
         }
         let p = arca_policy::parse(&name, text)
             .map_err(|e| LogicalError::invalid(format!("failed to parse policy: {e}")))?;
-        put_json(self.storage.as_ref(), &name, &StoredPolicy { name: name.clone(), raw: text.to_string() }).await?;
+        put_json(
+            self.storage.as_ref(),
+            &name,
+            &StoredPolicy {
+                name: name.clone(),
+                raw: text.to_string(),
+            },
+        )
+        .await?;
         self.policies.write().insert(name, Arc::new(p));
         self.acls.write().clear();
         Ok(())
@@ -102,7 +114,13 @@ impl PolicyStore {
     }
 
     pub async fn list(&self) -> Result<Vec<String>, LogicalError> {
-        let mut names: Vec<String> = self.storage.list("").await?.into_iter().filter(|k| !k.ends_with('/')).collect();
+        let mut names: Vec<String> = self
+            .storage
+            .list("")
+            .await?
+            .into_iter()
+            .filter(|k| !k.ends_with('/'))
+            .collect();
         names.push("root".into());
         names.sort();
         names.dedup();

@@ -26,7 +26,12 @@ pub struct Router {
 
 impl Router {
     pub fn new(mut routes: Vec<Arc<Route>>) -> Self {
-        routes.sort_by(|a, b| b.full_path.len().cmp(&a.full_path.len()).then(a.full_path.cmp(&b.full_path)));
+        routes.sort_by(|a, b| {
+            b.full_path
+                .len()
+                .cmp(&a.full_path.len())
+                .then(a.full_path.cmp(&b.full_path))
+        });
         Router { routes }
     }
 

@@ -46,44 +46,85 @@ fn decode_key(s: &str) -> Result<Vec<u8>, LogicalError> {
 fn query_int(req: &Request, name: &str, default: u16) -> Result<u16, LogicalError> {
     match req.data.get(name) {
         None => Ok(default),
-        Some(Value::Number(n)) => n.as_u64().map(|x| x as u16).ok_or_else(|| LogicalError::invalid(format!("invalid {name}"))),
-        Some(Value::String(s)) => s.parse().map_err(|_| LogicalError::invalid(format!("invalid {name}: {s:?}"))),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(|x| x as u16)
+            .ok_or_else(|| LogicalError::invalid(format!("invalid {name}"))),
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|_| LogicalError::invalid(format!("invalid {name}: {s:?}"))),
         Some(_) => Err(LogicalError::invalid(format!("invalid {name}"))),
     }
 }
 
 impl Core {
-    pub(crate) async fn handle_seal_safe(&self, path: &str, req: &Request) -> Result<Option<Reply>, LogicalError> {
+    pub(crate) async fn handle_seal_safe(
+        &self,
+        path: &str,
+        req: &Request,
+    ) -> Result<Option<Reply>, LogicalError> {
         let p = path.trim_end_matches('/');
         let op = req.operation;
         let r = match (p, op) {
-            ("sys/seal-status", Operation::Read) => json_reply(200, serde_json::to_value(self.seal_status().await?).unwrap()),
-            ("sys/init", Operation::Read) => json_reply(200, json!({ "initialized": self.initialized().await? })),
+            ("sys/seal-status", Operation::Read) => json_reply(
+                200,
+                serde_json::to_value(self.seal_status().await?).unwrap(),
+            ),
+            ("sys/init", Operation::Read) => {
+                json_reply(200, json!({ "initialized": self.initialized().await? }))
+            }
             ("sys/init", Operation::Update | Operation::Create) => {
-                let shares = req.data.get("secret_shares").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
-                let threshold =
-                    req.data.get("secret_threshold").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+                let shares = req
+                    .data
+                    .get("secret_shares")
+                    .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+                let threshold = req
+                    .data
+                    .get("secret_threshold")
+                    .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
                 let (Some(shares), Some(threshold)) = (shares, threshold) else {
                     return Err(LogicalError::invalid(
                         "secret_shares and secret_threshold are required (integers, e.g. 5 and 3)",
                     ));
                 };
-                if req.data.get("pgp_keys").map(|v| !v.is_null()).unwrap_or(false) {
-                    return Err(LogicalError::invalid("pgp_keys are not supported by this server yet"));
+                if req
+                    .data
+                    .get("pgp_keys")
+                    .map(|v| !v.is_null())
+                    .unwrap_or(false)
+                {
+                    return Err(LogicalError::invalid(
+                        "pgp_keys are not supported by this server yet",
+                    ));
                 }
                 let res = self.initialize(shares as usize, threshold as usize).await?;
-                let hexes: Vec<String> = res.keys.iter().map(|k| hex::encode(k.as_slice())).collect();
-                let b64: Vec<String> =
-                    res.keys.iter().map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice())).collect();
-                json_reply(200, json!({ "keys": hexes, "keys_base64": b64, "root_token": res.root_token }))
+                let hexes: Vec<String> =
+                    res.keys.iter().map(|k| hex::encode(k.as_slice())).collect();
+                let b64: Vec<String> = res
+                    .keys
+                    .iter()
+                    .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
+                    .collect();
+                json_reply(
+                    200,
+                    json!({ "keys": hexes, "keys_base64": b64, "root_token": res.root_token }),
+                )
             }
             ("sys/unseal", Operation::Update | Operation::Create) => {
-                let reset = req.data.get("reset").map(|v| v.as_bool() == Some(true) || v.as_str() == Some("true")).unwrap_or(false);
+                let reset = req
+                    .data
+                    .get("reset")
+                    .map(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+                    .unwrap_or(false);
                 let key = req.data.get("key").and_then(|v| v.as_str()).unwrap_or("");
                 if !reset && key.is_empty() {
-                    return Err(LogicalError::invalid("'key' must be specified in request body as JSON, or 'reset' set to true"));
+                    return Err(LogicalError::invalid(
+                        "'key' must be specified in request body as JSON, or 'reset' set to true",
+                    ));
                 }
-                let status = self.unseal_step(if reset { None } else { Some(key) }).await?;
+                let status = self
+                    .unseal_step(if reset { None } else { Some(key) })
+                    .await?;
                 json_reply(200, serde_json::to_value(status).unwrap())
             }
             ("sys/health", Operation::Read) => self.health(req).await?,
@@ -109,14 +150,27 @@ impl Core {
         Ok(Some(r))
     }
 
+    /// Initialized means the barrier keyring exists: an init that crashed
+    /// after writing the seal records but before the keyring can run again.
     pub async fn initialized(&self) -> Result<bool, LogicalError> {
-        let cfg = self.seal.config().await.map_err(|e| LogicalError::internal(e.to_string()))?;
-        Ok(cfg.is_some())
+        self.barrier
+            .initialized()
+            .await
+            .map_err(|e| LogicalError::internal(e.to_string()))
     }
 
     pub async fn seal_status(&self) -> Result<SealStatus, LogicalError> {
-        let cfg = self.seal.config().await.map_err(|e| LogicalError::internal(e.to_string()))?;
-        let (t, n) = cfg.as_ref().map(|c| (c.secret_threshold as usize, c.secret_shares as usize)).unwrap_or((0, 0));
+        let cfg = self
+            .seal
+            .config()
+            .await
+            .map_err(|e| LogicalError::internal(e.to_string()))?;
+        let initialized = self.initialized().await?;
+        let cfg = cfg.filter(|_| initialized);
+        let (t, n) = cfg
+            .as_ref()
+            .map(|c| (c.secret_threshold, c.secret_shares))
+            .unwrap_or((0, 0));
         let (progress, nonce) = match &*self.unseal_progress.lock() {
             Some(p) => (p.progress(), p.nonce().to_string()),
             None => (0, String::new()),
@@ -125,7 +179,7 @@ impl Core {
         let cluster_id = self.cluster_id.read().clone();
         Ok(SealStatus {
             kind: "shamir".into(),
-            initialized: cfg.is_some(),
+            initialized,
             sealed,
             t,
             n,
@@ -151,37 +205,74 @@ impl Core {
 
     /// `sys/init`: creates the seal and the barrier, the default mounts and
     /// policy, and a root token. The node stays sealed afterwards, as in Vault.
-    pub async fn initialize(&self, shares: usize, threshold: usize) -> Result<InitResult, LogicalError> {
+    pub async fn initialize(
+        &self,
+        shares: usize,
+        threshold: usize,
+    ) -> Result<InitResult, LogicalError> {
         let _g = self.lifecycle.lock().await;
         if self.initialized().await? {
             return Err(LogicalError::invalid("Vault is already initialized"));
         }
         if shares == 0 || threshold == 0 {
-            return Err(LogicalError::invalid("secret_shares and secret_threshold must be at least 1"));
+            return Err(LogicalError::invalid(
+                "secret_shares and secret_threshold must be at least 1",
+            ));
         }
         if threshold > shares {
-            return Err(LogicalError::invalid("secret_threshold cannot be larger than secret_shares"));
+            return Err(LogicalError::invalid(
+                "secret_threshold cannot be larger than secret_shares",
+            ));
         }
         if shares > 255 {
-            return Err(LogicalError::invalid("secret_shares cannot be more than 255"));
+            return Err(LogicalError::invalid(
+                "secret_shares cannot be more than 255",
+            ));
         }
         if threshold == 1 && shares > 1 {
-            return Err(LogicalError::invalid("secret_threshold must be greater than one for multiple shares"));
+            return Err(LogicalError::invalid(
+                "secret_threshold must be greater than one for multiple shares",
+            ));
         }
-        let (keys, root_key) =
-            self.seal.initialize(shares, threshold).await.map_err(|e| LogicalError::invalid(e.to_string()))?;
-        self.barrier.initialize(&root_key).await.map_err(|e| LogicalError::internal(e.to_string()))?;
+        let (keys, root_key) = self
+            .seal
+            .initialize(shares, threshold)
+            .await
+            .map_err(|e| LogicalError::invalid(e.to_string()))?;
+        self.barrier
+            .initialize(&root_key)
+            .await
+            .map_err(|e| LogicalError::internal(e.to_string()))?;
         let root_view: Arc<dyn Storage> = Arc::new(View::new(self.barrier.clone(), ""));
         let mut mounts = MountTable::default();
-        mounts.add(MountEntry::new("sys/", "system", "system endpoints used for control, policy and debugging"), &[])?;
-        let mut cubby = MountEntry::new("cubbyhole/", "cubbyhole", "per-token private secret storage");
+        mounts.add(
+            MountEntry::new(
+                "sys/",
+                "system",
+                "system endpoints used for control, policy and debugging",
+            ),
+            &[],
+        )?;
+        let mut cubby = MountEntry::new(
+            "cubbyhole/",
+            "cubbyhole",
+            "per-token private secret storage",
+        );
         cubby.local = true;
         mounts.add(cubby, &[])?;
         let mut auth = MountTable::default();
-        auth.add(MountEntry::new("token/", "token", "token based credentials"), &[])?;
+        auth.add(
+            MountEntry::new("token/", "token", "token based credentials"),
+            &[],
+        )?;
         put_json(root_view.as_ref(), "core/mounts", &mounts).await?;
         put_json(root_view.as_ref(), "core/auth", &auth).await?;
-        put_json(root_view.as_ref(), "core/cluster", &json!({ "id": uuid::Uuid::new_v4().to_string() })).await?;
+        put_json(
+            root_view.as_ref(),
+            "core/cluster",
+            &json!({ "id": uuid::Uuid::new_v4().to_string() }),
+        )
+        .await?;
         self.activate(root_view).await?;
         let st = self.unsealed()?;
         st.policies.ensure_default().await?;
@@ -194,8 +285,13 @@ impl Core {
     async fn activate(&self, root_view: Arc<dyn Storage>) -> Result<(), LogicalError> {
         let (mounts, auth) = self.load_tables(root_view.as_ref()).await?;
         let router = self.build_router(&mounts, &auth)?;
-        let cluster: Option<Value> = arca_sdk::storage::get_json(root_view.as_ref(), "core/cluster").await?;
-        if let Some(id) = cluster.as_ref().and_then(|c| c.get("id")).and_then(|v| v.as_str()) {
+        let cluster: Option<Value> =
+            arca_sdk::storage::get_json(root_view.as_ref(), "core/cluster").await?;
+        if let Some(id) = cluster
+            .as_ref()
+            .and_then(|c| c.get("id"))
+            .and_then(|v| v.as_str())
+        {
             *self.cluster_id.write() = id.to_string();
         }
         let st = Unsealed {
@@ -212,6 +308,9 @@ impl Core {
 
     /// One `sys/unseal` call: `None` resets the attempt.
     pub async fn unseal_step(&self, key: Option<&str>) -> Result<SealStatus, LogicalError> {
+        if !self.initialized().await? {
+            return Err(LogicalError::invalid("Vault is not initialized"));
+        }
         let cfg = self
             .seal
             .config()
@@ -229,10 +328,12 @@ impl Core {
         let combined = {
             let mut g = self.unseal_progress.lock();
             let p = g.get_or_insert_with(|| {
-                UnsealProgress::new(cfg.secret_threshold as usize, cfg.secret_shares as usize)
+                UnsealProgress::new(cfg.secret_threshold, cfg.secret_shares)
             });
             match p.submit(&share) {
                 Ok(x) => x,
+                // Vault ignores a share it already has: progress is unchanged.
+                Err(arca_seal::SealError::DuplicateShare) => None,
                 Err(e) => return Err(LogicalError::invalid(e.to_string())),
             }
         };
@@ -250,12 +351,15 @@ impl Core {
         if !self.is_sealed() {
             return Ok(());
         }
-        let root_key = self
-            .seal
-            .recover_root_key(unseal_key)
+        let root_key = self.seal.recover_root_key(unseal_key).await.map_err(|_| {
+            LogicalError::invalid(
+                "Unseal failed, invalid key: the shares do not combine to this server's unseal key",
+            )
+        })?;
+        self.barrier
+            .unseal(&root_key)
             .await
-            .map_err(|_| LogicalError::invalid("Unseal failed, invalid key: the shares do not combine to this server's unseal key"))?;
-        self.barrier.unseal(&root_key).await.map_err(|e| LogicalError::internal(e.to_string()))?;
+            .map_err(|e| LogicalError::internal(e.to_string()))?;
         let root_view: Arc<dyn Storage> = Arc::new(View::new(self.barrier.clone(), ""));
         if let Err(e) = self.activate(root_view).await {
             self.seal_now();

@@ -13,7 +13,10 @@ use std::sync::{Arc, Weak};
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
 
-use arca_sdk::{Auth, Ctx, Field, FieldType, Framework, HandlerResult, LogicalError, Operation, Path, Response, SpecialPaths};
+use arca_sdk::{
+    Auth, Ctx, Field, FieldType, Framework, HandlerResult, LogicalError, Operation, Path, Response,
+    SpecialPaths,
+};
 
 use crate::core::{now, Core, Unsealed};
 use crate::tokens::{effective_ttl, hash_token, new_accessor, new_token_id, TokenEntry};
@@ -33,7 +36,11 @@ fn auth_of(t: &TokenEntry, id: &str, now_s: i64) -> Auth {
     Auth {
         policies: t.policies.clone(),
         token_policies: t.policies.clone(),
-        metadata: t.meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<HashMap<_, _>>(),
+        metadata: t
+            .meta
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<HashMap<_, _>>(),
         display_name: t.display_name.clone(),
         ttl: t.ttl_remaining(now_s),
         max_ttl: t.explicit_max_ttl,
@@ -59,7 +66,9 @@ impl TokenBackend {
 
     async fn create(&self, c: Ctx<'_>) -> HandlerResult {
         let (core, st) = self.core()?;
-        let caller = core.authenticate(&st, c.req.client_token.as_deref()).await?;
+        let caller = core
+            .authenticate(&st, c.req.client_token.as_deref())
+            .await?;
         let orphan_path = c.req.path.starts_with("create-orphan");
         let no_parent = c.data.bool_or("no_parent", false)?;
         if let Some(ty) = c.data.get_str("type")? {
@@ -72,18 +81,26 @@ impl TokenBackend {
         if no_parent && !orphan_path && !caller.is_root() {
             let acl = st.policies.acl(&caller.policies).await?;
             if !acl.check("auth/token/create", "update", None).sudo {
-                return Err(LogicalError::invalid("root or sudo privileges required to create orphan token"));
+                return Err(LogicalError::invalid(
+                    "root or sudo privileges required to create orphan token",
+                ));
             }
         }
         let orphan = orphan_path || no_parent;
 
         let mut policies: Vec<String> = match c.data.get_list("policies")? {
-            Some(p) if !p.is_empty() => p.into_iter().map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect(),
+            Some(p) if !p.is_empty() => p
+                .into_iter()
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
             _ => caller.policies.clone(),
         };
         if !caller.is_root() {
-            let bad: Vec<&String> =
-                policies.iter().filter(|p| *p != "default" && !caller.policies.contains(p)).collect();
+            let bad: Vec<&String> = policies
+                .iter()
+                .filter(|p| *p != "default" && !caller.policies.contains(p))
+                .collect();
             if !bad.is_empty() {
                 return Err(LogicalError::invalid(format!(
                     "child policies must be subset of parent: {bad:?} not held by the calling token"
@@ -113,7 +130,14 @@ impl TokenBackend {
                 None => (core.config().default_lease_ttl, core.config().max_lease_ttl),
             }
         };
-        let ttl = effective_ttl(ttl_req, mounts_default, mounts_max, explicit_max, period, is_root);
+        let ttl = effective_ttl(
+            ttl_req,
+            mounts_default,
+            mounts_max,
+            explicit_max,
+            period,
+            is_root,
+        );
         let mut warnings = Vec::new();
         if ttl_req > 0 && ttl < ttl_req && period == 0 {
             warnings.push(format!(
@@ -124,10 +148,14 @@ impl TokenBackend {
         let id = match c.data.get_str("id")? {
             Some(id) if !id.is_empty() => {
                 if !caller.is_root() {
-                    return Err(LogicalError::invalid("root or sudo privileges required to specify token id"));
+                    return Err(LogicalError::invalid(
+                        "root or sudo privileges required to specify token id",
+                    ));
                 }
                 if st.tokens.lookup(&id, now()).await?.is_some() {
-                    return Err(LogicalError::invalid("cannot create a token with a duplicate ID"));
+                    return Err(LogicalError::invalid(
+                        "cannot create a token with a duplicate ID",
+                    ));
                 }
                 id
             }
@@ -139,7 +167,13 @@ impl TokenBackend {
         } else {
             let clean: String = display
                 .chars()
-                .map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '-' })
+                .map(|ch| {
+                    if ch.is_ascii_alphanumeric() || ch == '-' {
+                        ch
+                    } else {
+                        '-'
+                    }
+                })
                 .collect();
             format!("token-{clean}")
         };
@@ -148,14 +182,25 @@ impl TokenBackend {
             .get_map("meta")?
             .unwrap_or_default()
             .into_iter()
-            .map(|(k, v)| (k, v.as_str().map(|s| s.to_string()).unwrap_or_else(|| v.to_string())))
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.as_str()
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
             .collect();
         let t = now();
         let entry = TokenEntry {
             hash: hash_token(&id),
             accessor: new_accessor(),
             policies,
-            parent: if orphan { String::new() } else { caller.hash.clone() },
+            parent: if orphan {
+                String::new()
+            } else {
+                caller.hash.clone()
+            },
             meta,
             display_name,
             num_uses,
@@ -166,18 +211,31 @@ impl TokenBackend {
             explicit_max_ttl: explicit_max,
             period,
             renewable: c.data.bool_or("renewable", true)? && ttl > 0,
-            path: if orphan_path { "auth/token/create-orphan".into() } else { "auth/token/create".into() },
+            path: if orphan_path {
+                "auth/token/create-orphan".into()
+            } else {
+                "auth/token/create".into()
+            },
             entity_id: String::new(),
         };
         st.tokens.create(entry.clone()).await?;
-        Ok(Some(Response { auth: Some(auth_of(&entry, &id, t)), warnings, ..Default::default() }))
+        Ok(Some(Response {
+            auth: Some(auth_of(&entry, &id, t)),
+            warnings,
+            ..Default::default()
+        }))
     }
 
     fn lookup_data(t: &TokenEntry, id: &str, now_s: i64) -> Response {
         let meta = if t.meta.is_empty() {
             Value::Null
         } else {
-            Value::Object(t.meta.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect())
+            Value::Object(
+                t.meta
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                    .collect(),
+            )
         };
         let mut m = json!({
             "accessor": t.accessor,
@@ -212,10 +270,19 @@ impl TokenBackend {
         let (_, st) = self.core()?;
         let id = c.data.get_str("token")?.unwrap_or_default();
         if id.is_empty() {
-            return Err(LogicalError::invalid("missing \"token\": give the token to look up"));
+            return Err(LogicalError::invalid(
+                "missing \"token\": give the token to look up",
+            ));
         }
         let n = now();
-        let t = st.tokens.lookup(&id, n).await?.ok_or(LogicalError::Status { status: 403, message: "bad token".into() })?;
+        let t = st
+            .tokens
+            .lookup(&id, n)
+            .await?
+            .ok_or(LogicalError::Status {
+                status: 403,
+                message: "bad token".into(),
+            })?;
         Ok(Some(Self::lookup_data(&t, &id, n)))
     }
 
@@ -231,11 +298,22 @@ impl TokenBackend {
         let (_, st) = self.core()?;
         let acc = c.data.get_str("accessor")?.unwrap_or_default();
         let n = now();
-        let t = st.tokens.lookup_accessor(&acc, n).await?.ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
+        let t = st
+            .tokens
+            .lookup_accessor(&acc, n)
+            .await?
+            .ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
         Ok(Some(Self::lookup_data(&t, "", n)))
     }
 
-    async fn renew_entry(&self, st: &Unsealed, core: &Core, t: &TokenEntry, id: &str, inc: u64) -> HandlerResult {
+    async fn renew_entry(
+        &self,
+        st: &Unsealed,
+        core: &Core,
+        t: &TokenEntry,
+        id: &str,
+        inc: u64,
+    ) -> HandlerResult {
         if !t.renewable {
             return Err(LogicalError::invalid("lease is not renewable"));
         }
@@ -245,7 +323,11 @@ impl TokenBackend {
             .resolve("auth/token/")
             .map(|(r, _)| core.mount_max_ttl(&r.entry))
             .unwrap_or(core.config().max_lease_ttl);
-        let mut limit = if max > 0 { t.creation_time + max as i64 } else { i64::MAX };
+        let mut limit = if max > 0 {
+            t.creation_time + max as i64
+        } else {
+            i64::MAX
+        };
         if let Some(hard) = t.hard_limit() {
             limit = limit.min(hard);
         }
@@ -268,13 +350,21 @@ impl TokenBackend {
         e.expire_time = new_expire;
         e.issue_time = n;
         st.tokens.update(e.clone()).await?;
-        Ok(Some(Response { auth: Some(auth_of(&e, id, n)), warnings, ..Default::default() }))
+        Ok(Some(Response {
+            auth: Some(auth_of(&e, id, n)),
+            warnings,
+            ..Default::default()
+        }))
     }
 
     async fn renew(&self, c: Ctx<'_>) -> HandlerResult {
         let (core, st) = self.core()?;
         let id = c.data.get_str("token")?.unwrap_or_default();
-        let t = st.tokens.lookup(&id, now()).await?.ok_or_else(|| LogicalError::invalid("invalid token"))?;
+        let t = st
+            .tokens
+            .lookup(&id, now())
+            .await?
+            .ok_or_else(|| LogicalError::invalid("invalid token"))?;
         let inc = c.data.get_duration("increment")?.unwrap_or(0);
         self.renew_entry(&st, &core, &t, &id, inc).await
     }
@@ -290,7 +380,11 @@ impl TokenBackend {
     async fn renew_accessor(&self, c: Ctx<'_>) -> HandlerResult {
         let (core, st) = self.core()?;
         let acc = c.data.get_str("accessor")?.unwrap_or_default();
-        let t = st.tokens.lookup_accessor(&acc, now()).await?.ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
+        let t = st
+            .tokens
+            .lookup_accessor(&acc, now())
+            .await?
+            .ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
         let inc = c.data.get_duration("increment")?.unwrap_or(0);
         self.renew_entry(&st, &core, &t, "", inc).await
     }
@@ -299,7 +393,9 @@ impl TokenBackend {
         let (core, st) = self.core()?;
         let id = c.data.get_str("token")?.unwrap_or_default();
         if id.is_empty() {
-            return Err(LogicalError::invalid("missing \"token\": give the token to revoke"));
+            return Err(LogicalError::invalid(
+                "missing \"token\": give the token to revoke",
+            ));
         }
         if let Some(t) = st.tokens.lookup(&id, now()).await? {
             let revoked = st.tokens.revoke_tree(&t.hash).await?;
@@ -310,7 +406,9 @@ impl TokenBackend {
 
     async fn revoke_self(&self, c: Ctx<'_>) -> HandlerResult {
         let (core, st) = self.core()?;
-        let t = core.authenticate(&st, c.req.client_token.as_deref()).await?;
+        let t = core
+            .authenticate(&st, c.req.client_token.as_deref())
+            .await?;
         let revoked = st.tokens.revoke_tree(&t.hash).await?;
         core.purge_cubbyholes(&revoked).await?;
         Ok(None)
@@ -319,7 +417,11 @@ impl TokenBackend {
     async fn revoke_accessor(&self, c: Ctx<'_>) -> HandlerResult {
         let (core, st) = self.core()?;
         let acc = c.data.get_str("accessor")?.unwrap_or_default();
-        let t = st.tokens.lookup_accessor(&acc, now()).await?.ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
+        let t = st
+            .tokens
+            .lookup_accessor(&acc, now())
+            .await?
+            .ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
         let revoked = st.tokens.revoke_tree(&t.hash).await?;
         core.purge_cubbyholes(&revoked).await?;
         Ok(None)
@@ -328,7 +430,11 @@ impl TokenBackend {
     async fn revoke_orphan(&self, c: Ctx<'_>) -> HandlerResult {
         let (core, st) = self.core()?;
         let id = c.data.get_str("token")?.unwrap_or_default();
-        let t = st.tokens.lookup(&id, now()).await?.ok_or_else(|| LogicalError::invalid("invalid token"))?;
+        let t = st
+            .tokens
+            .lookup(&id, now())
+            .await?
+            .ok_or_else(|| LogicalError::invalid("invalid token"))?;
         let revoked = st.tokens.revoke_orphan(&t.hash).await?;
         core.purge_cubbyholes(&revoked).await?;
         Ok(None)
@@ -344,9 +450,12 @@ impl Core {
     /// Deletes the cubbyholes of revoked tokens.
     pub(crate) async fn purge_cubbyholes(&self, hashes: &[String]) -> Result<(), LogicalError> {
         let router = self.router()?;
-        let Some((route, _)) = router.resolve("cubbyhole/") else { return Ok(()) };
+        let Some((route, _)) = router.resolve("cubbyhole/") else {
+            return Ok(());
+        };
         for h in hashes {
-            self.purge_prefix(&format!("{}{h}/", route.entry.storage_prefix(false))).await?;
+            self.purge_prefix(&format!("{}{h}/", route.entry.storage_prefix(false)))
+                .await?;
         }
         Ok(())
     }
@@ -357,81 +466,187 @@ fn token_field() -> Field {
 }
 
 fn increment_field() -> Field {
-    Field::new("increment", FieldType::Duration, "The requested TTL extension.").default(0)
+    Field::new(
+        "increment",
+        FieldType::Duration,
+        "The requested TTL extension.",
+    )
+    .default(0)
 }
 
 pub(crate) fn backend(core: Weak<Core>) -> Framework<TokenBackend> {
     let create_fields = |p: Path<TokenBackend>| {
-        p.field(Field::new("role_name", FieldType::String, "Token role (not supported yet)."))
-            .field(Field::new("id", FieldType::String, "Token id to use (root only)."))
-            .field(Field::new("policies", FieldType::CommaStringSlice, "Policies of the new token."))
-            .field(Field::new("meta", FieldType::StringMap, "Metadata of the new token."))
-            .field(Field::new("no_parent", FieldType::Bool, "Create an orphan token."))
-            .field(Field::new("no_default_policy", FieldType::Bool, "Leave out the default policy."))
-            .field(Field::new("renewable", FieldType::Bool, "Whether the token can be renewed.").default(true))
-            .field(Field::new("ttl", FieldType::Duration, "Initial TTL."))
-            .field(Field::new("type", FieldType::String, "Token type (service)."))
-            .field(Field::new("explicit_max_ttl", FieldType::Duration, "Hard limit on the token's life."))
-            .field(Field::new("display_name", FieldType::String, "Display name."))
-            .field(Field::new("num_uses", FieldType::Int, "Maximum number of uses (0 = unlimited)."))
-            .field(Field::new("period", FieldType::Duration, "Renewal period for a periodic token."))
-            .field(Field::new("entity_alias", FieldType::String, "Accepted for compatibility."))
-            .field(Field::new("lease", FieldType::Duration, "Deprecated alias of ttl."))
-            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.create(c)))
+        p.field(Field::new(
+            "role_name",
+            FieldType::String,
+            "Token role (not supported yet).",
+        ))
+        .field(Field::new(
+            "id",
+            FieldType::String,
+            "Token id to use (root only).",
+        ))
+        .field(Field::new(
+            "policies",
+            FieldType::CommaStringSlice,
+            "Policies of the new token.",
+        ))
+        .field(Field::new(
+            "meta",
+            FieldType::StringMap,
+            "Metadata of the new token.",
+        ))
+        .field(Field::new(
+            "no_parent",
+            FieldType::Bool,
+            "Create an orphan token.",
+        ))
+        .field(Field::new(
+            "no_default_policy",
+            FieldType::Bool,
+            "Leave out the default policy.",
+        ))
+        .field(
+            Field::new(
+                "renewable",
+                FieldType::Bool,
+                "Whether the token can be renewed.",
+            )
+            .default(true),
+        )
+        .field(Field::new("ttl", FieldType::Duration, "Initial TTL."))
+        .field(Field::new(
+            "type",
+            FieldType::String,
+            "Token type (service).",
+        ))
+        .field(Field::new(
+            "explicit_max_ttl",
+            FieldType::Duration,
+            "Hard limit on the token's life.",
+        ))
+        .field(Field::new(
+            "display_name",
+            FieldType::String,
+            "Display name.",
+        ))
+        .field(Field::new(
+            "num_uses",
+            FieldType::Int,
+            "Maximum number of uses (0 = unlimited).",
+        ))
+        .field(Field::new(
+            "period",
+            FieldType::Duration,
+            "Renewal period for a periodic token.",
+        ))
+        .field(Field::new(
+            "entity_alias",
+            FieldType::String,
+            "Accepted for compatibility.",
+        ))
+        .field(Field::new(
+            "lease",
+            FieldType::Duration,
+            "Deprecated alias of ttl.",
+        ))
+        .op(Operation::Update, |b: &TokenBackend, c| {
+            Box::pin(b.create(c))
+        })
     };
     let paths = vec![
         create_fields(Path::new("create-orphan")).help("Create an orphan token."),
         create_fields(Path::new("create")).help("Create a child token of the calling token."),
         Path::new("lookup")
             .field(token_field())
-            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.lookup(c)))
+            .op(Operation::Update, |b: &TokenBackend, c| {
+                Box::pin(b.lookup(c))
+            })
             .op(Operation::Read, |b: &TokenBackend, c| Box::pin(b.lookup(c)))
             .help("Look up a token's properties."),
         Path::new("lookup-self")
             .field(token_field())
-            .op(Operation::Read, |b: &TokenBackend, c| Box::pin(b.lookup_self(c)))
-            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.lookup_self(c)))
+            .op(Operation::Read, |b: &TokenBackend, c| {
+                Box::pin(b.lookup_self(c))
+            })
+            .op(Operation::Update, |b: &TokenBackend, c| {
+                Box::pin(b.lookup_self(c))
+            })
             .help("Look up the calling token."),
         Path::new("lookup-accessor")
-            .field(Field::new("accessor", FieldType::String, "Accessor of the token."))
-            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.lookup_accessor(c)))
+            .field(Field::new(
+                "accessor",
+                FieldType::String,
+                "Accessor of the token.",
+            ))
+            .op(Operation::Update, |b: &TokenBackend, c| {
+                Box::pin(b.lookup_accessor(c))
+            })
             .help("Look up a token by accessor; the id is not returned."),
         Path::new("renew")
             .field(token_field())
             .field(increment_field())
-            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.renew(c)))
+            .op(Operation::Update, |b: &TokenBackend, c| {
+                Box::pin(b.renew(c))
+            })
             .help("Renew a token."),
         Path::new("renew-self")
             .field(token_field())
             .field(increment_field())
-            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.renew_self(c)))
+            .op(Operation::Update, |b: &TokenBackend, c| {
+                Box::pin(b.renew_self(c))
+            })
             .help("Renew the calling token."),
         Path::new("renew-accessor")
-            .field(Field::new("accessor", FieldType::String, "Accessor of the token."))
+            .field(Field::new(
+                "accessor",
+                FieldType::String,
+                "Accessor of the token.",
+            ))
             .field(increment_field())
-            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.renew_accessor(c)))
+            .op(Operation::Update, |b: &TokenBackend, c| {
+                Box::pin(b.renew_accessor(c))
+            })
             .help("Renew a token by accessor."),
         Path::new("revoke")
             .field(token_field())
-            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.revoke(c)))
+            .op(Operation::Update, |b: &TokenBackend, c| {
+                Box::pin(b.revoke(c))
+            })
             .help("Revoke a token and its children."),
         Path::new("revoke-self")
-            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.revoke_self(c)))
+            .op(Operation::Update, |b: &TokenBackend, c| {
+                Box::pin(b.revoke_self(c))
+            })
             .help("Revoke the calling token and its children."),
         Path::new("revoke-accessor")
-            .field(Field::new("accessor", FieldType::String, "Accessor of the token."))
-            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.revoke_accessor(c)))
+            .field(Field::new(
+                "accessor",
+                FieldType::String,
+                "Accessor of the token.",
+            ))
+            .op(Operation::Update, |b: &TokenBackend, c| {
+                Box::pin(b.revoke_accessor(c))
+            })
             .help("Revoke a token by accessor, with its children."),
         Path::new("revoke-orphan")
             .field(token_field())
-            .op(Operation::Update, |b: &TokenBackend, c| Box::pin(b.revoke_orphan(c)))
+            .op(Operation::Update, |b: &TokenBackend, c| {
+                Box::pin(b.revoke_orphan(c))
+            })
             .help("Revoke a token; its children become orphans."),
         Path::new("accessors/?")
-            .op(Operation::List, |b: &TokenBackend, c| Box::pin(b.accessors(c)))
+            .op(Operation::List, |b: &TokenBackend, c| {
+                Box::pin(b.accessors(c))
+            })
             .help("List token accessors."),
     ];
     Framework::new("token", TokenBackend { core }, paths).with_special_paths(SpecialPaths {
-        root: vec!["revoke-orphan".into(), "accessors/".into(), "accessors".into()],
+        root: vec![
+            "revoke-orphan".into(),
+            "accessors/".into(),
+            "accessors".into(),
+        ],
         ..Default::default()
     })
 }

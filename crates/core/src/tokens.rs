@@ -90,7 +90,9 @@ const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 
 fn random_base62(n: usize) -> String {
     let mut rng = rand::rngs::OsRng;
-    (0..n).map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char).collect()
+    (0..n)
+        .map(|_| BASE62[rng.gen_range(0..BASE62.len())] as char)
+        .collect()
 }
 
 /// A new service token id (`hvs.` + 24 base62 characters, like Vault).
@@ -106,14 +108,29 @@ pub fn new_accessor() -> String {
 /// requested (or the default) capped by the max (system/mount) and by the
 /// explicit max; periodic tokens get their period (capped by explicit max only).
 /// Returns seconds; 0 means "never expires" (root tokens without a TTL).
-pub fn effective_ttl(requested: u64, default_ttl: u64, max_ttl: u64, explicit_max: u64, period: u64, root_no_ttl: bool) -> u64 {
+pub fn effective_ttl(
+    requested: u64,
+    default_ttl: u64,
+    max_ttl: u64,
+    explicit_max: u64,
+    period: u64,
+    root_no_ttl: bool,
+) -> u64 {
     if period > 0 {
-        return if explicit_max > 0 { period.min(explicit_max) } else { period };
+        return if explicit_max > 0 {
+            period.min(explicit_max)
+        } else {
+            period
+        };
     }
     if root_no_ttl && requested == 0 && explicit_max == 0 {
         return 0;
     }
-    let mut ttl = if requested > 0 { requested } else { default_ttl };
+    let mut ttl = if requested > 0 {
+        requested
+    } else {
+        default_ttl
+    };
     if max_ttl > 0 && ttl > max_ttl {
         ttl = max_ttl;
     }
@@ -131,7 +148,10 @@ pub struct TokenStore {
 
 impl TokenStore {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
-        TokenStore { storage, cache: RwLock::new(HashMap::new()) }
+        TokenStore {
+            storage,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn clear_cache(&self) {
@@ -156,7 +176,11 @@ impl TokenStore {
     }
 
     /// Looks up a live token by id. Expired or spent tokens are `None`.
-    pub async fn lookup(&self, id: &str, now: i64) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+    pub async fn lookup(
+        &self,
+        id: &str,
+        now: i64,
+    ) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
         if id.is_empty() {
             return Ok(None);
         }
@@ -171,15 +195,24 @@ impl TokenStore {
         Ok(Some(e))
     }
 
-    pub async fn lookup_hash(&self, hash: &str, now: i64) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+    pub async fn lookup_hash(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
         Ok(self.load(hash).await?.filter(|e| !e.expired(now)))
     }
 
-    pub async fn lookup_accessor(&self, accessor: &str, now: i64) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
+    pub async fn lookup_accessor(
+        &self,
+        accessor: &str,
+        now: i64,
+    ) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
         if accessor.is_empty() || accessor.contains('/') {
             return Ok(None);
         }
-        let h: Option<String> = get_json(self.storage.as_ref(), &format!("accessor/{accessor}")).await?;
+        let h: Option<String> =
+            get_json(self.storage.as_ref(), &format!("accessor/{accessor}")).await?;
         match h {
             Some(h) => self.lookup_hash(&h, now).await,
             None => Ok(None),
@@ -193,17 +226,26 @@ impl TokenStore {
             json_op(&format!("accessor/{}", entry.accessor), &entry.hash)?,
         ];
         if !entry.parent.is_empty() {
-            ops.push(StorageOp::Put(format!("parent/{}/{}", entry.parent, entry.hash), vec![]));
+            ops.push(StorageOp::Put(
+                format!("parent/{}/{}", entry.parent, entry.hash),
+                vec![],
+            ));
         }
         self.storage.batch(ops).await?;
-        self.cache.write().insert(entry.hash.clone(), Arc::new(entry));
+        self.cache
+            .write()
+            .insert(entry.hash.clone(), Arc::new(entry));
         Ok(())
     }
 
     /// Rewrites an existing entry (renewal, use counting).
     pub async fn update(&self, entry: TokenEntry) -> Result<(), LogicalError> {
-        self.storage.batch(vec![json_op(&format!("id/{}", entry.hash), &entry)?]).await?;
-        self.cache.write().insert(entry.hash.clone(), Arc::new(entry));
+        self.storage
+            .batch(vec![json_op(&format!("id/{}", entry.hash), &entry)?])
+            .await?;
+        self.cache
+            .write()
+            .insert(entry.hash.clone(), Arc::new(entry));
         Ok(())
     }
 
@@ -272,7 +314,9 @@ impl TokenStore {
     /// Revokes only this token; its children become orphans.
     pub async fn revoke_orphan(&self, hash: &str) -> Result<Vec<String>, LogicalError> {
         for c in self.children(hash).await? {
-            if let Some(e) = get_json::<TokenEntry>(self.storage.as_ref(), &format!("id/{c}")).await? {
+            if let Some(e) =
+                get_json::<TokenEntry>(self.storage.as_ref(), &format!("id/{c}")).await?
+            {
                 let mut e = e;
                 e.parent.clear();
                 self.storage
@@ -304,7 +348,11 @@ mod tests {
             hash: hash_token(id),
             accessor: format!("acc-{id}"),
             policies: vec!["default".into()],
-            parent: if parent.is_empty() { String::new() } else { hash_token(parent) },
+            parent: if parent.is_empty() {
+                String::new()
+            } else {
+                hash_token(parent)
+            },
             meta: BTreeMap::new(),
             display_name: "token".into(),
             num_uses: uses,
@@ -342,7 +390,10 @@ mod tests {
         s.create(entry("o", "", 0)).await.unwrap();
         s.revoke_tree(&hash_token("p")).await.unwrap();
         for id in ["p", "c1", "g1"] {
-            assert!(s.lookup(id, 120).await.unwrap().is_none(), "{id} should be revoked");
+            assert!(
+                s.lookup(id, 120).await.unwrap().is_none(),
+                "{id} should be revoked"
+            );
         }
         assert!(s.lookup("o", 120).await.unwrap().is_some());
         assert!(s.lookup_accessor("acc-c1", 120).await.unwrap().is_none());
@@ -363,12 +414,19 @@ mod tests {
         let s = TokenStore::new(Arc::new(InmemStorage::new()));
         s.create(entry("t", "", 2)).await.unwrap();
         assert!(s.lookup("t", 159).await.unwrap().is_some());
-        assert!(s.lookup("t", 160).await.unwrap().is_none(), "expired at expire_time");
+        assert!(
+            s.lookup("t", 160).await.unwrap().is_none(),
+            "expired at expire_time"
+        );
         let e = s.lookup("t", 120).await.unwrap().unwrap();
         assert_eq!(s.use_token(&e).await.unwrap(), Some(false));
         let e = s.lookup("t", 120).await.unwrap().unwrap();
         assert_eq!(e.num_uses, 1);
-        assert_eq!(s.use_token(&e).await.unwrap(), Some(true), "the last use is reported");
+        assert_eq!(
+            s.use_token(&e).await.unwrap(),
+            Some(true),
+            "the last use is reported"
+        );
         let e = s.lookup("t", 120).await.unwrap().unwrap();
         assert_eq!(s.use_token(&e).await.unwrap(), None, "no use is left");
         assert!(s.lookup("", 120).await.unwrap().is_none());

@@ -18,15 +18,29 @@ pub async fn unsealed() -> TestCore {
     let init = core.initialize(3, 2).await.unwrap();
     assert!(core.is_sealed(), "a fresh init leaves the node sealed");
     let keys: Vec<Vec<u8>> = init.keys.iter().map(|k| k.to_vec()).collect();
-    core.unseal_step(Some(&hex::encode(&keys[0]))).await.unwrap();
+    core.unseal_step(Some(&hex::encode(&keys[0])))
+        .await
+        .unwrap();
     assert!(core.is_sealed());
-    core.unseal_step(Some(&hex::encode(&keys[2]))).await.unwrap();
+    core.unseal_step(Some(&hex::encode(&keys[2])))
+        .await
+        .unwrap();
     assert!(!core.is_sealed());
-    TestCore { core, root: init.root_token, keys }
+    TestCore {
+        core,
+        root: init.root_token,
+        keys,
+    }
 }
 
 impl TestCore {
-    pub async fn call(&self, token: &str, op: Operation, path: &str, data: Value) -> Result<Option<Value>, LogicalError> {
+    pub async fn call(
+        &self,
+        token: &str,
+        op: Operation,
+        path: &str,
+        data: Value,
+    ) -> Result<Option<Value>, LogicalError> {
         let mut req = Request::new(op, path).with_data(data);
         req.client_token = Some(token.to_string());
         let reply = self.core.handle(req).await?;
@@ -46,7 +60,12 @@ impl TestCore {
         }))
     }
 
-    pub async fn root(&self, op: Operation, path: &str, data: Value) -> Result<Option<Value>, LogicalError> {
+    pub async fn root(
+        &self,
+        op: Operation,
+        path: &str,
+        data: Value,
+    ) -> Result<Option<Value>, LogicalError> {
         self.call(&self.root.clone(), op, path, data).await
     }
 
@@ -58,7 +77,11 @@ impl TestCore {
                 body[k] = v;
             }
         }
-        let r = self.root(Operation::Update, "auth/token/create", body).await.unwrap().unwrap();
+        let r = self
+            .root(Operation::Update, "auth/token/create", body)
+            .await
+            .unwrap()
+            .unwrap();
         (
             r["auth"]["client_token"].as_str().unwrap().to_string(),
             r["auth"]["accessor"].as_str().unwrap().to_string(),

@@ -21,7 +21,9 @@ pub fn body_of(e: &LogicalError) -> serde_json::Value {
     match e {
         LogicalError::NotFound => json!({ "errors": [] }),
         LogicalError::Sealed => json!({ "errors": ["Vault is sealed"] }),
-        LogicalError::ReadOnly => json!({ "errors": ["this node cannot write and no active node is reachable; retry shortly"] }),
+        LogicalError::ReadOnly => {
+            json!({ "errors": ["this node cannot write and no active node is reachable; retry shortly"] })
+        }
         LogicalError::Internal(m) => json!({ "errors": [format!("internal error: {m}")] }),
         other => json!({ "errors": [other.to_string()] }),
     }
@@ -39,6 +41,9 @@ mod tests {
         assert_eq!(status_of(&LogicalError::UnsupportedOperation), 405);
         assert_eq!(status_of(&LogicalError::Sealed), 503);
         assert_eq!(body_of(&LogicalError::NotFound), json!({"errors": []}));
-        assert_eq!(body_of(&LogicalError::PermissionDenied), json!({"errors": ["permission denied"]}));
+        assert_eq!(
+            body_of(&LogicalError::PermissionDenied),
+            json!({"errors": ["permission denied"]})
+        );
     }
 }

@@ -50,7 +50,10 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(|t| t.trim().to_string())
 }
 
@@ -65,14 +68,27 @@ fn parse_query(q: Option<&str>) -> Map<String, Value> {
 }
 
 fn truthy(v: Option<&Value>) -> bool {
-    matches!(v.and_then(|v| v.as_str()), Some("true") | Some("1") | Some("t"))
+    matches!(
+        v.and_then(|v| v.as_str()),
+        Some("true") | Some("1") | Some("t")
+    )
 }
 
-async fn handle(State(core): State<Arc<Core>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> HttpResponse {
+async fn handle(
+    State(core): State<Arc<Core>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> HttpResponse {
     let path = uri.path().strip_prefix("/v1/").unwrap_or("").to_string();
     let path = match percent_decode(&path) {
         Some(p) => p,
-        None => return error_response(&LogicalError::invalid("path is not valid UTF-8 after percent-decoding")),
+        None => {
+            return error_response(&LogicalError::invalid(
+                "path is not valid UTF-8 after percent-decoding",
+            ))
+        }
     };
     if headers.contains_key("x-vault-wrap-ttl") {
         return error_response(&LogicalError::invalid(
@@ -93,7 +109,10 @@ async fn handle(State(core): State<Arc<Core>>, method: Method, uri: Uri, headers
         _ => return error_response(&LogicalError::UnsupportedOperation),
     };
     if op == Operation::Patch {
-        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ct = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !ct.starts_with("application/merge-patch+json") {
             return json_response(
                 415,
@@ -101,15 +120,25 @@ async fn handle(State(core): State<Arc<Core>>, method: Method, uri: Uri, headers
             );
         }
     }
-    let data = if matches!(op, Operation::Update | Operation::Patch) || (!body.is_empty() && op != Operation::Read) {
+    let data = if matches!(op, Operation::Update | Operation::Patch)
+        || (!body.is_empty() && op != Operation::Read)
+    {
         if body.iter().all(|b| b.is_ascii_whitespace()) {
             Map::new()
         } else {
             match serde_json::from_slice::<Value>(&body) {
                 Ok(Value::Object(m)) => m,
                 Ok(Value::Null) => Map::new(),
-                Ok(_) => return error_response(&LogicalError::invalid("request body must be a JSON object")),
-                Err(e) => return error_response(&LogicalError::invalid(format!("failed to parse JSON input: {e}"))),
+                Ok(_) => {
+                    return error_response(&LogicalError::invalid(
+                        "request body must be a JSON object",
+                    ))
+                }
+                Err(e) => {
+                    return error_response(&LogicalError::invalid(format!(
+                        "failed to parse JSON input: {e}"
+                    )))
+                }
             }
         }
     } else {
@@ -123,7 +152,12 @@ async fn handle(State(core): State<Arc<Core>>, method: Method, uri: Uri, headers
     req.id = uuid::Uuid::new_v4().to_string();
     req.data = data;
     req.client_token = token_of(&headers);
-    for name in ["content-type", "x-vault-request", "x-vault-inconsistent", "x-arca-consistency"] {
+    for name in [
+        "content-type",
+        "x-vault-request",
+        "x-vault-inconsistent",
+        "x-arca-consistency",
+    ] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
             req.headers.insert(name.to_string(), v.to_string());
         }
@@ -182,7 +216,11 @@ fn render(reply: Reply, request_id: &str) -> HttpResponse {
             .body(Body::from(raw.body))
             .unwrap();
     }
-    if resp.data.is_none() && resp.auth.is_none() && resp.warnings.is_empty() && reply.lease_duration == 0 {
+    if resp.data.is_none()
+        && resp.auth.is_none()
+        && resp.warnings.is_empty()
+        && reply.lease_duration == 0
+    {
         return HttpResponse::builder()
             .status(resp.status.unwrap_or(204))
             .header(header::CACHE_CONTROL, "no-store")
@@ -193,7 +231,12 @@ fn render(reply: Reply, request_id: &str) -> HttpResponse {
         let metadata = if a.metadata.is_empty() {
             Value::Null
         } else {
-            Value::Object(a.metadata.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+            Value::Object(
+                a.metadata
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            )
         };
         json!({
             "client_token": a.client_token,

@@ -21,23 +21,32 @@ pub struct ListenerOptions {
 
 fn tls_config(cert: &PathBuf, key: &PathBuf) -> anyhow::Result<rustls::ServerConfig> {
     let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert).with_context(|| format!("cannot open tls_cert_file {}", cert.display()))?,
+        std::fs::File::open(cert)
+            .with_context(|| format!("cannot open tls_cert_file {}", cert.display()))?,
     ))
     .collect::<Result<Vec<_>, _>>()
-    .with_context(|| format!("tls_cert_file {} is not a PEM certificate chain", cert.display()))?;
+    .with_context(|| {
+        format!(
+            "tls_cert_file {} is not a PEM certificate chain",
+            cert.display()
+        )
+    })?;
     if certs.is_empty() {
         anyhow::bail!("tls_cert_file {} holds no certificate", cert.display());
     }
     let key_der = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(key).with_context(|| format!("cannot open tls_key_file {}", key.display()))?,
+        std::fs::File::open(key)
+            .with_context(|| format!("cannot open tls_key_file {}", key.display()))?,
     ))
     .with_context(|| format!("tls_key_file {} is not a PEM private key", key.display()))?
     .ok_or_else(|| anyhow::anyhow!("tls_key_file {} holds no private key", key.display()))?;
-    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key_der)
-        .context("tls_cert_file and tls_key_file do not form a valid pair")?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key_der)
+    .context("tls_cert_file and tls_key_file do not form a valid pair")?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
 }
@@ -58,7 +67,9 @@ pub async fn serve(
     }
     let app = crate::app(core);
     let acceptor = match &opts.tls {
-        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(cert, key)?))),
+        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
+            cert, key,
+        )?))),
         None => None,
     };
     loop {
@@ -76,13 +87,21 @@ pub async fn serve(
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             let res = match acceptor {
                 Some(acc) => match acc.accept(stream).await {
-                    Ok(tls) => builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await,
+                    Ok(tls) => {
+                        builder
+                            .serve_connection_with_upgrades(TokioIo::new(tls), svc)
+                            .await
+                    }
                     Err(e) => {
                         tracing::debug!("TLS handshake failed: {e}");
                         return;
                     }
                 },
-                None => builder.serve_connection_with_upgrades(TokioIo::new(stream), svc).await,
+                None => {
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                        .await
+                }
             };
             if let Err(e) = res {
                 tracing::debug!("connection ended: {e}");

@@ -20,21 +20,51 @@ async fn start(init: bool) -> Server {
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(arca_http::serve(
         core.clone(),
-        ListenerOptions { address: "127.0.0.1:0".into(), tls: None },
+        ListenerOptions {
+            address: "127.0.0.1:0".into(),
+            tls: None,
+        },
         Some(tx),
     ));
     let addr = rx.await.unwrap();
-    let mut s = Server { base: format!("http://{addr}/v1/"), root: String::new(), keys: vec![], http: reqwest::Client::new() };
+    let mut s = Server {
+        base: format!("http://{addr}/v1/"),
+        root: String::new(),
+        keys: vec![],
+        http: reqwest::Client::new(),
+    };
     if init {
-        let r = s.http.put(s.url("sys/init")).body(r#"{"secret_shares":1,"secret_threshold":1}"#).send().await.unwrap();
+        let r = s
+            .http
+            .put(s.url("sys/init"))
+            .body(r#"{"secret_shares":1,"secret_threshold":1}"#)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let v: Value = r.json().await.unwrap();
         s.root = v["root_token"].as_str().unwrap().to_string();
-        s.keys = v["keys_base64"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
-        let r = s.http.put(s.url("sys/unseal")).body(json!({"key": s.keys[0]}).to_string()).send().await.unwrap();
+        s.keys = v["keys_base64"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect();
+        let r = s
+            .http
+            .put(s.url("sys/unseal"))
+            .body(json!({"key": s.keys[0]}).to_string())
+            .send()
+            .await
+            .unwrap();
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["sealed"], false);
-        s.req(reqwest::Method::POST, "sys/mounts/secret", Some(json!({"type": "kv", "options": {"version": "2"}}))).await;
+        s.req(
+            reqwest::Method::POST,
+            "sys/mounts/secret",
+            Some(json!({"type": "kv", "options": {"version": "2"}})),
+        )
+        .await;
     }
     s
 }
@@ -44,7 +74,10 @@ impl Server {
         format!("{}{p}", self.base)
     }
     async fn req(&self, m: reqwest::Method, p: &str, body: Option<Value>) -> (u16, Value) {
-        let mut r = self.http.request(m, self.url(p)).header("X-Vault-Token", &self.root);
+        let mut r = self
+            .http
+            .request(m, self.url(p))
+            .header("X-Vault-Token", &self.root);
         if let Some(b) = body {
             // No Content-Type header, like the Vault CLI.
             r = r.body(b.to_string());
@@ -52,18 +85,40 @@ impl Server {
         let resp = r.send().await.unwrap();
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            },
+        )
     }
 }
 
 #[tokio::test]
 async fn envelope_and_methods() {
     let s = start(true).await;
-    let (st, _) = s.req(reqwest::Method::PUT, "secret/data/a", Some(json!({"data": {"k": "v"}}))).await;
+    let (st, _) = s
+        .req(
+            reqwest::Method::PUT,
+            "secret/data/a",
+            Some(json!({"data": {"k": "v"}})),
+        )
+        .await;
     assert_eq!(st, 200);
     let (st, v) = s.req(reqwest::Method::GET, "secret/data/a", None).await;
     assert_eq!(st, 200);
-    for field in ["request_id", "lease_id", "renewable", "lease_duration", "data", "wrap_info", "warnings", "auth"] {
+    for field in [
+        "request_id",
+        "lease_id",
+        "renewable",
+        "lease_duration",
+        "data",
+        "wrap_info",
+        "warnings",
+        "auth",
+    ] {
         assert!(v.get(field).is_some(), "envelope lacks {field}: {v}");
     }
     assert_eq!(v["data"]["data"]["k"], "v");
@@ -72,40 +127,89 @@ async fn envelope_and_methods() {
     let (st, v) = s.req(list, "secret/metadata", None).await;
     assert_eq!(st, 200);
     assert_eq!(v["data"]["keys"], json!(["a"]));
-    let (st, v) = s.req(reqwest::Method::GET, "secret/metadata/?list=true", None).await;
+    let (st, v) = s
+        .req(reqwest::Method::GET, "secret/metadata/?list=true", None)
+        .await;
     assert_eq!(st, 200);
     assert_eq!(v["data"]["keys"], json!(["a"]));
     // POST works like PUT; DELETE answers 204
-    let (st, _) = s.req(reqwest::Method::POST, "secret/data/b", Some(json!({"data": {"x": "1"}}))).await;
+    let (st, _) = s
+        .req(
+            reqwest::Method::POST,
+            "secret/data/b",
+            Some(json!({"data": {"x": "1"}})),
+        )
+        .await;
     assert_eq!(st, 200);
     let (st, v) = s.req(reqwest::Method::DELETE, "secret/data/b", None).await;
     assert_eq!((st, v), (204, Value::Null));
     // Authorization: Bearer
-    let r = s.http.get(s.url("secret/data/a")).bearer_auth(&s.root).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("secret/data/a"))
+        .bearer_auth(&s.root)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
 async fn errors_have_vault_status_and_body() {
     let s = start(true).await;
-    s.req(reqwest::Method::PUT, "secret/data/a", Some(json!({"data": {"k": "v"}}))).await;
-    let (st, v) = s.req(reqwest::Method::GET, "secret/data/missing", None).await;
+    s.req(
+        reqwest::Method::PUT,
+        "secret/data/a",
+        Some(json!({"data": {"k": "v"}})),
+    )
+    .await;
+    let (st, v) = s
+        .req(reqwest::Method::GET, "secret/data/missing", None)
+        .await;
     assert_eq!((st, v), (404, json!({"errors": []})));
     let r = s.http.get(s.url("secret/data/a")).send().await.unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"errors": ["permission denied"]}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"errors": ["permission denied"]})
+    );
     let (st, v) = s.req(reqwest::Method::GET, "nomount/x", None).await;
     assert_eq!(st, 404);
-    assert!(v["errors"][0].as_str().unwrap().contains("no handler for route"));
+    assert!(v["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("no handler for route"));
     let (st, _) = s.req(reqwest::Method::DELETE, "sys/key-status", None).await;
     assert_eq!(st, 405);
-    let r = s.http.put(s.url("secret/data/a")).header("X-Vault-Token", &s.root).body("{not json").send().await.unwrap();
+    let r = s
+        .http
+        .put(s.url("secret/data/a"))
+        .header("X-Vault-Token", &s.root)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let (st, v) = s.req(reqwest::Method::POST, "auth/token/create", Some(json!({"ttl": "forever"}))).await;
+    let (st, v) = s
+        .req(
+            reqwest::Method::POST,
+            "auth/token/create",
+            Some(json!({"ttl": "forever"})),
+        )
+        .await;
     assert_eq!(st, 400);
-    assert!(v["errors"][0].as_str().unwrap().contains("ttl"), "the message names the field: {v}");
+    assert!(
+        v["errors"][0].as_str().unwrap().contains("ttl"),
+        "the message names the field: {v}"
+    );
     // PATCH without the merge-patch content type
-    let (st, _) = s.req(reqwest::Method::PATCH, "secret/data/a", Some(json!({"data": {"k": "w"}}))).await;
+    let (st, _) = s
+        .req(
+            reqwest::Method::PATCH,
+            "secret/data/a",
+            Some(json!({"data": {"k": "w"}})),
+        )
+        .await;
     assert_eq!(st, 415);
     let r = s
         .http
@@ -122,14 +226,26 @@ async fn errors_have_vault_status_and_body() {
 #[tokio::test]
 async fn oversized_bodies_are_refused() {
     let s = start(true).await;
-    let big = format!("{{\"data\": {{\"k\": \"{}\"}}}}", "x".repeat(33 * 1024 * 1024));
-    let r = s.http.put(s.url("secret/data/big")).header("X-Vault-Token", &s.root).body(big).send().await.unwrap();
+    let big = format!(
+        "{{\"data\": {{\"k\": \"{}\"}}}}",
+        "x".repeat(33 * 1024 * 1024)
+    );
+    let r = s
+        .http
+        .put(s.url("secret/data/big"))
+        .header("X-Vault-Token", &s.root)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let (st, _) = s.req(reqwest::Method::GET, "secret/data/big", None).await;
     assert_eq!(st, 404, "nothing was stored");
     // just under a MiB is fine
     let ok = json!({"data": {"k": "y".repeat(1024 * 1024)}});
-    let (st, _) = s.req(reqwest::Method::PUT, "secret/data/mib", Some(ok)).await;
+    let (st, _) = s
+        .req(reqwest::Method::PUT, "secret/data/mib", Some(ok))
+        .await;
     assert_eq!(st, 200);
 }
 
@@ -138,35 +254,103 @@ async fn health_and_seal_codes() {
     let s = start(false).await;
     let r = s.http.get(s.url("sys/health")).send().await.unwrap();
     assert_eq!(r.status(), 501, "uninitialized");
-    let r = s.http.get(s.url("sys/health?uninitcode=200")).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("sys/health?uninitcode=200"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let v: Value = s.http.get(s.url("sys/init")).send().await.unwrap().json().await.unwrap();
+    let v: Value = s
+        .http
+        .get(s.url("sys/init"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v, json!({"initialized": false}));
-    let r = s.http.put(s.url("sys/init")).body(r#"{"secret_shares":3,"secret_threshold":2}"#).send().await.unwrap();
+    let r = s
+        .http
+        .put(s.url("sys/init"))
+        .body(r#"{"secret_shares":3,"secret_threshold":2}"#)
+        .send()
+        .await
+        .unwrap();
     let init: Value = r.json().await.unwrap();
     assert_eq!(init["keys"].as_array().unwrap().len(), 3);
     assert_eq!(init["keys_base64"].as_array().unwrap().len(), 3);
-    let r = s.http.put(s.url("sys/init")).body(r#"{"secret_shares":3,"secret_threshold":2}"#).send().await.unwrap();
+    let r = s
+        .http
+        .put(s.url("sys/init"))
+        .body(r#"{"secret_shares":3,"secret_threshold":2}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400, "already initialized");
     let r = s.http.get(s.url("sys/health")).send().await.unwrap();
     assert_eq!(r.status(), 503, "sealed");
-    let r = s.http.get(s.url("sys/mounts")).header("X-Vault-Token", init["root_token"].as_str().unwrap()).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.url("sys/mounts"))
+        .header("X-Vault-Token", init["root_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"errors": ["Vault is sealed"]}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"errors": ["Vault is sealed"]})
+    );
     // unseal with hex then base64 shares; progress and nonce are reported
-    let r = s.http.put(s.url("sys/unseal")).body(json!({"key": init["keys"][0]}).to_string()).send().await.unwrap();
+    let r = s
+        .http
+        .put(s.url("sys/unseal"))
+        .body(json!({"key": init["keys"][0]}).to_string())
+        .send()
+        .await
+        .unwrap();
     let st: Value = r.json().await.unwrap();
-    assert_eq!((st["sealed"].clone(), st["progress"].clone(), st["t"].clone(), st["n"].clone()), (json!(true), json!(1), json!(2), json!(3)));
+    assert_eq!(
+        (
+            st["sealed"].clone(),
+            st["progress"].clone(),
+            st["t"].clone(),
+            st["n"].clone()
+        ),
+        (json!(true), json!(1), json!(2), json!(3))
+    );
     assert!(!st["nonce"].as_str().unwrap().is_empty());
-    let r = s.http.put(s.url("sys/unseal")).body(r#"{"key":"not a key!"}"#).send().await.unwrap();
+    let r = s
+        .http
+        .put(s.url("sys/unseal"))
+        .body(r#"{"key":"not a key!"}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    let r = s.http.put(s.url("sys/unseal")).body(json!({"key": init["keys_base64"][1]}).to_string()).send().await.unwrap();
+    let r = s
+        .http
+        .put(s.url("sys/unseal"))
+        .body(json!({"key": init["keys_base64"][1]}).to_string())
+        .send()
+        .await
+        .unwrap();
     let st: Value = r.json().await.unwrap();
     assert_eq!(st["sealed"], false);
     let r = s.http.get(s.url("sys/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = s.http.head(s.url("sys/health")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let v: Value = s.http.get(s.url("sys/leader")).send().await.unwrap().json().await.unwrap();
+    let v: Value = s
+        .http
+        .get(s.url("sys/leader"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["ha_enabled"], false);
 }

@@ -36,7 +36,13 @@ pub struct Field {
 
 impl Field {
     pub const fn new(name: &'static str, ty: FieldType, description: &'static str) -> Self {
-        Field { name, ty, description, default: None, required: false }
+        Field {
+            name,
+            ty,
+            description,
+            default: None,
+            required: false,
+        }
     }
     pub fn default(mut self, v: impl Into<Value>) -> Self {
         self.default = Some(v.into());
@@ -90,7 +96,9 @@ pub fn parse_duration_str(s: &str) -> Result<u64, String> {
         if num_end == 0 {
             return Err(format!("invalid duration {s:?}"));
         }
-        let num: f64 = rest[..num_end].parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let num: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}"))?;
         rest = &rest[num_end..];
         let unit_end = rest
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -128,7 +136,10 @@ pub struct FieldData {
 
 impl FieldData {
     pub fn new(raw: Map<String, Value>, fields: &[Field]) -> Self {
-        FieldData { raw, schema: fields.iter().map(|f| (f.name, f.clone())).collect() }
+        FieldData {
+            raw,
+            schema: fields.iter().map(|f| (f.name, f.clone())).collect(),
+        }
     }
 
     /// Checks every known field converts to its declared type and every
@@ -140,7 +151,9 @@ impl FieldData {
                     self.convert(f, v)?;
                 }
                 None if f.required => {
-                    return Err(LogicalError::InvalidRequest(format!("missing required field {name:?}")))
+                    return Err(LogicalError::InvalidRequest(format!(
+                        "missing required field {name:?}"
+                    )))
                 }
                 None => {}
             }
@@ -150,8 +163,12 @@ impl FieldData {
 
     /// Names present in the request but not in the schema.
     pub fn unknown_fields(&self) -> Vec<String> {
-        let mut v: Vec<String> =
-            self.raw.keys().filter(|k| !self.schema.contains_key(k.as_str())).cloned().collect();
+        let mut v: Vec<String> = self
+            .raw
+            .keys()
+            .filter(|k| !self.schema.contains_key(k.as_str()))
+            .cloned()
+            .collect();
         v.sort();
         v
     }
@@ -181,7 +198,9 @@ impl FieldData {
                 Value::Number(n) => Value::from(n.as_f64().unwrap_or(0.0) as i64),
                 Value::String(s) if s.is_empty() => Value::from(0),
                 Value::String(s) => Value::from(
-                    s.trim().parse::<i64>().map_err(|_| type_error(name, "an integer", v))?,
+                    s.trim()
+                        .parse::<i64>()
+                        .map_err(|_| type_error(name, "an integer", v))?,
                 ),
                 _ => return Err(type_error(name, "an integer", v)),
             },
@@ -196,7 +215,9 @@ impl FieldData {
                 _ => return Err(type_error(name, "a boolean", v)),
             },
             FieldType::Duration => Value::from(parse_duration(v).map_err(|e| {
-                LogicalError::InvalidRequest(format!("error converting input for field {name:?}: {e}"))
+                LogicalError::InvalidRequest(format!(
+                    "error converting input for field {name:?}: {e}"
+                ))
             })?),
             FieldType::CommaStringSlice => match v {
                 Value::Array(a) => Value::Array(
@@ -221,8 +242,9 @@ impl FieldData {
             FieldType::Map => match v {
                 Value::Object(_) => v.clone(),
                 Value::Null => Value::Object(Map::new()),
-                Value::String(s) if s.trim().starts_with('{') => serde_json::from_str(s)
-                    .map_err(|_| type_error(name, "a JSON object", v))?,
+                Value::String(s) if s.trim().starts_with('{') => {
+                    serde_json::from_str(s).map_err(|_| type_error(name, "a JSON object", v))?
+                }
                 _ => return Err(type_error(name, "a JSON object", v)),
             },
             FieldType::StringMap => match v {
@@ -293,9 +315,10 @@ impl FieldData {
     }
     pub fn get_list(&self, name: &str) -> Result<Option<Vec<String>>, LogicalError> {
         Ok(self.get(name)?.map(|v| match v {
-            Value::Array(a) => {
-                a.into_iter().filter_map(|x| x.as_str().map(|s| s.to_string())).collect()
-            }
+            Value::Array(a) => a
+                .into_iter()
+                .filter_map(|x| x.as_str().map(|s| s.to_string()))
+                .collect(),
             _ => vec![],
         }))
     }

@@ -64,7 +64,11 @@ pub trait Backend: Send + Sync {
     }
     async fn handle(&self, req: &Request, storage: &dyn Storage) -> HandlerResult;
     /// `Some(exists)` when the target path declares an existence check.
-    async fn existence(&self, req: &Request, storage: &dyn Storage) -> Result<Option<bool>, LogicalError>;
+    async fn existence(
+        &self,
+        req: &Request,
+        storage: &dyn Storage,
+    ) -> Result<Option<bool>, LogicalError>;
     /// Called on every node after a replicated write under this mount is applied.
     async fn invalidate(&self, _key: &str) {}
     /// Help text for a path (`path-help`).
@@ -116,7 +120,12 @@ impl<B> Path<B> {
         self
     }
     fn handler(&self, op: Operation) -> Option<Handler<B>> {
-        let find = |o: Operation| self.operations.iter().find(|(x, _)| *x == o).map(|(_, h)| *h);
+        let find = |o: Operation| {
+            self.operations
+                .iter()
+                .find(|(x, _)| *x == o)
+                .map(|(_, h)| *h)
+        };
         match op {
             // A write to a path without a create handler is an update, as in Vault.
             Operation::Create => find(Operation::Create).or_else(|| find(Operation::Update)),
@@ -143,7 +152,12 @@ impl<B: Send + Sync + 'static> Framework<B> {
                 (re, p)
             })
             .collect();
-        Framework { inner, backend_type: backend_type.to_string(), paths, special: SpecialPaths::default() }
+        Framework {
+            inner,
+            backend_type: backend_type.to_string(),
+            paths,
+            special: SpecialPaths::default(),
+        }
     }
 
     pub fn with_special_paths(mut self, s: SpecialPaths) -> Self {
@@ -164,12 +178,18 @@ impl<B: Send + Sync + 'static> Framework<B> {
             }
             for name in re.capture_names().flatten() {
                 if !p.fields.iter().any(|f| f.name == name) {
-                    problems.push(format!("path {:?}: capture {name:?} is not a declared field", p.pattern));
+                    problems.push(format!(
+                        "path {:?}: capture {name:?} is not a declared field",
+                        p.pattern
+                    ));
                 }
             }
             for f in &p.fields {
                 if f.description.trim().is_empty() {
-                    problems.push(format!("path {:?}: field {:?} has no description", p.pattern, f.name));
+                    problems.push(format!(
+                        "path {:?}: field {:?} has no description",
+                        p.pattern, f.name
+                    ));
                 }
             }
         }
@@ -188,7 +208,10 @@ impl<B: Send + Sync + 'static> Framework<B> {
                 return Ok((p, FieldData::new(data, &p.fields)));
             }
         }
-        Err(LogicalError::UnsupportedPath(format!("unsupported path: {}{}", req.mount_point, req.path)))
+        Err(LogicalError::UnsupportedPath(format!(
+            "unsupported path: {}{}",
+            req.mount_point, req.path
+        )))
     }
 }
 
@@ -204,9 +227,14 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
 
     async fn handle(&self, req: &Request, storage: &dyn Storage) -> HandlerResult {
         let (path, data) = self.route(req)?;
-        let handler = path.handler(req.operation).ok_or(LogicalError::UnsupportedOperation)?;
+        let handler = path
+            .handler(req.operation)
+            .ok_or(LogicalError::UnsupportedOperation)?;
         data.validate()?;
-        let unknown = if path.arbitrary_fields || req.operation == Operation::Read || req.operation == Operation::List {
+        let unknown = if path.arbitrary_fields
+            || req.operation == Operation::Read
+            || req.operation == Operation::List
+        {
             vec![]
         } else {
             data.unknown_fields()
@@ -219,28 +247,38 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
         Ok(Some(resp.unwrap_or_default().with_warning(warning)))
     }
 
-    async fn existence(&self, req: &Request, storage: &dyn Storage) -> Result<Option<bool>, LogicalError> {
+    async fn existence(
+        &self,
+        req: &Request,
+        storage: &dyn Storage,
+    ) -> Result<Option<bool>, LogicalError> {
         let (path, data) = match self.route(req) {
             Ok(x) => x,
             Err(_) => return Ok(None),
         };
         match path.existence_check {
             None => Ok(None),
-            Some(check) => check(&self.inner, Ctx { req, storage, data }).await.map(Some),
+            Some(check) => check(&self.inner, Ctx { req, storage, data })
+                .await
+                .map(Some),
         }
     }
 
     fn help(&self, path: &str) -> Option<String> {
-        self.paths.iter().find(|(re, _)| re.is_match(path)).map(|(_, p)| {
-            let mut out = format!("{}\n", p.help);
-            let fields: HashMap<_, _> = p.fields.iter().map(|f| (f.name, f.description)).collect();
-            let mut names: Vec<_> = fields.keys().collect();
-            names.sort();
-            for n in names {
-                out.push_str(&format!("\n  {n}: {}", fields[n]));
-            }
-            out
-        })
+        self.paths
+            .iter()
+            .find(|(re, _)| re.is_match(path))
+            .map(|(_, p)| {
+                let mut out = format!("{}\n", p.help);
+                let fields: HashMap<_, _> =
+                    p.fields.iter().map(|f| (f.name, f.description)).collect();
+                let mut names: Vec<_> = fields.keys().collect();
+                names.sort();
+                for n in names {
+                    out.push_str(&format!("\n  {n}: {}", fields[n]));
+                }
+                out
+            })
     }
 }
 
@@ -276,11 +314,21 @@ mod tests {
         let f = fw();
         assert!(f.lint().is_empty(), "{:?}", f.lint());
         let s = InmemStorage::new();
-        let r = f.handle(&Request::new(Operation::Read, "item/a b"), &s).await.unwrap().unwrap();
+        let r = f
+            .handle(&Request::new(Operation::Read, "item/a b"), &s)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(r.data.unwrap()["name"], "a b");
-        let e = f.handle(&Request::new(Operation::Delete, "item/x"), &s).await.unwrap_err();
+        let e = f
+            .handle(&Request::new(Operation::Delete, "item/x"), &s)
+            .await
+            .unwrap_err();
         assert_eq!(e, LogicalError::UnsupportedOperation);
-        let e = f.handle(&Request::new(Operation::Read, "nope"), &s).await.unwrap_err();
+        let e = f
+            .handle(&Request::new(Operation::Read, "nope"), &s)
+            .await
+            .unwrap_err();
         assert!(matches!(e, LogicalError::UnsupportedPath(_)));
         // Create falls back to the update handler, unknown fields warn.
         let req = Request::new(Operation::Create, "item/z").with_data(json!({"bogus": 1}));

@@ -138,7 +138,10 @@ pub struct Response {
 
 impl Response {
     pub fn data(data: Map<String, Value>) -> Self {
-        Response { data: Some(data), ..Default::default() }
+        Response {
+            data: Some(data),
+            ..Default::default()
+        }
     }
 
     /// Builds a response from a JSON object value (anything else gives no data).

@@ -46,7 +46,10 @@ pub async fn get_json<T: DeserializeOwned>(
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| StorageError::Corrupt { key: key.to_string(), reason: e.to_string() }),
+            .map_err(|e| StorageError::Corrupt {
+                key: key.to_string(),
+                reason: e.to_string(),
+            }),
     }
 }
 

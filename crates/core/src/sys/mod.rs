@@ -34,10 +34,21 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     paths.extend(path_internal::paths());
     paths.extend(path_keys::paths());
     Framework::new("system", Sys { core }, paths).with_special_paths(SpecialPaths {
-        root: ["seal", "rotate", "rotate/keyring", "remount", "auth/*", "raw/*", "audit", "audit/*"]
+        root: [
+            "seal",
+            "rotate",
+            "rotate/keyring",
+            "remount",
+            "auth/*",
+            "raw/*",
+            "audit",
+            "audit/*",
+        ]
+        .map(String::from)
+        .to_vec(),
+        unauthenticated: ["internal/ui/mounts", "internal/ui/mounts/*"]
             .map(String::from)
             .to_vec(),
-        unauthenticated: ["internal/ui/mounts", "internal/ui/mounts/*"].map(String::from).to_vec(),
         available_without_leader: vec![],
         forward_on_standby: vec![],
     })

@@ -18,7 +18,9 @@ impl Sys {
             }
         }
         if paths.is_empty() {
-            return Err(LogicalError::invalid("missing \"paths\": give the paths to check"));
+            return Err(LogicalError::invalid(
+                "missing \"paths\": give the paths to check",
+            ));
         }
         let acl = st.policies.acl(&t.policies).await?;
         let mut data = Map::new();
@@ -31,7 +33,10 @@ impl Sys {
             data.insert(p.clone(), Value::from(caps));
         }
         if paths.len() == 1 {
-            data.insert("capabilities".into(), Value::from(first.unwrap_or_default()));
+            data.insert(
+                "capabilities".into(),
+                Value::from(first.unwrap_or_default()),
+            );
         }
         Ok(Some(legacy(c.req, data)))
     }
@@ -50,7 +55,9 @@ impl Sys {
     async fn capabilities_self(&self, c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
         let st = core.unsealed()?;
-        let t = core.authenticate(&st, c.req.client_token.as_deref()).await?;
+        let t = core
+            .authenticate(&st, c.req.client_token.as_deref())
+            .await?;
         self.caps_for(&c, &t).await
     }
 
@@ -67,23 +74,47 @@ impl Sys {
 }
 
 fn paths_fields(p: Path<Sys>) -> Path<Sys> {
-    p.field(Field::new("paths", FieldType::CommaStringSlice, "Paths to check."))
-        .field(Field::new("path", FieldType::String, "Deprecated: a single path to check."))
+    p.field(Field::new(
+        "paths",
+        FieldType::CommaStringSlice,
+        "Paths to check.",
+    ))
+    .field(Field::new(
+        "path",
+        FieldType::String,
+        "Deprecated: a single path to check.",
+    ))
 }
 
 pub(super) fn paths() -> Vec<Path<Sys>> {
     vec![
         paths_fields(Path::new("capabilities"))
-            .field(Field::new("token", FieldType::String, "The token to check."))
+            .field(Field::new(
+                "token",
+                FieldType::String,
+                "The token to check.",
+            ))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.capabilities(c)))
             .help("The capabilities a token has on paths."),
         paths_fields(Path::new("capabilities-self"))
-            .field(Field::new("token", FieldType::String, "Ignored: the calling token is used."))
-            .op(Operation::Update, |b: &Sys, c| Box::pin(b.capabilities_self(c)))
+            .field(Field::new(
+                "token",
+                FieldType::String,
+                "Ignored: the calling token is used.",
+            ))
+            .op(Operation::Update, |b: &Sys, c| {
+                Box::pin(b.capabilities_self(c))
+            })
             .help("The capabilities the calling token has on paths."),
         paths_fields(Path::new("capabilities-accessor"))
-            .field(Field::new("accessor", FieldType::String, "Accessor of the token to check."))
-            .op(Operation::Update, |b: &Sys, c| Box::pin(b.capabilities_accessor(c)))
+            .field(Field::new(
+                "accessor",
+                FieldType::String,
+                "Accessor of the token to check.",
+            ))
+            .op(Operation::Update, |b: &Sys, c| {
+                Box::pin(b.capabilities_accessor(c))
+            })
             .help("The capabilities of the token with this accessor on paths."),
     ]
 }

@@ -14,7 +14,10 @@ use crate::core::now;
 use crate::tokens::TokenEntry;
 
 impl Sys {
-    async fn caller(&self, c: &Ctx<'_>) -> Result<Option<std::sync::Arc<TokenEntry>>, LogicalError> {
+    async fn caller(
+        &self,
+        c: &Ctx<'_>,
+    ) -> Result<Option<std::sync::Arc<TokenEntry>>, LogicalError> {
         let st = self.core()?.unsealed()?;
         match c.req.client_token.as_deref() {
             Some(t) if !t.is_empty() => st.tokens.lookup(t, now()).await,
@@ -30,7 +33,10 @@ impl Sys {
 
     async fn ui_mounts(&self, c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
-        let t = self.caller(&c).await?.ok_or(LogicalError::PermissionDenied)?;
+        let t = self
+            .caller(&c)
+            .await?
+            .ok_or(LogicalError::PermissionDenied)?;
         let (mounts, auth) = core.mount_tables()?;
         let mut secret = Map::new();
         for e in &mounts.entries {
@@ -52,7 +58,10 @@ impl Sys {
 
     async fn ui_mount(&self, c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
-        let t = self.caller(&c).await?.ok_or(LogicalError::PermissionDenied)?;
+        let t = self
+            .caller(&c)
+            .await?
+            .ok_or(LogicalError::PermissionDenied)?;
         let path = c.data.str_or("path", "")?;
         let path = path.trim_start_matches('/');
         let router = core.router()?;
@@ -74,7 +83,11 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.ui_mounts(c)))
             .help("Mounts visible to the calling token."),
         Path::new("internal/ui/mounts/(?P<path>.+)")
-            .field(Field::new("path", FieldType::String, "A path inside the mount."))
+            .field(Field::new(
+                "path",
+                FieldType::String,
+                "A path inside the mount.",
+            ))
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.ui_mount(c)))
             .help("The mount serving a path, if the calling token can use it."),
     ]

@@ -9,12 +9,18 @@ use super::{legacy, Sys};
 impl Sys {
     async fn key_status(&self, c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
-        let ks = core.barrier.key_status().map_err(|e| LogicalError::internal(e.to_string()))?;
+        let ks = core
+            .barrier
+            .key_status()
+            .map_err(|e| LogicalError::internal(e.to_string()))?;
         let mut data = Map::new();
         data.insert("term".into(), Value::from(ks.term));
         data.insert(
             "install_time".into(),
-            Value::from(ks.install_time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+            Value::from(
+                ks.install_time
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            ),
         );
         data.insert("encryptions".into(), Value::from(ks.encryptions));
         Ok(Some(legacy(c.req, data)))
@@ -22,10 +28,13 @@ impl Sys {
 
     async fn rotate(&self, _c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
-        core.barrier.rotate().await.map_err(|e| match e.to_string() {
-            s if s.contains("read-only") => LogicalError::ReadOnly,
-            s => LogicalError::internal(s),
-        })?;
+        core.barrier
+            .rotate()
+            .await
+            .map_err(|e| match e.to_string() {
+                s if s.contains("read-only") => LogicalError::ReadOnly,
+                s => LogicalError::internal(s),
+            })?;
         Ok(None)
     }
 

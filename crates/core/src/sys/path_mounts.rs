@@ -12,7 +12,12 @@ pub(crate) fn mount_json(e: &MountEntry) -> Value {
     let options: Value = if e.options.is_empty() {
         Value::Null
     } else {
-        Value::Object(e.options.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect())
+        Value::Object(
+            e.options
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                .collect(),
+        )
     };
     json!({
         "accessor": e.accessor,
@@ -53,7 +58,9 @@ fn options_map(v: Option<&Value>) -> Result<Map<String, Value>, LogicalError> {
         Some(Value::String(s)) => {
             let mut m = Map::new();
             for part in s.split(',') {
-                let (k, v) = part.split_once('=').ok_or_else(|| LogicalError::invalid("options must be a map of strings"))?;
+                let (k, v) = part
+                    .split_once('=')
+                    .ok_or_else(|| LogicalError::invalid("options must be a map of strings"))?;
                 m.insert(k.trim().into(), Value::from(v.trim()));
             }
             Ok(m)
@@ -63,21 +70,31 @@ fn options_map(v: Option<&Value>) -> Result<Map<String, Value>, LogicalError> {
 }
 
 fn opt_str(v: &Value) -> String {
-    v.as_str().map(|s| s.to_string()).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| v.to_string())
 }
 
 impl Sys {
     async fn list_mounts(&self, c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
         let (mounts, _) = core.mount_tables()?;
-        let data: Map<String, Value> = mounts.entries.iter().map(|e| (e.path.clone(), mount_json(e))).collect();
+        let data: Map<String, Value> = mounts
+            .entries
+            .iter()
+            .map(|e| (e.path.clone(), mount_json(e)))
+            .collect();
         Ok(Some(legacy(c.req, data)))
     }
 
     async fn list_auth(&self, c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
         let (_, auth) = core.mount_tables()?;
-        let data: Map<String, Value> = auth.entries.iter().map(|e| (e.path.clone(), mount_json(e))).collect();
+        let data: Map<String, Value> = auth
+            .entries
+            .iter()
+            .map(|e| (e.path.clone(), mount_json(e)))
+            .collect();
         Ok(Some(legacy(c.req, data)))
     }
 
@@ -85,7 +102,9 @@ impl Sys {
         let core = self.core()?;
         let path = c.data.str_or("path", "")?;
         let (mounts, _) = core.mount_tables()?;
-        let e = mounts.get(&path).ok_or_else(|| LogicalError::invalid(format!("no mount found at {path:?}")))?;
+        let e = mounts
+            .get(&path)
+            .ok_or_else(|| LogicalError::invalid(format!("no mount found at {path:?}")))?;
         Ok(Some(Response::json(mount_json(e))))
     }
 
@@ -94,7 +113,9 @@ impl Sys {
         let path = normalize_mount_path(&c.data.str_or("path", "")?);
         let mut kind = c.data.get_str("type")?.unwrap_or_default();
         if kind.is_empty() {
-            return Err(LogicalError::invalid("missing required field \"type\" (the engine type, e.g. kv)"));
+            return Err(LogicalError::invalid(
+                "missing required field \"type\" (the engine type, e.g. kv)",
+            ));
         }
         let mut options = options_map(c.data.raw().get("options"))?;
         if kind == "kv-v2" {
@@ -111,30 +132,53 @@ impl Sys {
         if let Some(v) = options.get("version") {
             let v = opt_str(v);
             if kind == "kv" && v != "1" && v != "2" && !v.is_empty() {
-                return Err(LogicalError::invalid(format!("invalid KV version {v:?}: expected 1 or 2")));
+                return Err(LogicalError::invalid(format!(
+                    "invalid KV version {v:?}: expected 1 or 2"
+                )));
             }
         }
         let mut e = MountEntry::new(&path, &kind, &c.data.str_or("description", "")?);
         for (k, v) in &options {
             e.options.insert(k.clone(), opt_str(v));
         }
-        if kind == "kv" && e.options.get("version").map(|v| v.is_empty()).unwrap_or(true) {
+        if kind == "kv"
+            && e.options
+                .get("version")
+                .map(|v| v.is_empty())
+                .unwrap_or(true)
+        {
             e.options.insert("version".into(), "1".into());
         }
         if let Some(Value::Object(cfg)) = c.data.raw().get("config") {
-            e.config.default_lease_ttl = ttl_field(cfg.get("default_lease_ttl"), "default_lease_ttl")?.unwrap_or(0);
-            e.config.max_lease_ttl = ttl_field(cfg.get("max_lease_ttl"), "max_lease_ttl")?.unwrap_or(0);
+            e.config.default_lease_ttl =
+                ttl_field(cfg.get("default_lease_ttl"), "default_lease_ttl")?.unwrap_or(0);
+            e.config.max_lease_ttl =
+                ttl_field(cfg.get("max_lease_ttl"), "max_lease_ttl")?.unwrap_or(0);
             if let Some(b) = cfg.get("force_no_cache").and_then(|v| v.as_bool()) {
                 e.config.force_no_cache = b;
             }
         }
         if e.config.max_lease_ttl > 0 && e.config.default_lease_ttl > e.config.max_lease_ttl {
-            return Err(LogicalError::invalid("default_lease_ttl cannot be greater than max_lease_ttl"));
+            return Err(LogicalError::invalid(
+                "default_lease_ttl cannot be greater than max_lease_ttl",
+            ));
         }
-        e.local = c.data.raw().get("local").and_then(|v| v.as_bool()).unwrap_or(false);
-        e.seal_wrap = c.data.raw().get("seal_wrap").and_then(|v| v.as_bool()).unwrap_or(false);
+        e.local = c
+            .data
+            .raw()
+            .get("local")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        e.seal_wrap = c
+            .data
+            .raw()
+            .get("seal_wrap")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         if kind == "system" || kind == "cubbyhole" || kind == "token" {
-            return Err(LogicalError::invalid(format!("cannot mount a second {kind:?} engine")));
+            return Err(LogicalError::invalid(format!(
+                "cannot mount a second {kind:?} engine"
+            )));
         }
         core.make_backend(&e, false)?;
         core.edit_mounts(false, |t| t.add(e, PROTECTED)).await?;
@@ -159,17 +203,36 @@ impl Sys {
         let path = c.data.str_or("path", "")?;
         let auth = c.req.path.starts_with("mounts/auth/") || c.req.path.starts_with("auth/");
         let (mounts, auth_t) = core.mount_tables()?;
-        let e = if auth { auth_t.get(&path) } else { mounts.get(&path) }
-            .ok_or_else(|| LogicalError::invalid(format!("cannot fetch sysview for path {path:?}: no mount there")))?;
+        let e = if auth {
+            auth_t.get(&path)
+        } else {
+            mounts.get(&path)
+        }
+        .ok_or_else(|| {
+            LogicalError::invalid(format!(
+                "cannot fetch sysview for path {path:?}: no mount there"
+            ))
+        })?;
         let mut data = Map::new();
-        data.insert("default_lease_ttl".into(), Value::from(core.mount_default_ttl(e)));
+        data.insert(
+            "default_lease_ttl".into(),
+            Value::from(core.mount_default_ttl(e)),
+        );
         data.insert("max_lease_ttl".into(), Value::from(core.mount_max_ttl(e)));
-        data.insert("force_no_cache".into(), Value::from(e.config.force_no_cache));
+        data.insert(
+            "force_no_cache".into(),
+            Value::from(e.config.force_no_cache),
+        );
         data.insert("description".into(), Value::from(e.description.clone()));
         if !e.options.is_empty() {
             data.insert(
                 "options".into(),
-                Value::Object(e.options.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect()),
+                Value::Object(
+                    e.options
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                        .collect(),
+                ),
             );
         }
         Ok(Some(legacy(c.req, data)))
@@ -182,17 +245,24 @@ impl Sys {
         let raw = c.data.raw().clone();
         let default_ttl = ttl_field(raw.get("default_lease_ttl"), "default_lease_ttl")?;
         let max_ttl = ttl_field(raw.get("max_lease_ttl"), "max_lease_ttl")?;
-        let description = raw.get("description").and_then(|v| v.as_str()).map(|s| s.to_string());
+        let description = raw
+            .get("description")
+            .and_then(|v| v.as_str())
+            .map(|s| s.to_string());
         let options = options_map(raw.get("options"))?;
         let sys_max = core.config().max_lease_ttl;
         let mut upgrade: Option<MountEntry> = None;
         core.edit_mounts(auth, |t| {
-            let e = t.get_mut(&path).ok_or_else(|| LogicalError::invalid(format!("no mount at {path:?} to tune")))?;
+            let e = t
+                .get_mut(&path)
+                .ok_or_else(|| LogicalError::invalid(format!("no mount at {path:?} to tune")))?;
             let new_default = default_ttl.unwrap_or(e.config.default_lease_ttl);
             let new_max = max_ttl.unwrap_or(e.config.max_lease_ttl);
             let eff_max = if new_max > 0 { new_max } else { sys_max };
             if new_default > eff_max {
-                return Err(LogicalError::invalid("default_lease_ttl cannot be greater than max_lease_ttl"));
+                return Err(LogicalError::invalid(
+                    "default_lease_ttl cannot be greater than max_lease_ttl",
+                ));
             }
             e.config.default_lease_ttl = new_default;
             e.config.max_lease_ttl = new_max;
@@ -202,15 +272,25 @@ impl Sys {
             for (k, v) in options {
                 let v = opt_str(&v);
                 if k == "version" && e.kind == "kv" {
-                    let old = e.options.get("version").cloned().unwrap_or_else(|| "1".into());
+                    let old = e
+                        .options
+                        .get("version")
+                        .cloned()
+                        .unwrap_or_else(|| "1".into());
                     match (old.as_str(), v.as_str()) {
                         (_, "") => continue,
                         ("2", "1") => {
-                            return Err(LogicalError::invalid("cannot downgrade mount from KV version 2 to version 1"))
+                            return Err(LogicalError::invalid(
+                                "cannot downgrade mount from KV version 2 to version 1",
+                            ))
                         }
                         ("1", "2") => upgrade = Some(e.clone()),
                         (_, "1") | (_, "2") => {}
-                        _ => return Err(LogicalError::invalid(format!("invalid KV version {v:?}: expected 1 or 2"))),
+                        _ => {
+                            return Err(LogicalError::invalid(format!(
+                                "invalid KV version {v:?}: expected 1 or 2"
+                            )))
+                        }
                     }
                 }
                 e.options.insert(k, v);
@@ -230,15 +310,20 @@ impl Sys {
         let from = normalize_mount_path(&c.data.str_or("from", "")?);
         let to = normalize_mount_path(&c.data.str_or("to", "")?);
         if from == "/" || to == "/" {
-            return Err(LogicalError::invalid("both \"from\" and \"to\" are required"));
+            return Err(LogicalError::invalid(
+                "both \"from\" and \"to\" are required",
+            ));
         }
         if PROTECTED.contains(&from.as_str()) {
             return Err(LogicalError::invalid(format!("cannot remount {from:?}")));
         }
         if from.starts_with("auth/") || to.starts_with("auth/") {
-            return Err(LogicalError::invalid("moving auth mounts is not supported by this server yet"));
+            return Err(LogicalError::invalid(
+                "moving auth mounts is not supported by this server yet",
+            ));
         }
-        core.edit_mounts(false, |t| t.remount(&from, &to, PROTECTED)).await?;
+        core.edit_mounts(false, |t| t.remount(&from, &to, PROTECTED))
+            .await?;
         let id = uuid::Uuid::new_v4().to_string();
         core.remounts.lock().insert(
             id.clone(),
@@ -252,7 +337,9 @@ impl Sys {
         let id = c.data.str_or("migration_id", "")?;
         let info = core.remounts.lock().get(&id).cloned();
         match info {
-            Some(info) => Ok(Some(Response::json(json!({ "migration_id": id, "migration_info": info })))),
+            Some(info) => Ok(Some(Response::json(
+                json!({ "migration_id": id, "migration_info": info }),
+            ))),
             None => Err(LogicalError::NotFound),
         }
     }
@@ -267,7 +354,9 @@ impl Sys {
     async fn disable_auth(&self, c: Ctx<'_>) -> HandlerResult {
         let path = normalize_mount_path(&c.data.str_or("path", "")?);
         if path == "token/" {
-            return Err(LogicalError::invalid("token credential backend cannot be disabled"));
+            return Err(LogicalError::invalid(
+                "token credential backend cannot be disabled",
+            ));
         }
         Ok(None)
     }
@@ -284,38 +373,122 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .help("List the mounted secrets engines."),
         Path::new("mounts/auth/(?P<path>.+?)/tune/?")
             .field(path_field())
-            .field(Field::new("default_lease_ttl", FieldType::Raw, "Default lease TTL for the mount."))
-            .field(Field::new("max_lease_ttl", FieldType::Raw, "Maximum lease TTL for the mount."))
-            .field(Field::new("description", FieldType::String, "Mount description."))
+            .field(Field::new(
+                "default_lease_ttl",
+                FieldType::Raw,
+                "Default lease TTL for the mount.",
+            ))
+            .field(Field::new(
+                "max_lease_ttl",
+                FieldType::Raw,
+                "Maximum lease TTL for the mount.",
+            ))
+            .field(Field::new(
+                "description",
+                FieldType::String,
+                "Mount description.",
+            ))
             .field(Field::new("options", FieldType::Raw, "Engine options."))
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.read_tune(c)))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.write_tune(c)))
             .help("Tune an auth mount."),
         Path::new("mounts/(?P<path>.+?)/tune/?")
             .field(path_field())
-            .field(Field::new("default_lease_ttl", FieldType::Raw, "Default lease TTL for the mount."))
-            .field(Field::new("max_lease_ttl", FieldType::Raw, "Maximum lease TTL for the mount."))
-            .field(Field::new("description", FieldType::String, "Mount description."))
-            .field(Field::new("options", FieldType::Raw, "Engine options, e.g. version=2 for KV."))
-            .field(Field::new("listing_visibility", FieldType::String, "Listing visibility in the UI."))
-            .field(Field::new("audit_non_hmac_request_keys", FieldType::Raw, "Accepted for compatibility."))
-            .field(Field::new("audit_non_hmac_response_keys", FieldType::Raw, "Accepted for compatibility."))
-            .field(Field::new("passthrough_request_headers", FieldType::Raw, "Accepted for compatibility."))
-            .field(Field::new("allowed_response_headers", FieldType::Raw, "Accepted for compatibility."))
+            .field(Field::new(
+                "default_lease_ttl",
+                FieldType::Raw,
+                "Default lease TTL for the mount.",
+            ))
+            .field(Field::new(
+                "max_lease_ttl",
+                FieldType::Raw,
+                "Maximum lease TTL for the mount.",
+            ))
+            .field(Field::new(
+                "description",
+                FieldType::String,
+                "Mount description.",
+            ))
+            .field(Field::new(
+                "options",
+                FieldType::Raw,
+                "Engine options, e.g. version=2 for KV.",
+            ))
+            .field(Field::new(
+                "listing_visibility",
+                FieldType::String,
+                "Listing visibility in the UI.",
+            ))
+            .field(Field::new(
+                "audit_non_hmac_request_keys",
+                FieldType::Raw,
+                "Accepted for compatibility.",
+            ))
+            .field(Field::new(
+                "audit_non_hmac_response_keys",
+                FieldType::Raw,
+                "Accepted for compatibility.",
+            ))
+            .field(Field::new(
+                "passthrough_request_headers",
+                FieldType::Raw,
+                "Accepted for compatibility.",
+            ))
+            .field(Field::new(
+                "allowed_response_headers",
+                FieldType::Raw,
+                "Accepted for compatibility.",
+            ))
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.read_tune(c)))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.write_tune(c)))
             .help("Read or tune a mount's lease TTLs, description and options."),
         Path::new("mounts/(?P<path>.+)")
             .field(path_field())
-            .field(Field::new("type", FieldType::String, "The engine type (kv, kv-v2, ...)."))
-            .field(Field::new("description", FieldType::String, "Mount description."))
-            .field(Field::new("config", FieldType::Map, "Mount configuration (lease TTLs)."))
-            .field(Field::new("options", FieldType::Raw, "Engine options, e.g. version=2 for KV."))
-            .field(Field::new("local", FieldType::Bool, "Local mount (not replicated)."))
-            .field(Field::new("seal_wrap", FieldType::Bool, "Seal wrapping (accepted; the barrier already encrypts)."))
-            .field(Field::new("external_entropy_access", FieldType::Bool, "Accepted for compatibility."))
-            .field(Field::new("plugin_name", FieldType::String, "Accepted for compatibility."))
-            .field(Field::new("plugin_version", FieldType::String, "Accepted for compatibility."))
+            .field(Field::new(
+                "type",
+                FieldType::String,
+                "The engine type (kv, kv-v2, ...).",
+            ))
+            .field(Field::new(
+                "description",
+                FieldType::String,
+                "Mount description.",
+            ))
+            .field(Field::new(
+                "config",
+                FieldType::Map,
+                "Mount configuration (lease TTLs).",
+            ))
+            .field(Field::new(
+                "options",
+                FieldType::Raw,
+                "Engine options, e.g. version=2 for KV.",
+            ))
+            .field(Field::new(
+                "local",
+                FieldType::Bool,
+                "Local mount (not replicated).",
+            ))
+            .field(Field::new(
+                "seal_wrap",
+                FieldType::Bool,
+                "Seal wrapping (accepted; the barrier already encrypts).",
+            ))
+            .field(Field::new(
+                "external_entropy_access",
+                FieldType::Bool,
+                "Accepted for compatibility.",
+            ))
+            .field(Field::new(
+                "plugin_name",
+                FieldType::String,
+                "Accepted for compatibility.",
+            ))
+            .field(Field::new(
+                "plugin_version",
+                FieldType::String,
+                "Accepted for compatibility.",
+            ))
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.read_mount(c)))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.enable_mount(c)))
             .op(Operation::Delete, |b: &Sys, c| Box::pin(b.disable_mount(c)))
@@ -325,27 +498,55 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .help("List the enabled auth methods."),
         Path::new("auth/(?P<path>.+?)/tune/?")
             .field(path_field())
-            .field(Field::new("default_lease_ttl", FieldType::Raw, "Default lease TTL for the mount."))
-            .field(Field::new("max_lease_ttl", FieldType::Raw, "Maximum lease TTL for the mount."))
-            .field(Field::new("description", FieldType::String, "Mount description."))
+            .field(Field::new(
+                "default_lease_ttl",
+                FieldType::Raw,
+                "Default lease TTL for the mount.",
+            ))
+            .field(Field::new(
+                "max_lease_ttl",
+                FieldType::Raw,
+                "Maximum lease TTL for the mount.",
+            ))
+            .field(Field::new(
+                "description",
+                FieldType::String,
+                "Mount description.",
+            ))
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.read_tune(c)))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.write_tune(c)))
             .help("Read or tune an auth mount."),
         Path::new("auth/(?P<path>.+)")
             .field(path_field())
-            .field(Field::new("type", FieldType::String, "The auth method type."))
-            .field(Field::new("description", FieldType::String, "Mount description."))
+            .field(Field::new(
+                "type",
+                FieldType::String,
+                "The auth method type.",
+            ))
+            .field(Field::new(
+                "description",
+                FieldType::String,
+                "Mount description.",
+            ))
             .field(Field::new("config", FieldType::Map, "Mount configuration."))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.enable_auth(c)))
             .op(Operation::Delete, |b: &Sys, c| Box::pin(b.disable_auth(c)))
             .help("Enable or disable an auth method."),
         Path::new("remount")
-            .field(Field::new("from", FieldType::String, "The current mount path."))
+            .field(Field::new(
+                "from",
+                FieldType::String,
+                "The current mount path.",
+            ))
             .field(Field::new("to", FieldType::String, "The new mount path."))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.remount(c)))
             .help("Move a mount to a new path; its data stays in place."),
         Path::new("remount/status/(?P<migration_id>.+)")
-            .field(Field::new("migration_id", FieldType::String, "The id returned by sys/remount."))
+            .field(Field::new(
+                "migration_id",
+                FieldType::String,
+                "The id returned by sys/remount.",
+            ))
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.remount_status(c)))
             .help("Status of a mount move."),
     ]

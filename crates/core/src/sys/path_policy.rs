@@ -29,7 +29,9 @@ impl Sys {
         } else {
             st.policies.get(&name).await?.map(|p| p.raw.clone())
         };
-        let Some(text) = text else { return Err(LogicalError::NotFound) };
+        let Some(text) = text else {
+            return Err(LogicalError::NotFound);
+        };
         let mut data = Map::new();
         data.insert("name".into(), Value::from(name));
         if legacy_shape {
@@ -49,7 +51,9 @@ impl Sys {
             _ => c.data.get_str("rules")?.unwrap_or_default(),
         };
         if text.trim().is_empty() {
-            return Err(LogicalError::invalid("'policy' parameter not supplied or empty"));
+            return Err(LogicalError::invalid(
+                "'policy' parameter not supplied or empty",
+            ));
         }
         st.policies.set(&name, &text).await?;
         Ok(None)
@@ -63,7 +67,11 @@ impl Sys {
 
     async fn policy_exists(&self, c: Ctx<'_>) -> Result<bool, LogicalError> {
         let st = self.core()?.unsealed()?;
-        Ok(st.policies.get(&c.data.str_or("name", "")?).await?.is_some())
+        Ok(st
+            .policies
+            .get(&c.data.str_or("name", "")?)
+            .await?
+            .is_some())
     }
 }
 
@@ -74,14 +82,26 @@ fn name_field() -> Field {
 pub(super) fn paths() -> Vec<Path<Sys>> {
     vec![
         Path::new("policy/?")
-            .op(Operation::Read, |b: &Sys, c| Box::pin(b.policy_list_legacy(c)))
+            .op(Operation::Read, |b: &Sys, c| {
+                Box::pin(b.policy_list_legacy(c))
+            })
             .op(Operation::List, |b: &Sys, c| Box::pin(b.policy_list(c)))
             .help("List the ACL policies."),
         Path::new("policy/(?P<name>.+)")
             .field(name_field())
-            .field(Field::new("policy", FieldType::String, "The policy document (HCL or JSON)."))
-            .field(Field::new("rules", FieldType::String, "Deprecated alias of policy."))
-            .op(Operation::Read, |b: &Sys, c| Box::pin(b.policy_read(c, true)))
+            .field(Field::new(
+                "policy",
+                FieldType::String,
+                "The policy document (HCL or JSON).",
+            ))
+            .field(Field::new(
+                "rules",
+                FieldType::String,
+                "Deprecated alias of policy.",
+            ))
+            .op(Operation::Read, |b: &Sys, c| {
+                Box::pin(b.policy_read(c, true))
+            })
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.policy_write(c)))
             .op(Operation::Delete, |b: &Sys, c| Box::pin(b.policy_delete(c)))
             .existence(|b: &Sys, c| Box::pin(b.policy_exists(c)))
@@ -91,8 +111,14 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .help("List the ACL policies."),
         Path::new("policies/acl/(?P<name>.+)")
             .field(name_field())
-            .field(Field::new("policy", FieldType::String, "The policy document (HCL or JSON)."))
-            .op(Operation::Read, |b: &Sys, c| Box::pin(b.policy_read(c, false)))
+            .field(Field::new(
+                "policy",
+                FieldType::String,
+                "The policy document (HCL or JSON).",
+            ))
+            .op(Operation::Read, |b: &Sys, c| {
+                Box::pin(b.policy_read(c, false))
+            })
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.policy_write(c)))
             .op(Operation::Delete, |b: &Sys, c| Box::pin(b.policy_delete(c)))
             .existence(|b: &Sys, c| Box::pin(b.policy_exists(c)))
