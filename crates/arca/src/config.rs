@@ -76,6 +76,9 @@ pub struct Config {
     pub log_format: Option<String>,
     /// `pid_file`: where to write the process id.
     pub pid_file: Option<PathBuf>,
+    /// `read_consistency = "stale"`: a cluster node reads local state by
+    /// default instead of waiting for the read index.
+    pub stale_reads: bool,
 }
 
 impl Default for Config {
@@ -104,6 +107,7 @@ impl Default for Config {
             cluster_name: None,
             log_format: None,
             pid_file: None,
+            stale_reads: false,
         }
     }
 }
@@ -338,6 +342,20 @@ impl Parser<'_> {
                             cfg.log_format = Some(v);
                         }
                         "pid_file" => cfg.pid_file = Some(self.string(attr, key)?.into()),
+                        "read_consistency" => {
+                            let v = self.string(attr, key)?;
+                            cfg.stale_reads = match v.as_str() {
+                                "linearizable" => false,
+                                "stale" => true,
+                                _ => {
+                                    return Err(self.err(
+                                        attr.span(),
+                                        key,
+                                        format!("must be \"linearizable\" or \"stale\", not {v:?}"),
+                                    ))
+                                }
+                            };
+                        }
                         "storage" | "backend" | "listener" => {
                             return Err(self.err(
                                 attr.span(),

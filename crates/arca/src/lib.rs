@@ -8,9 +8,11 @@
 //! * [`flags`] — Go-style `-flag=value` parsing, as the Vault CLI does it;
 //! * [`duration`] — Vault durations (`768h`, seconds) and their display;
 //! * [`cli`] — the Vault-compatible command line (`status`, `operator`, `kv`, …);
-//! * [`server`] — builds storage, core and listeners from a [`config::Config`].
+//! * [`server`] — builds storage, core and listeners from a [`config::Config`];
+//! * [`cluster`] — wires a Raft node to core and the HTTP layer.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod duration;
 pub mod flags;

@@ -44,6 +44,9 @@ async fn wait_for_shutdown() {
 }
 
 async fn serve_all(core: Arc<Core>, listeners: Vec<ListenerOptions>) -> anyhow::Result<()> {
+    if listeners.is_empty() {
+        anyhow::bail!("no listener \"tcp\" block in the configuration");
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -78,7 +81,13 @@ async fn serve_all(core: Arc<Core>, listeners: Vec<ListenerOptions>) -> anyhow::
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_logging(&config.log_level);
+    let mut raft_node = None;
     let physical: Arc<dyn PhysicalBackend> = match config.storage.kind.as_str() {
+        "raft" => {
+            let node = crate::cluster::open_raft(&config).await?;
+            raft_node = Some(node.clone());
+            Arc::new(arca_raft::RaftBackend::new(node))
+        }
         "rocksdb" => {
             let path = config
                 .storage
@@ -95,7 +104,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         "inmem" => Arc::new(InmemBackend::new()),
         other => {
-            anyhow::bail!("storage type {other:?} is not supported (use \"rocksdb\" or \"inmem\")")
+            anyhow::bail!(
+                "storage type {other:?} is not supported (use \"raft\", \"rocksdb\" or \"inmem\")"
+            )
         }
     };
     let core = Core::new(
@@ -105,9 +116,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             max_lease_ttl: config.max_lease_ttl,
             storage_type: config.storage.kind.clone(),
             api_addr: config.api_addr.clone().unwrap_or_default(),
-            cluster_name: String::new(),
+            cluster_name: config.cluster_name.clone().unwrap_or_default(),
+            stale_reads: config.stale_reads,
         },
     );
+    let forwarder: Option<Arc<dyn arca_http::Forwarder>> = match &raft_node {
+        Some(node) => {
+            core.set_cluster(Arc::new(crate::cluster::RaftCluster { node: node.clone() }));
+            node.set_forward_handler(Arc::new(crate::cluster::LocalHandler {
+                core: core.clone(),
+                node: node.clone(),
+            }));
+            crate::cluster::watch_applied(node, core.clone());
+            crate::cluster::spawn_retry_join(&config, core.clone(), node.clone())?;
+            Some(Arc::new(crate::cluster::RaftForwarder {
+                node: node.clone(),
+            }))
+        }
+        None => None,
+    };
     println!("==> Arca server configuration:\n");
     println!("    Storage: {}", config.storage.kind);
     if let Some(p) = &config.storage.path {
@@ -126,6 +153,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     l.tls_key_file.clone().unwrap_or_default(),
                 ))
             },
+            forwarder: forwarder.clone(),
         })
         .collect();
     if !core.initialized().await.unwrap_or(false) {
@@ -195,6 +223,7 @@ pub async fn run_dev(opts: DevOptions) -> anyhow::Result<()> {
         vec![ListenerOptions {
             address: opts.listen_address.clone(),
             tls: None,
+            forwarder: None,
         }],
     )
     .await

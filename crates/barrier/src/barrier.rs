@@ -130,6 +130,22 @@ impl Barrier {
         Ok(status)
     }
 
+    /// The logical path of a physical key written by this barrier, or
+    /// `None` for keys outside it (seal records, the keyring) or while sealed.
+    pub fn logical_path(&self, physical: &str) -> Option<String> {
+        if !physical.starts_with(crate::path::DATA_PREFIX) {
+            return None;
+        }
+        let kr = self.keyring().ok()?;
+        crate::path::logical_key(kr.path_cipher(), physical).ok()
+    }
+
+    /// A 32-byte key for `purpose`, derived from the root key (HMAC-SHA256);
+    /// the root key itself never leaves the barrier.
+    pub fn derive_key(&self, purpose: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, BarrierError> {
+        Ok(self.keyring()?.root_key().derive(purpose))
+    }
+
     pub fn key_status(&self) -> Result<KeyStatus, BarrierError> {
         Ok(self.keyring()?.status())
     }

@@ -124,6 +124,18 @@ pub struct RootKey(Zeroizing<[u8; 32]>);
 impl RootKey {
     pub const LEN: usize = 32;
 
+    /// A 32-byte key for `purpose`: HMAC-SHA256(root key, purpose). Nodes
+    /// that hold the same root key derive the same key.
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        use hmac::Mac;
+        let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.as_ref())
+            .expect("HMAC takes any key length");
+        m.update(purpose.as_bytes());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&m.finalize().into_bytes());
+        out
+    }
+
     /// A fresh key from the operating system's CSPRNG.
     pub fn generate() -> Self {
         let mut k = Zeroizing::new([0u8; 32]);

@@ -30,6 +30,9 @@ pub struct CoreConfig {
     pub storage_type: String,
     pub api_addr: String,
     pub cluster_name: String,
+    /// In a cluster, serve reads from local state without waiting for the
+    /// read index unless a request asks otherwise (OpenBao-like behaviour).
+    pub stale_reads: bool,
 }
 
 impl Default for CoreConfig {
@@ -40,6 +43,7 @@ impl Default for CoreConfig {
             storage_type: "inmem".into(),
             api_addr: String::new(),
             cluster_name: String::new(),
+            stale_reads: false,
         }
     }
 }
@@ -111,6 +115,14 @@ pub struct Core {
     pub(crate) remounts: Mutex<HashMap<String, Value>>,
     pub(crate) cluster_id: RwLock<String>,
     pub(crate) self_weak: Weak<Core>,
+    /// Replicated storage, when the node runs in a cluster.
+    pub(crate) cluster: std::sync::OnceLock<Arc<dyn crate::cluster::Cluster>>,
+    /// Leader side of joins: nonce and issue time per joining node.
+    pub(crate) join_nonces: Mutex<HashMap<String, ([u8; 32], std::time::Instant)>>,
+    /// Joining side: the challenge waiting for the unseal key.
+    pub(crate) pending_join: Mutex<Option<crate::join::PendingJoin>>,
+    /// When this node last became the active node (`sys/leader`).
+    pub(crate) active_since: RwLock<Option<chrono::DateTime<chrono::Utc>>>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -133,7 +145,25 @@ impl Core {
             remounts: Mutex::new(HashMap::new()),
             cluster_id: RwLock::new(String::new()),
             self_weak: w.clone(),
+            cluster: std::sync::OnceLock::new(),
+            join_nonces: Mutex::new(HashMap::new()),
+            pending_join: Mutex::new(None),
+            active_since: RwLock::new(None),
         })
+    }
+
+    /// Makes this core a cluster member (set once, before serving).
+    pub fn set_cluster(&self, c: Arc<dyn crate::cluster::Cluster>) {
+        let _ = self.cluster.set(c);
+    }
+
+    pub fn cluster(&self) -> Option<&dyn crate::cluster::Cluster> {
+        self.cluster.get().map(|c| c.as_ref())
+    }
+
+    /// True while a join waits for the unseal key.
+    pub fn has_pending_join(&self) -> bool {
+        self.pending_join.lock().is_some()
     }
 
     pub fn config(&self) -> &CoreConfig {
@@ -162,6 +192,9 @@ impl Core {
             return Err(LogicalError::Sealed);
         }
         let st = self.unsealed()?;
+        if let Some(c) = self.cluster() {
+            self.linearize(c, &st, &path, &req).await?;
+        }
         let router = st.router.read().clone();
         let (route, rel) = router.resolve(&path).ok_or_else(|| {
             LogicalError::UnsupportedPath(format!(
@@ -249,6 +282,52 @@ impl Core {
             }
         }
         Ok(reply)
+    }
+
+    /// In a cluster, makes the request see every write committed before it
+    /// arrived: waits for the read index unless the client (header
+    /// `X-Arca-Consistency: stale`) or the operator (`stale_reads`) chose
+    /// local reads, or the path is declared available without a leader.
+    async fn linearize(
+        &self,
+        c: &dyn crate::cluster::Cluster,
+        st: &Unsealed,
+        path: &str,
+        req: &Request,
+    ) -> Result<(), LogicalError> {
+        let stale = match req
+            .headers
+            .get("x-arca-consistency")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
+            Some("stale") => true,
+            Some("linearizable") => false,
+            Some(other) => {
+                return Err(LogicalError::invalid(format!(
+                    "X-Arca-Consistency must be \"linearizable\" or \"stale\", not {other:?}"
+                )))
+            }
+            None => self.config.stale_reads,
+        };
+        if stale {
+            return Ok(());
+        }
+        let router = st.router.read().clone();
+        if let Some((route, rel)) = router.resolve(path) {
+            let special = route.backend.special_paths();
+            if matches_special(&special.available_without_leader, rel) {
+                return Ok(());
+            }
+        }
+        c.read_barrier(std::time::Duration::from_secs(5))
+            .await
+            .map_err(|e| LogicalError::Status {
+                status: 503,
+                message: format!(
+                    "cannot serve a consistent answer right now ({e}); retry, or send X-Arca-Consistency: stale to read this node's possibly older data"
+                ),
+            })
     }
 
     pub(crate) fn mount_default_ttl(&self, e: &MountEntry) -> u64 {

@@ -7,6 +7,11 @@
 //! path, plus `sudo` for the mount's root paths (403) → use count → backend with
 //! the mount's storage view → a returned secret gets its lease fields.
 //!
+//! In a cluster ([`cluster::Cluster`]) the same flow runs on every node; a
+//! standby's first storage write fails read-only and the HTTP layer forwards
+//! the request to the active node. A request with `X-Arca-Consistency:
+//! linearizable` first waits for the cluster's read index.
+//!
 //! Invariants:
 //! - Nothing but the seal-safe endpoints runs while sealed; sealing drops every
 //!   cache and every key (the barrier zeroizes its keyring).
@@ -14,8 +19,11 @@
 //! - Every write of core's own records (mount table, tokens, policies) goes
 //!   through the barrier and is therefore encrypted, keys included.
 
+pub mod cluster;
 mod core;
 mod cubbyhole;
+mod invalidate;
+mod join;
 pub mod mounts;
 pub mod policies;
 pub mod router;
@@ -25,3 +33,4 @@ mod token_paths;
 pub mod tokens;
 
 pub use crate::core::{Core, CoreConfig, InitResult, Reply, SealStatus};
+pub use crate::join::{JoinRequest, JoinTls};

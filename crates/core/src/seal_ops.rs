@@ -128,9 +128,45 @@ impl Core {
                 json_reply(200, serde_json::to_value(status).unwrap())
             }
             ("sys/health", Operation::Read) => self.health(req).await?,
+            ("sys/storage/raft/join", Operation::Update | Operation::Create) => {
+                let s = |k: &str| {
+                    req.data
+                        .get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let b = |k: &str| {
+                    req.data
+                        .get(k)
+                        .map(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+                        .unwrap_or(false)
+                };
+                if !s("auto_join").is_empty() {
+                    return Err(LogicalError::invalid(
+                        "auto_join is not supported; give leader_api_addr",
+                    ));
+                }
+                let joined = self
+                    .join(crate::join::JoinRequest {
+                        leader_api_addr: s("leader_api_addr"),
+                        tls: crate::join::JoinTls {
+                            ca_pem: s("leader_ca_cert"),
+                            client_cert_pem: s("leader_client_cert"),
+                            client_key_pem: s("leader_client_key"),
+                        },
+                        retry: b("retry"),
+                        non_voter: b("non_voter"),
+                    })
+                    .await?;
+                json_reply(200, json!({ "joined": joined }))
+            }
             ("sys/leader", Operation::Read) => {
                 if self.is_sealed() {
                     return Err(LogicalError::Sealed);
+                }
+                if let Some(c) = self.cluster() {
+                    return Ok(Some(json_reply(200, self.leader_status(c))));
                 }
                 json_reply(
                     200,
@@ -165,8 +201,14 @@ impl Core {
             .config()
             .await
             .map_err(|e| LogicalError::internal(e.to_string()))?;
-        let initialized = self.initialized().await?;
-        let cfg = cfg.filter(|_| initialized);
+        let mut initialized = self.initialized().await?;
+        let mut cfg = cfg.filter(|_| initialized);
+        if !initialized {
+            if let Some(pending) = self.pending_join_config() {
+                initialized = true;
+                cfg = Some(pending);
+            }
+        }
         let (t, n) = cfg
             .as_ref()
             .map(|c| (c.secret_threshold, c.secret_shares))
@@ -233,6 +275,19 @@ impl Core {
             return Err(LogicalError::invalid(
                 "secret_threshold must be greater than one for multiple shares",
             ));
+        }
+        if let Some(c) = self.cluster() {
+            if self.has_pending_join() {
+                return Err(LogicalError::invalid(
+                    "this node is joining a raft cluster; unseal it instead of initializing it",
+                ));
+            }
+            let st = c.state();
+            if !st.has_cluster {
+                c.bootstrap().await.map_err(crate::sys::cluster_error)?;
+            } else if !st.is_active {
+                return Err(LogicalError::ReadOnly);
+            }
         }
         let (keys, root_key) = self
             .seal
@@ -308,15 +363,19 @@ impl Core {
 
     /// One `sys/unseal` call: `None` resets the attempt.
     pub async fn unseal_step(&self, key: Option<&str>) -> Result<SealStatus, LogicalError> {
-        if !self.initialized().await? {
-            return Err(LogicalError::invalid("Vault is not initialized"));
-        }
-        let cfg = self
-            .seal
-            .config()
-            .await
-            .map_err(|e| LogicalError::internal(e.to_string()))?
-            .ok_or_else(|| LogicalError::invalid("Vault is not initialized"))?;
+        // A node that is joining a cluster has no data yet: its shares are
+        // checked against the leader's challenge instead.
+        let joining = !self.initialized().await?;
+        let cfg = if joining {
+            self.pending_join_config()
+                .ok_or_else(|| LogicalError::invalid("Vault is not initialized"))?
+        } else {
+            self.seal
+                .config()
+                .await
+                .map_err(|e| LogicalError::internal(e.to_string()))?
+                .ok_or_else(|| LogicalError::invalid("Vault is not initialized"))?
+        };
         let Some(key) = key else {
             *self.unseal_progress.lock() = None;
             return self.seal_status().await;
@@ -341,7 +400,11 @@ impl Core {
             return self.seal_status().await;
         };
         *self.unseal_progress.lock() = None;
-        self.unseal_with_key(&unseal_key).await?;
+        if joining {
+            self.finish_join(&unseal_key).await?;
+        } else {
+            self.unseal_with_key(&unseal_key).await?;
+        }
         self.seal_status().await
     }
 
@@ -381,22 +444,58 @@ impl Core {
         self.seal_now();
     }
 
+    /// `sys/leader` in a cluster.
+    fn leader_status(&self, c: &dyn crate::cluster::Cluster) -> Value {
+        let st = c.state();
+        let active_time = {
+            let mut since = self.active_since.write();
+            if st.is_active {
+                *since.get_or_insert_with(chrono::Utc::now)
+            } else {
+                *since = None;
+                chrono::DateTime::<chrono::Utc>::UNIX_EPOCH
+            }
+        };
+        let (addr, cluster_addr) = st
+            .leader
+            .as_ref()
+            .map(|l| (l.api_addr.clone(), l.cluster_addr.clone()))
+            .unwrap_or_default();
+        json!({
+            "ha_enabled": true,
+            "is_self": st.is_active,
+            "active_time": if st.is_active {
+                active_time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            } else {
+                "0001-01-01T00:00:00Z".to_string()
+            },
+            "leader_address": addr,
+            "leader_cluster_address": cluster_addr,
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+            "raft_committed_index": st.committed_index,
+            "raft_applied_index": st.applied_index,
+        })
+    }
+
     async fn health(&self, req: &Request) -> Result<Reply, LogicalError> {
         let initialized = self.initialized().await?;
         let sealed = self.is_sealed();
         let standbyok = matches!(req.data.get("standbyok"), Some(v) if v.as_bool() == Some(true) || v.as_str().map(|s| s.is_empty() || s == "true").unwrap_or(false));
+        let standby = !sealed && self.cluster().is_some_and(|c| !c.state().is_active);
         let code = if !initialized {
             query_int(req, "uninitcode", 501)?
         } else if sealed {
             query_int(req, "sealedcode", 503)?
+        } else if standby && !standbyok {
+            query_int(req, "standbycode", 429)?
         } else {
-            let _ = standbyok;
             query_int(req, "activecode", 200)?
         };
         let body = json!({
             "initialized": initialized,
             "sealed": sealed,
-            "standby": false,
+            "standby": standby,
             "performance_standby": false,
             "replication_performance_mode": "disabled",
             "replication_dr_mode": "disabled",

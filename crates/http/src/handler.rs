@@ -13,17 +13,31 @@ use arca_core::{Core, Reply};
 use arca_sdk::{LogicalError, Operation, Request};
 
 use crate::error::{body_of, status_of};
+use crate::forward::{capture, to_http, Forwarder, FORWARDED_HEADER};
 
 /// Vault's default `max_request_size`.
 pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 
+#[derive(Clone)]
+struct AppState {
+    core: Arc<Core>,
+    forwarder: Option<Arc<dyn Forwarder>>,
+}
+
+/// The API of a node that does not forward (single node, or serving a
+/// request forwarded to it).
 pub fn app(core: Arc<Core>) -> Router {
+    app_with(core, None)
+}
+
+/// The API of a cluster node: requests it cannot serve go to `forwarder`.
+pub fn app_with(core: Arc<Core>, forwarder: Option<Arc<dyn Forwarder>>) -> Router {
     Router::new()
         .route("/v1/{*path}", axum::routing::any(handle))
         .route("/v1/", axum::routing::any(handle))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(core)
+        .with_state(AppState { core, forwarder })
 }
 
 async fn not_found() -> HttpResponse {
@@ -75,12 +89,13 @@ fn truthy(v: Option<&Value>) -> bool {
 }
 
 async fn handle(
-    State(core): State<Arc<Core>>,
+    State(state): State<AppState>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> HttpResponse {
+    let core = state.core.clone();
     let path = uri.path().strip_prefix("/v1/").unwrap_or("").to_string();
     let path = match percent_decode(&path) {
         Some(p) => p,
@@ -120,7 +135,11 @@ async fn handle(
             );
         }
     }
-    let data = if matches!(op, Operation::Update | Operation::Patch)
+    let raw_body_path =
+        path.ends_with("storage/raft/snapshot") || path.ends_with("storage/raft/snapshot-force");
+    let data = if raw_body_path {
+        Map::new()
+    } else if matches!(op, Operation::Update | Operation::Patch)
         || (!body.is_empty() && op != Operation::Read)
     {
         if body.iter().all(|b| b.is_ascii_whitespace()) {
@@ -152,6 +171,9 @@ async fn handle(
     req.id = uuid::Uuid::new_v4().to_string();
     req.data = data;
     req.client_token = token_of(&headers);
+    if raw_body_path && matches!(op, Operation::Update) {
+        req.raw_body = Some(body.to_vec());
+    }
     for name in [
         "content-type",
         "x-vault-request",
@@ -165,6 +187,21 @@ async fn handle(
     let request_id = req.id.clone();
     let resp = match core.handle(req).await {
         Ok(reply) => render(reply, &request_id),
+        Err(LogicalError::ReadOnly) if !headers.contains_key(FORWARDED_HEADER) => {
+            match &state.forwarder {
+                Some(f) => {
+                    let uri = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                    match f.forward(capture(&method, uri, &headers, &body)).await {
+                        Ok(r) => to_http(r),
+                        Err(e) => json_response(
+                            503,
+                            &json!({ "errors": [format!("this node is a standby and the active node could not be reached: {e}; retry shortly")] }),
+                        ),
+                    }
+                }
+                None => error_response(&LogicalError::ReadOnly),
+            }
+        }
         Err(e) => error_response(&e),
     };
     if head {

@@ -6,12 +6,20 @@
 //! envelope; errors use `{"errors": [...]}` with the status mapped in exactly
 //! one place ([`error::status_of`]).
 //!
+//! On a standby, a request whose handler needed a storage write (core
+//! answers `ReadOnly`) is replayed on the active node through the
+//! [`Forwarder`]; the client sees the active node's answer.
+//!
 //! Invariants: request bodies above 32 MiB are refused with 413 before they
 //! are parsed; no response carries a token that the request did not create.
 
 pub mod error;
+mod forward;
 mod handler;
 mod listener;
 
-pub use handler::{app, MAX_REQUEST_BYTES};
+pub use forward::{
+    serve_forwarded, ForwardedRequest, ForwardedResponse, Forwarder, FORWARDED_HEADER,
+};
+pub use handler::{app, app_with, MAX_REQUEST_BYTES};
 pub use listener::{serve, ListenerOptions};

@@ -12,11 +12,23 @@ use tokio_rustls::rustls;
 
 use arca_core::Core;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ListenerOptions {
     pub address: String,
     /// `Some((cert, key))` serves TLS; `None` serves plain HTTP (`tls_disable`).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where a standby sends requests it cannot serve (cluster mode).
+    pub forwarder: Option<Arc<dyn crate::Forwarder>>,
+}
+
+impl std::fmt::Debug for ListenerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerOptions")
+            .field("address", &self.address)
+            .field("tls", &self.tls)
+            .field("forwarder", &self.forwarder.is_some())
+            .finish()
+    }
 }
 
 fn tls_config(cert: &PathBuf, key: &PathBuf) -> anyhow::Result<rustls::ServerConfig> {
@@ -65,7 +77,7 @@ pub async fn serve(
     if let Some(tx) = bound {
         let _ = tx.send(local);
     }
-    let app = crate::app(core);
+    let app = crate::app_with(core, opts.forwarder.clone());
     let acceptor = match &opts.tls {
         Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(
             cert, key,

@@ -21,6 +21,7 @@ async fn start(init: bool) -> Server {
     tokio::spawn(arca_http::serve(
         core.clone(),
         ListenerOptions {
+            forwarder: None,
             address: "127.0.0.1:0".into(),
             tls: None,
         },

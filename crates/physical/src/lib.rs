@@ -47,7 +47,7 @@ pub(crate) fn check_key(key: &str) -> Result<(), PhysicalError> {
 }
 
 /// Checks every key of a batch before any of it is applied.
-pub(crate) fn check_ops(ops: &[Op]) -> Result<(), PhysicalError> {
+pub fn check_ops(ops: &[Op]) -> Result<(), PhysicalError> {
     ops.iter().try_for_each(|op| match op {
         Op::Put(k, _) | Op::Delete(k) => check_key(k),
     })

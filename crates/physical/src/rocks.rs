@@ -98,8 +98,16 @@ impl RocksBackend {
 
 /// Vault list semantics with one seek per sub-folder.
 fn list_blocking(db: &DB, prefix: &str) -> Result<Vec<String>, PhysicalError> {
+    list_raw(&mut db.raw_iterator(), prefix)
+}
+
+/// [`PhysicalBackend::list`] over any RocksDB iterator (e.g. of a column
+/// family): one seek per sub-folder.
+pub fn list_raw(
+    it: &mut rocksdb::DBRawIterator<'_>,
+    prefix: &str,
+) -> Result<Vec<String>, PhysicalError> {
     let mut out: Vec<String> = Vec::new();
-    let mut it = db.raw_iterator();
     it.seek(prefix.as_bytes());
     while it.valid() {
         let Some(raw) = it.key() else { break };
@@ -126,8 +134,15 @@ fn list_blocking(db: &DB, prefix: &str) -> Result<Vec<String>, PhysicalError> {
 }
 
 fn scan_blocking(db: &DB, prefix: &str) -> Result<Vec<String>, PhysicalError> {
+    scan_raw(&mut db.raw_iterator(), prefix)
+}
+
+/// [`PhysicalBackend::scan`] over any RocksDB iterator.
+pub fn scan_raw(
+    it: &mut rocksdb::DBRawIterator<'_>,
+    prefix: &str,
+) -> Result<Vec<String>, PhysicalError> {
     let mut out = Vec::new();
-    let mut it = db.raw_iterator();
     it.seek(prefix.as_bytes());
     while it.valid() {
         let Some(raw) = it.key() else { break };

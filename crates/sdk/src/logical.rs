@@ -53,6 +53,9 @@ pub struct Request {
     pub headers: HashMap<String, String>,
     /// True when the caller connected over TLS and presented a client certificate.
     pub connection_tls: bool,
+    /// The undecoded body, for endpoints that take binary input (snapshot
+    /// restore, OCSP); `data` is empty then.
+    pub raw_body: Option<Vec<u8>>,
 }
 
 impl Request {
@@ -68,6 +71,7 @@ impl Request {
             display_name: String::new(),
             headers: HashMap::new(),
             connection_tls: false,
+            raw_body: None,
         }
     }
 

@@ -109,6 +109,17 @@ impl Seal {
             .get(ROOT_KEY_PATH)
             .await?
             .ok_or(SealError::NotInitialized)?;
+        Self::open_root_key_record(&record, unseal_key)
+    }
+
+    /// The stored (encrypted) root key record, as a joining node needs it
+    /// before it has the cluster's data.
+    pub async fn root_key_record(&self) -> Result<Option<Vec<u8>>, SealError> {
+        Ok(self.physical.get(ROOT_KEY_PATH).await?)
+    }
+
+    /// Decrypts a root key record with the unseal key.
+    pub fn open_root_key_record(record: &[u8], unseal_key: &[u8]) -> Result<RootKey, SealError> {
         if record.len() < 1 + NONCE_LEN + 16 || record[0] != RECORD_VERSION {
             return Err(SealError::Corrupt {
                 key: ROOT_KEY_PATH.into(),

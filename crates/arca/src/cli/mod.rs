@@ -42,6 +42,7 @@ mod kv;
 mod login;
 mod operator;
 mod policy;
+mod raft;
 mod secrets;
 mod server;
 mod status;

@@ -29,6 +29,14 @@ const SUBCOMMANDS: &[(&str, &str)] = &[
     ("seal", "Seal the server"),
     ("key-status", "Show the barrier keyring's current term"),
     ("rotate", "Add a new encryption key to the barrier keyring"),
+    (
+        "raft",
+        "Raft cluster commands: join, list-peers, remove-peer",
+    ),
+    (
+        "step-down",
+        "Make the active node hand leadership to another voter",
+    ),
 ];
 
 /// Dispatches `arca operator <subcommand>`.
@@ -40,6 +48,8 @@ pub async fn run(argv: &[String]) -> CmdResult {
         Some("seal") => seal(rest).await,
         Some("key-status") => key_status(rest).await,
         Some("rotate") => rotate(rest).await,
+        Some("raft") => super::raft::run(rest).await,
+        Some("step-down") => super::raft::step_down(rest).await,
         other => Err(missing_subcommand(
             "operator",
             "Operator commands: initialize, unseal, seal and rotate the server.",

@@ -15,6 +15,10 @@ mod path_internal;
 mod path_keys;
 mod path_mounts;
 mod path_policy;
+mod path_raft;
+mod path_raft_snapshot;
+
+pub(crate) use path_raft::cluster_error;
 
 pub(crate) struct Sys {
     core: Weak<Core>,
@@ -33,6 +37,8 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     paths.extend(path_capabilities::paths());
     paths.extend(path_internal::paths());
     paths.extend(path_keys::paths());
+    paths.extend(path_raft::paths());
+    paths.extend(path_raft_snapshot::paths());
     Framework::new("system", Sys { core }, paths).with_special_paths(SpecialPaths {
         root: [
             "seal",
@@ -43,12 +49,18 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             "raw/*",
             "audit",
             "audit/*",
+            "step-down",
         ]
         .map(String::from)
         .to_vec(),
-        unauthenticated: ["internal/ui/mounts", "internal/ui/mounts/*"]
-            .map(String::from)
-            .to_vec(),
+        unauthenticated: [
+            "internal/ui/mounts",
+            "internal/ui/mounts/*",
+            "storage/raft/bootstrap/challenge",
+            "storage/raft/bootstrap/answer",
+        ]
+        .map(String::from)
+        .to_vec(),
         available_without_leader: vec![],
         forward_on_standby: vec![],
     })
