@@ -79,6 +79,8 @@ pub struct SealStatus {
     pub nonce: String,
     pub version: String,
     pub build_date: String,
+    /// What bao ≥ 2.6 reads (`build_date` is its older name).
+    pub commit_date: String,
     pub migration: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_name: Option<String>,

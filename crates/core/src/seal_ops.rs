@@ -21,6 +21,7 @@ use crate::policies::PolicyStore;
 use crate::tokens::TokenStore;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+const BUILD_DATE: &str = "2026-11-23T00:00:00Z";
 
 pub(crate) fn json_reply(status: u16, v: Value) -> Reply {
     Reply::of(Response {
@@ -228,7 +229,8 @@ impl Core {
             progress,
             nonce,
             version: VERSION.into(),
-            build_date: "2026-11-23T00:00:00Z".into(),
+            build_date: BUILD_DATE.into(),
+            commit_date: BUILD_DATE.into(),
             migration: false,
             cluster_name: (!sealed).then(|| self.cluster_name()),
             cluster_id: (!sealed && !cluster_id.is_empty()).then_some(cluster_id),

@@ -82,11 +82,23 @@ pub struct Server {
     /// `http://127.0.0.1:PORT`
     pub addr: String,
     starts: u32,
+    /// `Some(node_id)`: raft storage, cluster port = port + 1.
+    raft: Option<String>,
 }
 
 impl Server {
     /// Start a new server on an empty RocksDB directory.
     pub fn start() -> Server {
+        Self::start_with(None)
+    }
+
+    /// Start a new raft node (`node_id` = `name`) on an empty directory; it
+    /// is uninitialized until it is initialized or joined.
+    pub fn start_raft(name: &str) -> Server {
+        Self::start_with(Some(name.to_string()))
+    }
+
+    fn start_with(raft: Option<String>) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("arca-compat-")
             .tempdir()
@@ -98,6 +110,7 @@ impl Server {
             port,
             addr: format!("http://127.0.0.1:{port}"),
             starts: 0,
+            raft,
         };
         fs::create_dir_all(s.storage_dir()).unwrap();
         fs::write(s.config_path(), s.config_text()).unwrap();
@@ -126,6 +139,28 @@ impl Server {
     }
 
     fn config_text(&self) -> String {
+        if let Some(name) = &self.raft {
+            return format!(
+                r#"storage "raft" {{
+  path    = "{data}"
+  node_id = "{name}"
+}}
+
+listener "tcp" {{
+  address         = "127.0.0.1:{port}"
+  cluster_address = "127.0.0.1:{cport}"
+  tls_disable     = true
+}}
+
+api_addr     = "{addr}"
+cluster_addr = "http://127.0.0.1:{cport}"
+"#,
+                data = self.storage_dir().display(),
+                port = self.port,
+                cport = self.port + 1,
+                addr = self.addr,
+            );
+        }
         format!(
             r#"storage "rocksdb" {{
   path = "{data}"
