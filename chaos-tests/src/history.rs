@@ -169,6 +169,11 @@ impl Recorder {
         self.start.elapsed().as_nanos() as u64
     }
 
+    /// `t` on this history's clock (nanoseconds since it started).
+    pub fn at(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.start).as_nanos() as u64
+    }
+
     /// Record the invocation; returns the op id.
     pub fn invoke(&self, client: usize, key: &str, input: Input) -> usize {
         let mut ops = self.ops.lock();

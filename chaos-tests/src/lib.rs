@@ -441,6 +441,9 @@ pub async fn kv_read_retry(
 pub struct Node {
     /// `node1`, `node2`, ... (also the Raft `node_id`).
     pub name: String,
+    /// The loopback address the node listens on and sends from
+    /// (`127.0.0.1`, or one of its own so a partition can single it out).
+    pub ip: String,
     pub api_port: u16,
     pub cluster_port: u16,
     /// Holds `arca.hcl`, `log.txt` and `data/`.
@@ -459,9 +462,22 @@ impl Node {
         api_port: u16,
         cluster_port: u16,
     ) -> Result<Node> {
+        Self::new_on(bin, name, dir, "127.0.0.1", api_port, cluster_port)
+    }
+
+    /// A node on its own loopback address `ip` (e.g. `127.0.77.2`).
+    pub fn new_on(
+        bin: PathBuf,
+        name: &str,
+        dir: PathBuf,
+        ip: &str,
+        api_port: u16,
+        cluster_port: u16,
+    ) -> Result<Node> {
         fs::create_dir_all(dir.join("data")).with_context(|| format!("mkdir {}", dir.display()))?;
         let node = Node {
             name: name.to_string(),
+            ip: ip.to_string(),
             api_port,
             cluster_port,
             dir,
@@ -489,25 +505,26 @@ impl Node {
 }}
 
 listener "tcp" {{
-  address         = "127.0.0.1:{api}"
-  cluster_address = "127.0.0.1:{cluster}"
+  address         = "{ip}:{api}"
+  cluster_address = "{ip}:{cluster}"
   tls_disable     = true
 }}
 
-api_addr      = "http://127.0.0.1:{api}"
-cluster_addr  = "http://127.0.0.1:{cluster}"
+api_addr      = "http://{ip}:{api}"
+cluster_addr  = "http://{ip}:{cluster}"
 disable_mlock = true
 "#,
             data = self.dir.join("data").display(),
             name = self.name,
+            ip = self.ip,
             api = self.api_port,
             cluster = self.cluster_port,
         )
     }
 
-    /// `http://127.0.0.1:<api_port>`
+    /// `http://<ip>:<api_port>`
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        format!("http://{}:{}", self.ip, self.api_port)
     }
 
     /// `base() + path` (`path` starts with `/`).
@@ -600,6 +617,8 @@ pub struct Cluster {
     root: Option<tempfile::TempDir>,
     anon: Api,
     api: Api,
+    /// `Some(x)`: node i listens on `127.0.x.(i+1)` (see [`Cluster::start_isolatable`]).
+    subnet: Option<u8>,
 }
 
 impl Cluster {
@@ -607,6 +626,19 @@ impl Cluster {
     /// cluster), unseal it, join and unseal the others one by one, mount
     /// `secret/` (KV v2) and wait until every node is healthy and serves it.
     pub async fn start(n: usize) -> Result<Cluster> {
+        Self::start_inner(n, None).await
+    }
+
+    /// Like [`start`](Self::start), but every node gets its own loopback
+    /// address (`127.0.x.1`, `127.0.x.2`, ...) for its API, its cluster
+    /// port and its outgoing cluster connections, so that [`Partition`] can
+    /// cut the links between chosen nodes while clients still reach them.
+    pub async fn start_isolatable(n: usize) -> Result<Cluster> {
+        let subnet = 100 + (std::process::id() % 100) as u8;
+        Self::start_inner(n, Some(subnet)).await
+    }
+
+    async fn start_inner(n: usize, subnet: Option<u8>) -> Result<Cluster> {
         assert!(n >= 1);
         let t0 = Instant::now();
         let bin = arca_bin()?;
@@ -623,6 +655,7 @@ impl Cluster {
             root: Some(root),
             api: anon.clone(),
             anon,
+            subnet,
         };
         // All ports at once, so no two nodes get the same one.
         let ports = free_ports(2 * n)?;
@@ -704,8 +737,18 @@ impl Cluster {
                 (p[0], p[1])
             }
         };
-        self.nodes
-            .push(Node::new(self.bin.clone(), &name, dir, api, cluster)?);
+        let ip = match self.subnet {
+            Some(x) => format!("127.0.{x}.{}", i + 1),
+            None => "127.0.0.1".to_string(),
+        };
+        self.nodes.push(Node::new_on(
+            self.bin.clone(),
+            &name,
+            dir,
+            &ip,
+            api,
+            cluster,
+        )?);
         Ok(i)
     }
 
@@ -1189,4 +1232,63 @@ mod tests {
         assert_eq!(r.status, 0);
         assert!(r.not_sent(), "{r:?}");
     }
+}
+
+/// Cuts the network between one node and others with `iptables` (both
+/// directions, all ports), for as long as the guard lives. Needs root and
+/// `iptables`; a test that needs a partition fails, with a hint, without them.
+pub struct Partition {
+    rules: Vec<Vec<String>>,
+}
+
+impl Partition {
+    /// Drops every packet between `ip` and each of `others`.
+    pub fn isolate(ip: &str, others: &[String]) -> Result<Partition> {
+        let mut p = Partition { rules: Vec::new() };
+        for o in others {
+            for (src, dst) in [(ip, o.as_str()), (o.as_str(), ip)] {
+                let rule: Vec<String> = ["INPUT", "-s", src, "-d", dst, "-j", "DROP"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                iptables("-I", &rule)?;
+                p.rules.push(rule);
+            }
+        }
+        Ok(p)
+    }
+
+    /// Restores the links (also done on drop).
+    pub fn heal(&mut self) {
+        for rule in self.rules.drain(..) {
+            if let Err(e) = iptables("-D", &rule) {
+                eprintln!("chaos: could not remove iptables rule {rule:?}: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        self.heal();
+    }
+}
+
+fn iptables(op: &str, rule: &[String]) -> Result<()> {
+    let out = std::process::Command::new("iptables")
+        .arg("-w")
+        .arg(op)
+        .args(rule)
+        .output()
+        .context(
+            "cannot run iptables: partition tests need it and root (apt-get install iptables)",
+        )?;
+    if !out.status.success() {
+        bail!(
+            "iptables {op} {rule:?} failed ({}): {} -- partition tests need root",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }

@@ -1,13 +1,15 @@
 //! Linearizability of KV v2 reads, writes and check-and-set across the
 //! cluster: 6 clients (2 per node) run a random mix over 3 keys, every
 //! operation is recorded (unanswered ones as indeterminate) and the history
-//! is checked with `arca_chaos::history`. Once quietly, once with a kill -9
-//! of the leader in the middle.
+//! is checked with `arca_chaos::history`: with no fault, with a kill -9 of
+//! the leader, with the leader cut off from its peers (clients still reach
+//! it; figures: time from the cut to the majority's first acknowledged
+//! write), and with a restart of every node, each in the middle of the run.
 
 use std::time::{Duration, Instant};
 
 use arca_chaos::history::{check, CasMismatch, Input, Output, Recorder};
-use arca_chaos::{chaos, kv_read, kv_write, secs, serial, Cluster, KvRead, KvWrite};
+use arca_chaos::{chaos, kv_read, kv_write, secs, serial, Cluster, KvRead, KvWrite, Partition};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -97,14 +99,28 @@ async fn client(
     }
 }
 
-async fn run(kill_leader: bool) {
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    None,
+    KillLeader,
+    PartitionLeader,
+    RestartAll,
+}
+
+async fn run(fault: Fault) {
     let _serial = serial().await;
-    let label = if kill_leader {
-        "with leader kill"
-    } else {
-        "quiet"
+    let label = match fault {
+        Fault::None => "quiet",
+        Fault::KillLeader => "with leader kill",
+        Fault::PartitionLeader => "with leader partition",
+        Fault::RestartAll => "with restart of all nodes",
     };
-    let mut cluster = Cluster::start(3).await.expect("start cluster");
+    let mut cluster = if fault == Fault::PartitionLeader {
+        Cluster::start_isolatable(3).await
+    } else {
+        Cluster::start(3).await
+    }
+    .expect("start cluster");
     let bases = cluster.bases();
     let api = cluster.api();
     let rec = Recorder::new();
@@ -128,28 +144,124 @@ async fn run(kill_leader: bool) {
             ))
         })
         .collect();
-    if kill_leader {
-        tokio::time::sleep(RUN / 2).await;
-        let killed = cluster.kill_leader().await.expect("kill leader");
-        let t = Instant::now();
-        chaos!(
-            "cas ({label}): kill -9 of leader {} at {}",
-            cluster.nodes[killed].name,
-            secs(t - t0)
-        );
-        let leader = cluster
-            .wait_for_leader(Duration::from_secs(60), Some(killed))
-            .await
-            .expect("new leader");
-        chaos!(
-            "cas ({label}): new leader {} after {}",
-            cluster.nodes[leader].name,
-            secs(t.elapsed())
-        );
+    let mut partition = None;
+    match fault {
+        Fault::None => {}
+        Fault::KillLeader => {
+            tokio::time::sleep(RUN / 2).await;
+            let killed = cluster.kill_leader().await.expect("kill leader");
+            let t = Instant::now();
+            chaos!(
+                "cas ({label}): kill -9 of leader {} at {}",
+                cluster.nodes[killed].name,
+                secs(t - t0)
+            );
+            let leader = cluster
+                .wait_for_leader(Duration::from_secs(60), Some(killed))
+                .await
+                .expect("new leader");
+            chaos!(
+                "cas ({label}): new leader {} after {}",
+                cluster.nodes[leader].name,
+                secs(t.elapsed())
+            );
+        }
+        Fault::PartitionLeader => {
+            tokio::time::sleep(RUN / 3).await;
+            let l = cluster
+                .wait_for_leader(Duration::from_secs(30), None)
+                .await
+                .expect("leader");
+            let others: Vec<String> = (0..cluster.nodes.len())
+                .filter(|i| *i != l)
+                .map(|i| cluster.nodes[i].ip.clone())
+                .collect();
+            let majority: Vec<String> = (0..cluster.nodes.len())
+                .filter(|i| *i != l)
+                .map(|i| cluster.base(i))
+                .collect();
+            let p = Partition::isolate(&cluster.nodes[l].ip, &others).expect("partition");
+            let t = Instant::now();
+            // A probe writer on the majority with short timeouts: the time
+            // to its first acknowledged write is the cluster's recovery,
+            // not a client timeout.
+            let probe_api = api.with_timeout(Duration::from_millis(300));
+            let probe = tokio::spawn(async move {
+                let mut i = 0usize;
+                loop {
+                    let base = &majority[i % majority.len()];
+                    i += 1;
+                    if let KvWrite::Ok(_) =
+                        kv_write(&probe_api, base, "probe/partition", &format!("p{i}"), None).await
+                    {
+                        return t.elapsed();
+                    }
+                    if t.elapsed() > Duration::from_secs(30) {
+                        return t.elapsed();
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            });
+            chaos!(
+                "cas ({label}): leader {} cut from its peers at {}",
+                cluster.nodes[l].name,
+                secs(t - t0)
+            );
+            partition = Some(p);
+            match cluster.wait_for_leader(RUN / 3, Some(l)).await {
+                Ok(n) => chaos!(
+                    "cas ({label}): majority elected {} {} after the cut",
+                    cluster.nodes[n].name,
+                    secs(t.elapsed())
+                ),
+                Err(e) => chaos!("cas ({label}): no new leader during the cut: {e}"),
+            }
+            let recovery = probe.await.expect("probe");
+            chaos!(
+                "cas ({label}): partition to the majority's first acknowledged write: {}",
+                secs(recovery)
+            );
+            assert!(
+                recovery < Duration::from_secs(5),
+                "the majority took {recovery:?} to accept writes"
+            );
+            // The old leader, still reachable by clients, must not answer a
+            // (linearizable) read once its lease is over.
+            let r = api
+                .with_timeout(Duration::from_secs(8))
+                .get(&cluster.url(l, "/v1/secret/data/reg/a"))
+                .await;
+            chaos!(
+                "cas ({label}): read on the cut-off old leader {} after the cut: status {} ({})",
+                secs(t.elapsed()),
+                r.status,
+                r.describe()
+            );
+            assert!(
+                !r.ok(),
+                "the cut-off old leader answered a read: {}",
+                r.describe()
+            );
+            tokio::time::sleep((RUN / 3).saturating_sub(t.elapsed())).await;
+            partition.as_mut().unwrap().heal();
+            chaos!("cas ({label}): partition healed at {}", secs(t0.elapsed()));
+        }
+        Fault::RestartAll => {
+            tokio::time::sleep(RUN / 2).await;
+            let t = Instant::now();
+            let leader = cluster.restart_all().await.expect("restart all");
+            chaos!(
+                "cas ({label}): all nodes killed and restarted at {}; unsealed with leader {} after {}",
+                secs(t - t0),
+                cluster.nodes[leader].name,
+                secs(t.elapsed())
+            );
+        }
     }
     for t in tasks {
         t.await.expect("client task");
     }
+    drop(partition);
     let ops = rec.ops();
     let answered = ops.iter().filter(|o| !o.is_indeterminate()).count();
     chaos!(
@@ -182,10 +294,20 @@ async fn run(kill_leader: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cas_linearizable() {
-    run(false).await;
+    run(Fault::None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cas_linearizable_with_leader_kill() {
-    run(true).await;
+    run(Fault::KillLeader).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cas_linearizable_with_leader_partition() {
+    run(Fault::PartitionLeader).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cas_linearizable_with_restart_of_all_nodes() {
+    run(Fault::RestartAll).await;
 }

@@ -348,9 +348,9 @@ pub async fn open_raft(config: &Config) -> anyhow::Result<Arc<RaftNode>> {
             .transpose()
     };
     if let Some(m) = num("performance_multiplier")?.filter(|m| *m > 0) {
-        rc.heartbeat_ms = 100 * m;
-        rc.election_min_ms = 500 * m;
-        rc.election_max_ms = 1000 * m;
+        rc.heartbeat_ms *= m;
+        rc.election_min_ms *= m;
+        rc.election_max_ms *= m;
     }
     if let Some(v) = num("snapshot_threshold")? {
         rc.snapshot_threshold = v.max(1);

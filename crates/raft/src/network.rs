@@ -37,14 +37,17 @@ pub struct Network {
 
 struct Inner {
     tls: Option<ClientTlsConfig>,
+    /// Source address of outgoing connections (the cluster interface).
+    source: Option<std::net::IpAddr>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Network {
-    pub(crate) fn new(tls: Option<ClientTlsConfig>) -> Self {
+    pub(crate) fn new(tls: Option<ClientTlsConfig>, source: Option<std::net::IpAddr>) -> Self {
         Network {
             inner: Arc::new(Inner {
                 tls,
+                source,
                 channels: Mutex::new(HashMap::new()),
             }),
         }
@@ -62,7 +65,8 @@ impl Network {
                     .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(5))
                     .keep_alive_timeout(Duration::from_secs(5))
-                    .keep_alive_while_idle(true);
+                    .keep_alive_while_idle(true)
+                    .local_address(self.inner.source);
                 if let Some(tls) = &self.inner.tls {
                     ep = ep
                         .tls_config(tls.clone())
