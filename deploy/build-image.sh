@@ -18,8 +18,10 @@ CTX="$(mktemp -d)"
 trap 'rm -rf "$CTX"' EXIT
 mkdir -p "$CTX/rootfs/usr/local/bin" "$CTX/rootfs/tmp" "$CTX/rootfs/var/lib/arca" "$CTX/rootfs/etc/arca"
 cp "$BIN" "$CTX/rootfs/usr/local/bin/arca"
+# Debug line tables are for local profiling; the image does without them.
+if command -v strip >/dev/null 2>&1; then strip "$CTX/rootfs/usr/local/bin/arca"; fi
 # Every library the binary needs, and the dynamic loader, at the same paths.
-for lib in $(ldd "$BIN" | awk '/=>/ { print $3 } /^\s*\// { print $1 }' | sort -u); do
+for lib in $(ldd "$BIN" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u); do
   mkdir -p "$CTX/rootfs$(dirname "$lib")"
   cp -L "$lib" "$CTX/rootfs$lib"
 done

@@ -1,10 +1,12 @@
 //! `arca-bench`: the same KV v2 load against `arca server -dev` and
-//! `bao server -dev` (OpenBao), one after the other, on this machine.
+//! `bao server -dev` (OpenBao), one after the other, on this machine
+//! (`kv`), or against a raft cluster of each (`cluster`, see `cluster.rs`).
 //!
 //! ```text
 //! arca-bench kv [--servers arca,openbao] [--concurrency 32] [--duration 10s]
-//!               [--payload-bytes 64] [--client-threads 1]
+//!               [--payload-bytes 64] [--keys 1000] [--client-threads 1]
 //!               [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
+//! arca-bench cluster [--nodes 3] [same flags, no --arca-port/--bao-port]
 //! ```
 //!
 //! For each server: start it in dev mode on its own loopback port, wait for
@@ -40,10 +42,21 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
+mod cluster;
+
 const ROOT_TOKEN: &str = "arca-bench-root";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// One dev server per kind.
+    Kv,
+    /// A raft cluster of `nodes` servers per kind.
+    Cluster,
+}
 
 #[derive(Clone, Debug)]
 struct Config {
+    mode: Mode,
     servers: Vec<ServerKind>,
     concurrency: usize,
     duration: Duration,
@@ -51,6 +64,8 @@ struct Config {
     /// Distinct keys the write phase cycles over (0: a new key per write).
     keys: u64,
     client_threads: usize,
+    /// Cluster mode: nodes per cluster.
+    nodes: usize,
     arca_bin: Option<PathBuf>,
     bao_bin: String,
     /// `None`: a free loopback port.
@@ -76,7 +91,10 @@ impl ServerKind {
 
 const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrency 32] \
 [--duration 10s] [--payload-bytes 64] [--keys 1000] [--client-threads 1] [--arca-bin PATH] \
-[--bao-bin bao] [--arca-port PORT] [--bao-port PORT] [--out-dir DIR]";
+[--bao-bin bao] [--arca-port PORT] [--bao-port PORT] [--out-dir DIR]
+       arca-bench cluster [--nodes 3] [--servers arca,openbao] [--concurrency 32] \
+[--duration 10s] [--payload-bytes 64] [--keys 1000] [--client-threads 1] [--arca-bin PATH] \
+[--bao-bin bao] [--out-dir DIR]";
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration> {
@@ -101,18 +119,21 @@ fn parse_duration(s: &str) -> Result<Duration> {
 
 fn parse_args(args: &[String]) -> Result<Config> {
     let mut it = args.iter();
-    match it.next().map(String::as_str) {
-        Some("kv") => {}
+    let mode = match it.next().map(String::as_str) {
+        Some("kv") => Mode::Kv,
+        Some("cluster") => Mode::Cluster,
         Some("-h") | Some("--help") | None => bail!("{USAGE}"),
         Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
-    }
+    };
     let mut c = Config {
+        mode,
         servers: vec![ServerKind::Arca, ServerKind::OpenBao],
         concurrency: 32,
         duration: Duration::from_secs(10),
         payload_bytes: 64,
         keys: 1000,
         client_threads: 1,
+        nodes: 3,
         arca_bin: std::env::var_os("ARCA_BIN").map(PathBuf::from),
         bao_bin: std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()),
         arca_port: None,
@@ -157,6 +178,10 @@ fn parse_args(args: &[String]) -> Result<Config> {
             "--client-threads" => {
                 c.client_threads = value()?.parse().context("--client-threads")?
             }
+            "--nodes" if mode == Mode::Cluster => c.nodes = value()?.parse().context("--nodes")?,
+            "--arca-port" | "--bao-port" if mode == Mode::Cluster => {
+                bail!("{name} is for `arca-bench kv` (cluster nodes get free ports)")
+            }
             "--arca-bin" => c.arca_bin = Some(PathBuf::from(value()?)),
             "--bao-bin" => c.bao_bin = value()?,
             "--arca-port" => c.arca_port = Some(value()?.parse().context("--arca-port")?),
@@ -166,8 +191,8 @@ fn parse_args(args: &[String]) -> Result<Config> {
             other => bail!("unknown flag {other:?}\n{USAGE}"),
         }
     }
-    if c.concurrency == 0 || c.client_threads == 0 {
-        bail!("--concurrency and --client-threads must be at least 1");
+    if c.concurrency == 0 || c.client_threads == 0 || c.nodes == 0 {
+        bail!("--concurrency, --client-threads and --nodes must be at least 1");
     }
     Ok(c)
 }
@@ -291,6 +316,12 @@ impl MemSampler {
     }
 }
 
+impl Drop for MemSampler {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
 // ------------------------------------------------------------- servers --
 
 struct ServerProc {
@@ -319,28 +350,52 @@ impl ServerProc {
             ServerKind::Arca => arca_bin(cfg),
             ServerKind::OpenBao => PathBuf::from(&cfg.bao_bin),
         };
-        let log = out_dir.join(format!("{}-server.log", kind.name()));
-        let f = std::fs::File::create(&log)?;
-        let child = Command::new(&program)
-            .arg("server")
-            .arg("-dev")
-            .arg(format!("-dev-root-token-id={ROOT_TOKEN}"))
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+        let args = [
+            "server".to_string(),
+            "-dev".to_string(),
+            format!("-dev-root-token-id={ROOT_TOKEN}"),
+            format!("-dev-listen-address=127.0.0.1:{port}"),
+        ];
+        ServerProc::spawn(
+            kind,
+            &program,
+            &args,
+            None,
+            format!("127.0.0.1:{port}"),
+            out_dir.join(format!("{}-server.log", kind.name())),
+        )
+    }
+
+    /// Starts `program args...` (in `cwd` if given) with stdout and stderr
+    /// going to `log`; `addr` is where its API listens.
+    fn spawn(
+        kind: ServerKind,
+        program: &Path,
+        args: &[String],
+        cwd: Option<&Path>,
+        addr: String,
+        log: PathBuf,
+    ) -> Result<ServerProc> {
+        let f = std::fs::File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(f.try_clone()?)
-            .stderr(f)
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot start {} server ({})",
-                    kind.name(),
-                    program.display()
-                )
-            })?;
+            .stderr(f);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let child = cmd.spawn().with_context(|| {
+            format!(
+                "cannot start {} server ({})",
+                kind.name(),
+                program.display()
+            )
+        })?;
         Ok(ServerProc {
             kind,
             child,
-            addr: format!("127.0.0.1:{port}"),
+            addr,
             log,
         })
     }
@@ -349,12 +404,21 @@ impl ServerProc {
         self.child.id()
     }
 
-    fn stop(&mut self) {
+    /// Sends SIGTERM without waiting.
+    fn terminate(&self) {
         // The shell's builtin `kill` (no procps needed).
         let _ = Command::new("sh")
             .arg("-c")
-            .arg(format!("kill -TERM {}", self.child.id()))
+            .arg(format!("kill -TERM {} 2>/dev/null", self.child.id()))
             .status();
+    }
+
+    /// SIGTERM, then SIGKILL after 15 s; waits for the exit.
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        self.terminate();
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             match self.child.try_wait() {
@@ -398,6 +462,27 @@ fn free_port_pair() -> Result<u16> {
 
 type Conn = http1::SendRequest<Full<Bytes>>;
 
+/// Where requests go and how: a server's API address, the token (empty:
+/// none), and whether reads ask Arca for a local read
+/// (`X-Arca-Consistency: stale`).
+#[derive(Clone, Debug)]
+struct Target {
+    addr: String,
+    token: String,
+    stale: bool,
+}
+
+impl Target {
+    /// A dev server started with the benchmark's root token.
+    fn dev(addr: &str) -> Target {
+        Target {
+            addr: addr.to_string(),
+            token: ROOT_TOKEN.to_string(),
+            stale: false,
+        }
+    }
+}
+
 async fn connect(addr: &str) -> Result<Conn> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
@@ -411,20 +496,25 @@ async fn connect(addr: &str) -> Result<Conn> {
 /// One request on an existing connection; returns (status, body).
 async fn send(
     conn: &mut Conn,
-    host: &str,
+    target: &Target,
     method: Method,
     path: &str,
     body: Option<Bytes>,
 ) -> Result<(u16, Bytes)> {
     conn.ready().await?;
     // Like the bao CLI: token header, X-Vault-Request, no Content-Type.
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(method)
         .uri(path)
-        .header(hyper::header::HOST, host)
-        .header("X-Vault-Token", ROOT_TOKEN)
-        .header("X-Vault-Request", "true")
-        .body(Full::new(body.unwrap_or_default()))?;
+        .header(hyper::header::HOST, &target.addr)
+        .header("X-Vault-Request", "true");
+    if !target.token.is_empty() {
+        req = req.header("X-Vault-Token", &target.token);
+    }
+    if target.stale {
+        req = req.header("X-Arca-Consistency", "stale");
+    }
+    let req = req.body(Full::new(body.unwrap_or_default()))?;
     let resp = conn.send_request(req).await?;
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await?.to_bytes();
@@ -432,13 +522,19 @@ async fn send(
 }
 
 /// One-off request on a fresh connection (setup and probes).
-async fn once(addr: &str, method: Method, path: &str, body: Option<Bytes>) -> Result<(u16, Bytes)> {
-    let mut c = connect(addr).await?;
-    send(&mut c, addr, method, path, body).await
+async fn once(
+    target: &Target,
+    method: Method,
+    path: &str,
+    body: Option<Bytes>,
+) -> Result<(u16, Bytes)> {
+    let mut c = connect(&target.addr).await?;
+    send(&mut c, target, method, path, body).await
 }
 
 async fn wait_ready(server: &mut ServerProc) -> Result<String> {
     let deadline = Instant::now() + Duration::from_secs(60);
+    let target = Target::dev(&server.addr);
     loop {
         if let Some(st) = server.child.try_wait()? {
             bail!(
@@ -447,12 +543,12 @@ async fn wait_ready(server: &mut ServerProc) -> Result<String> {
                 server.log.display()
             );
         }
-        if let Ok((200, body)) = once(&server.addr, Method::GET, "/v1/sys/health", None).await {
+        if let Ok((200, body)) = once(&target, Method::GET, "/v1/sys/health", None).await {
             // The KV v2 mount at secret/ may still be upgrading: wait until a
             // write goes through.
             let probe = Bytes::from_static(br#"{"data":{"probe":"1"}}"#);
             if let Ok((200 | 204, _)) = once(
-                &server.addr,
+                &target,
                 Method::PUT,
                 "/v1/secret/data/bench-probe",
                 Some(probe),
@@ -526,7 +622,7 @@ struct Work {
     key_space: u64,
 }
 
-async fn worker(id: usize, addr: String, work: Work, counter: Arc<AtomicU64>) -> WorkerResult {
+async fn worker(id: usize, target: Target, work: Work, counter: Arc<AtomicU64>) -> WorkerResult {
     let Work {
         phase,
         deadline,
@@ -542,7 +638,7 @@ async fn worker(id: usize, addr: String, work: Work, counter: Arc<AtomicU64>) ->
     let mut conn: Option<Conn> = None;
     while Instant::now() < deadline {
         if conn.is_none() {
-            match connect(&addr).await {
+            match connect(&target.addr).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     res.errors += 1;
@@ -570,7 +666,7 @@ async fn worker(id: usize, addr: String, work: Work, counter: Arc<AtomicU64>) ->
             }
         };
         let t0 = Instant::now();
-        let r = send(c, &addr, method, &path, body).await;
+        let r = send(c, &target, method, &path, body).await;
         let us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
         match r {
             Ok((200 | 204, _)) => res.latencies_us.push(us),
@@ -648,16 +744,30 @@ fn percentile(sorted: &[u32], q: f64) -> u32 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// A server process whose CPU time and memory a phase accounts for.
+struct Watched<'a> {
+    pid: u32,
+    sampler: &'a MemSampler,
+}
+
+/// CPU seconds of all `watched` processes together (None if one is unreadable).
+fn cpu_sum(watched: &[Watched<'_>], ticks: f64) -> Option<f64> {
+    watched.iter().map(|w| cpu_seconds(w.pid, ticks)).sum()
+}
+
+/// One phase: `cfg.concurrency` connections, connection `i` to
+/// `targets[i % targets.len()]`. CPU and peak memory are summed over
+/// `watched` (one process for a single server, every node of a cluster).
 async fn run_phase(
     cfg: &Config,
-    server: &ServerProc,
-    sampler: &MemSampler,
+    targets: &[Target],
+    watched: &[Watched<'_>],
     phase: Phase,
     written: u64,
     counter: Arc<AtomicU64>,
     ticks: f64,
 ) -> PhaseResult {
-    let cpu0 = cpu_seconds(server.pid(), ticks);
+    let cpu0 = cpu_sum(watched, ticks);
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let mut handles = Vec::new();
@@ -671,7 +781,7 @@ async fn run_phase(
         };
         handles.push(tokio::spawn(worker(
             id,
-            server.addr.clone(),
+            targets[id % targets.len()].clone(),
             work,
             counter.clone(),
         )));
@@ -688,15 +798,21 @@ async fn run_phase(
         }
     }
     let elapsed = start.elapsed();
-    let cpu1 = cpu_seconds(server.pid(), ticks);
+    let cpu1 = cpu_sum(watched, ticks);
     all.sort_unstable();
     let mean = if all.is_empty() {
         0.0
     } else {
         all.iter().map(|&v| v as f64).sum::<f64>() / all.len() as f64
     };
-    let (hwm, rss) = sampler.peaks();
-    let (hwm_now, rss_now) = read_mem(server.pid()).unwrap_or((0, 0));
+    // Per process: the larger of the sampled peak and a last reading; summed.
+    let (mut hwm, mut rss) = (0, 0);
+    for w in watched {
+        let (h, r) = w.sampler.peaks();
+        let (h_now, r_now) = read_mem(w.pid).unwrap_or((0, 0));
+        hwm += h.max(h_now);
+        rss += r.max(r_now);
+    }
     PhaseResult {
         phase,
         ok: all.len() as u64,
@@ -712,8 +828,8 @@ async fn run_phase(
             (Some(a), Some(b)) => Some(b - a),
             _ => None,
         },
-        peak_hwm_kib: hwm.max(hwm_now),
-        peak_rss_kib: rss.max(rss_now),
+        peak_hwm_kib: hwm,
+        peak_rss_kib: rss,
     }
 }
 
@@ -767,10 +883,15 @@ async fn bench_server(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<
         cfg.duration
     );
     let counter = Arc::new(AtomicU64::new(0));
+    let targets = [Target::dev(&server.addr)];
+    let watched = [Watched {
+        pid: server.pid(),
+        sampler: &sampler,
+    }];
     let write = run_phase(
         cfg,
-        &server,
-        &sampler,
+        &targets,
+        &watched,
         Phase::Write,
         0,
         counter.clone(),
@@ -790,7 +911,16 @@ async fn bench_server(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<
         write.throughput()
     );
     eprintln!("[{}] read phase over {} keys", kind.name(), written);
-    let read = run_phase(cfg, &server, &sampler, Phase::Read, written, counter, ticks).await;
+    let read = run_phase(
+        cfg,
+        &targets,
+        &watched,
+        Phase::Read,
+        written,
+        counter,
+        ticks,
+    )
+    .await;
     eprintln!(
         "[{}]   {} ok, {} errors, {:.0} req/s",
         kind.name(),
@@ -828,16 +958,26 @@ fn ratio(a: f64, b: f64) -> Option<f64> {
     }
 }
 
+/// Throughput and latency ratios x / y of two phases.
+fn phase_ratios(x: &PhaseResult, y: &PhaseResult) -> Value {
+    json!({
+        "throughput": ratio(x.throughput(), y.throughput()),
+        "p50_latency": ratio(x.p50_us as f64, y.p50_us as f64),
+        "p99_latency": ratio(x.p99_us as f64, y.p99_us as f64),
+    })
+}
+
+/// A ratio from a `ratios` JSON value, two decimals ("?" if absent).
+fn fmt_ratio(v: &Value) -> String {
+    v.as_f64()
+        .map(|x| format!("{x:.2}"))
+        .unwrap_or_else(|| "?".into())
+}
+
 fn ratios(results: &[ServerResult]) -> Option<Value> {
     let a = results.iter().find(|r| r.kind == ServerKind::Arca)?;
     let b = results.iter().find(|r| r.kind == ServerKind::OpenBao)?;
-    let phase = |x: &PhaseResult, y: &PhaseResult| {
-        json!({
-            "throughput": ratio(x.throughput(), y.throughput()),
-            "p50_latency": ratio(x.p50_us as f64, y.p50_us as f64),
-            "p99_latency": ratio(x.p99_us as f64, y.p99_us as f64),
-        })
-    };
+    let phase = phase_ratios;
     Some(json!({
         "write": phase(&a.write, &b.write),
         "read": phase(&a.read, &b.read),
@@ -896,11 +1036,7 @@ fn markdown(cfg: &Config, results: &[ServerResult], host: &Value) -> String {
         ));
     }
     if let Some(rt) = ratios(results) {
-        let f = |v: &Value| {
-            v.as_f64()
-                .map(|x| format!("{x:.2}"))
-                .unwrap_or_else(|| "?".into())
-        };
+        let f = fmt_ratio;
         s.push_str("\nArca / OpenBao (throughput > 1 and latency, memory < 1 favour Arca):\n\n");
         s.push_str("| phase | throughput | p50 latency | p99 latency |\n|---|---:|---:|---:|\n");
         for ph in ["write", "read"] {
@@ -964,15 +1100,53 @@ fn run(cfg: Config) -> Result<()> {
         .worker_threads(cfg.client_threads)
         .enable_all()
         .build()?;
-    let mut results = Vec::new();
-    for &kind in &cfg.servers {
-        let r = rt.block_on(bench_server(kind, &cfg, &out_dir))?;
-        results.push(r);
+    match cfg.mode {
+        Mode::Kv => run_kv(&cfg, &rt, &out_dir, host),
+        Mode::Cluster => cluster::run(&cfg, &rt, &out_dir, host),
     }
-    let now = SystemTime::now()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .as_secs();
+        .as_secs()
+}
+
+/// Writes `<name>-latest.json`, `<name>-<unix_time>.json` and
+/// `<name>-latest.md` into `out_dir` and prints the markdown.
+fn write_results(out_dir: &Path, name: &str, now: u64, summary: &Value, md: &str) -> Result<()> {
+    let pretty = serde_json::to_string_pretty(summary)?;
+    let latest = out_dir.join(format!("{name}-latest.json"));
+    let latest_md = out_dir.join(format!("{name}-latest.md"));
+    std::fs::write(&latest, &pretty)?;
+    std::fs::write(out_dir.join(format!("{name}-{now}.json")), &pretty)?;
+    std::fs::write(&latest_md, md)?;
+    println!("{md}");
+    println!(
+        "JSON: {}\nMarkdown: {}",
+        latest.display(),
+        latest_md.display()
+    );
+    Ok(())
+}
+
+/// Prints the first error of every phase that had errors.
+fn report_errors<'a>(phases: impl IntoIterator<Item = (&'a str, &'a str, &'a PhaseResult)>) {
+    for (server, label, p) in phases {
+        if let Some(e) = &p.first_error {
+            eprintln!("[{server}] {label}: first error: {e}");
+        }
+    }
+}
+
+fn run_kv(cfg: &Config, rt: &tokio::runtime::Runtime, out_dir: &Path, host: Value) -> Result<()> {
+    let mut results = Vec::new();
+    for &kind in &cfg.servers {
+        let r = rt.block_on(bench_server(kind, cfg, out_dir))?;
+        results.push(r);
+    }
+    let now = unix_now();
     let mut servers = BTreeMap::new();
     for r in &results {
         servers.insert(r.kind.name().to_string(), r.to_json());
@@ -994,27 +1168,13 @@ fn run(cfg: Config) -> Result<()> {
         "servers": servers,
         "ratios_arca_over_openbao": ratios(&results),
     });
-    let md = markdown(&cfg, &results, &summary["host"]);
-    let pretty = serde_json::to_string_pretty(&summary)?;
-    std::fs::write(out_dir.join("kv-latest.json"), &pretty)?;
-    std::fs::write(out_dir.join(format!("kv-{now}.json")), &pretty)?;
-    std::fs::write(out_dir.join("kv-latest.md"), &md)?;
-    println!("{md}");
-    println!(
-        "JSON: {}\nMarkdown: {}",
-        out_dir.join("kv-latest.json").display(),
-        out_dir.join("kv-latest.md").display()
-    );
-    let errors: u64 = results.iter().map(|r| r.write.errors + r.read.errors).sum();
-    if errors > 0 {
-        for r in &results {
-            for p in [&r.write, &r.read] {
-                if let Some(e) = &p.first_error {
-                    eprintln!("[{}] {:?}: first error: {e}", r.kind.name(), p.phase);
-                }
-            }
-        }
-    }
+    let md = markdown(cfg, &results, &summary["host"]);
+    write_results(out_dir, "kv", now, &summary, &md)?;
+    report_errors(results.iter().flat_map(|r| {
+        [("write", &r.write), ("read", &r.read)]
+            .into_iter()
+            .map(move |(l, p)| (r.kind.name(), l, p))
+    }));
     Ok(())
 }
 

@@ -394,24 +394,15 @@ pub fn spawn_retry_join(
             non_voter: false,
         });
     }
+    core.set_retry_join(targets);
     tokio::spawn(async move {
-        let mut i = 0;
         loop {
             if node.has_cluster() || core.initialized().await.unwrap_or(false) {
                 return;
             }
-            if core.has_pending_join() {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
+            if !core.has_pending_join() && core.retry_join_once().await {
+                tracing::info!("retry_join: challenge received; unseal this node to join");
             }
-            let t = &targets[i % targets.len()];
-            match core.join(t.clone()).await {
-                Ok(_) => {
-                    tracing::info!(leader = %t.leader_api_addr, "retry_join: challenge received; unseal this node to join")
-                }
-                Err(e) => tracing::warn!(leader = %t.leader_api_addr, "retry_join: {e}"),
-            }
-            i += 1;
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     });

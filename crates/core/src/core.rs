@@ -123,6 +123,8 @@ pub struct Core {
     pub(crate) join_nonces: Mutex<HashMap<String, ([u8; 32], std::time::Instant)>>,
     /// Joining side: the challenge waiting for the unseal key.
     pub(crate) pending_join: Mutex<Option<crate::join::PendingJoin>>,
+    /// `retry_join` targets from the configuration (joining side).
+    pub(crate) retry_join: Mutex<Vec<crate::join::JoinRequest>>,
     /// When this node last became the active node (`sys/leader`).
     pub(crate) active_since: RwLock<Option<chrono::DateTime<chrono::Utc>>>,
 }
@@ -150,6 +152,7 @@ impl Core {
             cluster: std::sync::OnceLock::new(),
             join_nonces: Mutex::new(HashMap::new()),
             pending_join: Mutex::new(None),
+            retry_join: Mutex::new(Vec::new()),
             active_since: RwLock::new(None),
         })
     }

@@ -260,6 +260,34 @@ impl Core {
         Ok(())
     }
 
+    /// Sets the configured `retry_join` targets; an unseal of an
+    /// uninitialized node asks them for a challenge at once.
+    pub fn set_retry_join(&self, targets: Vec<JoinRequest>) {
+        *self.retry_join.lock() = targets;
+    }
+
+    /// Asks every `retry_join` target (this node excepted) for a challenge,
+    /// until one answers. True when a join is now pending.
+    pub async fn retry_join_once(&self) -> bool {
+        let me = self.cluster().map(|c| c.state().this.api_addr);
+        let targets = self.retry_join.lock().clone();
+        for t in targets {
+            if self.pending_join.lock().is_some() {
+                return true;
+            }
+            if me.as_deref().map(|m| m.trim_end_matches('/'))
+                == Some(t.leader_api_addr.trim_end_matches('/'))
+            {
+                continue;
+            }
+            match self.fetch_challenge(&t).await {
+                Ok(()) => return true,
+                Err(e) => tracing::debug!(leader = %t.leader_api_addr, "retry_join: {e}"),
+            }
+        }
+        self.pending_join.lock().is_some()
+    }
+
     /// The seal configuration a pending join reports before the node has
     /// the cluster's data.
     pub(crate) fn pending_join_config(&self) -> Option<SealConfig> {

@@ -368,6 +368,11 @@ impl Core {
         // A node that is joining a cluster has no data yet: its shares are
         // checked against the leader's challenge instead.
         let joining = !self.initialized().await?;
+        if joining && self.pending_join_config().is_none() {
+            // With retry_join configured, do not make the operator wait for
+            // the background loop: ask the targets now.
+            self.retry_join_once().await;
+        }
         let cfg = if joining {
             self.pending_join_config()
                 .ok_or_else(|| LogicalError::invalid("Vault is not initialized"))?
