@@ -84,21 +84,28 @@ pub struct Server {
     starts: u32,
     /// `Some(node_id)`: raft storage, cluster port = port + 1.
     raft: Option<String>,
+    /// Extra lines for the `storage "raft"` block.
+    raft_extra: String,
 }
 
 impl Server {
     /// Start a new server on an empty RocksDB directory.
     pub fn start() -> Server {
-        Self::start_with(None)
+        Self::start_with(None, String::new())
     }
 
     /// Start a new raft node (`node_id` = `name`) on an empty directory; it
     /// is uninitialized until it is initialized or joined.
     pub fn start_raft(name: &str) -> Server {
-        Self::start_with(Some(name.to_string()))
+        Self::start_with(Some(name.to_string()), String::new())
     }
 
-    fn start_with(raft: Option<String>) -> Server {
+    /// A raft node with extra `storage "raft"` settings (e.g. cluster TLS).
+    pub fn start_raft_with(name: &str, storage_extra: &str) -> Server {
+        Self::start_with(Some(name.to_string()), storage_extra.to_string())
+    }
+
+    fn start_with(raft: Option<String>, raft_extra: String) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("arca-compat-")
             .tempdir()
@@ -111,6 +118,7 @@ impl Server {
             addr: format!("http://127.0.0.1:{port}"),
             starts: 0,
             raft,
+            raft_extra,
         };
         fs::create_dir_all(s.storage_dir()).unwrap();
         fs::write(s.config_path(), s.config_text()).unwrap();
@@ -144,6 +152,7 @@ impl Server {
                 r#"storage "raft" {{
   path    = "{data}"
   node_id = "{name}"
+{extra}
 }}
 
 listener "tcp" {{
@@ -159,6 +168,7 @@ cluster_addr = "http://127.0.0.1:{cport}"
                 port = self.port,
                 cport = self.port + 1,
                 addr = self.addr,
+                extra = self.raft_extra,
             );
         }
         format!(

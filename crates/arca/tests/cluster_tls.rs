@@ -1,0 +1,178 @@
+//! Cluster-port TLS: three raft nodes whose cluster traffic (Raft and
+//! forwarded requests) runs over mutual TLS with certificates from config,
+//! made by `openssl`. The cluster forms, a write through a standby is
+//! forwarded, and the cluster port refuses a client without a certificate.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Server;
+use serde_json::json;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA and one node certificate (server and client use, IP 127.0.0.1).
+fn make_certs(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Arca Cluster CA",
+    ]);
+    openssl(dir, &a);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "node.key",
+        "-out",
+        "node.csr",
+        "-subj",
+        "/CN=arca-node",
+    ]);
+    openssl(dir, &a);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "node.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "node.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+}
+
+#[test]
+fn cluster_port_runs_mutual_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let d = certs.path().display();
+    let extra = format!(
+        "  cluster_cert_file = \"{d}/node.pem\"\n  cluster_key_file = \"{d}/node.key\"\n  cluster_ca_file = \"{d}/ca.pem\""
+    );
+    let nodes: Vec<Server> = ["t1", "t2", "t3"]
+        .iter()
+        .map(|n| Server::start_raft_with(n, &extra))
+        .collect();
+    let init = nodes[0].init_and_unseal();
+    for n in &nodes[1..] {
+        let (st, body) = n.http(
+            "POST",
+            "/v1/sys/storage/raft/join",
+            None,
+            Some(&json!({ "leader_api_addr": nodes[0].addr })),
+        );
+        assert_eq!(st, 200, "{body}");
+        let mut last = json!(null);
+        for k in &init.keys_b64[..3] {
+            let (st, body) = n.http("PUT", "/v1/sys/unseal", None, Some(&json!({ "key": k })));
+            assert_eq!(st, 200, "{body}");
+            last = body;
+        }
+        assert_eq!(last["sealed"], false, "{last}");
+    }
+    let tok = Some(init.root_token.as_str());
+    let (st, cfg) = nodes[2].http("GET", "/v1/sys/storage/raft/configuration", tok, None);
+    assert_eq!(st, 200, "{cfg}");
+    assert_eq!(
+        cfg["data"]["config"]["servers"].as_array().unwrap().len(),
+        3,
+        "{cfg}"
+    );
+    let (_, leader) = nodes[1].http("GET", "/v1/sys/leader", None, None);
+    assert!(
+        leader["leader_cluster_address"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://"),
+        "the cluster port speaks TLS: {leader}"
+    );
+
+    // A write through a standby is forwarded over the TLS cluster port.
+    let (st, body) = nodes[1].http(
+        "POST",
+        "/v1/sys/mounts/kv",
+        tok,
+        Some(&json!({ "type": "kv", "options": { "version": "2" } })),
+    );
+    assert!(st == 204 || st == 200, "{st} {body}");
+    let (st, body) = nodes[2].http(
+        "POST",
+        "/v1/kv/data/tls",
+        tok,
+        Some(&json!({ "data": { "over": "mtls" } })),
+    );
+    assert_eq!(st, 200, "{body}");
+    for n in &nodes {
+        let (st, body) = n.http("GET", "/v1/kv/data/tls", tok, None);
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(body["data"]["data"]["over"], "mtls");
+    }
+
+    // Without a client certificate the cluster port refuses the handshake.
+    let cport = nodes[0].port + 1;
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{cport}"),
+            "-CAfile",
+            &format!("{d}/ca.pem"),
+            "-alpn",
+            "h2",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("alert") || text.contains("certificate required") || !out.status.success(),
+        "the cluster port accepted a client without a certificate:\n{text}"
+    );
+}
