@@ -360,6 +360,16 @@ pub async fn kv_read(api: &Api, base: &str, key: &str, linearizable: bool) -> Kv
     } else {
         &[]
     };
+    kv_read_with(api, base, key, headers).await
+}
+
+/// A read of this node's local copy (`X-Arca-Consistency: stale`): answered
+/// even while the cluster has no leader.
+pub async fn kv_read_stale(api: &Api, base: &str, key: &str) -> KvRead {
+    kv_read_with(api, base, key, &[("X-Arca-Consistency", "stale")]).await
+}
+
+async fn kv_read_with(api: &Api, base: &str, key: &str, headers: &[(&str, &str)]) -> KvRead {
     let r = api
         .call(
             "GET",
@@ -502,6 +512,10 @@ impl Node {
             r#"storage "raft" {{
   path    = "{data}"
   node_id = "{name}"
+  # Small, so that scenarios run through Raft snapshots and log purges
+  # (a late or restarted node catches up from a snapshot).
+  snapshot_threshold = 2000
+  trailing_logs      = 500
 }}
 
 listener "tcp" {{

@@ -39,6 +39,20 @@ async fn join_catches_up_then_remove_peer() {
         secs(t.elapsed())
     );
     let base = cluster.base(new);
+    // The log behind the leader's snapshot was purged (snapshot_threshold
+    // 2000, trailing_logs 500): the new node can only have caught up by
+    // installing a snapshot.
+    let snaps: Vec<String> = std::fs::read_dir(cluster.nodes[new].dir.join("data/snapshots"))
+        .expect("snapshot directory of the new node")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".snap"))
+        .collect();
+    assert!(
+        !snaps.is_empty(),
+        "{name} has no raft snapshot: it did not catch up by snapshot"
+    );
+    chaos!("{name} installed raft snapshot {}", snaps[0]);
 
     // A sample of keys, read locally on the new node (no forwarding, no
     // read-index): its own copy of the data. A short grace for the tail of
