@@ -18,6 +18,10 @@ const SUBCOMMANDS: &[(&str, &str)] = &[
     ("join", "Join this node to a raft cluster"),
     ("list-peers", "List the members of the raft cluster"),
     ("remove-peer", "Remove a member from the raft cluster"),
+    (
+        "snapshot",
+        "Save or restore a snapshot of the cluster's data",
+    ),
 ];
 
 /// Dispatches `arca operator raft <subcommand>`.
@@ -27,9 +31,10 @@ pub async fn run(argv: &[String]) -> CmdResult {
         Some("join") => join(rest).await,
         Some("list-peers") => list_peers(rest).await,
         Some("remove-peer") => remove_peer(rest).await,
+        Some("snapshot") => snapshot(rest).await,
         other => Err(missing_subcommand(
             "operator raft",
-            "Raft cluster commands: join, list-peers, remove-peer.",
+            "Raft cluster commands: join, list-peers, remove-peer, snapshot.",
             SUBCOMMANDS,
             other,
         )),
@@ -185,6 +190,109 @@ async fn remove_peer(argv: &[String]) -> CmdResult {
     .await
     .map_err(|e| remote_error(format!("Error removing the peer from raft cluster: {e}")))?;
     outln!("Peer removed successfully!");
+    Ok(0)
+}
+
+const SNAPSHOT_SUBCOMMANDS: &[(&str, &str)] = &[
+    ("save", "Save a snapshot of the cluster's data to a file"),
+    ("restore", "Restore the cluster's data from a snapshot file"),
+];
+
+async fn snapshot(argv: &[String]) -> CmdResult {
+    let rest = argv.get(1..).unwrap_or(&[]);
+    match argv.first().map(String::as_str) {
+        Some("save") => snapshot_save(rest).await,
+        Some("restore") => snapshot_restore(rest).await,
+        other => Err(missing_subcommand(
+            "operator raft snapshot",
+            "Save or restore snapshots of the raft cluster's data.",
+            SNAPSHOT_SUBCOMMANDS,
+            other,
+        )),
+    }
+}
+
+const SNAPSHOT_SAVE: Spec = Spec {
+    name: "operator raft snapshot save",
+    usage: "[options] <file>",
+    help: "Saves a snapshot of the cluster's data (encrypted, as stored) to <file>.",
+    flags: &[],
+    http: true,
+    field: false,
+};
+
+async fn snapshot_save(argv: &[String]) -> CmdResult {
+    let cmd = parse(&SNAPSHOT_SAVE, argv)?;
+    cmd.expect_args(1, 1)?;
+    let client = cmd.client()?;
+    let resp = client
+        .raw_bytes(Method::GET, "sys/storage/raft/snapshot", None)
+        .await
+        .map_err(|e| remote_error(format!("Error taking the snapshot: {e}")))?;
+    if !resp.is_success() {
+        return Err(remote_error(format!(
+            "Error taking the snapshot: Code: {}. {}",
+            resp.status,
+            resp.text()
+        )));
+    }
+    let path = &cmd.args()[0];
+    write_private(path, &resp.body)
+        .map_err(|e| usage_error(format!("Error writing the snapshot to {path}: {e}")))?;
+    Ok(0)
+}
+
+/// Writes `bytes` to a new file readable by the owner only.
+fn write_private(path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+const SNAPSHOT_RESTORE: Spec = Spec {
+    name: "operator raft snapshot restore",
+    usage: "[options] <file>",
+    help: "Replaces the cluster's data with a snapshot taken by `snapshot save`.\n\
+           A snapshot made under other unseal keys is refused unless -force is set.",
+    flags: &[Flag::bool(
+        "force",
+        "Restore even if the snapshot was made under other unseal keys.",
+    )],
+    http: true,
+    field: false,
+};
+
+async fn snapshot_restore(argv: &[String]) -> CmdResult {
+    let cmd = parse(&SNAPSHOT_RESTORE, argv)?;
+    cmd.expect_args(1, 1)?;
+    let client = cmd.client()?;
+    let path = &cmd.args()[0];
+    let bytes = std::fs::read(path)
+        .map_err(|e| usage_error(format!("Error reading the snapshot {path}: {e}")))?;
+    let api = if cmd.flags.bool("force") {
+        "sys/storage/raft/snapshot-force"
+    } else {
+        "sys/storage/raft/snapshot"
+    };
+    let resp = client
+        .raw_bytes(Method::POST, api, Some((bytes, "application/octet-stream")))
+        .await
+        .map_err(|e| remote_error(format!("Error installing the snapshot: {e}")))?;
+    if !resp.is_success() {
+        return Err(remote_error(format!(
+            "Error installing the snapshot: Code: {}. {}",
+            resp.status,
+            resp.text()
+        )));
+    }
     Ok(0)
 }
 
