@@ -1192,62 +1192,6 @@ pub async fn write_many(
     Ok(t.elapsed())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn longest_gap_counts_the_window_edges() {
-        let t0 = Instant::now();
-        let at = |ms: u64| t0 + Duration::from_millis(ms);
-        let (g, from) = longest_gap(&[at(300), at(100), at(250)], at(0), at(1000));
-        assert_eq!(g, Duration::from_millis(700));
-        assert_eq!(from, at(300));
-        let (g, from) = longest_gap(&[], at(0), at(50));
-        assert_eq!((g, from), (Duration::from_millis(50), at(0)));
-    }
-
-    #[test]
-    fn config_names_node_and_ports() {
-        let dir = tempfile::tempdir().unwrap();
-        let n = Node::new(
-            "/bin/true".into(),
-            "node7",
-            dir.path().join("n"),
-            1234,
-            5678,
-        )
-        .unwrap();
-        let text = fs::read_to_string(n.config_path()).unwrap();
-        assert!(text.contains(r#"node_id = "node7""#));
-        assert!(text.contains(r#"address         = "127.0.0.1:1234""#));
-        assert!(text.contains(r#"cluster_addr  = "http://127.0.0.1:5678""#));
-        assert_eq!(
-            n.url("/v1/sys/health"),
-            "http://127.0.0.1:1234/v1/sys/health"
-        );
-    }
-
-    #[test]
-    fn free_ports_are_distinct() {
-        let p = free_ports(8).unwrap();
-        let mut q = p.clone();
-        q.sort();
-        q.dedup();
-        assert_eq!(q.len(), 8);
-    }
-
-    #[tokio::test]
-    async fn api_reports_refused_connections_as_not_sent() {
-        let port = free_ports(1).unwrap()[0];
-        let r = Api::new()
-            .get(&format!("http://127.0.0.1:{port}/v1/sys/health"))
-            .await;
-        assert_eq!(r.status, 0);
-        assert!(r.not_sent(), "{r:?}");
-    }
-}
-
 /// Cuts the network between one node and others with `iptables` (both
 /// directions, all ports), for as long as the guard lives. Needs root and
 /// `iptables`; a test that needs a partition fails, with a hint, without them.
@@ -1305,4 +1249,60 @@ fn iptables(op: &str, rule: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn longest_gap_counts_the_window_edges() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let (g, from) = longest_gap(&[at(300), at(100), at(250)], at(0), at(1000));
+        assert_eq!(g, Duration::from_millis(700));
+        assert_eq!(from, at(300));
+        let (g, from) = longest_gap(&[], at(0), at(50));
+        assert_eq!((g, from), (Duration::from_millis(50), at(0)));
+    }
+
+    #[test]
+    fn config_names_node_and_ports() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = Node::new(
+            "/bin/true".into(),
+            "node7",
+            dir.path().join("n"),
+            1234,
+            5678,
+        )
+        .unwrap();
+        let text = fs::read_to_string(n.config_path()).unwrap();
+        assert!(text.contains(r#"node_id = "node7""#));
+        assert!(text.contains(r#"address         = "127.0.0.1:1234""#));
+        assert!(text.contains(r#"cluster_addr  = "http://127.0.0.1:5678""#));
+        assert_eq!(
+            n.url("/v1/sys/health"),
+            "http://127.0.0.1:1234/v1/sys/health"
+        );
+    }
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let p = free_ports(8).unwrap();
+        let mut q = p.clone();
+        q.sort();
+        q.dedup();
+        assert_eq!(q.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn api_reports_refused_connections_as_not_sent() {
+        let port = free_ports(1).unwrap()[0];
+        let r = Api::new()
+            .get(&format!("http://127.0.0.1:{port}/v1/sys/health"))
+            .await;
+        assert_eq!(r.status, 0);
+        assert!(r.not_sent(), "{r:?}");
+    }
 }

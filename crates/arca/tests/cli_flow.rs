@@ -122,6 +122,41 @@ fn operator_kv_policy_and_token_flow() {
         .trim(),
         "one"
     );
+    // kv patch keeps the other fields and makes a new version.
+    ok(run(&["kv", "put", "kv2/multi", "a=1", "b=2"]), "put multi");
+    ok(run(&["kv", "patch", "kv2/multi", "b=3"]), "patch");
+    assert_eq!(
+        ok(run(&["kv", "get", "-field=a", "kv2/multi"]), "get a").trim(),
+        "1"
+    );
+    assert_eq!(
+        ok(run(&["kv", "get", "-field=b", "kv2/multi"]), "get b").trim(),
+        "3"
+    );
+    let meta = ok(
+        run(&["kv", "metadata", "get", "-format=json", "kv2/multi"]),
+        "metadata",
+    );
+    let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(meta["data"]["current_version"], 2, "{meta}");
+    // secrets tune changes the mount's TTLs; read back through sys/mounts.
+    ok(
+        run(&[
+            "secrets",
+            "tune",
+            "-default-lease-ttl=1h",
+            "-max-lease-ttl=2h",
+            "kv2/",
+        ]),
+        "tune",
+    );
+    let tuned = ok(
+        run(&["read", "-format=json", "sys/mounts/kv2/tune"]),
+        "read tune",
+    );
+    let tuned: serde_json::Value = serde_json::from_str(&tuned).unwrap();
+    assert_eq!(tuned["data"]["default_lease_ttl"], 3600, "{tuned}");
+    assert_eq!(tuned["data"]["max_lease_ttl"], 7200, "{tuned}");
     let conflict = run(&["kv", "put", "-cas=1", "kv2/app", "pw=three"]);
     assert!(!conflict.status.success(), "a stale cas is refused");
     ok(run(&["kv", "delete", "kv2/app"]), "delete");
@@ -150,6 +185,25 @@ fn operator_kv_policy_and_token_flow() {
     assert_eq!(meta["data"]["current_version"], 2);
     assert_eq!(meta["data"]["versions"]["1"]["destroyed"], true);
     assert!(ok(run(&["kv", "list", "kv2/"]), "list").contains("app"));
+
+    // secrets disable removes the mount and its data.
+    ok(
+        run(&["secrets", "enable", "-path=gone", "kv"]),
+        "enable gone",
+    );
+    ok(run(&["kv", "put", "gone/x", "y=z"]), "put gone");
+    ok(run(&["secrets", "disable", "gone/"]), "disable");
+    let list = ok(run(&["secrets", "list"]), "secrets list");
+    assert!(!list.contains("gone/"), "{list}");
+    assert!(!run(&["kv", "get", "gone/x"]).status.success());
+    ok(
+        run(&["secrets", "enable", "-path=gone", "kv"]),
+        "enable again",
+    );
+    assert!(
+        !run(&["kv", "get", "gone/x"]).status.success(),
+        "a new mount at the same path starts empty"
+    );
 
     // A policy from a file and a limited token.
     std::fs::write(
