@@ -31,6 +31,8 @@ struct Cluster {
     nodes: Vec<ServerProc>,
     /// Temporary directory holding each node's `node.hcl` and raft data.
     root: PathBuf,
+    /// The node (0-based) the failover phase killed, if it did.
+    killed: Option<usize>,
 }
 
 impl Cluster {
@@ -46,6 +48,7 @@ impl Cluster {
             kind,
             nodes: Vec::new(),
             root,
+            killed: None,
         };
         let program: PathBuf = match kind {
             ServerKind::Arca => arca_bin(cfg),
@@ -78,9 +81,13 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Fails if a node has exited.
+    /// Fails if a node has exited (other than the one the failover phase
+    /// killed).
     fn check_alive(&mut self) -> Result<()> {
         for (i, n) in self.nodes.iter_mut().enumerate() {
+            if self.killed == Some(i) {
+                continue;
+            }
             if let Some(st) = n.child.try_wait()? {
                 bail!(
                     "{} node{} exited ({st}); see {}",
@@ -93,9 +100,20 @@ impl Cluster {
         Ok(())
     }
 
+    /// SIGKILL to node `i` (0-based), the child process started here.
+    fn kill(&mut self, i: usize) -> Result<()> {
+        self.killed = Some(i);
+        let n = &mut self.nodes[i];
+        n.child
+            .kill()
+            .with_context(|| format!("kill -9 {} node{} (pid {})", n.kind.name(), i + 1, n.pid()))
+    }
+
     fn stop(&mut self) {
-        for n in &self.nodes {
-            n.terminate();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if self.killed != Some(i) {
+                n.terminate();
+            }
         }
         for n in &mut self.nodes {
             n.stop();

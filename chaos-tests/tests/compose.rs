@@ -2,7 +2,9 @@
 //! image from scratch (deploy/build-image.sh), brings up the three nodes,
 //! runs the unseal ceremony with the real `bao` CLI (init on arca1, unseal
 //! every node; arca2 and arca3 join through `retry_join`), writes secrets,
-//! `docker kill`s the leader, and reads and writes through the survivors.
+//! `docker kill`s the leader, and reads and writes through the survivors,
+//! directly and through the HAProxy load balancer (deploy/build-lb-image.sh),
+//! which health-checks the nodes with `sys/health`.
 //!
 //! Needs Docker with docker-compose (no image is pulled) and `bao`; it
 //! fails, with a hint, when either is missing.
@@ -16,6 +18,7 @@ use serde_json::Value;
 
 const PROJECT: &str = "arcachaos";
 const PORTS: [u16; 3] = [18201, 18202, 18203];
+const LB: u16 = 18200;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -116,7 +119,14 @@ fn compose_cluster_survives_docker_kill_of_the_leader() {
             .env("CARGO_TARGET_DIR", target)),
         "deploy/build-image.sh",
     );
-    chaos!("compose: image arca:local built in {}", secs(t0.elapsed()));
+    ok(
+        run(Command::new("bash").arg(repo().join("deploy/build-lb-image.sh"))),
+        "deploy/build-lb-image.sh",
+    );
+    chaos!(
+        "compose: images arca:local and arca-lb:local built in {}",
+        secs(t0.elapsed())
+    );
     let _ = compose(&["down", "-v", "--timeout", "2"]);
     let _down = Down;
     ok(compose(&["up", "-d"]), "docker-compose up");
@@ -179,7 +189,8 @@ fn compose_cluster_survives_docker_kill_of_the_leader() {
         "secrets enable",
     );
     for i in 0..20 {
-        let p = PORTS[i % 3];
+        // Through the load balancer and every node.
+        let p = [LB, PORTS[0], PORTS[1], PORTS[2]][i % 4];
         ok(
             bao(
                 p,
@@ -245,4 +256,26 @@ fn compose_cluster_survives_docker_kill_of_the_leader() {
         assert_eq!(v.trim(), "yes");
     }
     chaos!("compose: all 21 secrets read through both survivors");
+    // The load balancer stops sending to the dead node after its checks
+    // fail: reads and writes through it keep working.
+    let lb_gap = wait(
+        "writes through the load balancer",
+        Duration::from_secs(30),
+        || {
+            bao(LB, Some(&root), &["kv", "put", "secret/via-lb", "ok=yes"])
+                .status
+                .success()
+        },
+    );
+    for _ in 0..10 {
+        let v = ok(
+            bao(LB, Some(&root), &["kv", "get", "-field=v", "secret/s7"]),
+            "kv get via lb",
+        );
+        assert_eq!(v.trim(), "7");
+    }
+    chaos!(
+        "compose: load balancer serves reads and writes after the kill (first write {} after checking)",
+        secs(lb_gap)
+    );
 }
