@@ -790,6 +790,24 @@ cluster_name      = "arca"
     }
 
     #[test]
+    fn read_consistency_setting() {
+        let base = format!("storage \"inmem\" {{}}\n{PLAIN}");
+        assert!(!ok(&base).stale_reads, "linearizable by default");
+        assert!(ok(&format!("{base}\nread_consistency = \"stale\"")).stale_reads);
+        assert!(!ok(&format!("{base}\nread_consistency = \"linearizable\"")).stale_reads);
+        let err = parse(
+            &format!("{base}\nread_consistency = \"eventual\""),
+            Path::new("x.hcl"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("read_consistency") && err.contains("stale"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn lower_max_lowers_default() {
         let cfg = ok(&format!(
             "storage \"inmem\" {{}}\n{PLAIN}\nmax_lease_ttl = \"1h\""
