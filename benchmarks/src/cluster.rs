@@ -10,7 +10,9 @@
 //!    active; on every other node `sys/storage/raft/join` node 1, unseal it
 //!    and wait until it reports unsealed and standby (`sys/health` 429);
 //!    mount KV v2 at `secret/` and wait until a write and a read go through
-//!    every node;
+//!    every node, then until every node is a raft voter
+//!    (`sys/storage/raft/configuration`; OpenBao's autopilot promotes
+//!    joined non-voters after 10 s);
 //! 3. write phase: connection `i` goes to node `i mod nodes` (standbys
 //!    forward writes to the leader);
 //! 4. read phase, spread the same way, with each server's default
@@ -18,7 +20,14 @@
 //!    for a read index), OpenBao standbys serve reads from their own copy;
 //! 5. Arca only: read phase with `X-Arca-Consistency: stale` (local reads on
 //!    every node, like OpenBao's standby reads);
-//! 6. stop every node (SIGTERM) and remove the data directories; an error
+//! 6. failover phase (3 nodes or more): writers on the nodes that are not
+//!    the leader, each write with a 500 ms client timeout and retried after
+//!    any failure; after 2 s the leader (`sys/health` 200) is killed with
+//!    SIGKILL; measured: the failover gap (from the kill to the first
+//!    acknowledged write sent after it) and the longest gap between
+//!    acknowledged writes; the phase runs 8 s after the kill, longer (up to
+//!    60 s) until a write sent after the kill goes through;
+//! 7. stop every node (SIGTERM) and remove the data directories; an error
 //!    at any step stops the nodes too.
 //!
 //! CPU time and peak VmHWM are summed over the nodes of the cluster.
@@ -361,6 +370,30 @@ async fn form(cluster: &mut Cluster) -> Result<Formed> {
         })
         .await?;
     }
+    // OpenBao's autopilot adds joining nodes as non-voters and promotes
+    // them once stable (10 s by default); until then the leader alone is
+    // the quorum. Measure only a cluster where every node votes.
+    let t0 = Instant::now();
+    let n = addrs.len();
+    wait_until(
+        cluster,
+        "every node a raft voter",
+        Duration::from_secs(120),
+        || async {
+            let path = "/v1/sys/storage/raft/configuration";
+            match call(leader, &token, Method::GET, path, None).await {
+                Ok((200, b)) => b["data"]["config"]["servers"]
+                    .as_array()
+                    .is_some_and(|v| v.len() == n && v.iter().all(|s| s["voter"] == json!(true))),
+                _ => false,
+            }
+        },
+    )
+    .await?;
+    eprintln!(
+        "[{name}] all {n} nodes are raft voters ({:.1} s after the mount)",
+        t0.elapsed().as_secs_f64()
+    );
     let (_, h) = call(leader, "", Method::GET, "/v1/sys/health", None).await?;
     let version = h["version"].as_str().unwrap_or("?").to_string();
     Ok(Formed { token, version })
@@ -412,6 +445,8 @@ struct ClusterResult {
     phases: Vec<(ClusterPhase, PhaseResult)>,
     /// Per phase, each node's CPU seconds (where the work went).
     node_cpu_s: Vec<Vec<Option<f64>>>,
+    /// None with fewer than 3 nodes (no quorum would survive the kill).
+    failover: Option<FailoverResult>,
 }
 
 impl ClusterResult {
@@ -450,8 +485,340 @@ impl ClusterResult {
             "idle_vmrss_kib_sum": self.idle_rss_kib(),
             "peak_vmhwm_kib_sum": self.peak_hwm_kib(),
             "phases": phases,
+            "failover": self.failover.as_ref().map(FailoverResult::to_json),
         })
     }
+}
+
+// ------------------------------------------------------------ failover --
+
+/// Writers of the failover phase (spread over the nodes that are not the
+/// leader).
+const FAILOVER_WRITERS: usize = 8;
+/// Client timeout of one failover write (connecting included).
+const FAILOVER_REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+/// Pause after a failed write before the writer tries again.
+const FAILOVER_RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// Steady writes before the leader is killed.
+const FAILOVER_STEADY: Duration = Duration::from_secs(2);
+/// The phase runs at least this long after the kill...
+const FAILOVER_AFTER: Duration = Duration::from_secs(8);
+/// ...and, once writes go through again, at least this long after that...
+const FAILOVER_TAIL: Duration = Duration::from_secs(1);
+/// ...but waits at most this long after the kill for a write to go through.
+const FAILOVER_MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// State the failover writers and the phase's driver share.
+#[derive(Default)]
+struct FailoverShared {
+    stop: AtomicBool,
+    killed_at: std::sync::OnceLock<Instant>,
+    /// Set by the first acknowledged write sent after the kill.
+    recovered: AtomicBool,
+    counter: AtomicU64,
+}
+
+/// Stops the writers when the phase ends, errors included.
+struct StopWriters(Arc<FailoverShared>);
+
+impl Drop for StopWriters {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+struct FailoverWriter {
+    /// (request sent, answer received) of every acknowledged write.
+    acks: Vec<(Instant, Instant)>,
+    errors: u64,
+    timeouts: u64,
+    /// The first failure of a request sent after the kill.
+    first_error: Option<String>,
+}
+
+/// Writes KV v2 keys to `target` until stopped, one request at a time, each
+/// with a client timeout, trying again after any failure.
+async fn failover_writer(
+    target: Target,
+    shared: Arc<FailoverShared>,
+    payload_bytes: usize,
+    key_space: u64,
+) -> FailoverWriter {
+    let mut out = FailoverWriter::default();
+    let mut conn: Option<Conn> = None;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let n = shared.counter.fetch_add(1, Ordering::Relaxed);
+        let k = if key_space > 0 { n % key_space } else { n };
+        let path = format!("/v1/secret/data/bench-{k}");
+        let body = payload(n, payload_bytes);
+        let sent = Instant::now();
+        let attempt = async {
+            if conn.is_none() {
+                conn = Some(connect(&target.addr).await?);
+            }
+            let c = conn.as_mut().expect("connected");
+            send(c, &target, Method::PUT, &path, Some(body)).await
+        };
+        let answer = tokio::time::timeout(FAILOVER_REQUEST_TIMEOUT, attempt).await;
+        let received = Instant::now();
+        let after_kill = shared.killed_at.get().is_some_and(|k| sent >= *k);
+        let error = match answer {
+            Ok(Ok((200 | 204, _))) => {
+                out.acks.push((sent, received));
+                if after_kill {
+                    shared.recovered.store(true, Ordering::Relaxed);
+                }
+                continue;
+            }
+            Ok(Ok((status, body))) => {
+                let body = String::from_utf8_lossy(&body);
+                format!(
+                    "HTTP {status} {}",
+                    body.trim().chars().take(200).collect::<String>()
+                )
+            }
+            Ok(Err(e)) => {
+                conn = None;
+                e.to_string()
+            }
+            Err(_) => {
+                // The connection is mid-request: start afresh.
+                conn = None;
+                out.timeouts += 1;
+                format!("no answer in {} ms", FAILOVER_REQUEST_TIMEOUT.as_millis())
+            }
+        };
+        out.errors += 1;
+        if after_kill && out.first_error.is_none() {
+            out.first_error = Some(format!("{} {path}: {error}", target.addr));
+        }
+        tokio::time::sleep(FAILOVER_RETRY_PAUSE).await;
+    }
+    out
+}
+
+struct FailoverResult {
+    /// 1-based number of the killed node (the leader).
+    killed_node: usize,
+    /// 1-based numbers of the nodes the writers went to.
+    target_nodes: Vec<usize>,
+    /// Nodes answering `sys/health` 200 at the end of the phase.
+    leaders_end: Vec<usize>,
+    /// From the kill to the first surviving node answering `sys/health` 200.
+    active_after: Option<Duration>,
+    /// From the kill to the first acknowledged write sent after the kill
+    /// (None: none within `FAILOVER_MAX_WAIT`).
+    gap: Option<Duration>,
+    /// The longest time between successive acknowledged writes, from the
+    /// first one to the end of the phase (the end counts as an
+    /// acknowledgement, so without recovery this is a lower bound).
+    longest_gap: Duration,
+    steady: Duration,
+    ran_after_kill: Duration,
+    acked_before_kill: u64,
+    acked_after_kill: u64,
+    /// Acknowledged writes per second before the kill.
+    rate_before: f64,
+    /// Acknowledged writes per second from the first write acknowledged
+    /// after recovery to the end of the phase.
+    rate_after: Option<f64>,
+    errors: u64,
+    timeouts: u64,
+    first_error: Option<String>,
+}
+
+impl FailoverResult {
+    fn to_json(&self) -> Value {
+        let s = |d: Duration| round(d.as_secs_f64(), 3);
+        let nodes = |v: &[usize]| v.iter().map(|n| format!("node{n}")).collect::<Vec<_>>();
+        json!({
+            "description": format!(
+                "{FAILOVER_WRITERS} writers over the non-leader nodes, {} ms client timeout, \
+                 retry after {} ms; leader killed (SIGKILL) after {} s of writes",
+                FAILOVER_REQUEST_TIMEOUT.as_millis(),
+                FAILOVER_RETRY_PAUSE.as_millis(),
+                self.steady.as_secs_f64(),
+            ),
+            "writers": FAILOVER_WRITERS,
+            "killed_node": format!("node{}", self.killed_node),
+            "target_nodes": nodes(&self.target_nodes),
+            "active_nodes_at_end": nodes(&self.leaders_end),
+            "new_active_reported_after_s": self.active_after.map(s),
+            "recovered": self.gap.is_some(),
+            "failover_gap_s": self.gap.map(s),
+            "longest_ack_gap_s": s(self.longest_gap),
+            "ran_after_kill_s": s(self.ran_after_kill),
+            "acked_before_kill": self.acked_before_kill,
+            "acked_after_kill": self.acked_after_kill,
+            "ack_rate_before_kill_rps": round(self.rate_before, 1),
+            "ack_rate_after_recovery_rps": self.rate_after.map(|r| round(r, 1)),
+            "errors": self.errors,
+            "timeouts": self.timeouts,
+            "first_error_after_kill": self.first_error,
+        })
+    }
+}
+
+/// The failover phase: writers on the nodes that are not the leader, the
+/// leader killed with SIGKILL after `FAILOVER_STEADY`, the phase running
+/// `FAILOVER_AFTER` after the kill, longer (up to `FAILOVER_MAX_WAIT`) until
+/// a write sent after the kill is acknowledged.
+async fn failover(cluster: &mut Cluster, token: &str, cfg: &Config) -> Result<FailoverResult> {
+    let name = cluster.kind.name();
+    let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.addr.clone()).collect();
+    let found = std::cell::Cell::new(0);
+    wait_until(
+        cluster,
+        "exactly one node answers sys/health 200",
+        Duration::from_secs(30),
+        || async {
+            let l = leaders(&addrs).await;
+            found.set(if l.len() == 1 { l[0] } else { 0 });
+            found.get() > 0
+        },
+    )
+    .await?;
+    let leader = found.get() - 1;
+    let survivors: Vec<usize> = (0..addrs.len()).filter(|&i| i != leader).collect();
+    let shared = Arc::new(FailoverShared::default());
+    let stop = StopWriters(shared.clone());
+    eprintln!(
+        "[{name}] failover: {FAILOVER_WRITERS} writers over {}, {} ms client timeout; \
+         killing node{} (the leader) after {:?}",
+        node_list(&survivors.iter().map(|i| i + 1).collect::<Vec<_>>()),
+        FAILOVER_REQUEST_TIMEOUT.as_millis(),
+        leader + 1,
+        FAILOVER_STEADY
+    );
+    let start = Instant::now();
+    let writers: Vec<_> = (0..FAILOVER_WRITERS)
+        .map(|w| {
+            let target = Target {
+                addr: addrs[survivors[w % survivors.len()]].clone(),
+                token: token.to_string(),
+                stale: false,
+            };
+            tokio::spawn(failover_writer(
+                target,
+                shared.clone(),
+                cfg.payload_bytes,
+                cfg.keys,
+            ))
+        })
+        .collect();
+
+    tokio::time::sleep(FAILOVER_STEADY).await;
+    cluster.check_alive()?;
+    let killed_at = Instant::now();
+    let _ = shared.killed_at.set(killed_at);
+    cluster.kill(leader)?;
+
+    let mut active_after = None;
+    let mut recovered_at: Option<Instant> = None;
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cluster.check_alive()?;
+        if active_after.is_none() {
+            for &i in &survivors {
+                let probe = call(&addrs[i], "", Method::GET, "/v1/sys/health", None);
+                let answer = tokio::time::timeout(Duration::from_millis(300), probe).await;
+                if matches!(answer, Ok(Ok((200, _)))) {
+                    active_after = Some(killed_at.elapsed());
+                    break;
+                }
+            }
+        }
+        let now = Instant::now();
+        if recovered_at.is_none() && shared.recovered.load(Ordering::Relaxed) {
+            recovered_at = Some(now);
+        }
+        let since = now - killed_at;
+        let done = match recovered_at {
+            Some(r) => since >= FAILOVER_AFTER && now - r >= FAILOVER_TAIL,
+            None => since >= FAILOVER_MAX_WAIT,
+        };
+        if done {
+            break;
+        }
+    }
+    drop(stop);
+    let mut acks = Vec::new();
+    let (mut errors, mut timeouts, mut first_error) = (0, 0, None);
+    for w in writers {
+        let w = w.await.expect("failover writer panicked");
+        acks.extend(w.acks);
+        errors += w.errors;
+        timeouts += w.timeouts;
+        first_error = first_error.or(w.first_error);
+    }
+    let end = Instant::now();
+    let leaders_end = leaders(&addrs).await;
+
+    let gap_ack = acks
+        .iter()
+        .filter(|(sent, _)| *sent >= killed_at)
+        .map(|(_, acked)| *acked)
+        .min();
+    let mut times: Vec<Instant> = acks.iter().map(|(_, acked)| *acked).collect();
+    times.sort_unstable();
+    times.push(end);
+    let longest_gap = times
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    let acked_before_kill = times[..times.len() - 1]
+        .iter()
+        .filter(|t| **t < killed_at)
+        .count() as u64;
+    let acked_after_kill = acks.len() as u64 - acked_before_kill;
+    let rate_after = gap_ack.map(|first| {
+        let n = acks.iter().filter(|(_, acked)| *acked >= first).count();
+        n as f64 / (end - first).as_secs_f64().max(1e-3)
+    });
+    let r = FailoverResult {
+        killed_node: leader + 1,
+        target_nodes: survivors.iter().map(|i| i + 1).collect(),
+        leaders_end,
+        active_after,
+        gap: gap_ack.map(|a| a - killed_at),
+        longest_gap,
+        steady: killed_at - start,
+        ran_after_kill: end - killed_at,
+        acked_before_kill,
+        acked_after_kill,
+        rate_before: acked_before_kill as f64 / (killed_at - start).as_secs_f64(),
+        rate_after,
+        errors,
+        timeouts,
+        first_error,
+    };
+    match r.gap {
+        Some(g) => eprintln!(
+            "[{name}]   failover gap {:.3} s (new active node reported after {}), \
+             longest gap between acknowledged writes {:.3} s, {} errors ({} timeouts)",
+            g.as_secs_f64(),
+            secs(r.active_after),
+            r.longest_gap.as_secs_f64(),
+            r.errors,
+            r.timeouts
+        ),
+        None => eprintln!(
+            "[{name}]   no write acknowledged within {:?} of the kill ({} errors, {} timeouts)",
+            FAILOVER_MAX_WAIT, r.errors, r.timeouts
+        ),
+    }
+    if let Some(e) = &r.first_error {
+        eprintln!("[{name}]   first error after the kill: {e}");
+    }
+    Ok(r)
+}
+
+/// Seconds with three decimals, "none" for None.
+fn secs(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.3} s", d.as_secs_f64()))
+        .unwrap_or_else(|| "none".into())
 }
 
 async fn bench_cluster(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<ClusterResult> {
@@ -564,6 +931,12 @@ async fn bench_cluster(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result
         })
         .collect();
     cluster.check_alive()?;
+    let failover = if cfg.nodes >= 3 {
+        Some(failover(&mut cluster, &formed.token, cfg).await?)
+    } else {
+        eprintln!("[{name}] failover phase skipped: it needs at least 3 nodes");
+        None
+    };
     cluster.stop();
     Ok(ClusterResult {
         kind,
@@ -573,6 +946,7 @@ async fn bench_cluster(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result
         leaders_after,
         phases,
         node_cpu_s,
+        failover,
     })
 }
 
@@ -580,11 +954,17 @@ fn ratios(results: &[ClusterResult]) -> Option<Value> {
     let a = results.iter().find(|r| r.kind == ServerKind::Arca)?;
     let b = results.iter().find(|r| r.kind == ServerKind::OpenBao)?;
     let bread = b.phase(ClusterPhase::Read)?;
+    let gap = |r: &ClusterResult| r.failover.as_ref().and_then(|f| f.gap);
+    let longest = |r: &ClusterResult| r.failover.as_ref().map(|f| f.longest_gap);
+    let secs_ratio =
+        |x: Option<Duration>, y: Option<Duration>| ratio(x?.as_secs_f64(), y?.as_secs_f64());
     Some(json!({
         "write": phase_ratios(a.phase(ClusterPhase::Write)?, b.phase(ClusterPhase::Write)?),
         "read_default": phase_ratios(a.phase(ClusterPhase::Read)?, bread),
         "read_stale": phase_ratios(a.phase(ClusterPhase::ReadStale)?, bread),
         "peak_vmhwm_sum": ratio(a.peak_hwm_kib() as f64, b.peak_hwm_kib() as f64),
+        "failover_gap": secs_ratio(gap(a), gap(b)),
+        "failover_longest_ack_gap": secs_ratio(longest(a), longest(b)),
     }))
 }
 
@@ -675,9 +1055,65 @@ fn markdown(cfg: &Config, results: &[ClusterResult], host: &Value) -> String {
             "  - CPU s per node (node1 / node2 / ...): {cpu}\n"
         ));
     }
+    let failovers: Vec<(&ClusterResult, &FailoverResult)> = results
+        .iter()
+        .filter_map(|r| Some((r, r.failover.as_ref()?)))
+        .collect();
+    if let Some((_, f0)) = failovers.first() {
+        s.push_str(&format!(
+            "\nFailover: {FAILOVER_WRITERS} writers spread over the {} nodes that are not the leader (each write with a {} ms client timeout, retried {} ms after any failure); after {:.0} s of writes the leader is killed (SIGKILL); the phase runs {} s after the kill, longer (up to {} s) until a write sent after the kill is acknowledged. Failover gap: from the kill to the first acknowledged write sent after it.\n\n",
+            cfg.nodes - 1,
+            FAILOVER_REQUEST_TIMEOUT.as_millis(),
+            FAILOVER_RETRY_PAUSE.as_millis(),
+            f0.steady.as_secs_f64(),
+            FAILOVER_AFTER.as_secs(),
+            FAILOVER_MAX_WAIT.as_secs(),
+        ));
+        s.push_str("| server | killed | failover gap s | longest gap between acknowledged writes s | new active node reported after s | active at the end | acknowledged writes/s before the kill | after recovery | failed writes (timeouts) |\n");
+        s.push_str("|---|---|---:|---:|---:|---|---:|---:|---:|\n");
+        for (r, f) in &failovers {
+            let gap = match f.gap {
+                Some(g) => format!("{:.3}", g.as_secs_f64()),
+                None => format!(
+                    "> {:.0} (no write went through)",
+                    f.ran_after_kill.as_secs_f64()
+                ),
+            };
+            let longest = if f.gap.is_some() {
+                format!("{:.3}", f.longest_gap.as_secs_f64())
+            } else {
+                format!("≥ {:.3}", f.longest_gap.as_secs_f64())
+            };
+            s.push_str(&format!(
+                "| {} | node{} (leader) | {gap} | {longest} | {} | {} | {:.0} | {} | {} ({}) |\n",
+                r.kind.name(),
+                f.killed_node,
+                f.active_after
+                    .map(|d| format!("{:.3}", d.as_secs_f64()))
+                    .unwrap_or_else(|| "none".into()),
+                node_list(&f.leaders_end),
+                f.rate_before,
+                f.rate_after
+                    .map(|r| format!("{r:.0}"))
+                    .unwrap_or_else(|| "-".into()),
+                f.errors,
+                f.timeouts,
+            ));
+        }
+        for (r, f) in &failovers {
+            if let Some(e) = &f.first_error {
+                s.push_str(&format!(
+                    "\n- {}: first failed write after the kill: `{}`",
+                    r.kind.name(),
+                    e.replace('`', "'")
+                ));
+            }
+        }
+        s.push('\n');
+    }
     if let Some(rt) = ratios(results) {
         let f = fmt_ratio;
-        s.push_str("\nArca / OpenBao (throughput > 1 and latency, memory < 1 favour Arca):\n\n");
+        s.push_str("\nArca / OpenBao (throughput > 1 and latency, memory, failover gaps < 1 favour Arca):\n\n");
         s.push_str("| compared | Arca | OpenBao | throughput | p50 latency | p99 latency |\n");
         s.push_str("|---|---|---|---:|---:|---:|\n");
         for (key, what, a, b) in [
@@ -706,6 +1142,13 @@ fn markdown(cfg: &Config, results: &[ClusterResult], host: &Value) -> String {
             "\npeak VmHWM ratio (sum over the nodes): {}\n",
             f(&rt["peak_vmhwm_sum"])
         ));
+        if !failovers.is_empty() {
+            s.push_str(&format!(
+                "\nfailover gap ratio: {}; longest gap between acknowledged writes ratio: {}\n",
+                f(&rt["failover_gap"]),
+                f(&rt["failover_longest_ack_gap"])
+            ));
+        }
     }
     s
 }
@@ -740,6 +1183,14 @@ pub(super) fn run(
             "write": "PUT /v1/secret/data/bench-<n> {\"data\":{\"value\":<payload>,\"n\":<n>}}",
             "read": "GET /v1/secret/data/bench-<k>, k uniform over the keys written",
             "read_stale": "as read, with X-Arca-Consistency: stale (Arca only)",
+            "failover": format!(
+                "after the read phases: {FAILOVER_WRITERS} writers (PUT as in write) spread over the nodes that are not the leader, {} ms client timeout per write, retry {} ms after a failure; the leader (sys/health 200) is killed with SIGKILL after {} s; the phase runs {} s after the kill, up to {} s until a write sent after the kill is acknowledged",
+                FAILOVER_REQUEST_TIMEOUT.as_millis(),
+                FAILOVER_RETRY_PAUSE.as_millis(),
+                FAILOVER_STEADY.as_secs(),
+                FAILOVER_AFTER.as_secs(),
+                FAILOVER_MAX_WAIT.as_secs(),
+            ),
         },
         "servers": servers,
         "ratios_arca_over_openbao": ratios(&results),

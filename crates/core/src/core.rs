@@ -389,6 +389,7 @@ impl Core {
         Ok(match (auth, e.kind.as_str()) {
             (false, "kv") => Arc::from(arca_kv::factory(e.kv_version().unwrap_or(1))),
             (false, "cubbyhole") => Arc::new(crate::cubbyhole::backend()),
+            (false, "pki") => Arc::new(arca_pki::factory()),
             (false, "system") => Arc::new(crate::sys::backend(weak)),
             (true, "token") => Arc::new(crate::token_paths::backend(weak)),
             (_, other) => {

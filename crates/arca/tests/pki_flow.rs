@@ -1,0 +1,277 @@
+//! The PKI engine driven by the real `bao` CLI, every artefact checked with
+//! `openssl`: a root CA (EC and RSA), roles, issuance with SANs and TTL
+//! clamping, names outside the role refused, revocation, and the CRL and CA
+//! fetched without a token.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Server;
+use serde_json::Value;
+
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "openssl {args:?}: {text}");
+    text
+}
+
+fn raw_get(addr: &str, path: &str) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", &format!("{addr}{path}")])
+        .output()
+        .expect("curl");
+    let mut body = out.stdout;
+    let split = body.iter().rposition(|b| *b == b'\n').unwrap();
+    let code: u16 = String::from_utf8_lossy(&body[split + 1..])
+        .trim()
+        .parse()
+        .unwrap();
+    body.truncate(split);
+    (code, body)
+}
+
+#[test]
+fn bao_drives_pki_and_openssl_verifies_it() {
+    let server = Server::start();
+    let init = server.init_and_unseal();
+    let bao = server.bao().with_token(&init.root_token);
+    let dir = server.work_dir();
+
+    bao.run(&["secrets", "enable", "pki"]).ok();
+    let root = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/root/generate/internal",
+        "common_name=Arca Test Root",
+        "ttl=8760h",
+        "key_type=ec",
+        "organization=Arca",
+    ]);
+    let root_pem = root["data"]["certificate"].as_str().unwrap().to_string();
+    assert!(
+        root["data"]["private_key"].is_null(),
+        "internal keeps the key: {root}"
+    );
+    std::fs::write(dir.join("root.pem"), format!("{root_pem}\n")).unwrap();
+    let text = openssl(&dir, &["x509", "-in", "root.pem", "-noout", "-text"]);
+    assert!(
+        text.contains("CA:TRUE") && text.contains("Arca Test Root"),
+        "{text}"
+    );
+
+    // The CA is public: no token needed, PEM and DER.
+    let (code, ca_pem) = raw_get(&server.addr, "/v1/pki/ca/pem");
+    assert_eq!(code, 200);
+    assert_eq!(String::from_utf8(ca_pem).unwrap().trim(), root_pem.trim());
+    let (code, ca_der) = raw_get(&server.addr, "/v1/pki/ca");
+    assert_eq!(code, 200);
+    std::fs::write(dir.join("ca.der"), ca_der).unwrap();
+    openssl(&dir, &["x509", "-inform", "DER", "-in", "ca.der", "-noout"]);
+
+    bao.run(&[
+        "write",
+        "pki/roles/web",
+        "allowed_domains=example.com",
+        "allow_subdomains=true",
+        "max_ttl=72h",
+        "key_type=ec",
+    ])
+    .ok();
+    let role = bao.json(&["read", "-format=json", "pki/roles/web"]);
+    assert_eq!(role["data"]["allow_subdomains"], true, "{role}");
+    assert_eq!(role["data"]["key_bits"], 256, "{role}");
+    assert_eq!(role["data"]["max_ttl"], 259200, "{role}");
+
+    let leaf = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/issue/web",
+        "common_name=www.example.com",
+        "alt_names=api.example.com",
+        "ip_sans=127.0.0.1",
+        "ttl=1000h",
+    ]);
+    let d = &leaf["data"];
+    let warnings = leaf["warnings"].to_string();
+    assert!(
+        warnings.contains("max_ttl"),
+        "ttl clamped with a warning: {leaf}"
+    );
+    std::fs::write(
+        dir.join("leaf.pem"),
+        format!("{}\n", d["certificate"].as_str().unwrap()),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("leaf.key"),
+        format!("{}\n", d["private_key"].as_str().unwrap()),
+    )
+    .unwrap();
+    let v = openssl(&dir, &["verify", "-CAfile", "root.pem", "leaf.pem"]);
+    assert!(v.contains("leaf.pem: OK"), "{v}");
+    let text = openssl(&dir, &["x509", "-in", "leaf.pem", "-noout", "-text"]);
+    for want in [
+        "DNS:www.example.com",
+        "DNS:api.example.com",
+        "IP Address:127.0.0.1",
+        "TLS Web Server Authentication",
+        "Digital Signature",
+    ] {
+        assert!(text.contains(want), "missing {want}:\n{text}");
+    }
+    let serial = d["serial_number"].as_str().unwrap().to_string();
+    let os_serial = openssl(&dir, &["x509", "-in", "leaf.pem", "-noout", "-serial"]);
+    assert_eq!(
+        os_serial
+            .trim()
+            .trim_start_matches("serial=")
+            .to_lowercase(),
+        serial.replace(':', ""),
+        "serial_number is the certificate's"
+    );
+    // The lifetime was clamped to 72h: valid in 71h40m, gone in 72h02m.
+    let checkend = |secs: &str| {
+        Command::new("openssl")
+            .args(["x509", "-in", "leaf.pem", "-noout", "-checkend", secs])
+            .current_dir(&dir)
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(checkend("258000"), "valid for almost 72h");
+    assert!(!checkend("259320"), "not valid beyond 72h");
+    // The key matches the certificate.
+    let k = openssl(&dir, &["pkey", "-in", "leaf.key", "-pubout"]);
+    let c = openssl(&dir, &["x509", "-in", "leaf.pem", "-noout", "-pubkey"]);
+    assert_eq!(k.trim(), c.trim());
+
+    // Names outside the role are refused, naming the name.
+    let out = bao.run(&["write", "pki/issue/web", "common_name=www.evil.com"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("www.evil.com") && out.stderr.contains("Code: 400"),
+        "{}",
+        out.describe()
+    );
+
+    // The stored certificate reads back; the list has it.
+    let got = bao.json(&["read", "-format=json", &format!("pki/cert/{serial}")]);
+    assert_eq!(got["data"]["revocation_time"], 0, "{got}");
+    let certs = bao.json(&["list", "-format=json", "pki/certs"]);
+    assert!(
+        certs
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == &Value::from(serial.clone())),
+        "{certs}"
+    );
+
+    // Revoke; the CRL (public, DER) lists it and verifies under the CA.
+    let rev = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/revoke",
+        &format!("serial_number={serial}"),
+    ]);
+    assert!(
+        rev["data"]["revocation_time"].as_i64().unwrap() > 0,
+        "{rev}"
+    );
+    let (code, crl) = raw_get(&server.addr, "/v1/pki/crl");
+    assert_eq!(code, 200);
+    std::fs::write(dir.join("crl.der"), crl).unwrap();
+    let crl_text = openssl(
+        &dir,
+        &[
+            "crl", "-inform", "DER", "-in", "crl.der", "-noout", "-text", "-CAfile", "root.pem",
+        ],
+    );
+    assert!(crl_text.contains("verify OK"), "{crl_text}");
+    assert!(
+        crl_text
+            .to_lowercase()
+            .contains(&serial.replace(':', "").to_lowercase()),
+        "the CRL lists the revoked serial:\n{crl_text}"
+    );
+    let (code, crl_pem) = raw_get(&server.addr, "/v1/pki/crl/pem");
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&crl_pem).contains("BEGIN X509 CRL"));
+    // openssl verify with CRL checking rejects the revoked leaf.
+    std::fs::write(dir.join("crl.pem"), crl_pem).unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "root.pem",
+            "-CRLfile",
+            "crl.pem",
+            "leaf.pem",
+        ])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("revoked"), "{text}");
+    let got = bao.json(&["read", "-format=json", &format!("pki/cert/{serial}")]);
+    assert!(
+        got["data"]["revocation_time"].as_i64().unwrap() > 0,
+        "{got}"
+    );
+
+    // An RSA role under the same (EC) root.
+    bao.run(&[
+        "write",
+        "pki/roles/rsa",
+        "allow_any_name=true",
+        "key_type=rsa",
+        "key_bits=2048",
+    ])
+    .ok();
+    let leaf = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/issue/rsa",
+        "common_name=svc.internal",
+    ]);
+    assert_eq!(leaf["data"]["private_key_type"], "rsa");
+    std::fs::write(
+        dir.join("rsa.pem"),
+        format!("{}\n", leaf["data"]["certificate"].as_str().unwrap()),
+    )
+    .unwrap();
+    let v = openssl(&dir, &["verify", "-CAfile", "root.pem", "rsa.pem"]);
+    assert!(v.contains("rsa.pem: OK"), "{v}");
+    let t = openssl(&dir, &["x509", "-in", "rsa.pem", "-noout", "-text"]);
+    assert!(t.contains("Public-Key: (2048 bit)"), "{t}");
+
+    // An exported RSA root returns its key once.
+    bao.run(&["secrets", "enable", "-path=pki2", "pki"]).ok();
+    let r2 = bao.json(&[
+        "write",
+        "-format=json",
+        "pki2/root/generate/exported",
+        "common_name=Second Root",
+        "key_type=rsa",
+    ]);
+    assert!(
+        r2["data"]["private_key"]
+            .as_str()
+            .unwrap()
+            .contains("PRIVATE KEY"),
+        "{r2}"
+    );
+}

@@ -1,0 +1,126 @@
+//! What the PKI engine stores (all under its mount's barrier view):
+//!
+//! - `issuer/<id>`: an issuer (CA certificate PEM, the key it signs with);
+//! - `key/<id>`: a private key (PKCS#8 PEM) and its type;
+//! - `config/issuers`: the default issuer; `config/urls`: AIA/CRL URLs;
+//! - `role/<name>`: a role;
+//! - `certs/<serial>`: an issued certificate (unless the role says
+//!   `no_store`); `revoked/<serial>`: its revocation;
+//! - `crl/<issuer id>`: the issuer's current CRL (DER) and its number.
+//!
+//! Invariants: a key's PEM never appears in a response except in the answer
+//! of the `exported` generation that created it; serials are stored in
+//! Vault's `aa:bb:..` lower-case form.
+
+use serde::{Deserialize, Serialize};
+
+use arca_sdk::storage::{get_json, put_json};
+use arca_sdk::{LogicalError, Storage};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuerEntry {
+    pub id: String,
+    pub name: String,
+    pub key_id: String,
+    pub certificate: String,
+    /// PEM certificates above this one (for an intermediate), nearest first.
+    #[serde(default)]
+    pub ca_chain: Vec<String>,
+    pub serial_number: String,
+    pub not_after: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyEntry {
+    pub id: String,
+    pub name: String,
+    pub key_type: String,
+    pub key_bits: usize,
+    pub private_key: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IssuersConfig {
+    pub default: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UrlsConfig {
+    #[serde(default)]
+    pub issuing_certificates: Vec<String>,
+    #[serde(default)]
+    pub crl_distribution_points: Vec<String>,
+    #[serde(default)]
+    pub ocsp_servers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertEntry {
+    pub serial_number: String,
+    pub certificate: String,
+    pub issuer_id: String,
+    pub not_after: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Revocation {
+    pub serial_number: String,
+    pub issuer_id: String,
+    pub revocation_time: i64,
+    pub not_after: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CrlEntry {
+    pub number: u64,
+    pub der: Vec<u8>,
+    pub this_update: i64,
+    pub next_update: i64,
+}
+
+pub async fn get<T: serde::de::DeserializeOwned>(
+    s: &dyn Storage,
+    key: &str,
+) -> Result<Option<T>, LogicalError> {
+    Ok(get_json(s, key).await?)
+}
+
+pub async fn put<T: Serialize>(s: &dyn Storage, key: &str, v: &T) -> Result<(), LogicalError> {
+    Ok(put_json(s, key, v).await?)
+}
+
+/// The issuer a request names (`default`, an id or a name), or the default.
+pub async fn resolve_issuer(s: &dyn Storage, r: &str) -> Result<IssuerEntry, LogicalError> {
+    let r = if r.is_empty() { "default" } else { r };
+    let id = if r == "default" {
+        let cfg: IssuersConfig = get(s, "config/issuers").await?.unwrap_or_default();
+        if cfg.default.is_empty() {
+            return Err(LogicalError::invalid(
+                "no default issuer: generate or import a CA first (root/generate/internal)",
+            ));
+        }
+        cfg.default
+    } else {
+        r.to_string()
+    };
+    if let Some(i) = get::<IssuerEntry>(s, &format!("issuer/{id}")).await? {
+        return Ok(i);
+    }
+    // By name.
+    for k in s.list("issuer/").await? {
+        if let Some(i) = get::<IssuerEntry>(s, &format!("issuer/{k}")).await? {
+            if i.name == id {
+                return Ok(i);
+            }
+        }
+    }
+    Err(LogicalError::invalid(format!(
+        "unable to find issuer {r:?}"
+    )))
+}
+
+pub async fn load_key(s: &dyn Storage, id: &str) -> Result<KeyEntry, LogicalError> {
+    get::<KeyEntry>(s, &format!("key/{id}"))
+        .await?
+        .ok_or_else(|| LogicalError::internal(format!("the issuer's key {id} is missing")))
+}

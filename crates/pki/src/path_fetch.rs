@@ -1,0 +1,239 @@
+//! Reading certificates: `cert/:serial` (and `/raw`, `/raw/pem`), `certs`,
+//! `ca`, `ca/pem`, `ca_chain`, `cert/ca`, `cert/ca_chain`, `issuers`,
+//! `issuer/:ref/{json,pem,der}`. Unauthenticated where Vault's are, and
+//! answered from local state.
+
+use serde_json::{Map, Value};
+
+use arca_sdk::{
+    Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, RawResponse, Response,
+};
+
+use crate::backend::Pki;
+use crate::crypto;
+use crate::model::{self, CertEntry, IssuerEntry, Revocation};
+
+fn raw(content_type: &str, body: Vec<u8>) -> Response {
+    Response {
+        raw: Some(RawResponse {
+            status: 200,
+            content_type: content_type.into(),
+            body,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The issuer's certificate followed by its chain, PEM.
+fn chain_pem(i: &IssuerEntry) -> String {
+    let mut all = vec![i.certificate.trim().to_string()];
+    all.extend(i.ca_chain.iter().map(|c| c.trim().to_string()));
+    all.join("\n") + "\n"
+}
+
+impl Pki {
+    async fn read_cert(&self, c: Ctx<'_>) -> HandlerResult {
+        let serial = crypto::normalize_serial(&c.data.str_or("serial", "")?);
+        let suffix = c.data.str_or("raw", "")?;
+        let (pem, revocation) = match serial.as_str() {
+            "ca" => (
+                model::resolve_issuer(c.storage, "default")
+                    .await?
+                    .certificate,
+                None,
+            ),
+            "ca_chain" => (
+                chain_pem(&model::resolve_issuer(c.storage, "default").await?),
+                None,
+            ),
+            "crl" => {
+                let issuer = model::resolve_issuer(c.storage, "default").await?;
+                let crl = self.current_crl(c.storage, &issuer).await?;
+                let pem = crypto::der_to_pem(&crl.der, "X509 CRL");
+                (pem, None)
+            }
+            s => {
+                let Some(e) = model::get::<CertEntry>(c.storage, &format!("certs/{s}")).await?
+                else {
+                    // A CA's own serial reads as the CA.
+                    for k in c.storage.list("issuer/").await? {
+                        if let Some(i) =
+                            model::get::<IssuerEntry>(c.storage, &format!("issuer/{k}")).await?
+                        {
+                            if i.serial_number == s {
+                                return Ok(Some(cert_response(&i.certificate, None, &suffix)?));
+                            }
+                        }
+                    }
+                    return Ok(None);
+                };
+                let rev = model::get::<Revocation>(c.storage, &format!("revoked/{s}")).await?;
+                (e.certificate, rev)
+            }
+        };
+        Ok(Some(cert_response(&pem, revocation, &suffix)?))
+    }
+
+    async fn list_certs(&self, c: Ctx<'_>) -> HandlerResult {
+        let keys = c.storage.list("certs/").await?;
+        Ok((!keys.is_empty()).then(|| Response::list(keys)))
+    }
+
+    async fn ca_der(&self, c: Ctx<'_>) -> HandlerResult {
+        let i = model::resolve_issuer(c.storage, "default").await?;
+        Ok(Some(raw(
+            "application/pkix-cert",
+            crypto::pem_to_der(&i.certificate)?,
+        )))
+    }
+
+    async fn ca_pem(&self, c: Ctx<'_>) -> HandlerResult {
+        let i = model::resolve_issuer(c.storage, "default").await?;
+        Ok(Some(raw(
+            "application/pem-certificate-chain",
+            format!("{}\n", i.certificate.trim()).into_bytes(),
+        )))
+    }
+
+    async fn ca_chain(&self, c: Ctx<'_>) -> HandlerResult {
+        let i = model::resolve_issuer(c.storage, "default").await?;
+        Ok(Some(raw(
+            "application/pem-certificate-chain",
+            chain_pem(&i).into_bytes(),
+        )))
+    }
+
+    async fn list_issuers(&self, c: Ctx<'_>) -> HandlerResult {
+        let ids = c.storage.list("issuer/").await?;
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let mut info = Map::new();
+        for id in &ids {
+            if let Some(i) = model::get::<IssuerEntry>(c.storage, &format!("issuer/{id}")).await? {
+                let mut m = Map::new();
+                m.insert("issuer_name".into(), Value::from(i.name));
+                m.insert("is_default".into(), Value::from(false));
+                info.insert(id.clone(), Value::Object(m));
+            }
+        }
+        let mut data = Map::new();
+        data.insert("keys".into(), Value::from(ids));
+        data.insert("key_info".into(), Value::Object(info));
+        Ok(Some(Response::data(data)))
+    }
+
+    async fn read_issuer(&self, c: Ctx<'_>) -> HandlerResult {
+        let i = model::resolve_issuer(c.storage, &c.data.str_or("issuer_ref", "default")?).await?;
+        match c.data.str_or("format", "")?.as_str() {
+            "pem" => Ok(Some(raw(
+                "application/pem-certificate-chain",
+                format!("{}\n", i.certificate.trim()).into_bytes(),
+            ))),
+            "der" => Ok(Some(raw(
+                "application/pkix-cert",
+                crypto::pem_to_der(&i.certificate)?,
+            ))),
+            _ => {
+                let mut data = Map::new();
+                data.insert("issuer_id".into(), Value::from(i.id.clone()));
+                data.insert("issuer_name".into(), Value::from(i.name.clone()));
+                data.insert("key_id".into(), Value::from(i.key_id.clone()));
+                data.insert("certificate".into(), Value::from(i.certificate.clone()));
+                let mut chain = vec![Value::from(i.certificate.clone())];
+                chain.extend(i.ca_chain.iter().cloned().map(Value::from));
+                data.insert("ca_chain".into(), Value::from(chain));
+                data.insert("serial_number".into(), Value::from(i.serial_number));
+                Ok(Some(Response::data(data)))
+            }
+        }
+    }
+}
+
+fn cert_response(
+    pem: &str,
+    rev: Option<Revocation>,
+    suffix: &str,
+) -> Result<Response, LogicalError> {
+    match suffix {
+        "/raw" => Ok(raw(
+            "application/pkix-cert",
+            crypto::pem_to_der(pem).or_else(|_| {
+                // A CRL read through cert/crl/raw.
+                Ok::<_, LogicalError>(pem.as_bytes().to_vec())
+            })?,
+        )),
+        "/raw/pem" => Ok(raw(
+            "application/pem-certificate-chain",
+            format!("{}\n", pem.trim()).into_bytes(),
+        )),
+        _ => {
+            let mut data = Map::new();
+            data.insert(
+                "certificate".into(),
+                Value::from(format!("{}\n", pem.trim())),
+            );
+            let (t, t3339) = match &rev {
+                Some(r) => (
+                    r.revocation_time,
+                    chrono::DateTime::from_timestamp(r.revocation_time, 0)
+                        .map(|d| d.to_rfc3339())
+                        .unwrap_or_default(),
+                ),
+                None => (0, String::new()),
+            };
+            data.insert("revocation_time".into(), Value::from(t));
+            data.insert("revocation_time_rfc3339".into(), Value::from(t3339));
+            if let Some(r) = rev {
+                data.insert("issuer_id".into(), Value::from(r.issuer_id));
+            }
+            Ok(Response::data(data))
+        }
+    }
+}
+
+pub(super) fn paths() -> Vec<Path<Pki>> {
+    vec![
+        Path::new(r"cert/(?P<serial>[0-9A-Fa-f:_-]+|ca|ca_chain|crl)(?P<raw>/raw(/pem)?)?")
+            .field(Field::new(
+                "serial",
+                FieldType::String,
+                "Serial (aa:bb:..), ca, ca_chain or crl.",
+            ))
+            .field(Field::new(
+                "raw",
+                FieldType::String,
+                "/raw (DER) or /raw/pem.",
+            ))
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_cert(c)))
+            .help("A certificate by serial (with its revocation time), or the CA, chain or CRL."),
+        Path::new("certs/?")
+            .op(Operation::List, |b: &Pki, c| Box::pin(b.list_certs(c)))
+            .help("Serials of stored certificates."),
+        Path::new("ca")
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.ca_der(c)))
+            .help("The default issuer's certificate, DER."),
+        Path::new("ca/pem")
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.ca_pem(c)))
+            .help("The default issuer's certificate, PEM."),
+        Path::new("ca_chain")
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.ca_chain(c)))
+            .help("The default issuer's certificate and its chain, PEM."),
+        Path::new("issuers/?")
+            .op(Operation::List, |b: &Pki, c| Box::pin(b.list_issuers(c)))
+            .help("The issuers of this mount."),
+        Path::new(r"issuer/(?P<issuer_ref>[\w-]+)(/(?P<format>json|pem|der))?")
+            .field(Field::new(
+                "issuer_ref",
+                FieldType::String,
+                "An issuer id, name, or default.",
+            ))
+            .field(Field::new(
+                "format",
+                FieldType::String,
+                "json (default), pem or der.",
+            ))
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_issuer(c)))
+            .help("One issuer."),
+    ]
+}

@@ -1,0 +1,299 @@
+//! `issue/:role`: a new key and a certificate for it, signed by the role's
+//! issuer, with the names the request asks for if the role allows them.
+
+use std::net::IpAddr;
+
+use rcgen::{
+    CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyUsagePurpose, SanType, SerialNumber,
+};
+use serde_json::{Map, Value};
+
+use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
+
+use crate::backend::Pki;
+use crate::crypto::{self, KeySpec};
+use crate::model::{self, CertEntry};
+use crate::role::Role;
+
+/// Vault's default lifetime when neither the request nor the role sets one
+/// (the system default lease TTL, 768h).
+const DEFAULT_TTL: u64 = 768 * 3600;
+
+fn key_usage(name: &str) -> Option<KeyUsagePurpose> {
+    Some(match name.to_lowercase().trim_end_matches("usage") {
+        "digitalsignature" => KeyUsagePurpose::DigitalSignature,
+        "contentcommitment" | "nonrepudiation" => KeyUsagePurpose::ContentCommitment,
+        "keyencipherment" => KeyUsagePurpose::KeyEncipherment,
+        "dataencipherment" => KeyUsagePurpose::DataEncipherment,
+        "keyagreement" => KeyUsagePurpose::KeyAgreement,
+        "certsign" | "keycertsign" => KeyUsagePurpose::KeyCertSign,
+        "crlsign" => KeyUsagePurpose::CrlSign,
+        "encipheronly" => KeyUsagePurpose::EncipherOnly,
+        "decipheronly" => KeyUsagePurpose::DecipherOnly,
+        _ => return None,
+    })
+}
+
+fn ext_key_usage(name: &str) -> Option<ExtendedKeyUsagePurpose> {
+    Some(match name.to_lowercase().as_str() {
+        "serverauth" => ExtendedKeyUsagePurpose::ServerAuth,
+        "clientauth" => ExtendedKeyUsagePurpose::ClientAuth,
+        "codesigning" => ExtendedKeyUsagePurpose::CodeSigning,
+        "emailprotection" => ExtendedKeyUsagePurpose::EmailProtection,
+        "timestamping" => ExtendedKeyUsagePurpose::TimeStamping,
+        "ocspsigning" => ExtendedKeyUsagePurpose::OcspSigning,
+        "any" | "anyextendedkeyusage" => ExtendedKeyUsagePurpose::Any,
+        _ => return None,
+    })
+}
+
+fn split_list(d: &arca_sdk::FieldData, name: &str) -> Result<Vec<String>, LogicalError> {
+    Ok(d.get_list(name)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
+impl Pki {
+    async fn issue(&self, c: Ctx<'_>) -> HandlerResult {
+        let d = &c.data;
+        let role_name = d.str_or("role", "")?;
+        let role: Role = model::get(c.storage, &format!("role/{role_name}"))
+            .await?
+            .ok_or_else(|| LogicalError::invalid(format!("unknown role: {role_name}")))?;
+        if role.key_type == "any" {
+            return Err(LogicalError::invalid(
+                "role key type \"any\" not allowed for issuing certificates, only signing",
+            ));
+        }
+        let spec = KeySpec::parse(&role.key_type, role.key_bits)?;
+
+        // Names: the CN (unless excluded) and the DNS SANs must pass the role.
+        let cn = d.str_or("common_name", "")?;
+        if cn.is_empty() && role.require_cn {
+            return Err(LogicalError::invalid("the common_name field is required"));
+        }
+        let mut dns: Vec<String> = vec![];
+        if !cn.is_empty() {
+            role.check_name(&cn)?;
+            if !d.bool_or("exclude_cn_from_sans", false)? && cn.parse::<IpAddr>().is_err() {
+                dns.push(cn.clone());
+            }
+        }
+        for n in split_list(d, "alt_names")? {
+            role.check_name(&n)?;
+            if !dns.contains(&n) {
+                dns.push(n);
+            }
+        }
+        let mut ips = vec![];
+        for ip in split_list(d, "ip_sans")? {
+            ips.push(role.check_ip(&ip)?);
+        }
+        let mut uris = vec![];
+        for u in split_list(d, "uri_sans")? {
+            let ok = role.allowed_uri_sans.iter().any(|p| {
+                p == &u
+                    || (p.contains('*')
+                        && regex::Regex::new(&format!(
+                            "^{}$",
+                            regex::escape(p).replace("\\*", ".*")
+                        ))
+                        .map(|r| r.is_match(&u))
+                        .unwrap_or(false))
+            });
+            if !ok {
+                return Err(LogicalError::invalid(format!(
+                    "URI Subject Alternative Name {u} not allowed by this role"
+                )));
+            }
+            uris.push(u);
+        }
+
+        // Lifetime: requested, else the role's, else 768h; clamped to the
+        // role's max_ttl (with a warning) and never past the issuer.
+        let issuer = model::resolve_issuer(c.storage, &role.issuer_ref).await?;
+        let mut warnings = vec![];
+        let mut ttl = d
+            .get_duration("ttl")?
+            .filter(|t| *t > 0)
+            .unwrap_or(if role.ttl > 0 { role.ttl } else { DEFAULT_TTL });
+        let max = if role.max_ttl > 0 {
+            role.max_ttl
+        } else {
+            DEFAULT_TTL.max(role.ttl)
+        };
+        if ttl > max {
+            warnings.push(format!(
+                "TTL {ttl}s is larger than the role's max_ttl {max}s; capping it to max_ttl"
+            ));
+            ttl = max;
+        }
+        let now = chrono::Utc::now().timestamp();
+        let mut not_after = now + ttl as i64;
+        if not_after > issuer.not_after {
+            warnings.push(
+                "the certificate would outlive its issuer; its NotAfter is the issuer's".into(),
+            );
+            not_after = issuer.not_after;
+        }
+
+        let mut p = CertificateParams::default();
+        p.distinguished_name = crate::path_root::subject(&RoleSubject(&role), &cn)
+            .unwrap_or_else(|_| rcgen::DistinguishedName::new());
+        if cn.is_empty() {
+            p.distinguished_name = rcgen::DistinguishedName::new();
+        }
+        for n in &dns {
+            p.subject_alt_names.push(SanType::DnsName(
+                n.clone()
+                    .try_into()
+                    .map_err(|_| LogicalError::invalid(format!("{n} is not a valid DNS name")))?,
+            ));
+        }
+        for ip in ips {
+            p.subject_alt_names.push(SanType::IpAddress(ip));
+        }
+        for u in uris {
+            p.subject_alt_names.push(SanType::URI(
+                u.clone()
+                    .try_into()
+                    .map_err(|_| LogicalError::invalid(format!("{u} is not a valid URI")))?,
+            ));
+        }
+        p.key_usages = role.key_usage.iter().filter_map(|k| key_usage(k)).collect();
+        if role.server_flag {
+            p.extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
+        if role.client_flag {
+            p.extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ClientAuth);
+        }
+        for e in &role.ext_key_usage {
+            match ext_key_usage(e) {
+                Some(u) if !p.extended_key_usages.contains(&u) => p.extended_key_usages.push(u),
+                Some(_) => {}
+                None => {
+                    return Err(LogicalError::invalid(format!(
+                        "unknown ext_key_usage {e:?} in role {role_name}"
+                    )))
+                }
+            }
+        }
+        p.not_before =
+            time::OffsetDateTime::from_unix_timestamp(now - role.not_before_duration as i64)
+                .map_err(|e| LogicalError::internal(e.to_string()))?;
+        p.not_after = time::OffsetDateTime::from_unix_timestamp(not_after)
+            .map_err(|e| LogicalError::internal(e.to_string()))?;
+        let serial = crypto::new_serial();
+        p.serial_number = Some(SerialNumber::from(serial.clone()));
+        p.use_authority_key_identifier_extension = true;
+
+        let ca_key_entry = model::load_key(c.storage, &issuer.key_id).await?;
+        let ca_spec = KeySpec::parse(&ca_key_entry.key_type, ca_key_entry.key_bits as i64)?;
+        let ca_key = crypto::load(ca_spec, &ca_key_entry.private_key)?;
+        let ca = Issuer::from_ca_cert_pem(&issuer.certificate, &ca_key)
+            .map_err(|e| LogicalError::internal(format!("cannot use the issuer: {e}")))?;
+        let key = crypto::generate(spec)?;
+        let cert = p
+            .signed_by(&key, &ca)
+            .map_err(|e| LogicalError::invalid(format!("cannot issue the certificate: {e}")))?;
+        let pem = cert.pem().trim().to_string();
+        let serial_s = crypto::serial_string(&serial);
+        if !role.no_store {
+            model::put(
+                c.storage,
+                &format!("certs/{serial_s}"),
+                &CertEntry {
+                    serial_number: serial_s.clone(),
+                    certificate: pem.clone(),
+                    issuer_id: issuer.id.clone(),
+                    not_after,
+                },
+            )
+            .await?;
+        }
+        let mut chain = vec![Value::from(issuer.certificate.clone())];
+        chain.extend(issuer.ca_chain.iter().cloned().map(Value::from));
+        let mut data = Map::new();
+        data.insert("certificate".into(), Value::from(pem));
+        data.insert("issuing_ca".into(), Value::from(issuer.certificate.clone()));
+        data.insert("ca_chain".into(), Value::from(chain));
+        data.insert(
+            "private_key".into(),
+            Value::from(key.serialize_pem().trim()),
+        );
+        data.insert("private_key_type".into(), Value::from(spec.type_name()));
+        data.insert("serial_number".into(), Value::from(serial_s));
+        data.insert("expiration".into(), Value::from(not_after));
+        let mut r = Response::data(data);
+        r.warnings = warnings;
+        Ok(Some(r))
+    }
+}
+
+/// Lets the subject builder read a role's O/OU/C/L/ST like request fields.
+struct RoleSubject<'a>(&'a Role);
+
+impl crate::path_root::SubjectSource for RoleSubject<'_> {
+    fn values(&self, field: &str) -> Vec<String> {
+        match field {
+            "organization" => self.0.organization.clone(),
+            "ou" => self.0.ou.clone(),
+            "country" => self.0.country.clone(),
+            "locality" => self.0.locality.clone(),
+            "province" => self.0.province.clone(),
+            _ => vec![],
+        }
+    }
+}
+
+pub(super) fn paths() -> Vec<Path<Pki>> {
+    vec![Path::new(r"issue/(?P<role>\w(([\w.-]+)?\w)?)")
+        .field(Field::new(
+            "role",
+            FieldType::String,
+            "The role to issue under.",
+        ))
+        .field(Field::new(
+            "common_name",
+            FieldType::String,
+            "CN of the certificate.",
+        ))
+        .field(Field::new(
+            "alt_names",
+            FieldType::CommaStringSlice,
+            "DNS SANs.",
+        ))
+        .field(Field::new(
+            "ip_sans",
+            FieldType::CommaStringSlice,
+            "IP SANs.",
+        ))
+        .field(Field::new(
+            "uri_sans",
+            FieldType::CommaStringSlice,
+            "URI SANs.",
+        ))
+        .field(Field::new(
+            "ttl",
+            FieldType::Duration,
+            "Requested lifetime.",
+        ))
+        .field(Field::new("format", FieldType::String, "pem (default)."))
+        .field(Field::new(
+            "private_key_format",
+            FieldType::String,
+            "pkcs8 PEM is returned.",
+        ))
+        .field(Field::new(
+            "exclude_cn_from_sans",
+            FieldType::Bool,
+            "Do not copy the CN into the DNS SANs.",
+        ))
+        .op(Operation::Update, |b: &Pki, c| Box::pin(b.issue(c)))
+        .help("Issue a certificate and its private key under a role.")]
+}

@@ -1,0 +1,268 @@
+//! Revocation and CRLs: `revoke`, `crl` (DER), `crl/pem`, `crl/rotate`,
+//! and `config/urls`.
+//!
+//! The CRL of an issuer is rebuilt and stored when a certificate it issued
+//! is revoked (and on `crl/rotate`), and read from storage by every node.
+//! Rebuilding is one pass over the issuer's revocations; batched and delta
+//! rebuilds for very large CRLs come with `config/crl`.
+
+use rcgen::{
+    CertificateRevocationListParams, Issuer, KeyIdMethod, RevokedCertParams, SerialNumber,
+};
+use serde_json::{Map, Value};
+
+use arca_sdk::{
+    Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, RawResponse, Response,
+    Storage,
+};
+
+use crate::backend::Pki;
+use crate::crypto::{self, KeySpec};
+use crate::model::{self, CertEntry, CrlEntry, IssuerEntry, Revocation, UrlsConfig};
+
+/// Vault's default CRL lifetime (`config/crl` expiry): 72h.
+const CRL_EXPIRY: i64 = 72 * 3600;
+
+fn raw(content_type: &str, body: Vec<u8>) -> Response {
+    Response {
+        raw: Some(RawResponse {
+            status: 200,
+            content_type: content_type.into(),
+            body,
+        }),
+        ..Default::default()
+    }
+}
+
+fn t(unix: i64) -> Result<time::OffsetDateTime, LogicalError> {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .map_err(|e| LogicalError::internal(e.to_string()))
+}
+
+fn serial_bytes(s: &str) -> Result<Vec<u8>, LogicalError> {
+    hex::decode(s.replace(':', ""))
+        .map_err(|_| LogicalError::internal(format!("bad stored serial {s}")))
+}
+
+impl Pki {
+    /// Builds, signs and stores a new CRL for `issuer` from its revocations.
+    pub(crate) async fn rebuild_crl(
+        &self,
+        s: &dyn Storage,
+        issuer: &IssuerEntry,
+    ) -> Result<CrlEntry, LogicalError> {
+        let prev: Option<CrlEntry> = model::get(s, &format!("crl/{}", issuer.id)).await?;
+        let mut revoked = vec![];
+        for serial in s.list("revoked/").await? {
+            if let Some(r) = model::get::<Revocation>(s, &format!("revoked/{serial}")).await? {
+                if r.issuer_id == issuer.id {
+                    revoked.push(RevokedCertParams {
+                        serial_number: SerialNumber::from(serial_bytes(&r.serial_number)?),
+                        revocation_time: t(r.revocation_time)?,
+                        reason_code: None,
+                        invalidity_date: None,
+                    });
+                }
+            }
+        }
+        let now = chrono::Utc::now().timestamp();
+        let number = prev.map(|p| p.number + 1).unwrap_or(1);
+        let params = CertificateRevocationListParams {
+            this_update: t(now)?,
+            next_update: t(now + CRL_EXPIRY)?,
+            crl_number: SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let key_entry = model::load_key(s, &issuer.key_id).await?;
+        let spec = KeySpec::parse(&key_entry.key_type, key_entry.key_bits as i64)?;
+        let key = crypto::load(spec, &key_entry.private_key)?;
+        let ca = Issuer::from_ca_cert_pem(&issuer.certificate, &key)
+            .map_err(|e| LogicalError::internal(format!("cannot use the issuer: {e}")))?;
+        let crl = params
+            .signed_by(&ca)
+            .map_err(|e| LogicalError::internal(format!("cannot sign the CRL: {e}")))?;
+        let entry = CrlEntry {
+            number,
+            der: crl.der().to_vec(),
+            this_update: now,
+            next_update: now + CRL_EXPIRY,
+        };
+        model::put(s, &format!("crl/{}", issuer.id), &entry).await?;
+        Ok(entry)
+    }
+
+    /// The stored CRL, built on first use. A standby cannot store it: it
+    /// builds one for this answer only (signed, current) and leaves storing
+    /// to the active node.
+    pub(crate) async fn current_crl(
+        &self,
+        s: &dyn Storage,
+        issuer: &IssuerEntry,
+    ) -> Result<CrlEntry, LogicalError> {
+        if let Some(e) = model::get::<CrlEntry>(s, &format!("crl/{}", issuer.id)).await? {
+            return Ok(e);
+        }
+        let _g = self.ca_lock.lock().await;
+        match self.rebuild_crl(s, issuer).await {
+            Err(LogicalError::ReadOnly) => Err(LogicalError::ReadOnly),
+            other => other,
+        }
+    }
+
+    async fn revoke(&self, c: Ctx<'_>) -> HandlerResult {
+        let serial = if let Some(s) = c.data.get_str("serial_number")?.filter(|s| !s.is_empty()) {
+            crypto::normalize_serial(&s)
+        } else if let Some(pem) = c.data.get_str("certificate")?.filter(|s| !s.is_empty()) {
+            crypto::cert_info(&crypto::pem_to_der(&pem)?)?.serial
+        } else {
+            return Err(LogicalError::invalid(
+                "the serial_number or certificate to revoke must be provided",
+            ));
+        };
+        let entry: CertEntry = model::get(c.storage, &format!("certs/{serial}"))
+            .await?
+            .ok_or_else(|| {
+                LogicalError::invalid(format!(
+                    "certificate with serial {serial} not found (certificates issued with no_store cannot be revoked by serial)"
+                ))
+            })?;
+        let _g = self.ca_lock.lock().await;
+        let key = format!("revoked/{serial}");
+        let rev = match model::get::<Revocation>(c.storage, &key).await? {
+            Some(r) => r,
+            None => {
+                let r = Revocation {
+                    serial_number: serial.clone(),
+                    issuer_id: entry.issuer_id.clone(),
+                    revocation_time: chrono::Utc::now().timestamp(),
+                    not_after: entry.not_after,
+                };
+                model::put(c.storage, &key, &r).await?;
+                if let Some(issuer) =
+                    model::get::<IssuerEntry>(c.storage, &format!("issuer/{}", entry.issuer_id))
+                        .await?
+                {
+                    self.rebuild_crl(c.storage, &issuer).await?;
+                }
+                r
+            }
+        };
+        let mut data = Map::new();
+        data.insert("revocation_time".into(), Value::from(rev.revocation_time));
+        data.insert(
+            "revocation_time_rfc3339".into(),
+            Value::from(
+                chrono::DateTime::from_timestamp(rev.revocation_time, 0)
+                    .map(|d| d.to_rfc3339())
+                    .unwrap_or_default(),
+            ),
+        );
+        data.insert("state".into(), Value::from("revoked"));
+        Ok(Some(Response::data(data)))
+    }
+
+    async fn crl(&self, c: Ctx<'_>) -> HandlerResult {
+        let issuer = model::resolve_issuer(c.storage, "default").await?;
+        let crl = self.current_crl(c.storage, &issuer).await?;
+        Ok(Some(if c.data.str_or("pem", "")?.is_empty() {
+            raw("application/pkix-crl", crl.der)
+        } else {
+            raw(
+                "application/x-pem-file",
+                format!("{}\n", crypto::der_to_pem(&crl.der, "X509 CRL")).into_bytes(),
+            )
+        }))
+    }
+
+    async fn rotate_crl(&self, c: Ctx<'_>) -> HandlerResult {
+        let _g = self.ca_lock.lock().await;
+        for id in c.storage.list("issuer/").await? {
+            if let Some(i) = model::get::<IssuerEntry>(c.storage, &format!("issuer/{id}")).await? {
+                self.rebuild_crl(c.storage, &i).await?;
+            }
+        }
+        let mut data = Map::new();
+        data.insert("success".into(), Value::from(true));
+        Ok(Some(Response::data(data)))
+    }
+
+    async fn read_urls(&self, c: Ctx<'_>) -> HandlerResult {
+        let u: UrlsConfig = model::get(c.storage, "config/urls")
+            .await?
+            .unwrap_or_default();
+        let mut data = Map::new();
+        data.insert(
+            "issuing_certificates".into(),
+            Value::from(u.issuing_certificates),
+        );
+        data.insert(
+            "crl_distribution_points".into(),
+            Value::from(u.crl_distribution_points),
+        );
+        data.insert("ocsp_servers".into(), Value::from(u.ocsp_servers));
+        Ok(Some(Response::data(data)))
+    }
+
+    async fn write_urls(&self, c: Ctx<'_>) -> HandlerResult {
+        let mut u: UrlsConfig = model::get(c.storage, "config/urls")
+            .await?
+            .unwrap_or_default();
+        if let Some(v) = c.data.get_list("issuing_certificates")? {
+            u.issuing_certificates = v;
+        }
+        if let Some(v) = c.data.get_list("crl_distribution_points")? {
+            u.crl_distribution_points = v;
+        }
+        if let Some(v) = c.data.get_list("ocsp_servers")? {
+            u.ocsp_servers = v;
+        }
+        model::put(c.storage, "config/urls", &u).await?;
+        Ok(None)
+    }
+}
+
+pub(super) fn paths() -> Vec<Path<Pki>> {
+    vec![
+        Path::new("revoke")
+            .field(Field::new(
+                "serial_number",
+                FieldType::String,
+                "Serial of the certificate to revoke.",
+            ))
+            .field(Field::new(
+                "certificate",
+                FieldType::String,
+                "Or the certificate itself, PEM.",
+            ))
+            .op(Operation::Update, |b: &Pki, c| Box::pin(b.revoke(c)))
+            .help("Revoke a certificate; its issuer's CRL lists it from then on."),
+        Path::new("crl(?P<pem>/pem)?")
+            .field(Field::new("pem", FieldType::String, "/pem for PEM."))
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.crl(c)))
+            .help("The default issuer's CRL, DER (or PEM)."),
+        Path::new("crl/rotate")
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.rotate_crl(c)))
+            .help("Rebuild and re-sign every issuer's CRL now."),
+        Path::new("config/urls")
+            .field(Field::new(
+                "issuing_certificates",
+                FieldType::CommaStringSlice,
+                "AIA issuing certificate URLs.",
+            ))
+            .field(Field::new(
+                "crl_distribution_points",
+                FieldType::CommaStringSlice,
+                "CRL distribution point URLs.",
+            ))
+            .field(Field::new(
+                "ocsp_servers",
+                FieldType::CommaStringSlice,
+                "OCSP server URLs.",
+            ))
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_urls(c)))
+            .op(Operation::Update, |b: &Pki, c| Box::pin(b.write_urls(c)))
+            .help("URLs put into issued certificates (AIA, CRL distribution points, OCSP)."),
+    ]
+}

@@ -1,0 +1,275 @@
+//! `root/generate/:type` (internal, exported) and `DELETE root`.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose,
+    SerialNumber,
+};
+use serde_json::{Map, Value};
+
+use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
+
+use crate::backend::Pki;
+use crate::crypto::{self, KeySpec};
+use crate::model::{self, IssuerEntry, IssuersConfig, KeyEntry};
+
+/// Vault's default CA lifetime when no ttl is given: the system max, 768h,
+/// is too short for a root; Vault uses the mount's max TTL. We use 10 years
+/// unless asked, like most PKI tutorials request explicitly.
+const DEFAULT_ROOT_TTL: u64 = 87600 * 3600;
+
+/// Where subject attributes (O, OU, C, L, ST) come from: a request or a role.
+pub(crate) trait SubjectSource {
+    fn values(&self, field: &str) -> Vec<String>;
+}
+
+impl SubjectSource for arca_sdk::FieldData {
+    fn values(&self, field: &str) -> Vec<String> {
+        self.get_list(field).ok().flatten().unwrap_or_default()
+    }
+}
+
+pub(crate) fn subject(
+    src: &dyn SubjectSource,
+    cn: &str,
+) -> Result<DistinguishedName, LogicalError> {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, cn);
+    for (field, ty) in [
+        ("organization", DnType::OrganizationName),
+        ("ou", DnType::OrganizationalUnitName),
+        ("country", DnType::CountryName),
+        ("locality", DnType::LocalityName),
+        ("province", DnType::StateOrProvinceName),
+    ] {
+        if let Some(first) = src.values(field).into_iter().find(|s| !s.is_empty()) {
+            dn.push(ty, first);
+        }
+    }
+    Ok(dn)
+}
+
+pub(crate) fn subject_fields() -> Vec<Field> {
+    vec![
+        Field::new(
+            "organization",
+            FieldType::CommaStringSlice,
+            "O (Organization) values.",
+        ),
+        Field::new(
+            "ou",
+            FieldType::CommaStringSlice,
+            "OU (OrganizationalUnit) values.",
+        ),
+        Field::new(
+            "country",
+            FieldType::CommaStringSlice,
+            "C (Country) values.",
+        ),
+        Field::new(
+            "locality",
+            FieldType::CommaStringSlice,
+            "L (Locality) values.",
+        ),
+        Field::new(
+            "province",
+            FieldType::CommaStringSlice,
+            "ST (Province) values.",
+        ),
+    ]
+}
+
+fn time_at(unix: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+impl Pki {
+    async fn generate_root(&self, c: Ctx<'_>) -> HandlerResult {
+        let d = &c.data;
+        let exported =
+            match d.str_or("type", "")?.as_str() {
+                "internal" => false,
+                "exported" => true,
+                "existing" | "kms" => return Err(LogicalError::invalid(
+                    "type \"existing\" and \"kms\" are not supported yet; use internal or exported",
+                )),
+                other => {
+                    return Err(LogicalError::invalid(format!(
+                        "invalid type {other:?}: use internal or exported"
+                    )))
+                }
+            };
+        let cn = d
+            .get_str("common_name")?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| LogicalError::invalid("the 'common_name' field is required"))?;
+        let spec = KeySpec::parse(
+            &d.str_or("key_type", "rsa")?,
+            d.get_i64("key_bits")?.unwrap_or(0),
+        )?;
+        let ttl = d
+            .get_duration("ttl")?
+            .filter(|t| *t > 0)
+            .unwrap_or(DEFAULT_ROOT_TTL);
+        let _g = self.ca_lock.lock().await;
+        let key = crypto::generate(spec)?;
+        let now = chrono::Utc::now().timestamp();
+        let mut p = CertificateParams::default();
+        p.distinguished_name = subject(d, &cn)?;
+        p.is_ca = match d.get_i64("max_path_length")? {
+            Some(n) if n >= 0 => IsCa::Ca(BasicConstraints::Constrained(n as u8)),
+            _ => IsCa::Ca(BasicConstraints::Unconstrained),
+        };
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        p.not_before = time_at(now - 30);
+        p.not_after = time_at(now + ttl as i64);
+        let serial = crypto::new_serial();
+        p.serial_number = Some(SerialNumber::from(serial.clone()));
+        p.use_authority_key_identifier_extension = false;
+        let cert = p.self_signed(&key).map_err(|e| {
+            LogicalError::internal(format!("cannot create the root certificate: {e}"))
+        })?;
+        let pem = cert.pem().trim().to_string();
+        let key_id = uuid_like();
+        let issuer_id = uuid_like();
+        let entry = IssuerEntry {
+            id: issuer_id.clone(),
+            name: d.str_or("issuer_name", "")?,
+            key_id: key_id.clone(),
+            certificate: pem.clone(),
+            ca_chain: vec![],
+            serial_number: crypto::serial_string(&serial),
+            not_after: now + ttl as i64,
+        };
+        let key_entry = KeyEntry {
+            id: key_id.clone(),
+            name: d.str_or("key_name", "")?,
+            key_type: spec.type_name().into(),
+            key_bits: spec.bits(),
+            private_key: key.serialize_pem(),
+        };
+        model::put(c.storage, &format!("key/{key_id}"), &key_entry).await?;
+        model::put(c.storage, &format!("issuer/{issuer_id}"), &entry).await?;
+        let cfg: IssuersConfig = model::get(c.storage, "config/issuers")
+            .await?
+            .unwrap_or_default();
+        let mut warnings = vec![];
+        if cfg.default.is_empty() {
+            model::put(
+                c.storage,
+                "config/issuers",
+                &IssuersConfig {
+                    default: issuer_id.clone(),
+                },
+            )
+            .await?;
+        } else {
+            warnings.push(
+                "a default issuer already exists; this new issuer is not the default (set it with config/issuers)"
+                    .to_string(),
+            );
+        }
+        let mut data = Map::new();
+        data.insert("certificate".into(), Value::from(pem.clone()));
+        data.insert("issuing_ca".into(), Value::from(pem));
+        data.insert("serial_number".into(), Value::from(entry.serial_number));
+        data.insert("expiration".into(), Value::from(entry.not_after));
+        data.insert("issuer_id".into(), Value::from(issuer_id));
+        data.insert("issuer_name".into(), Value::from(entry.name));
+        data.insert("key_id".into(), Value::from(key_id));
+        data.insert("key_name".into(), Value::from(key_entry.name));
+        data.insert("key_type".into(), Value::from(spec.type_name()));
+        if exported {
+            data.insert(
+                "private_key".into(),
+                Value::from(key_entry.private_key.trim()),
+            );
+            data.insert("private_key_type".into(), Value::from(spec.type_name()));
+        }
+        let mut r = Response::data(data);
+        r.warnings = warnings;
+        Ok(Some(r))
+    }
+
+    async fn delete_root(&self, c: Ctx<'_>) -> HandlerResult {
+        let _g = self.ca_lock.lock().await;
+        for prefix in ["issuer/", "key/", "crl/"] {
+            for k in c.storage.list(prefix).await? {
+                c.storage.delete(&format!("{prefix}{k}")).await?;
+            }
+        }
+        c.storage.delete("config/issuers").await?;
+        Ok(None)
+    }
+}
+
+/// A random id in UUID shape (issuer and key ids, as Vault shows them).
+pub(crate) fn uuid_like() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+pub(super) fn paths() -> Vec<Path<Pki>> {
+    let mut p = Path::new("root/generate/(?P<type>[a-z]+)")
+        .field(Field::new(
+            "type",
+            FieldType::String,
+            "internal or exported (returns the key once).",
+        ))
+        .field(Field::new(
+            "common_name",
+            FieldType::String,
+            "The CA's common name.",
+        ))
+        .field(Field::new(
+            "ttl",
+            FieldType::Duration,
+            "Lifetime of the CA certificate.",
+        ))
+        .field(Field::new(
+            "key_type",
+            FieldType::String,
+            "rsa (default), ec or ed25519.",
+        ))
+        .field(Field::new(
+            "key_bits",
+            FieldType::Int,
+            "Key size: rsa 2048/3072/4096, ec 256/384.",
+        ))
+        .field(Field::new(
+            "issuer_name",
+            FieldType::String,
+            "A name for the new issuer.",
+        ))
+        .field(Field::new(
+            "key_name",
+            FieldType::String,
+            "A name for the new key.",
+        ))
+        .field(Field::new(
+            "max_path_length",
+            FieldType::Int,
+            "Path length constraint; -1 for none.",
+        ));
+    for f in subject_fields() {
+        p = p.field(f);
+    }
+    vec![
+        p.op(Operation::Update, |b: &Pki, c| Box::pin(b.generate_root(c)))
+            .help("Generate a self-signed root CA, the default issuer if there is none."),
+        Path::new("root")
+            .op(Operation::Delete, |b: &Pki, c| Box::pin(b.delete_root(c)))
+            .help("Delete every issuer and key of this mount (issued certificates stay)."),
+    ]
+}
