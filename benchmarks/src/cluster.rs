@@ -533,8 +533,8 @@ struct FailoverWriter {
     acks: Vec<(Instant, Instant)>,
     errors: u64,
     timeouts: u64,
-    /// The first failure of a request sent after the kill.
-    first_error: Option<String>,
+    /// The first failure of a request sent after the kill, and when.
+    first_error: Option<(Instant, String)>,
 }
 
 /// Writes KV v2 keys to `target` until stopped, one request at a time, each
@@ -591,7 +591,8 @@ async fn failover_writer(
         };
         out.errors += 1;
         if after_kill && out.first_error.is_none() {
-            out.first_error = Some(format!("{} {path}: {error}", target.addr));
+            let e = format!("{} {path}: {error}", target.addr);
+            out.first_error = Some((received, e));
         }
         tokio::time::sleep(FAILOVER_RETRY_PAUSE).await;
     }
@@ -635,7 +636,7 @@ impl FailoverResult {
         json!({
             "description": format!(
                 "{FAILOVER_WRITERS} writers over the non-leader nodes, {} ms client timeout, \
-                 retry after {} ms; leader killed (SIGKILL) after {} s of writes",
+                 retry after {} ms; leader killed (SIGKILL) after {:.1} s of writes",
                 FAILOVER_REQUEST_TIMEOUT.as_millis(),
                 FAILOVER_RETRY_PAUSE.as_millis(),
                 self.steady.as_secs_f64(),
@@ -750,7 +751,10 @@ async fn failover(cluster: &mut Cluster, token: &str, cfg: &Config) -> Result<Fa
         acks.extend(w.acks);
         errors += w.errors;
         timeouts += w.timeouts;
-        first_error = first_error.or(w.first_error);
+        first_error = match (first_error, w.first_error) {
+            (Some(a), Some(b)) => Some(std::cmp::min_by_key(a, b, |e| e.0)),
+            (a, b) => a.or(b),
+        };
     }
     let end = Instant::now();
     let leaders_end = leaders(&addrs).await;
@@ -792,7 +796,7 @@ async fn failover(cluster: &mut Cluster, token: &str, cfg: &Config) -> Result<Fa
         rate_after,
         errors,
         timeouts,
-        first_error,
+        first_error: first_error.map(|e| e.1),
     };
     match r.gap {
         Some(g) => eprintln!(

@@ -156,6 +156,79 @@ fn bao_drives_pki_and_openssl_verifies_it() {
     let c = openssl(&dir, &["x509", "-in", "leaf.pem", "-noout", "-pubkey"]);
     assert_eq!(k.trim(), c.trim());
 
+    // sign/:role certifies a CSR's key; its CN and SANs pass the role.
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "csr.key",
+            "-out",
+            "csr.pem",
+            "-subj",
+            "/CN=csr.example.com",
+            "-addext",
+            "subjectAltName=DNS:alt.example.com",
+        ],
+    );
+    let signed = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/sign/web",
+        &format!("csr=@{}", dir.join("csr.pem").display()),
+        "ttl=1h",
+    ]);
+    assert!(
+        signed["data"]["private_key"].is_null(),
+        "sign returns no key: {signed}"
+    );
+    std::fs::write(
+        dir.join("signed.pem"),
+        format!("{}\n", signed["data"]["certificate"].as_str().unwrap()),
+    )
+    .unwrap();
+    let v = openssl(&dir, &["verify", "-CAfile", "root.pem", "signed.pem"]);
+    assert!(v.contains("signed.pem: OK"), "{v}");
+    let t = openssl(&dir, &["x509", "-in", "signed.pem", "-noout", "-text"]);
+    assert!(
+        t.contains("DNS:csr.example.com") && t.contains("DNS:alt.example.com"),
+        "{t}"
+    );
+    let k = openssl(&dir, &["pkey", "-in", "csr.key", "-pubout"]);
+    let c = openssl(&dir, &["x509", "-in", "signed.pem", "-noout", "-pubkey"]);
+    assert_eq!(k.trim(), c.trim(), "the certificate carries the CSR's key");
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "bad.key",
+            "-out",
+            "bad.pem",
+            "-subj",
+            "/CN=intruder.evil.org",
+        ],
+    );
+    let bad = format!("csr=@{}", dir.join("bad.pem").display());
+    let out = bao.run(&["write", "pki/sign/web", &bad]);
+    assert!(
+        out.code != 0 && out.stderr.contains("intruder.evil.org"),
+        "{}",
+        out.describe()
+    );
+
     // Names outside the role are refused, naming the name.
     let out = bao.run(&["write", "pki/issue/web", "common_name=www.evil.com"]);
     assert_ne!(out.code, 0);

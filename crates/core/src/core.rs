@@ -325,13 +325,18 @@ impl Core {
                 return Ok(());
             }
         }
+        let write = !matches!(req.operation, Operation::Read | Operation::List);
         c.read_barrier(std::time::Duration::from_secs(5))
             .await
             .map_err(|e| LogicalError::Status {
                 status: 503,
-                message: format!(
-                    "cannot serve a consistent answer right now ({e}); retry, or send X-Arca-Consistency: stale to read this node's possibly older data"
-                ),
+                message: if write {
+                    format!("no active node can take this request right now ({e}); retry shortly")
+                } else {
+                    format!(
+                        "cannot serve a consistent answer right now ({e}); retry, or send X-Arca-Consistency: stale to read this node's possibly older data"
+                    )
+                },
             })
     }
 

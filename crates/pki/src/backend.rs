@@ -35,7 +35,13 @@ pub fn factory() -> Framework<Pki> {
     Framework::new("pki", Pki::default(), paths).with_special_paths(SpecialPaths {
         root: vec![],
         unauthenticated: PUBLIC.iter().map(|s| s.to_string()).collect(),
-        available_without_leader: PUBLIC.iter().map(|s| s.to_string()).collect(),
+        // Issuance never waits for a leader: with no_store it writes
+        // nothing and is served locally; a stored one forwards its write.
+        available_without_leader: PUBLIC
+            .iter()
+            .chain(["issue/*", "sign/*"].iter())
+            .map(|s| s.to_string())
+            .collect(),
         forward_on_standby: vec![],
     })
 }

@@ -58,20 +58,71 @@ fn split_list(d: &arca_sdk::FieldData, name: &str) -> Result<Vec<String>, Logica
 
 impl Pki {
     async fn issue(&self, c: Ctx<'_>) -> HandlerResult {
+        self.issue_or_sign(c, false).await
+    }
+
+    async fn sign(&self, c: Ctx<'_>) -> HandlerResult {
+        self.issue_or_sign(c, true).await
+    }
+
+    /// `issue` makes a key; `sign` certifies the key of a CSR. Both apply
+    /// the role to every name and to the lifetime.
+    async fn issue_or_sign(&self, c: Ctx<'_>, sign: bool) -> HandlerResult {
         let d = &c.data;
+        let csr = if sign {
+            let pem = d
+                .get_str("csr")?
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| LogicalError::invalid("the csr field is required (PEM)"))?;
+            Some(
+                rcgen::CertificateSigningRequestParams::from_pem(&pem).map_err(|e| {
+                    LogicalError::invalid(format!(
+                        "csr is not a valid PEM certificate request: {e}"
+                    ))
+                })?,
+            )
+        } else {
+            None
+        };
         let role_name = d.str_or("role", "")?;
         let role: Role = model::get(c.storage, &format!("role/{role_name}"))
             .await?
             .ok_or_else(|| LogicalError::invalid(format!("unknown role: {role_name}")))?;
-        if role.key_type == "any" {
+        if role.key_type == "any" && !sign {
             return Err(LogicalError::invalid(
                 "role key type \"any\" not allowed for issuing certificates, only signing",
             ));
         }
-        let spec = KeySpec::parse(&role.key_type, role.key_bits)?;
+        let spec = if sign {
+            None
+        } else {
+            Some(KeySpec::parse(&role.key_type, role.key_bits)?)
+        };
 
         // Names: the CN (unless excluded) and the DNS SANs must pass the role.
-        let cn = d.str_or("common_name", "")?;
+        let mut cn = d.str_or("common_name", "")?;
+        let mut csr_dns = vec![];
+        let mut csr_ips = vec![];
+        if let Some(csr) = &csr {
+            if cn.is_empty() && role.use_csr_common_name {
+                if let Some(v) = csr
+                    .params
+                    .distinguished_name
+                    .get(&rcgen::DnType::CommonName)
+                {
+                    cn = dn_text(v);
+                }
+            }
+            if role.use_csr_sans {
+                for san in &csr.params.subject_alt_names {
+                    match san {
+                        SanType::DnsName(n) => csr_dns.push(n.as_str().to_string()),
+                        SanType::IpAddress(ip) => csr_ips.push(ip.to_string()),
+                        _ => {}
+                    }
+                }
+            }
+        }
         if cn.is_empty() && role.require_cn {
             return Err(LogicalError::invalid("the common_name field is required"));
         }
@@ -82,15 +133,18 @@ impl Pki {
                 dns.push(cn.clone());
             }
         }
-        for n in split_list(d, "alt_names")? {
+        for n in split_list(d, "alt_names")?.into_iter().chain(csr_dns) {
             role.check_name(&n)?;
             if !dns.contains(&n) {
                 dns.push(n);
             }
         }
         let mut ips = vec![];
-        for ip in split_list(d, "ip_sans")? {
-            ips.push(role.check_ip(&ip)?);
+        for ip in split_list(d, "ip_sans")?.into_iter().chain(csr_ips) {
+            let ip = role.check_ip(&ip)?;
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
         }
         let mut uris = vec![];
         for u in split_list(d, "uri_sans")? {
@@ -197,10 +251,16 @@ impl Pki {
         let ca_key = crypto::load(ca_spec, &ca_key_entry.private_key)?;
         let ca = Issuer::from_ca_cert_pem(&issuer.certificate, &ca_key)
             .map_err(|e| LogicalError::internal(format!("cannot use the issuer: {e}")))?;
-        let key = crypto::generate(spec)?;
-        let cert = p
-            .signed_by(&key, &ca)
-            .map_err(|e| LogicalError::invalid(format!("cannot issue the certificate: {e}")))?;
+        let (cert, key) = match (&csr, spec) {
+            (Some(csr), _) => (p.signed_by(&csr.public_key, &ca), None),
+            (None, Some(spec)) => {
+                let key = crypto::generate(spec)?;
+                (p.signed_by(&key, &ca), Some((key, spec)))
+            }
+            (None, None) => unreachable!("issue always has a key spec"),
+        };
+        let cert =
+            cert.map_err(|e| LogicalError::invalid(format!("cannot issue the certificate: {e}")))?;
         let pem = cert.pem().trim().to_string();
         let serial_s = crypto::serial_string(&serial);
         if !role.no_store {
@@ -222,16 +282,28 @@ impl Pki {
         data.insert("certificate".into(), Value::from(pem));
         data.insert("issuing_ca".into(), Value::from(issuer.certificate.clone()));
         data.insert("ca_chain".into(), Value::from(chain));
-        data.insert(
-            "private_key".into(),
-            Value::from(key.serialize_pem().trim()),
-        );
-        data.insert("private_key_type".into(), Value::from(spec.type_name()));
+        if let Some((key, spec)) = key {
+            data.insert(
+                "private_key".into(),
+                Value::from(key.serialize_pem().trim()),
+            );
+            data.insert("private_key_type".into(), Value::from(spec.type_name()));
+        }
         data.insert("serial_number".into(), Value::from(serial_s));
         data.insert("expiration".into(), Value::from(not_after));
         let mut r = Response::data(data);
         r.warnings = warnings;
         Ok(Some(r))
+    }
+}
+
+fn dn_text(v: &rcgen::DnValue) -> String {
+    match v {
+        rcgen::DnValue::Utf8String(s) => s.clone(),
+        rcgen::DnValue::PrintableString(s) => s.as_str().to_string(),
+        rcgen::DnValue::Ia5String(s) => s.as_str().to_string(),
+        rcgen::DnValue::TeletexString(s) => s.as_str().to_string(),
+        _ => String::new(),
     }
 }
 
@@ -251,49 +323,61 @@ impl crate::path_root::SubjectSource for RoleSubject<'_> {
     }
 }
 
+fn name_fields(p: Path<Pki>) -> Path<Pki> {
+    p.field(Field::new(
+        "role",
+        FieldType::String,
+        "The role to issue under.",
+    ))
+    .field(Field::new(
+        "common_name",
+        FieldType::String,
+        "CN of the certificate.",
+    ))
+    .field(Field::new(
+        "alt_names",
+        FieldType::CommaStringSlice,
+        "DNS SANs.",
+    ))
+    .field(Field::new(
+        "ip_sans",
+        FieldType::CommaStringSlice,
+        "IP SANs.",
+    ))
+    .field(Field::new(
+        "uri_sans",
+        FieldType::CommaStringSlice,
+        "URI SANs.",
+    ))
+    .field(Field::new(
+        "ttl",
+        FieldType::Duration,
+        "Requested lifetime.",
+    ))
+    .field(Field::new("format", FieldType::String, "pem (default)."))
+    .field(Field::new(
+        "exclude_cn_from_sans",
+        FieldType::Bool,
+        "Do not copy the CN into the DNS SANs.",
+    ))
+}
+
 pub(super) fn paths() -> Vec<Path<Pki>> {
-    vec![Path::new(r"issue/(?P<role>\w(([\w.-]+)?\w)?)")
+    let sign = name_fields(Path::new(r"sign/(?P<role>\w(([\w.-]+)?\w)?)"))
         .field(Field::new(
-            "role",
+            "csr",
             FieldType::String,
-            "The role to issue under.",
+            "The certificate request, PEM.",
         ))
-        .field(Field::new(
-            "common_name",
-            FieldType::String,
-            "CN of the certificate.",
-        ))
-        .field(Field::new(
-            "alt_names",
-            FieldType::CommaStringSlice,
-            "DNS SANs.",
-        ))
-        .field(Field::new(
-            "ip_sans",
-            FieldType::CommaStringSlice,
-            "IP SANs.",
-        ))
-        .field(Field::new(
-            "uri_sans",
-            FieldType::CommaStringSlice,
-            "URI SANs.",
-        ))
-        .field(Field::new(
-            "ttl",
-            FieldType::Duration,
-            "Requested lifetime.",
-        ))
-        .field(Field::new("format", FieldType::String, "pem (default)."))
+        .op(Operation::Update, |b: &Pki, c| Box::pin(b.sign(c)))
+        .help("Sign a CSR under a role: the role's rules apply to its names.");
+    let issue = name_fields(Path::new(r"issue/(?P<role>\w(([\w.-]+)?\w)?)"))
         .field(Field::new(
             "private_key_format",
             FieldType::String,
-            "pkcs8 PEM is returned.",
-        ))
-        .field(Field::new(
-            "exclude_cn_from_sans",
-            FieldType::Bool,
-            "Do not copy the CN into the DNS SANs.",
+            "The key comes back as PKCS#8 PEM.",
         ))
         .op(Operation::Update, |b: &Pki, c| Box::pin(b.issue(c)))
-        .help("Issue a certificate and its private key under a role.")]
+        .help("Issue a certificate and its private key under a role.");
+    vec![issue, sign]
 }

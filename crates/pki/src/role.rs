@@ -30,6 +30,10 @@ pub struct Role {
     pub no_store: bool,
     pub generate_lease: bool,
     pub require_cn: bool,
+    #[serde(default = "yes")]
+    pub use_csr_common_name: bool,
+    #[serde(default = "yes")]
+    pub use_csr_sans: bool,
     pub organization: Vec<String>,
     pub ou: Vec<String>,
     pub country: Vec<String>,
@@ -66,6 +70,8 @@ impl Default for Role {
             no_store: false,
             generate_lease: false,
             require_cn: true,
+            use_csr_common_name: true,
+            use_csr_sans: true,
             organization: vec![],
             ou: vec![],
             country: vec![],
@@ -115,6 +121,8 @@ impl Role {
         set!(no_store, bool);
         set!(generate_lease, bool);
         set!(require_cn, bool);
+        set!(use_csr_common_name, bool);
+        set!(use_csr_sans, bool);
         set!(organization, list);
         set!(ou, list);
         set!(country, list);
@@ -171,6 +179,8 @@ impl Role {
             "no_store": self.no_store,
             "generate_lease": self.generate_lease,
             "require_cn": self.require_cn,
+            "use_csr_common_name": self.use_csr_common_name,
+            "use_csr_sans": self.use_csr_sans,
             "organization": self.organization,
             "ou": self.ou,
             "country": self.country,
@@ -225,6 +235,10 @@ impl Role {
             LogicalError::invalid(format!("the value {ip:?} is not a valid IP address"))
         })
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn valid_hostname(h: &str) -> bool {
