@@ -324,6 +324,13 @@ impl Core {
             if matches_special(&special.available_without_leader, rel) {
                 return Ok(());
             }
+            // A write to an engine on a standby would only run up to its
+            // first storage write and then be forwarded: forward it at once.
+            // (`sys` stays local: sealing a standby seals that node.)
+            let write = !matches!(req.operation, Operation::Read | Operation::List);
+            if write && route.entry.kind != "system" && !c.state().is_active {
+                return Err(LogicalError::ReadOnly);
+            }
         }
         let write = !matches!(req.operation, Operation::Read | Operation::List);
         c.read_barrier(std::time::Duration::from_secs(5))
