@@ -8,21 +8,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::Server;
+use common::{openssl, Server};
 use serde_json::json;
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A CA and one node certificate (server and client use, IP 127.0.0.1).
 fn make_certs(dir: &Path) {

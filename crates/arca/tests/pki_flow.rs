@@ -5,26 +5,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::Server;
+use common::{openssl, Server};
 use serde_json::Value;
-
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "openssl {args:?}: {text}");
-    text
-}
 
 fn raw_get(addr: &str, path: &str) -> (u16, Vec<u8>) {
     let out = Command::new("curl")

@@ -2,6 +2,9 @@
 //! a CA made by `openssl`, and bad configs refused with a message naming the
 //! file and the line or field.
 
+mod common;
+
+use common::openssl;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -21,19 +24,6 @@ fn port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it.

@@ -15,7 +15,19 @@
 use serde::{Deserialize, Serialize};
 
 use arca_sdk::storage::{get_json, put_json};
-use arca_sdk::{LogicalError, Storage};
+use arca_sdk::{LogicalError, RawResponse, Response, Storage};
+
+/// A non-JSON answer (certificates, CRLs) with its content type.
+pub fn raw(content_type: &str, body: Vec<u8>) -> Response {
+    Response {
+        raw: Some(RawResponse {
+            status: 200,
+            content_type: content_type.into(),
+            body,
+        }),
+        ..Default::default()
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssuerEntry {

@@ -5,24 +5,12 @@
 
 use serde_json::{Map, Value};
 
-use arca_sdk::{
-    Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, RawResponse, Response,
-};
+use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
 
 use crate::backend::Pki;
 use crate::crypto;
+use crate::model::raw;
 use crate::model::{self, CertEntry, IssuerEntry, Revocation};
-
-fn raw(content_type: &str, body: Vec<u8>) -> Response {
-    Response {
-        raw: Some(RawResponse {
-            status: 200,
-            content_type: content_type.into(),
-            body,
-        }),
-        ..Default::default()
-    }
-}
 
 /// The issuer's certificate followed by its chain, PEM.
 fn chain_pem(i: &IssuerEntry) -> String {

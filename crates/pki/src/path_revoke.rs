@@ -12,27 +12,16 @@ use rcgen::{
 use serde_json::{Map, Value};
 
 use arca_sdk::{
-    Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, RawResponse, Response,
-    Storage,
+    Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response, Storage,
 };
 
 use crate::backend::Pki;
 use crate::crypto::{self, KeySpec};
+use crate::model::raw;
 use crate::model::{self, CertEntry, CrlEntry, IssuerEntry, Revocation, UrlsConfig};
 
 /// Vault's default CRL lifetime (`config/crl` expiry): 72h.
 const CRL_EXPIRY: i64 = 72 * 3600;
-
-fn raw(content_type: &str, body: Vec<u8>) -> Response {
-    Response {
-        raw: Some(RawResponse {
-            status: 200,
-            content_type: content_type.into(),
-            body,
-        }),
-        ..Default::default()
-    }
-}
 
 fn t(unix: i64) -> Result<time::OffsetDateTime, LogicalError> {
     time::OffsetDateTime::from_unix_timestamp(unix)

@@ -133,6 +133,23 @@ fn with_timeout<T>(msg: T, ttl: Duration) -> tonic::Request<T> {
     r
 }
 
+impl Peer {
+    /// A vote or pre-vote (the same message, flagged).
+    async fn send_vote(
+        &mut self,
+        pre_vote: bool,
+        req: VoteRequest<C>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<C>, RPCError<C>> {
+        let mut c = self.client()?;
+        let r = c
+            .vote(with_timeout(VoteReq { pre_vote, req }, option.hard_ttl()))
+            .await
+            .map_err(status_err)?;
+        r.into_inner().map_err(remote_err)
+    }
+}
+
 impl RaftNetworkV2<C> for Peer {
     type SnapshotData = SnapshotFile;
 
@@ -154,16 +171,7 @@ impl RaftNetworkV2<C> for Peer {
         rpc: VoteRequest<C>,
         option: RPCOption,
     ) -> Result<VoteResponse<C>, RPCError<C>> {
-        let mut c = self.client()?;
-        let msg = VoteReq {
-            pre_vote: false,
-            req: rpc,
-        };
-        let r = c
-            .vote(with_timeout(msg, option.hard_ttl()))
-            .await
-            .map_err(status_err)?;
-        r.into_inner().map_err(remote_err)
+        self.send_vote(false, rpc, option).await
     }
 
     async fn pre_vote(
@@ -171,16 +179,7 @@ impl RaftNetworkV2<C> for Peer {
         rpc: VoteRequest<C>,
         option: RPCOption,
     ) -> Result<VoteResponse<C>, RPCError<C>> {
-        let mut c = self.client()?;
-        let msg = VoteReq {
-            pre_vote: true,
-            req: rpc,
-        };
-        let r = c
-            .vote(with_timeout(msg, option.hard_ttl()))
-            .await
-            .map_err(status_err)?;
-        r.into_inner().map_err(remote_err)
+        self.send_vote(true, rpc, option).await
     }
 
     async fn full_snapshot(

@@ -60,6 +60,23 @@ pub fn random_hex(n: usize) -> String {
     hex::encode(buf)
 }
 
+/// Runs `openssl ARGS` in `dir`, asserts success, returns stdout + stderr.
+#[track_caller]
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "openssl {args:?}: {text}");
+    text
+}
+
 /// A loopback port that is free, and whose successor is free too (Vault-like
 /// servers put a cluster listener on port+1 by default).
 pub fn free_port() -> u16 {
