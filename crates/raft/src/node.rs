@@ -676,9 +676,9 @@ impl RaftNode {
     }
 }
 
-pub(crate) fn write_err<E: std::fmt::Display>(e: RaftError<TypeConfig, E>) -> NodeError
+pub(crate) fn write_err<E>(e: RaftError<TypeConfig, E>) -> NodeError
 where
-    E: std::fmt::Debug,
+    E: std::fmt::Display + std::fmt::Debug,
     RaftError<TypeConfig, E>: ForwardInfo,
 {
     if let Some(f) = e.forward_info() {
