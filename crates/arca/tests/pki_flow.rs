@@ -315,6 +315,97 @@ fn bao_drives_pki_and_openssl_verifies_it() {
     let t = openssl(&dir, &["x509", "-in", "rsa.pem", "-noout", "-text"]);
     assert!(t.contains("Public-Key: (2048 bit)"), "{t}");
 
+    // The intermediate flow of Vault's PKI tutorial: a second mount makes a
+    // key and CSR, the root signs it, the signed certificate is imported,
+    // and leaves chain leaf -> intermediate -> root.
+    bao.run(&["secrets", "enable", "-path=pki_int", "pki"]).ok();
+    let gen = bao.json(&[
+        "write",
+        "-format=json",
+        "pki_int/intermediate/generate/internal",
+        "common_name=Arca Intermediate",
+        "key_type=ec",
+    ]);
+    assert!(gen["data"]["private_key"].is_null(), "{gen}");
+    std::fs::write(
+        dir.join("int.csr"),
+        format!("{}\n", gen["data"]["csr"].as_str().unwrap()),
+    )
+    .unwrap();
+    openssl(&dir, &["req", "-in", "int.csr", "-noout", "-verify"]);
+    let signed = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/root/sign-intermediate",
+        &format!("csr=@{}", dir.join("int.csr").display()),
+        "format=pem_bundle",
+        "ttl=4380h",
+    ]);
+    let bundle = signed["data"]["certificate"].as_str().unwrap().to_string();
+    std::fs::write(dir.join("int.bundle"), format!("{bundle}\n")).unwrap();
+    let set = bao.json(&[
+        "write",
+        "-format=json",
+        "pki_int/intermediate/set-signed",
+        &format!("certificate=@{}", dir.join("int.bundle").display()),
+    ]);
+    assert_eq!(
+        set["data"]["imported_issuers"].as_array().unwrap().len(),
+        1,
+        "{set}"
+    );
+    bao.run(&[
+        "write",
+        "pki_int/roles/svc",
+        "allowed_domains=svc.example.com",
+        "allow_subdomains=true",
+        "key_type=ec",
+    ])
+    .ok();
+    let leaf = bao.json(&[
+        "write",
+        "-format=json",
+        "pki_int/issue/svc",
+        "common_name=a.svc.example.com",
+        "ttl=1h",
+    ]);
+    let chain = leaf["data"]["ca_chain"].as_array().unwrap();
+    assert_eq!(chain.len(), 2, "ca_chain is intermediate then root: {leaf}");
+    std::fs::write(
+        dir.join("int-leaf.pem"),
+        format!("{}\n", leaf["data"]["certificate"].as_str().unwrap()),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("int.pem"),
+        format!("{}\n", leaf["data"]["issuing_ca"].as_str().unwrap()),
+    )
+    .unwrap();
+    let v = openssl(
+        &dir,
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "int.pem",
+            "int-leaf.pem",
+        ],
+    );
+    assert!(v.contains("int-leaf.pem: OK"), "{v}");
+    let t = openssl(&dir, &["x509", "-in", "int.pem", "-noout", "-text"]);
+    assert!(
+        t.contains("CA:TRUE") && t.contains("Arca Intermediate"),
+        "{t}"
+    );
+    // Without the intermediate the leaf does not verify against the root alone.
+    let out = Command::new("openssl")
+        .args(["verify", "-CAfile", "root.pem", "int-leaf.pem"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
     // An exported RSA root returns its key once.
     bao.run(&["secrets", "enable", "-path=pki2", "pki"]).ok();
     let r2 = bao.json(&[

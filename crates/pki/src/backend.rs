@@ -3,7 +3,7 @@
 use arca_sdk::{Framework, SpecialPaths};
 use tokio::sync::Mutex;
 
-use crate::{path_fetch, path_issue, path_revoke, path_roles, path_root};
+use crate::{path_fetch, path_intermediate, path_issue, path_revoke, path_roles, path_root};
 
 /// Engine state: a lock that serializes CA changes and CRL rebuilds (no
 /// cached data: everything is read from storage on each request).
@@ -28,6 +28,7 @@ const PUBLIC: &[&str] = &[
 pub fn factory() -> Framework<Pki> {
     let mut paths = Vec::new();
     paths.extend(path_root::paths());
+    paths.extend(path_intermediate::paths());
     paths.extend(path_roles::paths());
     paths.extend(path_issue::paths());
     paths.extend(path_fetch::paths());

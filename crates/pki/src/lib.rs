@@ -3,10 +3,12 @@
 //! names, defaults, response shapes). Built against the sdk only.
 //!
 //! This first slice covers: `root/generate/:type` and `DELETE root`,
+//! the intermediate flow (`intermediate/generate/:type`,
+//! `root/sign-intermediate`, `intermediate/set-signed`), `sign/:role`,
 //! `roles/:name`, `issue/:role`, `cert/:serial`, `certs`, `ca`, `ca/pem`,
 //! `ca_chain`, `cert/ca`, `revoke`, `crl`, `crl/pem`, `cert/crl`,
-//! `crl/rotate`, `config/urls`, `issuers`. Intermediates, CSR signing, OCSP,
-//! delta CRLs and tidy are still to come.
+//! `crl/rotate`, `config/urls`, `issuers`. OCSP, delta CRLs, key and issuer
+//! management and tidy are still to come.
 //!
 //! Invariants: CA private keys leave the engine only in the answer of the
 //! `exported` generation that made them; names outside a role are refused
@@ -18,6 +20,7 @@ mod backend;
 mod crypto;
 mod model;
 mod path_fetch;
+mod path_intermediate;
 mod path_issue;
 mod path_revoke;
 mod path_roles;

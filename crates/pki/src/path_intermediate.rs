@@ -1,0 +1,328 @@
+//! The intermediate CA flow of Vault's PKI documentation:
+//! `intermediate/generate/:type` (a key and a CSR), `root/sign-intermediate`
+//! (an issuer signs a CA certificate for a CSR) and
+//! `intermediate/set-signed` (the signed certificate becomes an issuer,
+//! matched to the key that made the CSR).
+
+use rcgen::{
+    BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose, PublicKeyData, SerialNumber,
+};
+use serde_json::{Map, Value};
+use x509_parser::prelude::*;
+
+use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
+
+use crate::backend::Pki;
+use crate::crypto::{self, KeySpec};
+use crate::model::{self, CertEntry, IssuerEntry, IssuersConfig, KeyEntry};
+use crate::path_root::{subject, subject_fields, uuid_like};
+
+/// Default lifetime of a signed intermediate (Vault's tutorial asks 43800h).
+const DEFAULT_INTERMEDIATE_TTL: u64 = 43800 * 3600;
+
+fn internal(e: impl std::fmt::Display) -> LogicalError {
+    LogicalError::internal(e.to_string())
+}
+
+/// Splits a PEM bundle into its certificates (PEM text each).
+fn split_pem(bundle: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut cur = String::new();
+    for line in bundle.lines() {
+        let l = line.trim();
+        if l.starts_with("-----BEGIN CERTIFICATE") {
+            cur.clear();
+        }
+        cur.push_str(l);
+        cur.push('\n');
+        if l.starts_with("-----END CERTIFICATE") {
+            out.push(cur.trim().to_string());
+            cur.clear();
+        }
+    }
+    out
+}
+
+impl Pki {
+    async fn generate_intermediate(&self, c: Ctx<'_>) -> HandlerResult {
+        let d = &c.data;
+        let exported = match d.str_or("type", "")?.as_str() {
+            "internal" => false,
+            "exported" => true,
+            other => {
+                return Err(LogicalError::invalid(format!(
+                    "invalid type {other:?}: use internal or exported"
+                )))
+            }
+        };
+        let cn = d
+            .get_str("common_name")?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| LogicalError::invalid("the 'common_name' field is required"))?;
+        let spec = KeySpec::parse(
+            &d.str_or("key_type", "rsa")?,
+            d.get_i64("key_bits")?.unwrap_or(0),
+        )?;
+        let key = crypto::generate(spec)?;
+        let mut p = CertificateParams::default();
+        p.distinguished_name = subject(d, &cn)?;
+        let csr = p
+            .serialize_request(&key)
+            .and_then(|r| r.pem())
+            .map_err(|e| internal(format!("cannot make the CSR: {e}")))?;
+        let key_id = uuid_like();
+        let entry = KeyEntry {
+            id: key_id.clone(),
+            name: d.str_or("key_name", "")?,
+            key_type: spec.type_name().into(),
+            key_bits: spec.bits(),
+            private_key: key.serialize_pem(),
+        };
+        model::put(c.storage, &format!("key/{key_id}"), &entry).await?;
+        let mut data = Map::new();
+        data.insert("csr".into(), Value::from(csr.trim()));
+        data.insert("key_id".into(), Value::from(key_id));
+        data.insert("key_type".into(), Value::from(spec.type_name()));
+        if exported {
+            data.insert("private_key".into(), Value::from(entry.private_key.trim()));
+            data.insert("private_key_type".into(), Value::from(spec.type_name()));
+        }
+        Ok(Some(Response::data(data)))
+    }
+
+    async fn sign_intermediate(&self, c: Ctx<'_>) -> HandlerResult {
+        let d = &c.data;
+        let pem = d
+            .get_str("csr")?
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| LogicalError::invalid("the csr field is required (PEM)"))?;
+        let csr = rcgen::CertificateSigningRequestParams::from_pem(&pem).map_err(|e| {
+            LogicalError::invalid(format!("csr is not a valid certificate request: {e}"))
+        })?;
+        let issuer = model::resolve_issuer(c.storage, &d.str_or("issuer_ref", "default")?).await?;
+        let mut p = CertificateParams::default();
+        let cn = d.str_or("common_name", "")?;
+        p.distinguished_name = if cn.is_empty() {
+            csr.params.distinguished_name.clone()
+        } else {
+            subject(d, &cn)?
+        };
+        p.is_ca = match d.get_i64("max_path_length")? {
+            Some(n) if n >= 0 => IsCa::Ca(BasicConstraints::Constrained(n as u8)),
+            _ => IsCa::Ca(BasicConstraints::Unconstrained),
+        };
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = chrono::Utc::now().timestamp();
+        let ttl = d
+            .get_duration("ttl")?
+            .filter(|t| *t > 0)
+            .unwrap_or(DEFAULT_INTERMEDIATE_TTL);
+        let mut warnings = vec![];
+        let mut not_after = now + ttl as i64;
+        if not_after > issuer.not_after {
+            warnings.push(
+                "the intermediate would outlive its issuer; its NotAfter is the issuer's"
+                    .to_string(),
+            );
+            not_after = issuer.not_after;
+        }
+        p.not_before = ::time::OffsetDateTime::from_unix_timestamp(now - 30).map_err(internal)?;
+        p.not_after = ::time::OffsetDateTime::from_unix_timestamp(not_after).map_err(internal)?;
+        let serial = crypto::new_serial();
+        p.serial_number = Some(SerialNumber::from(serial.clone()));
+        p.use_authority_key_identifier_extension = true;
+        let ca_key_entry = model::load_key(c.storage, &issuer.key_id).await?;
+        let ca_spec = KeySpec::parse(&ca_key_entry.key_type, ca_key_entry.key_bits as i64)?;
+        let ca_key = crypto::load(ca_spec, &ca_key_entry.private_key)?;
+        let ca = Issuer::from_ca_cert_pem(&issuer.certificate, &ca_key)
+            .map_err(|e| internal(format!("cannot use the issuer: {e}")))?;
+        let cert = p
+            .signed_by(&csr.public_key, &ca)
+            .map_err(|e| LogicalError::invalid(format!("cannot sign the intermediate: {e}")))?;
+        let cert_pem = cert.pem().trim().to_string();
+        let serial_s = crypto::serial_string(&serial);
+        model::put(
+            c.storage,
+            &format!("certs/{serial_s}"),
+            &CertEntry {
+                serial_number: serial_s.clone(),
+                certificate: cert_pem.clone(),
+                issuer_id: issuer.id.clone(),
+                not_after,
+            },
+        )
+        .await?;
+        let mut chain = vec![Value::from(issuer.certificate.clone())];
+        chain.extend(issuer.ca_chain.iter().cloned().map(Value::from));
+        let certificate = if d.str_or("format", "pem")? == "pem_bundle" {
+            format!("{cert_pem}\n{}", issuer.certificate.trim())
+        } else {
+            cert_pem
+        };
+        let mut data = Map::new();
+        data.insert("certificate".into(), Value::from(certificate));
+        data.insert("issuing_ca".into(), Value::from(issuer.certificate.clone()));
+        data.insert("ca_chain".into(), Value::from(chain));
+        data.insert("serial_number".into(), Value::from(serial_s));
+        data.insert("expiration".into(), Value::from(not_after));
+        let mut r = Response::data(data);
+        r.warnings = warnings;
+        Ok(Some(r))
+    }
+
+    async fn set_signed(&self, c: Ctx<'_>) -> HandlerResult {
+        let bundle = c
+            .data
+            .get_str("certificate")?
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| LogicalError::invalid("the certificate field is required (PEM)"))?;
+        let certs = split_pem(&bundle);
+        let first = certs
+            .first()
+            .ok_or_else(|| LogicalError::invalid("no PEM certificate in the certificate field"))?;
+        let der = crypto::pem_to_der(first)?;
+        let (_, x) = X509Certificate::from_der(&der)
+            .map_err(|e| LogicalError::invalid(format!("not a certificate: {e}")))?;
+        if !x.is_ca() {
+            return Err(LogicalError::invalid(
+                "the certificate is not a CA certificate",
+            ));
+        }
+        let spki = x.public_key().raw.to_vec();
+        // The key that made the CSR: the one whose public key the certificate carries.
+        let _g = self.ca_lock.lock().await;
+        let mut key_id = None;
+        for id in c.storage.list("key/").await? {
+            let Some(k) = model::get::<KeyEntry>(c.storage, &format!("key/{id}")).await? else {
+                continue;
+            };
+            let spec = KeySpec::parse(&k.key_type, k.key_bits as i64)?;
+            if crypto::load(spec, &k.private_key)?.subject_public_key_info() == spki {
+                key_id = Some(k.id);
+                break;
+            }
+        }
+        let key_id = key_id.ok_or_else(|| {
+            LogicalError::invalid(
+                "the certificate's key is not one of this mount's keys: import the certificate issued for this mount's intermediate/generate CSR",
+            )
+        })?;
+        let issuer_id = uuid_like();
+        let entry = IssuerEntry {
+            id: issuer_id.clone(),
+            name: String::new(),
+            key_id: key_id.clone(),
+            certificate: first.clone(),
+            ca_chain: certs[1..].to_vec(),
+            serial_number: crypto::serial_string(x.raw_serial()),
+            not_after: x.validity().not_after.timestamp(),
+        };
+        model::put(c.storage, &format!("issuer/{issuer_id}"), &entry).await?;
+        self.rebuild_crl(c.storage, &entry).await?;
+        let cfg: IssuersConfig = model::get(c.storage, "config/issuers")
+            .await?
+            .unwrap_or_default();
+        if cfg.default.is_empty() {
+            model::put(
+                c.storage,
+                "config/issuers",
+                &IssuersConfig {
+                    default: issuer_id.clone(),
+                },
+            )
+            .await?;
+        }
+        let mut mapping = Map::new();
+        mapping.insert(issuer_id.clone(), Value::from(key_id));
+        let mut data = Map::new();
+        data.insert("imported_issuers".into(), Value::from(vec![issuer_id]));
+        data.insert("imported_keys".into(), Value::Array(vec![]));
+        data.insert("mapping".into(), Value::Object(mapping));
+        Ok(Some(Response::data(data)))
+    }
+}
+
+pub(super) fn paths() -> Vec<Path<Pki>> {
+    let mut generate = Path::new("intermediate/generate/(?P<type>[a-z]+)")
+        .field(Field::new(
+            "type",
+            FieldType::String,
+            "internal or exported (returns the key once).",
+        ))
+        .field(Field::new(
+            "common_name",
+            FieldType::String,
+            "The intermediate's common name.",
+        ))
+        .field(Field::new(
+            "key_type",
+            FieldType::String,
+            "rsa (default), ec or ed25519.",
+        ))
+        .field(Field::new("key_bits", FieldType::Int, "Key size."))
+        .field(Field::new(
+            "key_name",
+            FieldType::String,
+            "A name for the new key.",
+        ));
+    for f in subject_fields() {
+        generate = generate.field(f);
+    }
+    let mut sign = Path::new("root/sign-intermediate")
+        .field(Field::new(
+            "csr",
+            FieldType::String,
+            "The intermediate's CSR, PEM.",
+        ))
+        .field(Field::new(
+            "common_name",
+            FieldType::String,
+            "CN (default: the CSR's).",
+        ))
+        .field(Field::new(
+            "ttl",
+            FieldType::Duration,
+            "Lifetime (default 43800h).",
+        ))
+        .field(Field::new(
+            "format",
+            FieldType::String,
+            "pem (default) or pem_bundle.",
+        ))
+        .field(Field::new(
+            "issuer_ref",
+            FieldType::String,
+            "The signing issuer (default).",
+        ))
+        .field(Field::new(
+            "max_path_length",
+            FieldType::Int,
+            "Path length constraint.",
+        ));
+    for f in subject_fields() {
+        sign = sign.field(f);
+    }
+    vec![
+        generate
+            .op(Operation::Update, |b: &Pki, c| {
+                Box::pin(b.generate_intermediate(c))
+            })
+            .help("Generate an intermediate CA key and its CSR."),
+        sign.op(Operation::Update, |b: &Pki, c| {
+            Box::pin(b.sign_intermediate(c))
+        })
+        .help("Sign an intermediate CA's CSR with an issuer of this mount."),
+        Path::new("intermediate/set-signed")
+            .field(Field::new(
+                "certificate",
+                FieldType::String,
+                "The signed intermediate certificate, PEM (optionally followed by its chain).",
+            ))
+            .op(Operation::Update, |b: &Pki, c| Box::pin(b.set_signed(c)))
+            .help("Import the signed intermediate certificate as an issuer."),
+    ]
+}
