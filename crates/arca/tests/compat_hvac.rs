@@ -55,3 +55,31 @@ fn hvac_full_flow() {
         "no summary line from the hvac flow:\n{out}"
     );
 }
+
+/// The PKI flow of Vault's documentation with hvac (`tests/compat/hvac_pki.py`),
+/// artefacts verified with openssl by the script.
+#[test]
+fn hvac_pki_flow() {
+    let server = Server::start();
+    let init = server.init_and_unseal();
+    let work = server.work_dir();
+    let script = repo_root().join("tests/compat/hvac_pki.py");
+    let mut c = Command::new(python_bin());
+    c.arg(&script)
+        .arg("--addr")
+        .arg(&server.addr)
+        .arg("--token")
+        .arg(&init.root_token)
+        .arg("--dir")
+        .arg(&work)
+        .env("PYTHONUNBUFFERED", "1")
+        .current_dir(&work);
+    let (code, out, err) = run_with_timeout(c, &work, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    println!("{out}");
+    assert_eq!(
+        code, 0,
+        "hvac PKI flow failed (exit {code})\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
+    );
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
