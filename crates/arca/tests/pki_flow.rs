@@ -289,6 +289,113 @@ fn bao_drives_pki_and_openssl_verifies_it() {
         "{got}"
     );
 
+    // config/crl: a 48h CRL lifetime shows in nextUpdate.
+    bao.run(&["write", "pki/config/crl", "expiry=48h"]).ok();
+    let cfg = bao.json(&["read", "-format=json", "pki/config/crl"]);
+    assert_eq!(cfg["data"]["expiry"], "48h", "{cfg}");
+    let (_, crl) = raw_get(&server.addr, "/v1/pki/crl");
+    std::fs::write(dir.join("crl48.der"), crl).unwrap();
+    let next = openssl(
+        &dir,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "crl48.der",
+            "-noout",
+            "-nextupdate",
+            "-lastupdate",
+        ],
+    );
+    let parse = |label: &str| {
+        let line = next.lines().find(|l| l.starts_with(label)).unwrap();
+        let date = line.split_once('=').unwrap().1.trim().to_string();
+        let out = Command::new("date")
+            .args(["-u", "-d", &date, "+%s"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    let span = parse("nextUpdate") - parse("lastUpdate");
+    assert!(
+        (47 * 3600..=49 * 3600).contains(&span),
+        "CRL lifetime {span}s:\n{next}"
+    );
+
+    // tidy removes an expired certificate and its revocation.
+    bao.run(&[
+        "write",
+        "pki/roles/short",
+        "allow_any_name=true",
+        "key_type=ec",
+        "not_before_duration=1s",
+    ])
+    .ok();
+    let short = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/issue/short",
+        "common_name=short.lived",
+        "ttl=1s",
+    ]);
+    let short_serial = short["data"]["serial_number"].as_str().unwrap().to_string();
+    bao.run(&[
+        "write",
+        "pki/revoke",
+        &format!("serial_number={short_serial}"),
+    ])
+    .ok();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let out = bao.run(&[
+        "write",
+        "pki/tidy",
+        "tidy_cert_store=true",
+        "tidy_revoked_certs=true",
+        "safety_buffer=1s",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.describe());
+    let st = bao.json(&["read", "-format=json", "pki/tidy-status"]);
+    assert_eq!(st["data"]["state"], "Finished", "{st}");
+    assert!(
+        st["data"]["cert_store_deleted_count"].as_u64().unwrap() >= 1,
+        "{st}"
+    );
+    assert!(
+        st["data"]["revoked_cert_deleted_count"].as_u64().unwrap() >= 1,
+        "{st}"
+    );
+    bao.run(&["read", &format!("pki/cert/{short_serial}")])
+        .code(2);
+    // The unexpired revoked leaf is still listed.
+    let (_, crl) = raw_get(&server.addr, "/v1/pki/crl");
+    std::fs::write(dir.join("crl-tidy.der"), crl).unwrap();
+    let t = openssl(
+        &dir,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "crl-tidy.der",
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(
+        t.to_lowercase()
+            .contains(&serial.replace(':', "").to_lowercase()),
+        "{t}"
+    );
+    assert!(
+        !t.to_lowercase()
+            .contains(&short_serial.replace(':', "").to_lowercase()),
+        "{t}"
+    );
+
     // An RSA role under the same (EC) root.
     bao.run(&[
         "write",

@@ -3,7 +3,9 @@
 use arca_sdk::{Framework, SpecialPaths};
 use tokio::sync::Mutex;
 
-use crate::{path_fetch, path_intermediate, path_issue, path_revoke, path_roles, path_root};
+use crate::{
+    path_fetch, path_intermediate, path_issue, path_revoke, path_roles, path_root, path_tidy,
+};
 
 /// Engine state: a lock that serializes CA changes and CRL rebuilds (no
 /// cached data: everything is read from storage on each request).
@@ -33,6 +35,7 @@ pub fn factory() -> Framework<Pki> {
     paths.extend(path_issue::paths());
     paths.extend(path_fetch::paths());
     paths.extend(path_revoke::paths());
+    paths.extend(path_tidy::paths());
     Framework::new("pki", Pki::default(), paths).with_special_paths(SpecialPaths {
         root: vec![],
         unauthenticated: PUBLIC.iter().map(|s| s.to_string()).collect(),

@@ -25,6 +25,7 @@ mod path_issue;
 mod path_revoke;
 mod path_roles;
 mod path_root;
+mod path_tidy;
 mod role;
 
 pub use backend::{factory, Pki};

@@ -20,9 +20,6 @@ use crate::crypto::{self, KeySpec};
 use crate::model::raw;
 use crate::model::{self, CertEntry, CrlEntry, IssuerEntry, Revocation, UrlsConfig};
 
-/// Vault's default CRL lifetime (`config/crl` expiry): 72h.
-const CRL_EXPIRY: i64 = 72 * 3600;
-
 fn t(unix: i64) -> Result<time::OffsetDateTime, LogicalError> {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .map_err(|e| LogicalError::internal(e.to_string()))
@@ -41,8 +38,16 @@ impl Pki {
         issuer: &IssuerEntry,
     ) -> Result<CrlEntry, LogicalError> {
         let prev: Option<CrlEntry> = model::get(s, &format!("crl/{}", issuer.id)).await?;
+        let cfg = crate::path_tidy::crl_config(s).await?;
+        let expiry = cfg.expiry as i64;
         let mut revoked = vec![];
-        for serial in s.list("revoked/").await? {
+        // `disable`: an empty CRL is published.
+        let serials = if cfg.disable {
+            vec![]
+        } else {
+            s.list("revoked/").await?
+        };
+        for serial in serials {
             if let Some(r) = model::get::<Revocation>(s, &format!("revoked/{serial}")).await? {
                 if r.issuer_id == issuer.id {
                     revoked.push(RevokedCertParams {
@@ -58,7 +63,7 @@ impl Pki {
         let number = prev.map(|p| p.number + 1).unwrap_or(1);
         let params = CertificateRevocationListParams {
             this_update: t(now)?,
-            next_update: t(now + CRL_EXPIRY)?,
+            next_update: t(now + expiry)?,
             crl_number: SerialNumber::from(number),
             issuing_distribution_point: None,
             revoked_certs: revoked,
@@ -76,7 +81,7 @@ impl Pki {
             number,
             der: crl.der().to_vec(),
             this_update: now,
-            next_update: now + CRL_EXPIRY,
+            next_update: now + expiry,
         };
         model::put(s, &format!("crl/{}", issuer.id), &entry).await?;
         Ok(entry)
