@@ -21,6 +21,42 @@ use arca_raft::{
 
 pub struct RaftCluster {
     pub node: Arc<RaftNode>,
+    /// Progress of [`watch_applied`]: events handled so far.
+    pub handled: Arc<Handled>,
+}
+
+/// How many apply events the invalidation task has handled, and a way to
+/// wait for more.
+#[derive(Default)]
+pub struct Handled {
+    count: std::sync::atomic::AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl Handled {
+    fn add(&self, n: u64) {
+        self.count.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    fn set_at_least(&self, n: u64) {
+        self.count.fetch_max(n, std::sync::atomic::Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until `target` events are handled; false on timeout.
+    async fn wait_for(&self, target: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            if self.count.load(std::sync::atomic::Ordering::SeqCst) >= target {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
 }
 
 fn member(n: &NodeInfo, voter: bool, leader: bool) -> ClusterMember {
@@ -93,7 +129,16 @@ impl Cluster for RaftCluster {
     }
 
     async fn read_barrier(&self, timeout: Duration) -> Result<(), ClusterError> {
-        self.node.read_barrier(timeout).await.map_err(map_err)
+        self.node.read_barrier(timeout).await.map_err(map_err)?;
+        // Applied is not enough: caches (router, keyring, policies) must
+        // have seen those changes too before the request runs.
+        let target = self.node.events_sent();
+        if !self.handled.wait_for(target, timeout).await {
+            return Err(ClusterError::Failed(
+                "this node's caches did not catch up with the data in time; retry".into(),
+            ));
+        }
+        Ok(())
     }
 
     async fn export(&self, out: &std::path::Path) -> Result<(u64, u64), ClusterError> {
@@ -203,14 +248,32 @@ impl ForwardHandler for LocalHandler {
     }
 }
 
-/// Applies cache invalidations for every entry this node applies.
-pub fn watch_applied(node: &RaftNode, core: Arc<Core>) {
+/// Applies cache invalidations for every entry this node applies, and
+/// counts them in `handled` (the read barrier waits on it).
+pub fn watch_applied(node: &Arc<RaftNode>, core: Arc<Core>, handled: Arc<Handled>) {
     let mut rx = node.subscribe();
+    // What was applied before subscribing is in the state core loads when
+    // it unseals: count it as handled.
+    handled.set_at_least(node.events_sent());
+    let node = Arc::clone(node);
     tokio::spawn(async move {
         loop {
             match rx.recv().await {
-                Ok(ApplyEvent::Keys(keys)) => core.storage_changed(&keys).await,
-                Ok(ApplyEvent::Reset) | Err(RecvError::Lagged(_)) => core.storage_reset().await,
+                Ok(ApplyEvent::Keys(keys)) => {
+                    core.storage_changed(&keys).await;
+                    handled.add(1);
+                }
+                Ok(ApplyEvent::Reset) => {
+                    core.storage_reset().await;
+                    handled.add(1);
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Events were dropped: reload everything, which covers
+                    // every event sent until now.
+                    let upto = node.events_sent();
+                    core.storage_reset().await;
+                    handled.set_at_least(upto);
+                }
                 Err(RecvError::Closed) => return,
             }
         }

@@ -123,12 +123,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let forwarder: Option<Arc<dyn arca_http::Forwarder>> = match &raft_node {
         Some(node) => {
-            core.set_cluster(Arc::new(crate::cluster::RaftCluster { node: node.clone() }));
+            let handled = Arc::new(crate::cluster::Handled::default());
+            core.set_cluster(Arc::new(crate::cluster::RaftCluster {
+                node: node.clone(),
+                handled: handled.clone(),
+            }));
             node.set_forward_handler(Arc::new(crate::cluster::LocalHandler {
                 core: core.clone(),
                 node: node.clone(),
             }));
-            crate::cluster::watch_applied(node, core.clone());
+            crate::cluster::watch_applied(node, core.clone(), handled);
             crate::cluster::spawn_retry_join(&config, core.clone(), node.clone())?;
             Some(Arc::new(crate::cluster::RaftForwarder {
                 node: node.clone(),

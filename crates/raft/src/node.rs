@@ -133,6 +133,7 @@ pub struct RaftNode {
     info: NodeInfo,
     net: Network,
     events: broadcast::Sender<ApplyEvent>,
+    events_sent: Arc<std::sync::atomic::AtomicU64>,
     forward: ForwardSlot,
     server: tokio::task::JoinHandle<()>,
     reads: tokio::sync::mpsc::UnboundedSender<ReadWaiter>,
@@ -152,7 +153,14 @@ impl RaftNode {
         let db = crate::store::open(&cfg.dir).map_err(err)?;
         let snaps = SnapshotDir::new(cfg.dir.join("snapshots")).map_err(err)?;
         let (events, _) = broadcast::channel(4096);
-        let sm = StateMachine::open(db.clone(), snaps.clone(), events.clone()).map_err(err)?;
+        let events_sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sm = StateMachine::open(
+            db.clone(),
+            snaps.clone(),
+            events.clone(),
+            events_sent.clone(),
+        )
+        .map_err(err)?;
         let log = LogStore::new(db.clone());
         let (server_tls, client_tls) = match &cfg.tls {
             Some(t) => {
@@ -234,6 +242,7 @@ impl RaftNode {
             info,
             net,
             events,
+            events_sent,
             forward,
             server,
             reads,
@@ -252,6 +261,12 @@ impl RaftNode {
     /// Changes applied to this node's data, for cache invalidation.
     pub fn subscribe(&self) -> broadcast::Receiver<ApplyEvent> {
         self.events.subscribe()
+    }
+
+    /// How many apply events have been sent so far: a subscriber that has
+    /// handled this many has seen every change applied up to now.
+    pub fn events_sent(&self) -> u64 {
+        self.events_sent.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Who serves requests other nodes forward here.

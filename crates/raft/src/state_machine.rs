@@ -47,6 +47,9 @@ pub struct StateMachine {
     db: Arc<DB>,
     snaps: SnapshotDir,
     events: broadcast::Sender<ApplyEvent>,
+    /// How many events were sent (a subscriber that has handled this many
+    /// is up to date with everything applied so far).
+    sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl StateMachine {
@@ -54,6 +57,7 @@ impl StateMachine {
         db: Arc<DB>,
         snaps: SnapshotDir,
         events: broadcast::Sender<ApplyEvent>,
+        sent: Arc<std::sync::atomic::AtomicU64>,
     ) -> io::Result<Self> {
         snaps.clean_temp()?;
         if db
@@ -69,7 +73,12 @@ impl StateMachine {
             wb.delete_cf(cf(&db, CF_SM), "installing");
             db.write_opt(wb, &store::synced()).map_err(io_err)?;
         }
-        Ok(StateMachine { db, snaps, events })
+        Ok(StateMachine {
+            db,
+            snaps,
+            events,
+            sent,
+        })
     }
 
     fn read_applied(&self) -> io::Result<(Option<LogId>, StoredMembership)> {
@@ -81,6 +90,7 @@ impl StateMachine {
 
     fn notify(&self, ev: ApplyEvent) {
         // No subscriber (core sealed) is fine: it reloads when it unseals.
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let _ = self.events.send(ev);
     }
 }
