@@ -1233,14 +1233,22 @@ impl Drop for Partition {
 }
 
 fn iptables(op: &str, rule: &[String]) -> Result<()> {
-    let out = std::process::Command::new("iptables")
-        .arg("-w")
-        .arg(op)
-        .args(rule)
+    // As root directly; otherwise through passwordless sudo, as .ci/run does.
+    let root = std::process::Command::new("id")
+        .arg("-u")
         .output()
-        .context(
-            "cannot run iptables: partition tests need it and root (apt-get install iptables)",
-        )?;
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let mut cmd = if root {
+        std::process::Command::new("iptables")
+    } else {
+        let mut c = std::process::Command::new("sudo");
+        c.args(["-n", "iptables"]);
+        c
+    };
+    let out = cmd.arg("-w").arg(op).args(rule).output().context(
+        "cannot run iptables: partition tests need it and root (apt-get install iptables)",
+    )?;
     if !out.status.success() {
         bail!(
             "iptables {op} {rule:?} failed ({}): {} -- partition tests need root",
