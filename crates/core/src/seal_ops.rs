@@ -20,7 +20,11 @@ use crate::mounts::{MountEntry, MountTable};
 use crate::policies::PolicyStore;
 use crate::tokens::TokenStore;
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version `sys/seal-status`, `sys/health` and `sys/ha-status` report:
+/// the OpenBao API level Arca is tested against (clients such as `bao pki
+/// health-check` gate features on it), with Arca's own version as SemVer
+/// build metadata.
+pub const VERSION: &str = concat!("2.7.2+arca.", env!("CARGO_PKG_VERSION"));
 const BUILD_DATE: &str = "2026-11-23T00:00:00Z";
 
 pub(crate) fn json_reply(status: u16, v: Value) -> Reply {

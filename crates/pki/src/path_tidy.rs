@@ -56,8 +56,12 @@ pub struct AutoTidy {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct TidyStatus {
     state: String,
-    time_started: String,
-    time_finished: String,
+    time_started: Option<String>,
+    time_finished: Option<String>,
+    /// When tidy last finished (Vault reports the mount's start when it
+    /// never ran); `bao pki health-check` parses it.
+    #[serde(default)]
+    last_auto_tidy_finished: String,
     cert_store_deleted_count: u64,
     revoked_cert_deleted_count: u64,
     tidy_cert_store: bool,
@@ -140,7 +144,7 @@ impl Pki {
         let cutoff = started.timestamp() - buffer as i64;
         let mut status = TidyStatus {
             state: "Running".into(),
-            time_started: started.to_rfc3339(),
+            time_started: Some(started.to_rfc3339()),
             tidy_cert_store: tidy_certs,
             tidy_revoked_certs: tidy_revoked,
             safety_buffer: buffer,
@@ -177,7 +181,9 @@ impl Pki {
             }
         }
         status.state = "Finished".into();
-        status.time_finished = chrono::Utc::now().to_rfc3339();
+        let finished = chrono::Utc::now().to_rfc3339();
+        status.time_finished = Some(finished.clone());
+        status.last_auto_tidy_finished = finished;
         model::put(c.storage, "tidy/status", &status).await?;
         let mut r = Response::default();
         r.warnings
