@@ -505,6 +505,33 @@ fn bao_drives_pki_and_openssl_verifies_it() {
         t.contains("CA:TRUE") && t.contains("Arca Intermediate"),
         "{t}"
     );
+    // `bao pki verify-sign` reads both issuers through issuer/default.
+    let out = bao
+        .run(&[
+            "pki",
+            "verify-sign",
+            "pki/issuer/default",
+            "pki_int/issuer/default",
+        ])
+        .ok();
+    for check in [
+        "trust_match",
+        "key_id_match",
+        "signature_match",
+        "subject_match",
+        "path_match",
+    ] {
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(check))
+            .unwrap_or_default();
+        assert!(
+            line.trim_end().ends_with("true"),
+            "{check}: {}",
+            out.describe()
+        );
+    }
     // Without the intermediate the leaf does not verify against the root alone.
     let out = Command::new("openssl")
         .args(["verify", "-CAfile", "root.pem", "int-leaf.pem"])
