@@ -289,6 +289,85 @@ fn bao_drives_pki_and_openssl_verifies_it() {
         "{got}"
     );
 
+    // sign-verbatim: the CSR's names as they are, outside any role.
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "vb.key",
+            "-out",
+            "vb.csr",
+            "-subj",
+            "/CN=anything.internal/O=Verbatim Ltd",
+            "-addext",
+            "subjectAltName=DNS:other.internal",
+        ],
+    );
+    let vb = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/sign-verbatim",
+        &format!("csr=@{}", dir.join("vb.csr").display()),
+        "ttl=1h",
+    ]);
+    std::fs::write(
+        dir.join("vb.pem"),
+        format!("{}\n", vb["data"]["certificate"].as_str().unwrap()),
+    )
+    .unwrap();
+    let v = openssl(&dir, &["verify", "-CAfile", "root.pem", "vb.pem"]);
+    assert!(v.contains("vb.pem: OK"), "{v}");
+    let t = openssl(&dir, &["x509", "-in", "vb.pem", "-noout", "-text"]);
+    assert!(
+        t.contains("Verbatim Ltd") && t.contains("DNS:other.internal"),
+        "{t}"
+    );
+
+    // revoke-with-key: the wrong key is refused, the right one revokes.
+    let kept = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/issue/web",
+        "common_name=kept.example.com",
+    ]);
+    let kept_serial = kept["data"]["serial_number"].as_str().unwrap().to_string();
+    std::fs::write(
+        dir.join("kept.key"),
+        format!("{}\n", kept["data"]["private_key"].as_str().unwrap()),
+    )
+    .unwrap();
+    let wrong = format!("private_key=@{}", dir.join("vb.key").display());
+    let out = bao.run(&[
+        "write",
+        "pki/revoke-with-key",
+        &format!("serial_number={kept_serial}"),
+        &wrong,
+    ]);
+    assert!(
+        out.code != 0 && out.stderr.contains("does not match"),
+        "{}",
+        out.describe()
+    );
+    let right = format!("private_key=@{}", dir.join("kept.key").display());
+    let rev = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/revoke-with-key",
+        &format!("serial_number={kept_serial}"),
+        &right,
+    ]);
+    assert!(
+        rev["data"]["revocation_time"].as_i64().unwrap() > 0,
+        "{rev}"
+    );
+
     // config/crl: a 48h CRL lifetime shows in nextUpdate.
     bao.run(&["write", "pki/config/crl", "expiry=48h"]).ok();
     let cfg = bao.json(&["read", "-format=json", "pki/config/crl"]);

@@ -65,9 +65,19 @@ impl Pki {
         self.issue_or_sign(c, true).await
     }
 
+    /// `sign-verbatim[/:role]`: the CSR's subject and SANs as they are; a
+    /// role, if named, only lends its lifetimes, usages and `no_store`.
+    async fn sign_verbatim(&self, c: Ctx<'_>) -> HandlerResult {
+        self.issue_or_sign_inner(c, true, true).await
+    }
+
     /// `issue` makes a key; `sign` certifies the key of a CSR. Both apply
     /// the role to every name and to the lifetime.
     async fn issue_or_sign(&self, c: Ctx<'_>, sign: bool) -> HandlerResult {
+        self.issue_or_sign_inner(c, sign, false).await
+    }
+
+    async fn issue_or_sign_inner(&self, c: Ctx<'_>, sign: bool, verbatim: bool) -> HandlerResult {
         let d = &c.data;
         let csr = if sign {
             let pem = d
@@ -85,9 +95,29 @@ impl Pki {
             None
         };
         let role_name = d.str_or("role", "")?;
-        let role: Role = model::get(c.storage, &format!("role/{role_name}"))
-            .await?
-            .ok_or_else(|| LogicalError::invalid(format!("unknown role: {role_name}")))?;
+        let role: Role = if verbatim && role_name.is_empty() {
+            Role::default()
+        } else {
+            model::get(c.storage, &format!("role/{role_name}"))
+                .await?
+                .ok_or_else(|| LogicalError::invalid(format!("unknown role: {role_name}")))?
+        };
+        // Verbatim signing checks no names: the role only lends lifetimes,
+        // usages and no_store.
+        let role = if verbatim {
+            Role {
+                allow_any_name: true,
+                enforce_hostnames: false,
+                allow_ip_sans: true,
+                allowed_uri_sans: vec!["*".into()],
+                use_csr_common_name: true,
+                use_csr_sans: true,
+                require_cn: false,
+                ..role
+            }
+        } else {
+            role
+        };
         if role.key_type == "any" && !sign {
             return Err(LogicalError::invalid(
                 "role key type \"any\" not allowed for issuing certificates, only signing",
@@ -199,6 +229,9 @@ impl Pki {
             .unwrap_or_else(|_| rcgen::DistinguishedName::new());
         if cn.is_empty() {
             p.distinguished_name = rcgen::DistinguishedName::new();
+        }
+        if let (true, Some(csr)) = (verbatim, &csr) {
+            p.distinguished_name = csr.params.distinguished_name.clone();
         }
         for n in &dns {
             p.subject_alt_names.push(SanType::DnsName(
@@ -379,5 +412,9 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
         ))
         .op(Operation::Update, |b: &Pki, c| Box::pin(b.issue(c)))
         .help("Issue a certificate and its private key under a role.");
-    vec![issue, sign]
+    let verbatim = name_fields(Path::new(r"sign-verbatim(/(?P<role>\w(([\w.-]+)?\w)?))?"))
+        .field(Field::new("csr", FieldType::String, "The certificate request, PEM."))
+        .op(Operation::Update, |b: &Pki, c| Box::pin(b.sign_verbatim(c)))
+        .help("Sign a CSR as it is (its subject and SANs); an optional role lends lifetimes and usages.");
+    vec![issue, sign, verbatim]
 }

@@ -157,6 +157,42 @@ impl Pki {
         Ok(Some(Response::data(data)))
     }
 
+    /// `revoke-with-key`: the caller proves it holds the certificate's
+    /// private key before the certificate is revoked.
+    async fn revoke_with_key(&self, c: Ctx<'_>) -> HandlerResult {
+        let key_pem = c
+            .data
+            .get_str("private_key")?
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| LogicalError::invalid("the private_key field is required (PEM)"))?;
+        let serial = if let Some(s) = c.data.get_str("serial_number")?.filter(|s| !s.is_empty()) {
+            crypto::normalize_serial(&s)
+        } else if let Some(pem) = c.data.get_str("certificate")?.filter(|s| !s.is_empty()) {
+            crypto::cert_info(&crypto::pem_to_der(&pem)?)?.serial
+        } else {
+            return Err(LogicalError::invalid(
+                "the serial_number or certificate to revoke must be provided",
+            ));
+        };
+        let entry: CertEntry = model::get(c.storage, &format!("certs/{serial}"))
+            .await?
+            .ok_or_else(|| {
+                LogicalError::invalid(format!("certificate with serial {serial} not found"))
+            })?;
+        let key = rcgen::KeyPair::from_pem(&key_pem)
+            .map_err(|_| LogicalError::invalid("private_key is not a PKCS#8 PEM private key"))?;
+        let der = crypto::pem_to_der(&entry.certificate)?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| LogicalError::internal(format!("stored certificate unreadable: {e}")))?;
+        use rcgen::PublicKeyData;
+        if key.subject_public_key_info() != cert.public_key().raw {
+            return Err(LogicalError::invalid(
+                "the private key does not match the certificate's public key",
+            ));
+        }
+        self.revoke(c).await
+    }
+
     async fn crl(&self, c: Ctx<'_>) -> HandlerResult {
         let issuer = model::resolve_issuer(c.storage, "default").await?;
         let crl = self.current_crl(c.storage, &issuer).await?;
@@ -232,6 +268,26 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             ))
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.revoke(c)))
             .help("Revoke a certificate; its issuer's CRL lists it from then on."),
+        Path::new("revoke-with-key")
+            .field(Field::new(
+                "serial_number",
+                FieldType::String,
+                "Serial of the certificate to revoke.",
+            ))
+            .field(Field::new(
+                "certificate",
+                FieldType::String,
+                "Or the certificate itself, PEM.",
+            ))
+            .field(Field::new(
+                "private_key",
+                FieldType::String,
+                "The certificate's private key, PEM.",
+            ))
+            .op(Operation::Update, |b: &Pki, c| {
+                Box::pin(b.revoke_with_key(c))
+            })
+            .help("Revoke a certificate, proving possession of its private key."),
         Path::new("crl(?P<pem>/pem)?")
             .field(Field::new("pem", FieldType::String, "/pem for PEM."))
             .op(Operation::Read, |b: &Pki, c| Box::pin(b.crl(c)))
