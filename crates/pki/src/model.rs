@@ -136,3 +136,23 @@ pub async fn load_key(s: &dyn Storage, id: &str) -> Result<KeyEntry, LogicalErro
         .await?
         .ok_or_else(|| LogicalError::internal(format!("the issuer's key {id} is missing")))
 }
+
+/// The private key an issuer signs with.
+pub async fn issuer_key(
+    s: &dyn Storage,
+    issuer: &IssuerEntry,
+) -> Result<rcgen::KeyPair, LogicalError> {
+    let k = load_key(s, &issuer.key_id).await?;
+    let spec = crate::crypto::KeySpec::parse(&k.key_type, k.key_bits as i64)?;
+    crate::crypto::load(spec, &k.private_key)
+}
+
+/// rcgen's view of an issuer (its subject, key identifier and usages from
+/// its certificate) signing with `key`.
+pub fn signer<'a>(
+    issuer: &IssuerEntry,
+    key: &'a rcgen::KeyPair,
+) -> Result<rcgen::Issuer<'static, &'a rcgen::KeyPair>, LogicalError> {
+    rcgen::Issuer::from_ca_cert_pem(&issuer.certificate, key)
+        .map_err(|e| LogicalError::internal(format!("cannot use the issuer: {e}")))
+}

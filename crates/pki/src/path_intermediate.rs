@@ -5,7 +5,7 @@
 //! matched to the key that made the CSR).
 
 use rcgen::{
-    BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose, PublicKeyData, SerialNumber,
+    BasicConstraints, CertificateParams, IsCa, KeyUsagePurpose, PublicKeyData, SerialNumber,
 };
 use serde_json::{Map, Value};
 use x509_parser::prelude::*;
@@ -15,7 +15,7 @@ use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Pa
 use crate::backend::Pki;
 use crate::crypto::{self, KeySpec};
 use crate::model::{self, CertEntry, IssuerEntry, IssuersConfig, KeyEntry};
-use crate::path_root::{subject, subject_fields, uuid_like};
+use crate::path_root::{subject, subject_fields, uuid_like, GenerateRequest};
 
 /// Default lifetime of a signed intermediate (Vault's tutorial asks 43800h).
 const DEFAULT_INTERMEDIATE_TTL: u64 = 43800 * 3600;
@@ -46,23 +46,7 @@ fn split_pem(bundle: &str) -> Vec<String> {
 impl Pki {
     async fn generate_intermediate(&self, c: Ctx<'_>) -> HandlerResult {
         let d = &c.data;
-        let exported = match d.str_or("type", "")?.as_str() {
-            "internal" => false,
-            "exported" => true,
-            other => {
-                return Err(LogicalError::invalid(format!(
-                    "invalid type {other:?}: use internal or exported"
-                )))
-            }
-        };
-        let cn = d
-            .get_str("common_name")?
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| LogicalError::invalid("the 'common_name' field is required"))?;
-        let spec = KeySpec::parse(
-            &d.str_or("key_type", "rsa")?,
-            d.get_i64("key_bits")?.unwrap_or(0),
-        )?;
+        let GenerateRequest { exported, cn, spec } = GenerateRequest::parse(d)?;
         let key = crypto::generate(spec)?;
         let mut p = CertificateParams::default();
         p.distinguished_name = subject(d, &cn)?;
@@ -135,11 +119,8 @@ impl Pki {
         let serial = crypto::new_serial();
         p.serial_number = Some(SerialNumber::from(serial.clone()));
         p.use_authority_key_identifier_extension = true;
-        let ca_key_entry = model::load_key(c.storage, &issuer.key_id).await?;
-        let ca_spec = KeySpec::parse(&ca_key_entry.key_type, ca_key_entry.key_bits as i64)?;
-        let ca_key = crypto::load(ca_spec, &ca_key_entry.private_key)?;
-        let ca = Issuer::from_ca_cert_pem(&issuer.certificate, &ca_key)
-            .map_err(|e| internal(format!("cannot use the issuer: {e}")))?;
+        let ca_key = model::issuer_key(c.storage, &issuer).await?;
+        let ca = model::signer(&issuer, &ca_key)?;
         let cert = p
             .signed_by(&csr.public_key, &ca)
             .map_err(|e| LogicalError::invalid(format!("cannot sign the intermediate: {e}")))?;

@@ -3,9 +3,7 @@
 
 use std::net::IpAddr;
 
-use rcgen::{
-    CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyUsagePurpose, SanType, SerialNumber,
-};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyUsagePurpose, SanType, SerialNumber};
 use serde_json::{Map, Value};
 
 use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
@@ -279,11 +277,8 @@ impl Pki {
         p.serial_number = Some(SerialNumber::from(serial.clone()));
         p.use_authority_key_identifier_extension = true;
 
-        let ca_key_entry = model::load_key(c.storage, &issuer.key_id).await?;
-        let ca_spec = KeySpec::parse(&ca_key_entry.key_type, ca_key_entry.key_bits as i64)?;
-        let ca_key = crypto::load(ca_spec, &ca_key_entry.private_key)?;
-        let ca = Issuer::from_ca_cert_pem(&issuer.certificate, &ca_key)
-            .map_err(|e| LogicalError::internal(format!("cannot use the issuer: {e}")))?;
+        let ca_key = model::issuer_key(c.storage, &issuer).await?;
+        let ca = model::signer(&issuer, &ca_key)?;
         let (cert, key) = match (&csr, spec) {
             (Some(csr), _) => (p.signed_by(&csr.public_key, &ca), None),
             (None, Some(spec)) => {

@@ -6,9 +6,7 @@
 //! Rebuilding is one pass over the issuer's revocations; batched and delta
 //! rebuilds for very large CRLs come with `config/crl`.
 
-use rcgen::{
-    CertificateRevocationListParams, Issuer, KeyIdMethod, RevokedCertParams, SerialNumber,
-};
+use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 use serde_json::{Map, Value};
 
 use arca_sdk::{
@@ -16,7 +14,7 @@ use arca_sdk::{
 };
 
 use crate::backend::Pki;
-use crate::crypto::{self, KeySpec};
+use crate::crypto;
 use crate::model::raw;
 use crate::model::{self, CertEntry, CrlEntry, IssuerEntry, Revocation, UrlsConfig};
 
@@ -28,6 +26,19 @@ fn t(unix: i64) -> Result<time::OffsetDateTime, LogicalError> {
 fn serial_bytes(s: &str) -> Result<Vec<u8>, LogicalError> {
     hex::decode(s.replace(':', ""))
         .map_err(|_| LogicalError::internal(format!("bad stored serial {s}")))
+}
+
+/// The serial a revocation names: `serial_number`, or that of `certificate`.
+fn requested_serial(d: &arca_sdk::FieldData) -> Result<String, LogicalError> {
+    if let Some(s) = d.get_str("serial_number")?.filter(|s| !s.is_empty()) {
+        return Ok(crypto::normalize_serial(&s));
+    }
+    if let Some(pem) = d.get_str("certificate")?.filter(|s| !s.is_empty()) {
+        return Ok(crypto::cert_info(&crypto::pem_to_der(&pem)?)?.serial);
+    }
+    Err(LogicalError::invalid(
+        "the serial_number or certificate to revoke must be provided",
+    ))
 }
 
 impl Pki {
@@ -69,11 +80,8 @@ impl Pki {
             revoked_certs: revoked,
             key_identifier_method: KeyIdMethod::Sha256,
         };
-        let key_entry = model::load_key(s, &issuer.key_id).await?;
-        let spec = KeySpec::parse(&key_entry.key_type, key_entry.key_bits as i64)?;
-        let key = crypto::load(spec, &key_entry.private_key)?;
-        let ca = Issuer::from_ca_cert_pem(&issuer.certificate, &key)
-            .map_err(|e| LogicalError::internal(format!("cannot use the issuer: {e}")))?;
+        let key = model::issuer_key(s, issuer).await?;
+        let ca = model::signer(issuer, &key)?;
         let crl = params
             .signed_by(&ca)
             .map_err(|e| LogicalError::internal(format!("cannot sign the CRL: {e}")))?;
@@ -106,15 +114,7 @@ impl Pki {
     }
 
     async fn revoke(&self, c: Ctx<'_>) -> HandlerResult {
-        let serial = if let Some(s) = c.data.get_str("serial_number")?.filter(|s| !s.is_empty()) {
-            crypto::normalize_serial(&s)
-        } else if let Some(pem) = c.data.get_str("certificate")?.filter(|s| !s.is_empty()) {
-            crypto::cert_info(&crypto::pem_to_der(&pem)?)?.serial
-        } else {
-            return Err(LogicalError::invalid(
-                "the serial_number or certificate to revoke must be provided",
-            ));
-        };
+        let serial = requested_serial(&c.data)?;
         let entry: CertEntry = model::get(c.storage, &format!("certs/{serial}"))
             .await?
             .ok_or_else(|| {
@@ -165,15 +165,7 @@ impl Pki {
             .get_str("private_key")?
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| LogicalError::invalid("the private_key field is required (PEM)"))?;
-        let serial = if let Some(s) = c.data.get_str("serial_number")?.filter(|s| !s.is_empty()) {
-            crypto::normalize_serial(&s)
-        } else if let Some(pem) = c.data.get_str("certificate")?.filter(|s| !s.is_empty()) {
-            crypto::cert_info(&crypto::pem_to_der(&pem)?)?.serial
-        } else {
-            return Err(LogicalError::invalid(
-                "the serial_number or certificate to revoke must be provided",
-            ));
-        };
+        let serial = requested_serial(&c.data)?;
         let entry: CertEntry = model::get(c.storage, &format!("certs/{serial}"))
             .await?
             .ok_or_else(|| {

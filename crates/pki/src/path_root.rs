@@ -85,27 +85,7 @@ fn time_at(unix: i64) -> time::OffsetDateTime {
 impl Pki {
     async fn generate_root(&self, c: Ctx<'_>) -> HandlerResult {
         let d = &c.data;
-        let exported =
-            match d.str_or("type", "")?.as_str() {
-                "internal" => false,
-                "exported" => true,
-                "existing" | "kms" => return Err(LogicalError::invalid(
-                    "type \"existing\" and \"kms\" are not supported yet; use internal or exported",
-                )),
-                other => {
-                    return Err(LogicalError::invalid(format!(
-                        "invalid type {other:?}: use internal or exported"
-                    )))
-                }
-            };
-        let cn = d
-            .get_str("common_name")?
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| LogicalError::invalid("the 'common_name' field is required"))?;
-        let spec = KeySpec::parse(
-            &d.str_or("key_type", "rsa")?,
-            d.get_i64("key_bits")?.unwrap_or(0),
-        )?;
+        let GenerateRequest { exported, cn, spec } = GenerateRequest::parse(d)?;
         let ttl = d
             .get_duration("ttl")?
             .filter(|t| *t > 0)
@@ -203,6 +183,41 @@ impl Pki {
         }
         c.storage.delete("config/issuers").await?;
         Ok(None)
+    }
+}
+
+/// What `root/generate/:type` and `intermediate/generate/:type` share:
+/// the type (internal or exported), the common name and the key to make.
+pub(crate) struct GenerateRequest {
+    pub exported: bool,
+    pub cn: String,
+    pub spec: KeySpec,
+}
+
+impl GenerateRequest {
+    pub(crate) fn parse(d: &arca_sdk::FieldData) -> Result<Self, LogicalError> {
+        let exported =
+            match d.str_or("type", "")?.as_str() {
+                "internal" => false,
+                "exported" => true,
+                "existing" | "kms" => return Err(LogicalError::invalid(
+                    "type \"existing\" and \"kms\" are not supported yet; use internal or exported",
+                )),
+                other => {
+                    return Err(LogicalError::invalid(format!(
+                        "invalid type {other:?}: use internal or exported"
+                    )))
+                }
+            };
+        let cn = d
+            .get_str("common_name")?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| LogicalError::invalid("the 'common_name' field is required"))?;
+        let spec = KeySpec::parse(
+            &d.str_or("key_type", "rsa")?,
+            d.get_i64("key_bits")?.unwrap_or(0),
+        )?;
+        Ok(GenerateRequest { exported, cn, spec })
     }
 }
 
