@@ -79,6 +79,9 @@ pub struct Config {
     /// `read_consistency = "stale"`: a cluster node reads local state by
     /// default instead of waiting for the read index.
     pub stale_reads: bool,
+    /// `periodic_interval`: how often the active node runs engines'
+    /// background work (CRL rebuilds, scheduled tidies). Default 10s.
+    pub periodic_interval: u64,
 }
 
 impl Default for Config {
@@ -108,6 +111,7 @@ impl Default for Config {
             log_format: None,
             pid_file: None,
             stale_reads: false,
+            periodic_interval: 10,
         }
     }
 }
@@ -327,6 +331,17 @@ impl Parser<'_> {
                             default_ttl = Some((self.duration(attr, key)?, attr.span()))
                         }
                         "max_lease_ttl" => cfg.max_lease_ttl = self.duration(attr, key)?,
+                        "periodic_interval" => {
+                            let v = self.duration(attr, key)?;
+                            if v == 0 {
+                                return Err(self.err(
+                                    attr.span(),
+                                    key,
+                                    "must be at least 1s".to_string(),
+                                ));
+                            }
+                            cfg.periodic_interval = v;
+                        }
                         "ui" => cfg.ui = self.boolean(attr, key)?,
                         "disable_mlock" => cfg.disable_mlock = self.boolean(attr, key)?,
                         "cluster_name" => cfg.cluster_name = Some(self.string(attr, key)?),

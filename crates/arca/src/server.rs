@@ -140,6 +140,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    core.spawn_periodic(std::time::Duration::from_secs(config.periodic_interval));
     println!("==> Arca server configuration:\n");
     println!("    Storage: {}", config.storage.kind);
     if let Some(p) = &config.storage.path {
@@ -207,6 +208,7 @@ pub async fn run_dev(opts: DevOptions) -> anyhow::Result<()> {
     core.mount("secret/", "kv", "key/value secret storage", opts_map)
         .await
         .map_err(|e| anyhow::anyhow!("dev mount of secret/ failed: {e}"))?;
+    core.spawn_periodic(std::time::Duration::from_secs(10));
     println!("==> Arca server configuration:\n");
     println!("    Storage: inmem (dev mode: nothing is persisted)");
     println!("\nWARNING! dev mode is enabled! In this mode, Arca runs entirely in-memory");

@@ -25,6 +25,7 @@ mod cubbyhole;
 mod invalidate;
 mod join;
 pub mod mounts;
+mod periodic;
 pub mod policies;
 pub mod router;
 mod seal_ops;

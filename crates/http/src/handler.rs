@@ -135,8 +135,15 @@ async fn handle(
             );
         }
     }
-    let raw_body_path =
-        path.ends_with("storage/raft/snapshot") || path.ends_with("storage/raft/snapshot-force");
+    // Bodies that are not JSON: snapshot archives, and DER OCSP requests
+    // (RFC 6960's POST form, Content-Type application/ocsp-request).
+    let ocsp_request = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/ocsp-request"));
+    let raw_body_path = ocsp_request
+        || path.ends_with("storage/raft/snapshot")
+        || path.ends_with("storage/raft/snapshot-force");
     let data = if raw_body_path {
         Map::new()
     } else if matches!(op, Operation::Update | Operation::Patch)

@@ -4,14 +4,31 @@ use arca_sdk::{Framework, SpecialPaths};
 use tokio::sync::Mutex;
 
 use crate::{
-    path_fetch, path_intermediate, path_issue, path_revoke, path_roles, path_root, path_tidy,
+    path_fetch, path_intermediate, path_issue, path_ocsp, path_revoke, path_roles, path_root,
+    path_tidy,
 };
 
-/// Engine state: a lock that serializes CA changes and CRL rebuilds (no
-/// cached data: everything is read from storage on each request).
+/// Engine state: a lock that serializes CA changes and revocations on the
+/// active node, and each node's CRL index and signed CRLs (rebuilt from
+/// replicated state; see `crl`). Nothing else is cached.
 #[derive(Default)]
 pub struct Pki {
     pub(crate) ca_lock: Mutex<()>,
+    pub(crate) crls: crate::crl::CrlCache,
+}
+
+impl Pki {
+    async fn periodic(&self, s: &dyn arca_sdk::Storage) -> Result<(), arca_sdk::LogicalError> {
+        self.crl_periodic(s).await?;
+        self.auto_tidy_periodic(s).await
+    }
+
+    async fn invalidate(&self, key: &str) {
+        // A snapshot restore can move every header backwards.
+        if key.is_empty() {
+            self.crls.clear().await;
+        }
+    }
 }
 
 /// Paths served without a token and from local state during elections.
@@ -22,9 +39,14 @@ const PUBLIC: &[&str] = &[
     "ca_chain",
     "crl",
     "crl/pem",
+    "crl/delta",
+    "crl/delta/pem",
     "issuer/+/pem",
     "issuer/+/der",
     "issuer/+/json",
+    "issuer/+/crl*",
+    "ocsp",
+    "ocsp/*",
 ];
 
 pub fn factory() -> Framework<Pki> {
@@ -36,18 +58,22 @@ pub fn factory() -> Framework<Pki> {
     paths.extend(path_fetch::paths());
     paths.extend(path_revoke::paths());
     paths.extend(path_tidy::paths());
-    Framework::new("pki", Pki::default(), paths).with_special_paths(SpecialPaths {
-        root: vec![],
-        unauthenticated: PUBLIC.iter().map(|s| s.to_string()).collect(),
-        // Issuance never waits for a leader: with no_store it writes
-        // nothing and is served locally; a stored one forwards its write.
-        available_without_leader: PUBLIC
-            .iter()
-            .chain(["issue/*", "sign/*"].iter())
-            .map(|s| s.to_string())
-            .collect(),
-        forward_on_standby: vec![],
-    })
+    paths.extend(path_ocsp::paths());
+    Framework::new("pki", Pki::default(), paths)
+        .with_special_paths(SpecialPaths {
+            root: vec![],
+            unauthenticated: PUBLIC.iter().map(|s| s.to_string()).collect(),
+            // Issuance never waits for a leader: with no_store it writes
+            // nothing and is served locally; a stored one forwards its write.
+            available_without_leader: PUBLIC
+                .iter()
+                .chain(["issue/*", "sign/*"].iter())
+                .map(|s| s.to_string())
+                .collect(),
+            forward_on_standby: vec![],
+        })
+        .with_periodic(|b: &Pki, s| Box::pin(b.periodic(s)))
+        .with_invalidate(|b: &Pki, k| Box::pin(b.invalidate(k)))
 }
 
 #[cfg(test)]

@@ -17,15 +17,18 @@
 //! from local state (declared available without a leader).
 
 mod backend;
+mod crl;
 mod crypto;
 mod model;
 mod path_fetch;
 mod path_intermediate;
 mod path_issue;
+mod path_ocsp;
 mod path_revoke;
 mod path_roles;
 mod path_root;
 mod path_tidy;
 mod role;
+mod x509;
 
 pub use backend::{factory, Pki};

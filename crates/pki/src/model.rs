@@ -6,7 +6,8 @@
 //! - `role/<name>`: a role;
 //! - `certs/<serial>`: an issued certificate (unless the role says
 //!   `no_store`); `revoked/<serial>`: its revocation;
-//! - `crl/<issuer id>`: the issuer's current CRL (DER) and its number.
+//! - `crlstate/<issuer id>`, `revlog/<issuer id>/<seq>`: the CRL header and
+//!   revocation log (see the `crl` module).
 //!
 //! Invariants: a key's PEM never appears in a response except in the answer
 //! of the `exported` generation that created it; serials are stored in
@@ -80,14 +81,9 @@ pub struct Revocation {
     pub issuer_id: String,
     pub revocation_time: i64,
     pub not_after: i64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CrlEntry {
-    pub number: u64,
-    pub der: Vec<u8>,
-    pub this_update: i64,
-    pub next_update: i64,
+    /// The issuer's revocation-log sequence number (see `crl`).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 pub async fn get<T: serde::de::DeserializeOwned>(

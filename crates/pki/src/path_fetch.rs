@@ -34,10 +34,12 @@ impl Pki {
                 chain_pem(&model::resolve_issuer(c.storage, "default").await?),
                 None,
             ),
-            "crl" => {
+            "crl" | "delta-crl" => {
                 let issuer = model::resolve_issuer(c.storage, "default").await?;
-                let crl = self.current_crl(c.storage, &issuer).await?;
-                let pem = crypto::der_to_pem(&crl.der, "X509 CRL");
+                let crl = self
+                    .crl_der(c.storage, &issuer, serial == "delta-crl")
+                    .await?;
+                let pem = crypto::der_to_pem(&crl, "X509 CRL");
                 (pem, None)
             }
             s => {

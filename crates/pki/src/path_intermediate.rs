@@ -203,7 +203,7 @@ impl Pki {
             not_after: x.validity().not_after.timestamp(),
         };
         model::put(c.storage, &format!("issuer/{issuer_id}"), &entry).await?;
-        self.rebuild_crl(c.storage, &entry).await?;
+        self.rotate_crl_of(c.storage, &entry.id, false).await?;
         let cfg: IssuersConfig = model::get(c.storage, "config/issuers")
             .await?
             .unwrap_or_default();

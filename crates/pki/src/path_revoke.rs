@@ -1,32 +1,21 @@
-//! Revocation and CRLs: `revoke`, `crl` (DER), `crl/pem`, `crl/rotate`,
-//! and `config/urls`.
+//! Revocation and CRLs: `revoke`, `revoke-with-key`, `crl` (DER),
+//! `crl/pem`, `crl/delta`, `crl/delta/pem`, `crl/rotate`,
+//! `crl/rotate-delta`, per-issuer CRLs (`issuer/:ref/crl[/der|/pem]`,
+//! `issuer/:ref/crl/delta[/der|/pem]`) and `config/urls`.
 //!
-//! The CRL of an issuer is rebuilt and stored when a certificate it issued
-//! is revoked (and on `crl/rotate`), and read from storage by every node.
-//! Rebuilding is one pass over the issuer's revocations; batched and delta
-//! rebuilds for very large CRLs come with `config/crl`.
+//! A revocation writes a few small records in one batch (see `crl`); CRLs
+//! are signed on demand by whichever node answers, from replicated state.
 
-use rcgen::{CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber};
 use serde_json::{Map, Value};
 
-use arca_sdk::{
-    Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response, Storage,
-};
+use arca_sdk::storage::json_op;
+use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
 
 use crate::backend::Pki;
+use crate::crl;
 use crate::crypto;
 use crate::model::raw;
-use crate::model::{self, CertEntry, CrlEntry, IssuerEntry, Revocation, UrlsConfig};
-
-fn t(unix: i64) -> Result<time::OffsetDateTime, LogicalError> {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .map_err(|e| LogicalError::internal(e.to_string()))
-}
-
-fn serial_bytes(s: &str) -> Result<Vec<u8>, LogicalError> {
-    hex::decode(s.replace(':', ""))
-        .map_err(|_| LogicalError::internal(format!("bad stored serial {s}")))
-}
+use crate::model::{self, CertEntry, Revocation, UrlsConfig};
 
 /// The serial a revocation names: `serial_number`, or that of `certificate`.
 fn requested_serial(d: &arca_sdk::FieldData) -> Result<String, LogicalError> {
@@ -41,78 +30,22 @@ fn requested_serial(d: &arca_sdk::FieldData) -> Result<String, LogicalError> {
     ))
 }
 
+/// A CRL in the form the path asks for: DER, PEM, or (per-issuer paths
+/// without a suffix) JSON `{"crl": PEM}`.
+fn crl_response(der: &[u8], form: &str) -> Response {
+    let pem = || format!("{}\n", crypto::der_to_pem(der, "X509 CRL"));
+    match form {
+        "pem" => raw("application/x-pem-file", pem().into_bytes()),
+        "json" => {
+            let mut data = Map::new();
+            data.insert("crl".into(), Value::from(pem()));
+            Response::data(data)
+        }
+        _ => raw("application/pkix-crl", der.to_vec()),
+    }
+}
+
 impl Pki {
-    /// Builds, signs and stores a new CRL for `issuer` from its revocations.
-    pub(crate) async fn rebuild_crl(
-        &self,
-        s: &dyn Storage,
-        issuer: &IssuerEntry,
-    ) -> Result<CrlEntry, LogicalError> {
-        let prev: Option<CrlEntry> = model::get(s, &format!("crl/{}", issuer.id)).await?;
-        let cfg = crate::path_tidy::crl_config(s).await?;
-        let expiry = cfg.expiry as i64;
-        let mut revoked = vec![];
-        // `disable`: an empty CRL is published.
-        let serials = if cfg.disable {
-            vec![]
-        } else {
-            s.list("revoked/").await?
-        };
-        for serial in serials {
-            if let Some(r) = model::get::<Revocation>(s, &format!("revoked/{serial}")).await? {
-                if r.issuer_id == issuer.id {
-                    revoked.push(RevokedCertParams {
-                        serial_number: SerialNumber::from(serial_bytes(&r.serial_number)?),
-                        revocation_time: t(r.revocation_time)?,
-                        reason_code: None,
-                        invalidity_date: None,
-                    });
-                }
-            }
-        }
-        let now = chrono::Utc::now().timestamp();
-        let number = prev.map(|p| p.number + 1).unwrap_or(1);
-        let params = CertificateRevocationListParams {
-            this_update: t(now)?,
-            next_update: t(now + expiry)?,
-            crl_number: SerialNumber::from(number),
-            issuing_distribution_point: None,
-            revoked_certs: revoked,
-            key_identifier_method: KeyIdMethod::Sha256,
-        };
-        let key = model::issuer_key(s, issuer).await?;
-        let ca = model::signer(issuer, &key)?;
-        let crl = params
-            .signed_by(&ca)
-            .map_err(|e| LogicalError::internal(format!("cannot sign the CRL: {e}")))?;
-        let entry = CrlEntry {
-            number,
-            der: crl.der().to_vec(),
-            this_update: now,
-            next_update: now + expiry,
-        };
-        model::put(s, &format!("crl/{}", issuer.id), &entry).await?;
-        Ok(entry)
-    }
-
-    /// The stored CRL, built on first use. A standby cannot store it: it
-    /// builds one for this answer only (signed, current) and leaves storing
-    /// to the active node.
-    pub(crate) async fn current_crl(
-        &self,
-        s: &dyn Storage,
-        issuer: &IssuerEntry,
-    ) -> Result<CrlEntry, LogicalError> {
-        if let Some(e) = model::get::<CrlEntry>(s, &format!("crl/{}", issuer.id)).await? {
-            return Ok(e);
-        }
-        let _g = self.ca_lock.lock().await;
-        match self.rebuild_crl(s, issuer).await {
-            Err(LogicalError::ReadOnly) => Err(LogicalError::ReadOnly),
-            other => other,
-        }
-    }
-
     async fn revoke(&self, c: Ctx<'_>) -> HandlerResult {
         let serial = requested_serial(&c.data)?;
         let entry: CertEntry = model::get(c.storage, &format!("certs/{serial}"))
@@ -127,19 +60,18 @@ impl Pki {
         let rev = match model::get::<Revocation>(c.storage, &key).await? {
             Some(r) => r,
             None => {
+                let cfg = crate::path_tidy::crl_config(c.storage).await?;
+                let (seq, mut ops) =
+                    crl::change_ops(c.storage, &entry.issuer_id, &serial, false, &cfg).await?;
                 let r = Revocation {
                     serial_number: serial.clone(),
                     issuer_id: entry.issuer_id.clone(),
                     revocation_time: chrono::Utc::now().timestamp(),
                     not_after: entry.not_after,
+                    seq,
                 };
-                model::put(c.storage, &key, &r).await?;
-                if let Some(issuer) =
-                    model::get::<IssuerEntry>(c.storage, &format!("issuer/{}", entry.issuer_id))
-                        .await?
-                {
-                    self.rebuild_crl(c.storage, &issuer).await?;
-                }
+                ops.insert(0, json_op(&key, &r)?);
+                c.storage.batch(ops).await?;
                 r
             }
         };
@@ -185,25 +117,41 @@ impl Pki {
         self.revoke(c).await
     }
 
+    /// `crl[/pem]`, `crl/delta[/pem]`, `cert/crl`-style reads of the
+    /// default issuer, and `issuer/:ref/crl[/delta][/der|/pem]`.
     async fn crl(&self, c: Ctx<'_>) -> HandlerResult {
-        let issuer = model::resolve_issuer(c.storage, "default").await?;
-        let crl = self.current_crl(c.storage, &issuer).await?;
-        Ok(Some(if c.data.str_or("pem", "")?.is_empty() {
-            raw("application/pkix-crl", crl.der)
-        } else {
-            raw(
-                "application/x-pem-file",
-                format!("{}\n", crypto::der_to_pem(&crl.der, "X509 CRL")).into_bytes(),
-            )
-        }))
+        let issuer_ref = c.data.str_or("issuer_ref", "")?;
+        let per_issuer = !issuer_ref.is_empty();
+        let issuer = model::resolve_issuer(c.storage, &issuer_ref).await?;
+        let delta = !c.data.str_or("delta", "")?.is_empty();
+        if delta {
+            let cfg = crate::path_tidy::crl_config(c.storage).await?;
+            if !cfg.enable_delta {
+                return Err(LogicalError::invalid(
+                    "delta CRLs are not enabled: set enable_delta=true (with auto_rebuild=true) in config/crl",
+                ));
+            }
+        }
+        let der = self.crl_der(c.storage, &issuer, delta).await?;
+        let form = match c.data.str_or("format", "")?.as_str() {
+            "/pem" => "pem",
+            "/der" => "der",
+            _ if per_issuer => "json",
+            _ => "der",
+        };
+        Ok(Some(crl_response(&der, form)))
     }
 
     async fn rotate_crl(&self, c: Ctx<'_>) -> HandlerResult {
+        let delta_only = c.req.path.ends_with("rotate-delta");
+        if delta_only && !crate::path_tidy::crl_config(c.storage).await?.enable_delta {
+            return Err(LogicalError::invalid(
+                "delta CRLs are not enabled: set enable_delta=true (with auto_rebuild=true) in config/crl",
+            ));
+        }
         let _g = self.ca_lock.lock().await;
         for id in c.storage.list("issuer/").await? {
-            if let Some(i) = model::get::<IssuerEntry>(c.storage, &format!("issuer/{id}")).await? {
-                self.rebuild_crl(c.storage, &i).await?;
-            }
+            self.rotate_crl_of(c.storage, &id, delta_only).await?;
         }
         let mut data = Map::new();
         data.insert("success".into(), Value::from(true));
@@ -280,13 +228,38 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
                 Box::pin(b.revoke_with_key(c))
             })
             .help("Revoke a certificate, proving possession of its private key."),
-        Path::new("crl(?P<pem>/pem)?")
-            .field(Field::new("pem", FieldType::String, "/pem for PEM."))
+        Path::new("crl(?P<delta>/delta)?(?P<format>/pem)?")
+            .field(Field::new(
+                "delta",
+                FieldType::String,
+                "/delta for the delta CRL.",
+            ))
+            .field(Field::new("format", FieldType::String, "/pem for PEM."))
             .op(Operation::Read, |b: &Pki, c| Box::pin(b.crl(c)))
-            .help("The default issuer's CRL, DER (or PEM)."),
-        Path::new("crl/rotate")
+            .help("The default issuer's CRL (or delta CRL), DER or PEM."),
+        Path::new("issuer/(?P<issuer_ref>[^/]+)/crl(?P<delta>/delta)?(?P<format>/der|/pem)?")
+            .field(Field::new(
+                "issuer_ref",
+                FieldType::String,
+                "Issuer id or name.",
+            ))
+            .field(Field::new(
+                "delta",
+                FieldType::String,
+                "/delta for the delta CRL.",
+            ))
+            .field(Field::new(
+                "format",
+                FieldType::String,
+                "/der or /pem; JSON without.",
+            ))
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.crl(c)))
+            .help("An issuer's CRL (or delta CRL): JSON {crl: PEM}, or /der, /pem."),
+        Path::new("crl/rotate(?:-delta)?")
             .op(Operation::Read, |b: &Pki, c| Box::pin(b.rotate_crl(c)))
-            .help("Rebuild and re-sign every issuer's CRL now."),
+            .help(
+                "Start a new complete CRL (rotate) or delta CRL (rotate-delta) for every issuer.",
+            ),
         Path::new("config/urls")
             .field(Field::new(
                 "issuing_certificates",

@@ -133,6 +133,7 @@ impl Pki {
         };
         model::put(c.storage, &format!("key/{key_id}"), &key_entry).await?;
         model::put(c.storage, &format!("issuer/{issuer_id}"), &entry).await?;
+        self.rotate_crl_of(c.storage, &issuer_id, false).await?;
         let cfg: IssuersConfig = model::get(c.storage, "config/issuers")
             .await?
             .unwrap_or_default();
@@ -176,7 +177,19 @@ impl Pki {
 
     async fn delete_root(&self, c: Ctx<'_>) -> HandlerResult {
         let _g = self.ca_lock.lock().await;
-        for prefix in ["issuer/", "key/", "crl/"] {
+        // Revocation logs go with their issuers; `revoked/` stays (Vault
+        // keeps the certificate store too).
+        let mut logs = vec![];
+        for id in c.storage.list("revlog/").await? {
+            let id = id.trim_end_matches('/').to_string();
+            for seq in c.storage.list(&format!("revlog/{id}/")).await? {
+                logs.push(format!("revlog/{id}/{seq}"));
+            }
+        }
+        for k in logs {
+            c.storage.delete(&k).await?;
+        }
+        for prefix in ["issuer/", "key/", "crlstate/"] {
             for k in c.storage.list(prefix).await? {
                 c.storage.delete(&format!("{prefix}{k}")).await?;
             }

@@ -12,14 +12,19 @@ use serde_json::{Map, Value};
 use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
 
 use crate::backend::Pki;
-use crate::model::{self, CertEntry, IssuerEntry, Revocation};
+use arca_sdk::StorageOp;
+
+use crate::model::{self, CertEntry, Revocation};
 
 /// `config/crl`, Vault's fields and defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CrlConfig {
     pub expiry: u64,
     pub disable: bool,
     pub ocsp_disable: bool,
+    /// How long an OCSP answer is valid (its nextUpdate); 0: no nextUpdate.
+    pub ocsp_expiry: u64,
     pub auto_rebuild: bool,
     pub auto_rebuild_grace_period: u64,
     pub enable_delta: bool,
@@ -32,6 +37,7 @@ impl Default for CrlConfig {
             expiry: 72 * 3600,
             disable: false,
             ocsp_disable: false,
+            ocsp_expiry: 12 * 3600,
             auto_rebuild: false,
             auto_rebuild_grace_period: 12 * 3600,
             enable_delta: false,
@@ -70,6 +76,15 @@ struct TidyStatus {
     error: Option<String>,
 }
 
+fn duration_string(secs: u64) -> String {
+    match secs {
+        0 => "0s".into(),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 fn object(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
@@ -81,10 +96,15 @@ impl Pki {
     async fn read_crl_config(&self, c: Ctx<'_>) -> HandlerResult {
         let cfg = crl_config(c.storage).await?;
         let mut m = object(serde_json::to_value(&cfg).unwrap_or_default());
-        m.insert(
-            "expiry".into(),
-            Value::from(format!("{}h", cfg.expiry / 3600)),
-        );
+        // Durations read back as Vault shows them ("72h", "15m").
+        for (k, v) in [
+            ("expiry", cfg.expiry),
+            ("ocsp_expiry", cfg.ocsp_expiry),
+            ("auto_rebuild_grace_period", cfg.auto_rebuild_grace_period),
+            ("delta_rebuild_interval", cfg.delta_rebuild_interval),
+        ] {
+            m.insert(k.into(), Value::from(duration_string(v)));
+        }
         Ok(Some(Response::data(m)))
     }
 
@@ -108,6 +128,9 @@ impl Pki {
         b!(ocsp_disable);
         b!(auto_rebuild);
         b!(enable_delta);
+        if let Some(v) = d.get_duration("ocsp_expiry")? {
+            cfg.ocsp_expiry = v;
+        }
         if let Some(v) = d.get_duration("auto_rebuild_grace_period")? {
             cfg.auto_rebuild_grace_period = v;
         }
@@ -123,9 +146,7 @@ impl Pki {
         // The next CRL follows the new settings.
         let _g = self.ca_lock.lock().await;
         for id in c.storage.list("issuer/").await? {
-            if let Some(i) = model::get::<IssuerEntry>(c.storage, &format!("issuer/{id}")).await? {
-                self.rebuild_crl(c.storage, &i).await?;
-            }
+            self.rotate_crl_of(c.storage, &id, false).await?;
         }
         Ok(None)
     }
@@ -140,6 +161,23 @@ impl Pki {
                 "at least one tidy operation must be enabled (tidy_cert_store, tidy_revoked_certs)",
             ));
         }
+        self.run_tidy(c.storage, tidy_certs, tidy_revoked, buffer)
+            .await?;
+        let mut r = Response::default();
+        r.warnings
+            .push("Tidy operation successfully started. Any information from the operation will be printed to the server logs.".into());
+        r.status = Some(202);
+        Ok(Some(r))
+    }
+
+    /// One tidy pass (request or schedule), recorded for `tidy-status`.
+    pub(crate) async fn run_tidy(
+        &self,
+        s: &dyn arca_sdk::Storage,
+        tidy_certs: bool,
+        tidy_revoked: bool,
+        buffer: u64,
+    ) -> Result<(), LogicalError> {
         let started = chrono::Utc::now();
         let cutoff = started.timestamp() - buffer as i64;
         let mut status = TidyStatus {
@@ -152,44 +190,66 @@ impl Pki {
         };
         let _g = self.ca_lock.lock().await;
         if tidy_certs {
-            for serial in c.storage.list("certs/").await? {
+            for serial in s.list("certs/").await? {
                 let key = format!("certs/{serial}");
-                if let Some(e) = model::get::<CertEntry>(c.storage, &key).await? {
+                if let Some(e) = model::get::<CertEntry>(s, &key).await? {
                     if e.not_after < cutoff {
-                        c.storage.delete(&key).await?;
+                        s.delete(&key).await?;
                         status.cert_store_deleted_count += 1;
                     }
                 }
             }
         }
-        let mut touched = std::collections::BTreeSet::new();
         if tidy_revoked {
-            for serial in c.storage.list("revoked/").await? {
+            let cfg = crl_config(s).await?;
+            for serial in s.list("revoked/").await? {
                 let key = format!("revoked/{serial}");
-                if let Some(r) = model::get::<Revocation>(c.storage, &key).await? {
+                if let Some(r) = model::get::<Revocation>(s, &key).await? {
                     if r.not_after < cutoff {
-                        c.storage.delete(&key).await?;
+                        // The revocation, its log record and a removal
+                        // record that takes it off every node's CRL.
+                        let (_, mut ops) =
+                            crate::crl::change_ops(s, &r.issuer_id, &serial, true, &cfg).await?;
+                        ops.push(StorageOp::Delete(key));
+                        if r.seq > 0 {
+                            ops.push(StorageOp::Delete(crate::crl::log_key(&r.issuer_id, r.seq)));
+                        }
+                        s.batch(ops).await?;
                         status.revoked_cert_deleted_count += 1;
-                        touched.insert(r.issuer_id);
                     }
                 }
-            }
-        }
-        for id in touched {
-            if let Some(i) = model::get::<IssuerEntry>(c.storage, &format!("issuer/{id}")).await? {
-                self.rebuild_crl(c.storage, &i).await?;
             }
         }
         status.state = "Finished".into();
         let finished = chrono::Utc::now().to_rfc3339();
         status.time_finished = Some(finished.clone());
         status.last_auto_tidy_finished = finished;
-        model::put(c.storage, "tidy/status", &status).await?;
-        let mut r = Response::default();
-        r.warnings
-            .push("Tidy operation successfully started. Any information from the operation will be printed to the server logs.".into());
-        r.status = Some(202);
-        Ok(Some(r))
+        model::put(s, "tidy/status", &status).await?;
+        Ok(())
+    }
+
+    /// Periodic work: a scheduled tidy when `config/auto-tidy` is enabled
+    /// and its interval has passed since the last tidy finished.
+    pub(crate) async fn auto_tidy_periodic(
+        &self,
+        s: &dyn arca_sdk::Storage,
+    ) -> Result<(), LogicalError> {
+        let Some(a) = model::get::<AutoTidy>(s, "config/auto-tidy").await? else {
+            return Ok(());
+        };
+        if !a.enabled || !(a.tidy_cert_store || a.tidy_revoked_certs) {
+            return Ok(());
+        }
+        let last: Option<TidyStatus> = model::get(s, "tidy/status").await?;
+        let last = last
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t.last_auto_tidy_finished).ok())
+            .map(|t| t.timestamp())
+            .unwrap_or(0);
+        if chrono::Utc::now().timestamp() < last + a.interval_duration as i64 {
+            return Ok(());
+        }
+        self.run_tidy(s, a.tidy_cert_store, a.tidy_revoked_certs, a.safety_buffer)
+            .await
     }
 
     async fn tidy_status(&self, c: Ctx<'_>) -> HandlerResult {
@@ -261,6 +321,7 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             .field(Field::new("expiry", Duration, "How long a CRL is valid (default 72h)."))
             .field(Field::new("disable", Bool, "Publish an empty CRL."))
             .field(Field::new("ocsp_disable", Bool, "Disable the OCSP responder."))
+            .field(Field::new("ocsp_expiry", Duration, "Lifetime of OCSP answers (default 12h; 0: none)."))
             .field(Field::new("auto_rebuild", Bool, "Rebuild CRLs in the background."))
             .field(Field::new("auto_rebuild_grace_period", Duration, "Rebuild this long before expiry."))
             .field(Field::new("enable_delta", Bool, "Publish delta CRLs (needs auto_rebuild)."))

@@ -25,6 +25,10 @@ pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub type Handler<B> = for<'a> fn(&'a B, Ctx<'a>) -> BoxFut<'a, HandlerResult>;
 /// Answers "does the object this write targets exist?" (create vs update).
 pub type ExistenceCheck<B> = for<'a> fn(&'a B, Ctx<'a>) -> BoxFut<'a, Result<bool, LogicalError>>;
+/// An engine's [`Backend::periodic`] work.
+pub type PeriodicFn<B> = for<'a> fn(&'a B, &'a dyn Storage) -> BoxFut<'a, Result<(), LogicalError>>;
+/// An engine's [`Backend::invalidate`] hook.
+pub type InvalidateFn<B> = for<'a> fn(&'a B, &'a str) -> BoxFut<'a, ()>;
 
 /// What a handler receives.
 pub struct Ctx<'a> {
@@ -46,12 +50,54 @@ pub struct SpecialPaths {
     pub forward_on_standby: Vec<String>,
 }
 
-/// Does `path` match any of the special-path patterns?
+/// Does `path` match any of the special-path patterns? A trailing `*`
+/// matches any suffix; a `+` segment matches exactly one path segment
+/// (`issuer/+/pem`), as in Vault.
 pub fn matches_special(patterns: &[String], path: &str) -> bool {
-    patterns.iter().any(|p| match p.strip_suffix('*') {
-        Some(prefix) => path.starts_with(prefix),
-        None => p == path || p.trim_end_matches('/') == path.trim_end_matches('/'),
-    })
+    patterns.iter().any(|p| matches_pattern(p, path))
+}
+
+fn matches_pattern(pattern: &str, path: &str) -> bool {
+    let (pattern, prefix) = match pattern.strip_suffix('*') {
+        Some(p) => (p, true),
+        None => (pattern.trim_end_matches('/'), false),
+    };
+    let path = if prefix {
+        path
+    } else {
+        path.trim_end_matches('/')
+    };
+    if !pattern.contains('+') {
+        return if prefix {
+            path.starts_with(pattern)
+        } else {
+            pattern == path
+        };
+    }
+    let mut pat = pattern.split('/').peekable();
+    let mut segs = path.split('/').peekable();
+    loop {
+        match (pat.next(), segs.next()) {
+            (None, None) => return true,
+            (None, Some(_)) => return false,
+            (Some(p), None) => return prefix && p.is_empty() && pat.peek().is_none(),
+            (Some(p), Some(s)) => {
+                let last = pat.peek().is_none();
+                if p == "+" {
+                    if s.is_empty() {
+                        return false;
+                    }
+                } else if last && prefix {
+                    return s.starts_with(p);
+                } else if p != s {
+                    return false;
+                }
+                if last {
+                    return if prefix { true } else { segs.peek().is_none() };
+                }
+            }
+        }
+    }
 }
 
 /// What core needs from every mounted engine.
@@ -69,8 +115,15 @@ pub trait Backend: Send + Sync {
         req: &Request,
         storage: &dyn Storage,
     ) -> Result<Option<bool>, LogicalError>;
-    /// Called on every node after a replicated write under this mount is applied.
+    /// Called on every node after a replicated write under this mount is
+    /// applied (`""`: anything may have changed, e.g. a snapshot restore).
     async fn invalidate(&self, _key: &str) {}
+    /// Background work, called about once a minute on the active node only
+    /// (one call at a time per mount): rebuilds, expiry, scheduled tidies.
+    /// Its writes go through the same storage as a request's.
+    async fn periodic(&self, _storage: &dyn Storage) -> Result<(), LogicalError> {
+        Ok(())
+    }
     /// Help text for a path (`path-help`).
     fn help(&self, _path: &str) -> Option<String> {
         None
@@ -140,6 +193,8 @@ pub struct Framework<B> {
     backend_type: String,
     paths: Vec<(Regex, Path<B>)>,
     special: SpecialPaths,
+    periodic: Option<PeriodicFn<B>>,
+    invalidate: Option<InvalidateFn<B>>,
 }
 
 impl<B: Send + Sync + 'static> Framework<B> {
@@ -157,7 +212,22 @@ impl<B: Send + Sync + 'static> Framework<B> {
             backend_type: backend_type.to_string(),
             paths,
             special: SpecialPaths::default(),
+            periodic: None,
+            invalidate: None,
         }
+    }
+
+    /// Background work for the active node (see [`Backend::periodic`]).
+    pub fn with_periodic(mut self, f: PeriodicFn<B>) -> Self {
+        self.periodic = Some(f);
+        self
+    }
+
+    /// Drops node-local caches when replicated storage changes (see
+    /// [`Backend::invalidate`]).
+    pub fn with_invalidate(mut self, f: InvalidateFn<B>) -> Self {
+        self.invalidate = Some(f);
+        self
     }
 
     pub fn with_special_paths(mut self, s: SpecialPaths) -> Self {
@@ -264,6 +334,19 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
         }
     }
 
+    async fn invalidate(&self, key: &str) {
+        if let Some(f) = self.invalidate {
+            f(&self.inner, key).await
+        }
+    }
+
+    async fn periodic(&self, storage: &dyn Storage) -> Result<(), LogicalError> {
+        match self.periodic {
+            Some(f) => f(&self.inner, storage).await,
+            None => Ok(()),
+        }
+    }
+
     fn help(&self, path: &str) -> Option<String> {
         self.paths
             .iter()
@@ -284,6 +367,43 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn special_path_wildcards() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let pats = p(&[
+            "cert/*",
+            "ca",
+            "issuer/+/pem",
+            "issuer/+/crl*",
+            "ocsp/*",
+            "ocsp",
+        ]);
+        for ok in [
+            "cert/ca",
+            "cert/01:02",
+            "ca",
+            "ca/",
+            "issuer/default/pem",
+            "issuer/x/crl",
+            "issuer/x/crl/delta/der",
+            "ocsp",
+            "ocsp/MEIw+/a==",
+        ] {
+            assert!(matches_special(&pats, ok), "{ok} should match");
+        }
+        for no in [
+            "cax",
+            "issuer/pem",
+            "issuer/a/b/pem",
+            "issuer//pem",
+            "issuer/x/json",
+            "roles/x",
+            "issuers/generate/root",
+        ] {
+            assert!(!matches_special(&pats, no), "{no} should not match");
+        }
+    }
+
     use super::*;
     use crate::field::FieldType;
     use crate::testing::InmemStorage;

@@ -1,0 +1,57 @@
+//! Leader-only background work.
+//!
+//! Every `interval` the active node (the only node in single-node mode, the
+//! Raft leader in a cluster) calls [`arca_sdk::Backend::periodic`] on every
+//! mounted engine, one mount after another, with the mount's own storage
+//! view. Standbys and sealed nodes skip the tick, so the work runs on one
+//! node at a time and moves with leadership; writes it makes are replicated
+//! like a request's. A failure is logged and retried at the next tick.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arca_sdk::LogicalError;
+
+use crate::core::Core;
+
+impl Core {
+    /// Starts the ticker (once per process; it ends with the core).
+    pub fn spawn_periodic(self: &Arc<Self>, interval: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(core) = weak.upgrade() else { return };
+                core.run_periodic().await;
+            }
+        });
+    }
+
+    /// One round of background work, if this node is the active one.
+    pub async fn run_periodic(&self) {
+        if self.is_sealed() {
+            return;
+        }
+        if let Some(c) = self.cluster() {
+            if !c.state().is_active {
+                return;
+            }
+        }
+        let Ok(st) = self.unsealed() else { return };
+        let router = st.router.read().clone();
+        for r in router.routes() {
+            match r.backend.periodic(r.storage.as_ref()).await {
+                Ok(()) => {}
+                // Leadership moved mid-round: the new leader takes over.
+                Err(LogicalError::ReadOnly) => return,
+                Err(e) => tracing::warn!(
+                    mount = %r.full_path,
+                    "background work failed (retried at the next tick): {e}"
+                ),
+            }
+        }
+    }
+}
