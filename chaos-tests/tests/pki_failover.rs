@@ -1,10 +1,11 @@
 //! PKI availability across a leader failure: every node is polled for the
-//! CA (`ca/pem`), the CRL (`crl`) and `no_store` issuance while the leader
-//! is killed with kill -9; stored issuance is polled through the survivors.
-//! Figures: the longest gap of each kind on the survivors (goal: none for
-//! CA, CRL and no_store issuance; a few seconds at most for stored
-//! issuance). A certificate revoked before the kill must be in the CRL every
-//! survivor serves. (OCSP is not built yet.)
+//! CA (`ca/pem`), the CRL (`crl`), an OCSP answer (GET form) and `no_store`
+//! issuance while the leader is killed with kill -9; stored issuance is
+//! polled through the survivors. Figures: the longest gap of each kind on
+//! the survivors (goal: none for CA, CRL, OCSP and no_store issuance; a few
+//! seconds at most for stored issuance). A certificate revoked before the
+//! kill must be in the CRL every survivor serves, and every survivor's OCSP
+//! answer must say "revoked" and verify with `openssl ocsp`.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,16 +76,50 @@ async fn pki_keeps_answering_through_a_leader_kill() {
         "revoke",
     );
 
-    // Pollers: per node, CA, CRL and no_store issuance; stored issuance on all.
+    // The OCSP request for the revoked certificate, made by openssl.
+    let dir = tempfile::tempdir().unwrap();
+    let root = api.get(&format!("{base0}/v1/pki/ca/pem")).await;
+    std::fs::write(dir.path().join("root.pem"), root.body.as_str().unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("leaf.pem"),
+        leaf.body["data"]["certificate"].as_str().unwrap(),
+    )
+    .unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "ocsp",
+            "-issuer",
+            "root.pem",
+            "-cert",
+            "leaf.pem",
+            "-no_nonce",
+            "-reqout",
+            "req.der",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{out:?}");
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(dir.path().join("req.der")).unwrap());
+    let ocsp_path: String = format!(
+        "/v1/pki/ocsp/{}",
+        form_urlencoded::byte_serialize(b64.as_bytes()).collect::<String>()
+    );
+
+    // Pollers: per node, CA, CRL, OCSP and no_store issuance; stored
+    // issuance on all.
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..n {
-        for kind in ["ca", "crl", "no_store", "stored"] {
-            let (api, stop, base) = (
+        for kind in ["ca", "crl", "ocsp", "no_store", "stored"] {
+            let (api, stop, base, ocsp_path) = (
                 api.with_timeout(Duration::from_millis(800)),
                 stop.clone(),
                 cluster.base(i),
+                ocsp_path.clone(),
             );
             tasks.push(tokio::spawn(async move {
                 let mut ok_at = Vec::new();
@@ -92,6 +127,7 @@ async fn pki_keeps_answering_through_a_leader_kill() {
                     let r = match kind {
                         "ca" => api.get(&format!("{base}/v1/pki/ca/pem")).await,
                         "crl" => api.get(&format!("{base}/v1/pki/crl")).await,
+                        "ocsp" => api.get(&format!("{base}{ocsp_path}")).await,
                         "no_store" => {
                             api.post(
                                 &format!("{base}/v1/pki/issue/fast"),
@@ -154,8 +190,8 @@ async fn pki_keeps_answering_through_a_leader_kill() {
         );
     }
 
-    // The revoked serial is in the CRL of every survivor.
-    let dir = tempfile::tempdir().unwrap();
+    // The revoked serial is in the CRL of every survivor, and its OCSP
+    // answer says so.
     for i in (0..n).filter(|i| *i != killed) {
         let r = api.get(&cluster.url(i, "/v1/pki/crl/pem")).await;
         let pem = r.body.as_str().unwrap_or_default().to_string();
@@ -172,5 +208,40 @@ async fn pki_keeps_answering_through_a_leader_kill() {
             i + 1
         );
     }
-    chaos!("pki: the serial revoked before the kill is in the CRL of every survivor");
+    for i in (0..n).filter(|i| *i != killed) {
+        let path = dir.path().join(format!("ocsp{i}.der"));
+        let out = Command::new("curl")
+            .args([
+                "-sf",
+                "-o",
+                path.to_str().unwrap(),
+                &cluster.url(i, &ocsp_path),
+            ])
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "OCSP from node{}: {out:?}", i + 1);
+        let out = Command::new("openssl")
+            .args([
+                "ocsp",
+                "-respin",
+                path.to_str().unwrap(),
+                "-issuer",
+                "root.pem",
+                "-CAfile",
+                "root.pem",
+                "-cert",
+                "leaf.pem",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            text.contains("Response verify OK") && text.contains("leaf.pem: revoked"),
+            "node{}'s OCSP answer: {text}",
+            i + 1
+        );
+    }
+    chaos!("pki: the serial revoked before the kill is in the CRL of every survivor, and their OCSP answers say revoked");
 }

@@ -156,6 +156,7 @@ struct CrlKey {
     next_update: i64,
     covers: (u64, u64),
     disabled: bool,
+    freshest: Vec<String>,
 }
 
 /// The engine's CRL caches, one index per issuer.
@@ -260,6 +261,12 @@ impl Pki {
             // wrote one): describe a first CRL from now.
             st.rotate(chrono::Utc::now().timestamp(), &cfg);
         }
+        let urls: model::UrlsConfig = model::get(s, "config/urls").await?.unwrap_or_default();
+        let freshest = if cfg.enable_delta && !delta {
+            urls.delta_crl_distribution_points
+        } else {
+            vec![]
+        };
         let key = if delta {
             CrlKey {
                 number: st.delta_number,
@@ -267,6 +274,7 @@ impl Pki {
                 next_update: st.delta_this_update + cfg.expiry as i64,
                 covers: (st.base_seq, st.seq),
                 disabled: cfg.disable,
+                freshest: freshest.clone(),
             }
         } else {
             CrlKey {
@@ -275,6 +283,7 @@ impl Pki {
                 next_update: st.next_update.max(st.this_update + 1),
                 covers: (0, st.base_seq),
                 disabled: cfg.disable,
+                freshest: freshest.clone(),
             }
         };
         let mut all = self.crls.issuers.lock().await;
@@ -313,6 +322,7 @@ impl Pki {
                 this_update: key.this_update,
                 next_update: key.next_update,
                 revoked: &revoked,
+                freshest: &freshest,
             },
         )?;
         let der = Arc::new(der);

@@ -65,6 +65,9 @@ pub struct UrlsConfig {
     pub crl_distribution_points: Vec<String>,
     #[serde(default)]
     pub ocsp_servers: Vec<String>,
+    /// Published as the Freshest CRL of complete CRLs when delta CRLs are on.
+    #[serde(default)]
+    pub delta_crl_distribution_points: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,9 +6,11 @@
 //! nonce. Statuses come from replicated state through the node's CRL index
 //! (revoked, with the revocation time), the certificate store (good) or
 //! neither (unknown, e.g. a `no_store` certificate), so every unsealed node
-//! answers, leader or no leader. OCSP-level failures are OCSP responses too:
-//! `malformedRequest` for what does not parse, `unauthorized` for an issuer
-//! this mount does not have or when `config/crl` sets `ocsp_disable`.
+//! answers, leader or no leader. A certificate of an issuer this mount does
+//! not have is "unknown", signed by the default issuer. Failures are OCSP
+//! responses too, with Vault's HTTP codes: `malformedRequest` (400) for what
+//! does not parse, `unauthorized` (401) when `config/crl` sets
+//! `ocsp_disable` or there is no issuer to sign with.
 
 use base64::Engine as _;
 use der::asn1::OctetString;
@@ -99,7 +101,11 @@ impl Pki {
                 issuers.push((i, facts));
             }
         }
+        // Requests about an issuer this mount does not have get "unknown",
+        // signed by the default issuer (as Vault does); mixed issuers in one
+        // request cannot share a signer and are refused.
         let mut signer: Option<usize> = None;
+        let mut foreign = false;
         for r in list {
             let id = &r.req_cert;
             let alg = id.hash_algorithm.oid;
@@ -108,13 +114,22 @@ impl Pki {
                     && hash(&alg, &f.public_key).as_deref() == Some(id.issuer_key_hash.as_bytes())
             });
             match (found, signer) {
-                (None, _) => return Ok(Some(status_only(OcspResponseStatus::Unauthorized, 401))),
+                (None, _) => foreign = true,
                 (Some(i), None) => signer = Some(i),
                 (Some(i), Some(j)) if i != j => {
                     return Ok(Some(status_only(OcspResponseStatus::Unauthorized, 401)))
                 }
                 _ => {}
             }
+        }
+        if foreign {
+            if signer.is_some() {
+                return Ok(Some(status_only(OcspResponseStatus::Unauthorized, 401)));
+            }
+            let Ok(default) = model::resolve_issuer(c.storage, "default").await else {
+                return Ok(Some(status_only(OcspResponseStatus::Unauthorized, 401)));
+            };
+            signer = issuers.iter().position(|(i, _)| i.id == default.id);
         }
         let Some(signer) = signer else {
             return Ok(Some(status_only(OcspResponseStatus::Unauthorized, 401)));
@@ -127,20 +142,25 @@ impl Pki {
         for r in list {
             let serial_bytes = r.req_cert.serial_number.as_bytes();
             let serial = crypto::serial_string(serial_bytes);
-            let status = match self
-                .crls
-                .revoked_at(c.storage, &issuer.id, serial_bytes)
-                .await?
-            {
-                Some(t) => CertStatus::revoked(RevokedInfo {
-                    revocation_time: OcspGeneralizedTime(x509::generalized(t)?),
-                    revocation_reason: None,
-                }),
-                None => match model::get::<CertEntry>(c.storage, &format!("certs/{serial}")).await?
+            let status = if foreign {
+                CertStatus::unknown()
+            } else {
+                match self
+                    .crls
+                    .revoked_at(c.storage, &issuer.id, serial_bytes)
+                    .await?
                 {
-                    Some(e) if e.issuer_id == issuer.id => CertStatus::good(),
-                    _ => CertStatus::unknown(),
-                },
+                    Some(t) => CertStatus::revoked(RevokedInfo {
+                        revocation_time: OcspGeneralizedTime(x509::generalized(t)?),
+                        revocation_reason: None,
+                    }),
+                    None => match model::get::<CertEntry>(c.storage, &format!("certs/{serial}"))
+                        .await?
+                    {
+                        Some(e) if e.issuer_id == issuer.id => CertStatus::good(),
+                        _ => CertStatus::unknown(),
+                    },
+                }
             };
             responses.push(SingleResponse {
                 cert_id: r.req_cert.clone(),

@@ -172,6 +172,10 @@ impl Pki {
             Value::from(u.crl_distribution_points),
         );
         data.insert("ocsp_servers".into(), Value::from(u.ocsp_servers));
+        data.insert(
+            "delta_crl_distribution_points".into(),
+            Value::from(u.delta_crl_distribution_points),
+        );
         Ok(Some(Response::data(data)))
     }
 
@@ -187,6 +191,9 @@ impl Pki {
         }
         if let Some(v) = c.data.get_list("ocsp_servers")? {
             u.ocsp_servers = v;
+        }
+        if let Some(v) = c.data.get_list("delta_crl_distribution_points")? {
+            u.delta_crl_distribution_points = v;
         }
         model::put(c.storage, "config/urls", &u).await?;
         Ok(None)
@@ -275,6 +282,11 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
                 "ocsp_servers",
                 FieldType::CommaStringSlice,
                 "OCSP server URLs.",
+            ))
+            .field(Field::new(
+                "delta_crl_distribution_points",
+                FieldType::CommaStringSlice,
+                "Delta CRL URLs (the Freshest CRL of complete CRLs).",
             ))
             .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_urls(c)))
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.write_urls(c)))

@@ -135,6 +135,8 @@ pub struct CrlSpec<'a> {
     pub next_update: i64,
     /// (serial bytes, revocation time), in the order they are listed.
     pub revoked: &'a [(Vec<u8>, i64)],
+    /// Where delta CRLs are published (a complete CRL's Freshest CRL).
+    pub freshest: &'a [String],
 }
 
 /// A signed v2 CRL (DER) with CRL number, authority key identifier and,
@@ -160,6 +162,25 @@ pub fn sign_crl(
         rfc5280::ID_CE_CRL_NUMBER,
         &CrlNumber(uint(spec.number)?),
     )?);
+    if !spec.freshest.is_empty() && spec.base_number.is_none() {
+        use x509_cert::ext::pkix::crl::dp::DistributionPoint;
+        use x509_cert::ext::pkix::crl::FreshestCrl;
+        use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+        let mut names = vec![];
+        for u in spec.freshest {
+            names.push(GeneralName::UniformResourceIdentifier(
+                der::asn1::Ia5String::new(u).map_err(|e| internal("delta CRL URL", e))?,
+            ));
+        }
+        exts.push(extension(
+            rfc5280::ID_CE_FRESHEST_CRL,
+            &FreshestCrl(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(names)),
+                reasons: None,
+                crl_issuer: None,
+            }]),
+        )?);
+    }
     if let Some(base) = spec.base_number {
         let mut e = extension(
             rfc5280::ID_CE_DELTA_CRL_INDICATOR,
@@ -229,6 +250,7 @@ mod tests {
                 this_update: 1_700_000_200,
                 next_update: 1_700_100_000,
                 revoked: &revoked,
+                freshest: &[],
             },
         )
         .unwrap();

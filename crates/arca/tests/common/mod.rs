@@ -180,6 +180,7 @@ listener "tcp" {{
 
 api_addr     = "{addr}"
 cluster_addr = "http://127.0.0.1:{cport}"
+periodic_interval = "1s"
 "#,
                 data = self.storage_dir().display(),
                 port = self.port,
@@ -199,6 +200,7 @@ listener "tcp" {{
 }}
 
 api_addr = "{addr}"
+periodic_interval = "1s"
 "#,
             data = self.storage_dir().display(),
             port = self.port,
