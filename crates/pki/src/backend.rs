@@ -4,8 +4,8 @@ use arca_sdk::{Framework, SpecialPaths};
 use tokio::sync::Mutex;
 
 use crate::{
-    path_fetch, path_intermediate, path_issue, path_ocsp, path_revoke, path_roles, path_root,
-    path_tidy,
+    path_fetch, path_intermediate, path_issue, path_manage, path_ocsp, path_revoke, path_roles,
+    path_root, path_tidy,
 };
 
 /// Engine state: a lock that serializes CA changes and revocations on the
@@ -59,6 +59,7 @@ pub fn factory() -> Framework<Pki> {
     paths.extend(path_revoke::paths());
     paths.extend(path_tidy::paths());
     paths.extend(path_ocsp::paths());
+    paths.extend(path_manage::paths());
     Framework::new("pki", Pki::default(), paths)
         .with_special_paths(SpecialPaths {
             root: vec![],
@@ -67,7 +68,7 @@ pub fn factory() -> Framework<Pki> {
             // nothing and is served locally; a stored one forwards its write.
             available_without_leader: PUBLIC
                 .iter()
-                .chain(["issue/*", "sign/*"].iter())
+                .chain(["issue/*", "sign/*", "issuer/+/issue/*", "issuer/+/sign/*"].iter())
                 .map(|s| s.to_string())
                 .collect(),
             forward_on_standby: vec![],

@@ -62,7 +62,7 @@ impl KeySpec {
         }
     }
 
-    fn algorithm(&self) -> &'static SignatureAlgorithm {
+    pub fn algorithm(&self) -> &'static SignatureAlgorithm {
         match self {
             KeySpec::Rsa(_) => &rcgen::PKCS_RSA_SHA256,
             KeySpec::Ec(384) => &rcgen::PKCS_ECDSA_P384_SHA384,
@@ -92,6 +92,57 @@ pub fn generate(spec: KeySpec) -> Result<KeyPair, LogicalError> {
 /// Loads a stored PKCS#8 PEM key of the given type.
 pub fn load(spec: KeySpec, pem: &str) -> Result<KeyPair, LogicalError> {
     KeyPair::from_pkcs8_pem_and_sign_algo(pem, spec.algorithm()).map_err(internal)
+}
+
+/// Reads a private key given as PEM: PKCS#8 (`PRIVATE KEY`: RSA, EC P-256
+/// or P-384, Ed25519) or PKCS#1 (`RSA PRIVATE KEY`). Returns its type and
+/// the key as PKCS#8 PEM, the form the engine stores.
+pub fn import_key(pem: &str) -> Result<(KeySpec, KeyPair), LogicalError> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::traits::PublicKeyParts;
+    let pem = pem.trim();
+    if pem.contains("BEGIN EC PRIVATE KEY") {
+        return Err(LogicalError::invalid(
+            "SEC1 EC keys (BEGIN EC PRIVATE KEY) are not accepted yet; convert with `openssl pkcs8 -topk8 -nocrypt` and import the PKCS#8 PEM",
+        ));
+    }
+    let rsa_key = if pem.contains("BEGIN RSA PRIVATE KEY") {
+        Some(rsa::RsaPrivateKey::from_pkcs1_pem(pem).map_err(|e| {
+            LogicalError::invalid(format!("not a valid PKCS#1 RSA private key: {e}"))
+        })?)
+    } else {
+        rsa::RsaPrivateKey::from_pkcs8_pem(pem).ok()
+    };
+    if let Some(k) = rsa_key {
+        let spec = KeySpec::Rsa(k.size() * 8);
+        if !matches!(spec, KeySpec::Rsa(2048 | 3072 | 4096)) {
+            return Err(LogicalError::invalid(format!(
+                "unsupported RSA key size {} (use 2048, 3072 or 4096)",
+                k.size() * 8
+            )));
+        }
+        let der = k.to_pkcs8_der().map_err(internal)?;
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from(der.as_bytes().to_vec());
+        let kp = KeyPair::from_pkcs8_der_and_sign_algo(&der, spec.algorithm()).map_err(internal)?;
+        return Ok((spec, kp));
+    }
+    let kp = KeyPair::from_pem(pem).map_err(|e| {
+        LogicalError::invalid(format!(
+            "not a PEM private key this server can use (PKCS#8 RSA/EC P-256/P-384/Ed25519, or PKCS#1 RSA): {e}"
+        ))
+    })?;
+    let alg = kp.algorithm();
+    let spec = if alg == &rcgen::PKCS_ECDSA_P256_SHA256 {
+        KeySpec::Ec(256)
+    } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
+        KeySpec::Ec(384)
+    } else if alg == &rcgen::PKCS_ED25519 {
+        KeySpec::Ed25519
+    } else {
+        return Err(LogicalError::invalid("unsupported private key algorithm"));
+    };
+    Ok((spec, kp))
 }
 
 /// A random 20-byte serial number with the top bit clear (positive).

@@ -23,6 +23,7 @@ mod model;
 mod path_fetch;
 mod path_intermediate;
 mod path_issue;
+mod path_manage;
 mod path_ocsp;
 mod path_revoke;
 mod path_roles;

@@ -41,6 +41,53 @@ pub struct IssuerEntry {
     pub ca_chain: Vec<String>,
     pub serial_number: String,
     pub not_after: i64,
+    /// Vault's issuer settings (`issuer/:ref` update).
+    #[serde(default = "default_leaf_behavior")]
+    pub leaf_not_after_behavior: String,
+    #[serde(default = "default_usage")]
+    pub usage: String,
+    #[serde(default)]
+    pub manual_chain: Vec<String>,
+}
+
+fn default_leaf_behavior() -> String {
+    "err".into()
+}
+
+pub fn default_usage() -> String {
+    "read-only,issuing-certificates,crl-signing,ocsp-signing".into()
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeysConfig {
+    pub default: String,
+}
+
+/// The key a request names (`default`, an id or a name).
+pub async fn resolve_key(s: &dyn Storage, r: &str) -> Result<KeyEntry, LogicalError> {
+    let r = if r.is_empty() { "default" } else { r };
+    let id = if r == "default" {
+        let cfg: KeysConfig = get(s, "config/keys").await?.unwrap_or_default();
+        if cfg.default.is_empty() {
+            return Err(LogicalError::invalid(
+                "no default key: generate or import one first",
+            ));
+        }
+        cfg.default
+    } else {
+        r.to_string()
+    };
+    if let Some(k) = get::<KeyEntry>(s, &format!("key/{id}")).await? {
+        return Ok(k);
+    }
+    for k in s.list("key/").await? {
+        if let Some(e) = get::<KeyEntry>(s, &format!("key/{k}")).await? {
+            if !e.name.is_empty() && e.name == id {
+                return Ok(e);
+            }
+        }
+    }
+    Err(LogicalError::invalid(format!("unable to find key {r:?}")))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

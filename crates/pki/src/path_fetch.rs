@@ -98,12 +98,17 @@ impl Pki {
         if ids.is_empty() {
             return Ok(None);
         }
+        let cfg: model::IssuersConfig = model::get(c.storage, "config/issuers")
+            .await?
+            .unwrap_or_default();
         let mut info = Map::new();
         for id in &ids {
             if let Some(i) = model::get::<IssuerEntry>(c.storage, &format!("issuer/{id}")).await? {
                 let mut m = Map::new();
                 m.insert("issuer_name".into(), Value::from(i.name));
-                m.insert("is_default".into(), Value::from(false));
+                m.insert("is_default".into(), Value::from(cfg.default == i.id));
+                m.insert("key_id".into(), Value::from(i.key_id));
+                m.insert("serial_number".into(), Value::from(i.serial_number));
                 info.insert(id.clone(), Value::Object(m));
             }
         }
@@ -124,20 +129,43 @@ impl Pki {
                 "application/pkix-cert",
                 crypto::pem_to_der(&i.certificate)?,
             ))),
-            _ => {
-                let mut data = Map::new();
-                data.insert("issuer_id".into(), Value::from(i.id.clone()));
-                data.insert("issuer_name".into(), Value::from(i.name.clone()));
-                data.insert("key_id".into(), Value::from(i.key_id.clone()));
-                data.insert("certificate".into(), Value::from(i.certificate.clone()));
-                let mut chain = vec![Value::from(i.certificate.clone())];
-                chain.extend(i.ca_chain.iter().cloned().map(Value::from));
-                data.insert("ca_chain".into(), Value::from(chain));
-                data.insert("serial_number".into(), Value::from(i.serial_number));
-                Ok(Some(Response::data(data)))
-            }
+            _ => Ok(Some(Response::data(issuer_data(c.storage, &i).await?))),
         }
     }
+}
+
+/// `issuer/:ref` as JSON, Vault's fields.
+pub(crate) async fn issuer_data(
+    s: &dyn arca_sdk::Storage,
+    i: &IssuerEntry,
+) -> Result<Map<String, Value>, LogicalError> {
+    let urls: model::UrlsConfig = model::get(s, "config/urls").await?.unwrap_or_default();
+    let mut data = Map::new();
+    data.insert("issuer_id".into(), Value::from(i.id.clone()));
+    data.insert("issuer_name".into(), Value::from(i.name.clone()));
+    data.insert("key_id".into(), Value::from(i.key_id.clone()));
+    data.insert("certificate".into(), Value::from(i.certificate.clone()));
+    let mut chain = vec![Value::from(i.certificate.clone())];
+    chain.extend(i.ca_chain.iter().cloned().map(Value::from));
+    data.insert("ca_chain".into(), Value::from(chain));
+    data.insert("serial_number".into(), Value::from(i.serial_number.clone()));
+    data.insert(
+        "leaf_not_after_behavior".into(),
+        Value::from(i.leaf_not_after_behavior.clone()),
+    );
+    data.insert("usage".into(), Value::from(i.usage.clone()));
+    data.insert("manual_chain".into(), Value::from(i.manual_chain.clone()));
+    data.insert("revoked".into(), Value::from(false));
+    data.insert(
+        "issuing_certificates".into(),
+        Value::from(urls.issuing_certificates),
+    );
+    data.insert(
+        "crl_distribution_points".into(),
+        Value::from(urls.crl_distribution_points),
+    );
+    data.insert("ocsp_servers".into(), Value::from(urls.ocsp_servers));
+    Ok(data)
 }
 
 fn cert_response(
@@ -184,19 +212,21 @@ fn cert_response(
 
 pub(super) fn paths() -> Vec<Path<Pki>> {
     vec![
-        Path::new(r"cert/(?P<serial>[0-9A-Fa-f:_-]+|ca|ca_chain|crl)(?P<raw>/raw(/pem)?)?")
-            .field(Field::new(
-                "serial",
-                FieldType::String,
-                "Serial (aa:bb:..), ca, ca_chain or crl.",
-            ))
-            .field(Field::new(
-                "raw",
-                FieldType::String,
-                "/raw (DER) or /raw/pem.",
-            ))
-            .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_cert(c)))
-            .help("A certificate by serial (with its revocation time), or the CA, chain or CRL."),
+        Path::new(
+            r"cert/(?P<serial>[0-9A-Fa-f:_-]+|ca|ca_chain|crl|delta-crl)(?P<raw>/raw(/pem)?)?",
+        )
+        .field(Field::new(
+            "serial",
+            FieldType::String,
+            "Serial (aa:bb:..), ca, ca_chain or crl.",
+        ))
+        .field(Field::new(
+            "raw",
+            FieldType::String,
+            "/raw (DER) or /raw/pem.",
+        ))
+        .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_cert(c)))
+        .help("A certificate by serial (with its revocation time), or the CA, chain or CRL."),
         Path::new("certs/?")
             .op(Operation::List, |b: &Pki, c| Box::pin(b.list_certs(c)))
             .help("Serials of stored certificates."),
@@ -223,7 +253,26 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
                 FieldType::String,
                 "json (default), pem or der.",
             ))
+            .field(Field::new("issuer_name", FieldType::String, "New name."))
+            .field(Field::new(
+                "leaf_not_after_behavior",
+                FieldType::String,
+                "err (default), truncate or permit.",
+            ))
+            .field(Field::new(
+                "usage",
+                FieldType::CommaStringSlice,
+                "read-only, issuing-certificates, crl-signing, ocsp-signing.",
+            ))
+            .field(Field::new(
+                "manual_chain",
+                FieldType::CommaStringSlice,
+                "Issuer refs making up this issuer's chain.",
+            ))
             .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_issuer(c)))
-            .help("One issuer."),
+            .op(Operation::Update, |b: &Pki, c| Box::pin(b.update_issuer(c)))
+            .op(Operation::Patch, |b: &Pki, c| Box::pin(b.update_issuer(c)))
+            .op(Operation::Delete, |b: &Pki, c| Box::pin(b.delete_issuer(c)))
+            .help("One issuer: read (JSON, PEM, DER), update its settings, or delete it."),
     ]
 }

@@ -15,7 +15,7 @@ use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Pa
 use crate::backend::Pki;
 use crate::crypto::{self, KeySpec};
 use crate::model::{self, CertEntry, IssuerEntry, IssuersConfig, KeyEntry};
-use crate::path_root::{subject, subject_fields, uuid_like, GenerateRequest};
+use crate::path_root::{generation_key, subject, subject_fields, uuid_like, GenerateRequest};
 
 /// Default lifetime of a signed intermediate (Vault's tutorial asks 43800h).
 const DEFAULT_INTERMEDIATE_TTL: u64 = 43800 * 3600;
@@ -46,23 +46,20 @@ fn split_pem(bundle: &str) -> Vec<String> {
 impl Pki {
     async fn generate_intermediate(&self, c: Ctx<'_>) -> HandlerResult {
         let d = &c.data;
-        let GenerateRequest { exported, cn, spec } = GenerateRequest::parse(d)?;
-        let key = crypto::generate(spec)?;
+        let req = GenerateRequest::parse(d)?;
+        let (exported, cn) = (req.exported, req.cn.clone());
+        let (key, entry, new_key) = generation_key(c.storage, d, &req).await?;
+        let spec = KeySpec::parse(&entry.key_type, entry.key_bits as i64)?;
         let mut p = CertificateParams::default();
         p.distinguished_name = subject(d, &cn)?;
         let csr = p
             .serialize_request(&key)
             .and_then(|r| r.pem())
             .map_err(|e| internal(format!("cannot make the CSR: {e}")))?;
-        let key_id = uuid_like();
-        let entry = KeyEntry {
-            id: key_id.clone(),
-            name: d.str_or("key_name", "")?,
-            key_type: spec.type_name().into(),
-            key_bits: spec.bits(),
-            private_key: key.serialize_pem(),
-        };
-        model::put(c.storage, &format!("key/{key_id}"), &entry).await?;
+        let key_id = entry.id.clone();
+        if new_key {
+            model::put(c.storage, &format!("key/{key_id}"), &entry).await?;
+        }
         let mut data = Map::new();
         data.insert("csr".into(), Value::from(csr.trim()));
         data.insert("key_id".into(), Value::from(key_id));
@@ -201,6 +198,9 @@ impl Pki {
             ca_chain: certs[1..].to_vec(),
             serial_number: crypto::serial_string(x.raw_serial()),
             not_after: x.validity().not_after.timestamp(),
+            leaf_not_after_behavior: "err".into(),
+            usage: model::default_usage(),
+            manual_chain: vec![],
         };
         model::put(c.storage, &format!("issuer/{issuer_id}"), &entry).await?;
         self.rotate_crl_of(c.storage, &entry.id, false).await?;
@@ -228,32 +228,38 @@ impl Pki {
 }
 
 pub(super) fn paths() -> Vec<Path<Pki>> {
-    let mut generate = Path::new("intermediate/generate/(?P<type>[a-z]+)")
-        .field(Field::new(
-            "type",
-            FieldType::String,
-            "internal or exported (returns the key once).",
-        ))
-        .field(Field::new(
-            "common_name",
-            FieldType::String,
-            "The intermediate's common name.",
-        ))
-        .field(Field::new(
-            "key_type",
-            FieldType::String,
-            "rsa (default), ec or ed25519.",
-        ))
-        .field(Field::new("key_bits", FieldType::Int, "Key size."))
-        .field(Field::new(
-            "key_name",
-            FieldType::String,
-            "A name for the new key.",
-        ));
+    let mut generate =
+        Path::new("(?:intermediate/generate|issuers/generate/intermediate)/(?P<type>[a-z]+)")
+            .field(Field::new(
+                "key_ref",
+                FieldType::String,
+                "With type existing: the key to use (id or name).",
+            ))
+            .field(Field::new(
+                "type",
+                FieldType::String,
+                "internal or exported (returns the key once).",
+            ))
+            .field(Field::new(
+                "common_name",
+                FieldType::String,
+                "The intermediate's common name.",
+            ))
+            .field(Field::new(
+                "key_type",
+                FieldType::String,
+                "rsa (default), ec or ed25519.",
+            ))
+            .field(Field::new("key_bits", FieldType::Int, "Key size."))
+            .field(Field::new(
+                "key_name",
+                FieldType::String,
+                "A name for the new key.",
+            ));
     for f in subject_fields() {
         generate = generate.field(f);
     }
-    let mut sign = Path::new("root/sign-intermediate")
+    let mut sign = Path::new("(?:root|issuer/(?P<issuer_ref>[^/]+))/sign-intermediate")
         .field(Field::new(
             "csr",
             FieldType::String,

@@ -196,7 +196,12 @@ impl Pki {
 
         // Lifetime: requested, else the role's, else 768h; clamped to the
         // role's max_ttl (with a warning) and never past the issuer.
-        let issuer = model::resolve_issuer(c.storage, &role.issuer_ref).await?;
+        // `issuer/:ref/issue/:role` names the issuer; else the role does.
+        let issuer_ref = d
+            .get_str("issuer_ref")?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| role.issuer_ref.clone());
+        let issuer = model::resolve_issuer(c.storage, &issuer_ref).await?;
         let mut warnings = vec![];
         let mut ttl = d
             .get_duration("ttl")?
@@ -358,6 +363,11 @@ fn name_fields(p: Path<Pki>) -> Path<Pki> {
         "The role to issue under.",
     ))
     .field(Field::new(
+        "issuer_ref",
+        FieldType::String,
+        "The issuer to sign with (issuer/:ref/... paths; default: the role's).",
+    ))
+    .field(Field::new(
         "common_name",
         FieldType::String,
         "CN of the certificate.",
@@ -391,25 +401,37 @@ fn name_fields(p: Path<Pki>) -> Path<Pki> {
 }
 
 pub(super) fn paths() -> Vec<Path<Pki>> {
-    let sign = name_fields(Path::new(r"sign/(?P<role>\w(([\w.-]+)?\w)?)"))
-        .field(Field::new(
-            "csr",
-            FieldType::String,
-            "The certificate request, PEM.",
-        ))
-        .op(Operation::Update, |b: &Pki, c| Box::pin(b.sign(c)))
-        .help("Sign a CSR under a role: the role's rules apply to its names.");
-    let issue = name_fields(Path::new(r"issue/(?P<role>\w(([\w.-]+)?\w)?)"))
-        .field(Field::new(
-            "private_key_format",
-            FieldType::String,
-            "The key comes back as PKCS#8 PEM.",
-        ))
-        .op(Operation::Update, |b: &Pki, c| Box::pin(b.issue(c)))
-        .help("Issue a certificate and its private key under a role.");
-    let verbatim = name_fields(Path::new(r"sign-verbatim(/(?P<role>\w(([\w.-]+)?\w)?))?"))
-        .field(Field::new("csr", FieldType::String, "The certificate request, PEM."))
-        .op(Operation::Update, |b: &Pki, c| Box::pin(b.sign_verbatim(c)))
-        .help("Sign a CSR as it is (its subject and SANs); an optional role lends lifetimes and usages.");
+    let sign = name_fields(Path::new(
+        r"(?:issuer/(?P<issuer_ref>[^/]+)/)?sign/(?P<role>\w(([\w.-]+)?\w)?)",
+    ))
+    .field(Field::new(
+        "csr",
+        FieldType::String,
+        "The certificate request, PEM.",
+    ))
+    .op(Operation::Update, |b: &Pki, c| Box::pin(b.sign(c)))
+    .help("Sign a CSR under a role: the role's rules apply to its names.");
+    let issue = name_fields(Path::new(
+        r"(?:issuer/(?P<issuer_ref>[^/]+)/)?issue/(?P<role>\w(([\w.-]+)?\w)?)",
+    ))
+    .field(Field::new(
+        "private_key_format",
+        FieldType::String,
+        "The key comes back as PKCS#8 PEM.",
+    ))
+    .op(Operation::Update, |b: &Pki, c| Box::pin(b.issue(c)))
+    .help("Issue a certificate and its private key under a role.");
+    let verbatim = name_fields(Path::new(
+        r"(?:issuer/(?P<issuer_ref>[^/]+)/)?sign-verbatim(/(?P<role>\w(([\w.-]+)?\w)?))?",
+    ))
+    .field(Field::new(
+        "csr",
+        FieldType::String,
+        "The certificate request, PEM.",
+    ))
+    .op(Operation::Update, |b: &Pki, c| Box::pin(b.sign_verbatim(c)))
+    .help(
+        "Sign a CSR as it is (its subject and SANs); an optional role lends lifetimes and usages.",
+    );
     vec![issue, sign, verbatim]
 }

@@ -85,13 +85,17 @@ fn time_at(unix: i64) -> time::OffsetDateTime {
 impl Pki {
     async fn generate_root(&self, c: Ctx<'_>) -> HandlerResult {
         let d = &c.data;
-        let GenerateRequest { exported, cn, spec } = GenerateRequest::parse(d)?;
+        let req = GenerateRequest::parse(d)?;
+        let (exported, cn) = (req.exported, req.cn.clone());
         let ttl = d
             .get_duration("ttl")?
             .filter(|t| *t > 0)
             .unwrap_or(DEFAULT_ROOT_TTL);
         let _g = self.ca_lock.lock().await;
-        let key = crypto::generate(spec)?;
+        let (key, key_entry, new_key) = generation_key(c.storage, d, &req).await?;
+        let spec = KeySpec::parse(&key_entry.key_type, key_entry.key_bits as i64)?;
+        let name = d.str_or("issuer_name", "")?;
+        crate::path_manage::check_issuer_name(c.storage, &name, "").await?;
         let now = chrono::Utc::now().timestamp();
         let mut p = CertificateParams::default();
         p.distinguished_name = subject(d, &cn)?;
@@ -113,25 +117,23 @@ impl Pki {
             LogicalError::internal(format!("cannot create the root certificate: {e}"))
         })?;
         let pem = cert.pem().trim().to_string();
-        let key_id = uuid_like();
+        let key_id = key_entry.id.clone();
         let issuer_id = uuid_like();
         let entry = IssuerEntry {
             id: issuer_id.clone(),
-            name: d.str_or("issuer_name", "")?,
+            name,
             key_id: key_id.clone(),
             certificate: pem.clone(),
             ca_chain: vec![],
             serial_number: crypto::serial_string(&serial),
             not_after: now + ttl as i64,
+            leaf_not_after_behavior: "err".into(),
+            usage: model::default_usage(),
+            manual_chain: vec![],
         };
-        let key_entry = KeyEntry {
-            id: key_id.clone(),
-            name: d.str_or("key_name", "")?,
-            key_type: spec.type_name().into(),
-            key_bits: spec.bits(),
-            private_key: key.serialize_pem(),
-        };
-        model::put(c.storage, &format!("key/{key_id}"), &key_entry).await?;
+        if new_key {
+            model::put(c.storage, &format!("key/{key_id}"), &key_entry).await?;
+        }
         model::put(c.storage, &format!("issuer/{issuer_id}"), &entry).await?;
         self.rotate_crl_of(c.storage, &issuer_id, false).await?;
         let cfg: IssuersConfig = model::get(c.storage, "config/issuers")
@@ -203,25 +205,59 @@ impl Pki {
 /// the type (internal or exported), the common name and the key to make.
 pub(crate) struct GenerateRequest {
     pub exported: bool,
+    /// `existing`: sign with the stored key `key_ref` names.
+    pub existing: bool,
     pub cn: String,
     pub spec: KeySpec,
 }
 
+/// The key a generation uses: a new one, or (`existing`) the stored key
+/// `key_ref` names. `true`: new, still to be stored.
+pub(crate) async fn generation_key(
+    s: &dyn arca_sdk::Storage,
+    d: &arca_sdk::FieldData,
+    req: &GenerateRequest,
+) -> Result<(rcgen::KeyPair, KeyEntry, bool), LogicalError> {
+    if req.existing {
+        let r = d
+            .get_str("key_ref")?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                LogicalError::invalid("type \"existing\" needs key_ref (a key id or name)")
+            })?;
+        let entry = model::resolve_key(s, &r).await?;
+        let spec = KeySpec::parse(&entry.key_type, entry.key_bits as i64)?;
+        let key = crypto::load(spec, &entry.private_key)?;
+        return Ok((key, entry, false));
+    }
+    let key = crypto::generate(req.spec)?;
+    let name = d.str_or("key_name", "")?;
+    crate::path_manage::check_key_name(s, &name, "").await?;
+    let entry = KeyEntry {
+        id: uuid_like(),
+        name,
+        key_type: req.spec.type_name().into(),
+        key_bits: req.spec.bits(),
+        private_key: key.serialize_pem(),
+    };
+    Ok((key, entry, true))
+}
+
 impl GenerateRequest {
     pub(crate) fn parse(d: &arca_sdk::FieldData) -> Result<Self, LogicalError> {
-        let exported =
-            match d.str_or("type", "")?.as_str() {
-                "internal" => false,
-                "exported" => true,
-                "existing" | "kms" => return Err(LogicalError::invalid(
-                    "type \"existing\" and \"kms\" are not supported yet; use internal or exported",
-                )),
-                other => {
-                    return Err(LogicalError::invalid(format!(
-                        "invalid type {other:?}: use internal or exported"
-                    )))
-                }
-            };
+        let (exported, existing) = match d.str_or("type", "")?.as_str() {
+            "internal" => (false, false),
+            "exported" => (true, false),
+            "existing" => (false, true),
+            "kms" => return Err(LogicalError::invalid(
+                "type \"kms\" (managed keys) is not supported; use internal, exported or existing",
+            )),
+            other => {
+                return Err(LogicalError::invalid(format!(
+                    "invalid type {other:?}: use internal, exported or existing"
+                )))
+            }
+        };
         let cn = d
             .get_str("common_name")?
             .filter(|s| !s.is_empty())
@@ -230,7 +266,12 @@ impl GenerateRequest {
             &d.str_or("key_type", "rsa")?,
             d.get_i64("key_bits")?.unwrap_or(0),
         )?;
-        Ok(GenerateRequest { exported, cn, spec })
+        Ok(GenerateRequest {
+            exported,
+            existing,
+            cn,
+            spec,
+        })
     }
 }
 
@@ -249,11 +290,16 @@ pub(crate) fn uuid_like() -> String {
 }
 
 pub(super) fn paths() -> Vec<Path<Pki>> {
-    let mut p = Path::new("root/generate/(?P<type>[a-z]+)")
+    let mut p = Path::new("(?:root/generate|issuers/generate/root)/(?P<type>[a-z]+)")
         .field(Field::new(
             "type",
             FieldType::String,
-            "internal or exported (returns the key once).",
+            "internal, exported (returns the key once) or existing (key_ref).",
+        ))
+        .field(Field::new(
+            "key_ref",
+            FieldType::String,
+            "With type existing: the key to use (id or name).",
         ))
         .field(Field::new(
             "common_name",
