@@ -78,7 +78,10 @@ fn bao_manages_issuers_and_keys() {
 
     let list = bao.json(&["list", "-format=json", "-detailed", "pki/issuers"]);
     assert_eq!(list["data"]["keys"].as_array().unwrap().len(), 2, "{list}");
-    assert_eq!(list["data"]["key_info"][&a_id]["is_default"], true, "{list}");
+    assert_eq!(
+        list["data"]["key_info"][&a_id]["is_default"], true,
+        "{list}"
+    );
     let cfg = bao.json(&["read", "-format=json", "pki/config/issuers"]);
     assert_eq!(cfg["data"]["default"], a_id.as_str(), "{cfg}");
     bao.run(&["write", "pki/config/issuers", "default=root-b"])

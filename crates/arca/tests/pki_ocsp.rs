@@ -80,6 +80,15 @@ fn openssl_ocsp_and_delta_crls() {
         "root.pem",
         root["data"]["certificate"].as_str().unwrap(),
     );
+    // config/urls goes into what is issued from now on (AIA, CDP).
+    bao.run(&[
+        "write",
+        "pki/config/urls",
+        &format!("ocsp_servers={url}"),
+        &format!("issuing_certificates={}/v1/pki/ca", server.addr),
+        &format!("crl_distribution_points={}/v1/pki/crl", server.addr),
+    ])
+    .ok();
     bao.run(&[
         "write",
         "pki/roles/web",
@@ -119,6 +128,17 @@ fn openssl_ocsp_and_delta_crls() {
         &format!("serial_number={}", serials[0]),
     ])
     .ok();
+    let text = openssl(&dir, &["x509", "-in", "a.pem", "-noout", "-text"]);
+    for want in [
+        format!("OCSP - URI:{url}"),
+        format!("CA Issuers - URI:{}/v1/pki/ca", server.addr),
+        format!("URI:{}/v1/pki/crl", server.addr),
+    ] {
+        assert!(text.contains(&want), "missing {want}:\n{text}");
+    }
+    // The responder is found from the certificate itself.
+    let uri = openssl(&dir, &["x509", "-in", "b.pem", "-noout", "-ocsp_uri"]);
+    assert_eq!(uri.trim(), url);
 
     // POST with a nonce: a revoked, b good, n (never stored) unknown; the
     // answer verifies against the root and carries the nonce back.

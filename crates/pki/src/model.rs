@@ -147,6 +147,29 @@ pub async fn put<T: Serialize>(s: &dyn Storage, key: &str, v: &T) -> Result<(), 
     Ok(put_json(s, key, v).await?)
 }
 
+/// Puts `config/urls` into a certificate about to be signed: CRL
+/// distribution points, and AIA (CA issuers, OCSP servers).
+pub async fn apply_urls(
+    s: &dyn Storage,
+    p: &mut rcgen::CertificateParams,
+) -> Result<(), LogicalError> {
+    let u: UrlsConfig = get(s, "config/urls").await?.unwrap_or_default();
+    if !u.crl_distribution_points.is_empty() {
+        p.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: u.crl_distribution_points.clone(),
+        }];
+    }
+    if !u.issuing_certificates.is_empty() || !u.ocsp_servers.is_empty() {
+        let value = crate::x509::aia_value(&u.issuing_certificates, &u.ocsp_servers)?;
+        p.custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 5, 5, 7, 1, 1],
+                value,
+            ));
+    }
+    Ok(())
+}
+
 /// The issuer a request names (`default`, an id or a name), or the default.
 pub async fn resolve_issuer(s: &dyn Storage, r: &str) -> Result<IssuerEntry, LogicalError> {
     let r = if r.is_empty() { "default" } else { r };

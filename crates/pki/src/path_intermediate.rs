@@ -112,6 +112,7 @@ impl Pki {
             not_after = issuer.not_after;
         }
         p.not_before = ::time::OffsetDateTime::from_unix_timestamp(now - 30).map_err(internal)?;
+        model::apply_urls(c.storage, &mut p).await?;
         p.not_after = ::time::OffsetDateTime::from_unix_timestamp(not_after).map_err(internal)?;
         let serial = crypto::new_serial();
         p.serial_number = Some(SerialNumber::from(serial.clone()));

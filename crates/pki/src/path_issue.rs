@@ -276,6 +276,7 @@ impl Pki {
         p.not_before =
             time::OffsetDateTime::from_unix_timestamp(now - role.not_before_duration as i64)
                 .map_err(|e| LogicalError::internal(e.to_string()))?;
+        model::apply_urls(c.storage, &mut p).await?;
         p.not_after = time::OffsetDateTime::from_unix_timestamp(not_after)
             .map_err(|e| LogicalError::internal(e.to_string()))?;
         let serial = crypto::new_serial();

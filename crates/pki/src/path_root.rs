@@ -109,6 +109,7 @@ impl Pki {
             KeyUsagePurpose::DigitalSignature,
         ];
         p.not_before = time_at(now - 30);
+        model::apply_urls(c.storage, &mut p).await?;
         p.not_after = time_at(now + ttl as i64);
         let serial = crypto::new_serial();
         p.serial_number = Some(SerialNumber::from(serial.clone()));

@@ -126,6 +126,31 @@ fn uint(n: u64) -> Result<Uint, LogicalError> {
     Uint::new(&n.to_be_bytes()).map_err(|e| internal("CRL number", e))
 }
 
+/// The Authority Information Access extension's value (DER): CA issuer
+/// and OCSP URLs.
+pub fn aia_value(issuing: &[String], ocsp: &[String]) -> Result<Vec<u8>, LogicalError> {
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::ext::pkix::{AccessDescription, AuthorityInfoAccessSyntax};
+    const CA_ISSUERS: der::oid::ObjectIdentifier =
+        der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
+    const OCSP: der::oid::ObjectIdentifier =
+        der::oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+    let mut v = vec![];
+    for (method, urls) in [(OCSP, ocsp), (CA_ISSUERS, issuing)] {
+        for u in urls {
+            v.push(AccessDescription {
+                access_method: method,
+                access_location: GeneralName::UniformResourceIdentifier(
+                    der::asn1::Ia5String::new(u).map_err(|e| internal("AIA URL", e))?,
+                ),
+            });
+        }
+    }
+    AuthorityInfoAccessSyntax(v)
+        .to_der()
+        .map_err(|e| internal("AIA", e))
+}
+
 /// What goes into one CRL.
 pub struct CrlSpec<'a> {
     pub number: u64,
