@@ -1,12 +1,15 @@
 //! `arca-bench`: the same KV v2 load against `arca server -dev` and
 //! `bao server -dev` (OpenBao), one after the other, on this machine
-//! (`kv`), or against a raft cluster of each (`cluster`, see `cluster.rs`).
+//! (`kv`), or against a raft cluster of each (`cluster`, see `cluster.rs`);
+//! `pki` benchmarks the PKI engine of both dev servers instead (`pki.rs`).
 //!
 //! ```text
 //! arca-bench kv [--servers arca,openbao] [--concurrency 32] [--duration 10s]
 //!               [--payload-bytes 64] [--keys 1000] [--client-threads 1]
 //!               [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
 //! arca-bench cluster [--nodes 3] [same flags, no --arca-port/--bao-port]
+//! arca-bench pki [--servers ..] [--concurrency 16] [--duration 10s]
+//!                [--revoked 100000] [--arca-bin ..] [--bao-bin ..] [--out-dir ..]
 //! ```
 //!
 //! For each server: start it in dev mode on its own loopback port, wait for
@@ -43,6 +46,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
 mod cluster;
+mod pki;
 
 const ROOT_TOKEN: &str = "arca-bench-root";
 
@@ -52,6 +56,8 @@ enum Mode {
     Kv,
     /// A raft cluster of `nodes` servers per kind.
     Cluster,
+    /// The PKI engine of one dev server per kind.
+    Pki,
 }
 
 #[derive(Clone, Debug)]
@@ -66,6 +72,8 @@ struct Config {
     client_threads: usize,
     /// Cluster mode: nodes per cluster.
     nodes: usize,
+    /// PKI mode: revoked certificates to populate.
+    revoked: u64,
     arca_bin: Option<PathBuf>,
     bao_bin: String,
     /// `None`: a free loopback port.
@@ -94,7 +102,10 @@ const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrenc
 [--bao-bin bao] [--arca-port PORT] [--bao-port PORT] [--out-dir DIR]
        arca-bench cluster [--nodes 3] [--servers arca,openbao] [--concurrency 32] \
 [--duration 10s] [--payload-bytes 64] [--keys 1000] [--client-threads 1] [--arca-bin PATH] \
-[--bao-bin bao] [--out-dir DIR]";
+[--bao-bin bao] [--out-dir DIR]
+       arca-bench pki [--servers arca,openbao] [--concurrency 16] [--duration 10s] \
+[--revoked 100000] [--client-threads 1] [--arca-bin PATH] [--bao-bin bao] [--arca-port PORT] \
+[--bao-port PORT] [--out-dir DIR]";
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration> {
@@ -122,18 +133,20 @@ fn parse_args(args: &[String]) -> Result<Config> {
     let mode = match it.next().map(String::as_str) {
         Some("kv") => Mode::Kv,
         Some("cluster") => Mode::Cluster,
+        Some("pki") => Mode::Pki,
         Some("-h") | Some("--help") | None => bail!("{USAGE}"),
         Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
     };
     let mut c = Config {
         mode,
         servers: vec![ServerKind::Arca, ServerKind::OpenBao],
-        concurrency: 32,
+        concurrency: if mode == Mode::Pki { 16 } else { 32 },
         duration: Duration::from_secs(10),
         payload_bytes: 64,
         keys: 1000,
         client_threads: 1,
         nodes: 3,
+        revoked: 100_000,
         arca_bin: std::env::var_os("ARCA_BIN").map(PathBuf::from),
         bao_bin: std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()),
         arca_port: None,
@@ -173,12 +186,18 @@ fn parse_args(args: &[String]) -> Result<Config> {
             }
             "--concurrency" | "-c" => c.concurrency = value()?.parse().context("--concurrency")?,
             "--duration" | "-d" => c.duration = parse_duration(&value()?)?,
+            "--payload-bytes" | "--keys" if mode == Mode::Pki => {
+                bail!("{name} is for `arca-bench kv` and `cluster`")
+            }
             "--payload-bytes" => c.payload_bytes = value()?.parse().context("--payload-bytes")?,
             "--keys" => c.keys = value()?.parse().context("--keys")?,
             "--client-threads" => {
                 c.client_threads = value()?.parse().context("--client-threads")?
             }
             "--nodes" if mode == Mode::Cluster => c.nodes = value()?.parse().context("--nodes")?,
+            "--revoked" if mode == Mode::Pki => {
+                c.revoked = value()?.parse().context("--revoked")?
+            }
             "--arca-port" | "--bao-port" if mode == Mode::Cluster => {
                 bail!("{name} is for `arca-bench kv` (cluster nodes get free ports)")
             }
@@ -1103,6 +1122,7 @@ fn run(cfg: Config) -> Result<()> {
     match cfg.mode {
         Mode::Kv => run_kv(&cfg, &rt, &out_dir, host),
         Mode::Cluster => cluster::run(&cfg, &rt, &out_dir, host),
+        Mode::Pki => pki::run(&cfg, &rt, &out_dir, host),
     }
 }
 
@@ -1226,9 +1246,22 @@ mod tests {
         assert_eq!(c.duration, Duration::from_secs(3));
         assert_eq!(c.payload_bytes, 16);
         assert!(parse_args(&args("kv --bogus 1")).is_err());
-        assert!(parse_args(&args("pki")).is_err());
+        assert!(parse_args(&args("tls")).is_err());
+        assert!(parse_args(&args("kv --revoked 5")).is_err());
         assert!(parse_args(&args("kv --servers vault")).is_err());
         assert!(parse_args(&args("kv -c 0")).is_err());
+    }
+
+    #[test]
+    fn pki_args() {
+        let c = parse_args(&args("pki")).unwrap();
+        assert_eq!(c.mode, Mode::Pki);
+        assert_eq!((c.concurrency, c.revoked), (16, 100_000));
+        let c = parse_args(&args("pki --revoked 500 -d 2s --servers arca")).unwrap();
+        assert_eq!((c.revoked, c.duration), (500, Duration::from_secs(2)));
+        assert_eq!(c.servers, vec![ServerKind::Arca]);
+        assert!(parse_args(&args("pki --keys 10")).is_err());
+        assert!(parse_args(&args("pki --nodes 3")).is_err());
     }
 
     #[test]
