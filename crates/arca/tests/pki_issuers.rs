@@ -2,7 +2,8 @@
 //! checked with `openssl`: keys generated and imported (PKCS#8 and PKCS#1),
 //! roots generated on an existing key, the default issuer switched through
 //! `config/issuers`, issuance pinned to an issuer (`issuer/:ref/issue/:role`),
-//! issuer rename and delete, a key in use refused for deletion, and a CA
+//! issuer rename and delete, a key in use refused for deletion,
+//! cross-signing with `sign-self-issued`, and a CA
 //! bundle imported through `issuers/import/bundle` (again: nothing new) and
 //! `config/ca`.
 
@@ -131,6 +132,40 @@ fn bao_manages_issuers_and_keys() {
     let r = bao.json(&["read", "-format=json", "pki/issuer/root-a2"]);
     assert_eq!(r["data"]["issuer_id"], a_id.as_str(), "{r}");
     bao.run(&["delete", "pki/key/k1"]).api_error(400, "in use");
+
+    // Cross-signing: root B re-issued by root A; B's leaves then chain to A.
+    let cross = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/issuer/root-a2/sign-self-issued",
+        &format!("certificate=@{}", dir.join("b.pem").display()),
+    ]);
+    write(
+        &dir,
+        "cross.pem",
+        cross["data"]["certificate"].as_str().unwrap(),
+    );
+    assert!(verifies(&dir, "a.pem", "cross.pem"));
+    let subj = |f: &str| openssl(&dir, &["x509", "-in", f, "-noout", "-subject", "-pubkey"]);
+    assert_eq!(subj("cross.pem"), subj("b.pem"));
+    let v = openssl(
+        &dir,
+        &[
+            "verify",
+            "-CAfile",
+            "a.pem",
+            "-untrusted",
+            "cross.pem",
+            "leaf-b.pem",
+        ],
+    );
+    assert!(v.contains("leaf-b.pem: OK"), "{v}");
+    bao.run(&[
+        "write",
+        "pki/root/sign-self-issued",
+        &format!("certificate=@{}", dir.join("leaf-a.pem").display()),
+    ])
+    .api_error(400, "not self-issued");
     let key = bao.json(&["read", "-format=json", "pki/key/k1"]);
     assert_eq!(key["data"]["key_type"], "ec", "{key}");
 

@@ -71,6 +71,49 @@ impl Pki {
         Ok(Some(Response::data(data)))
     }
 
+    /// `root/sign-self-issued`: re-issue a self-issued CA certificate
+    /// (subject = issuer, e.g. another root) under one of our issuers, for
+    /// cross-signing and CA rollover.
+    async fn sign_self_issued(&self, c: Ctx<'_>) -> HandlerResult {
+        let d = &c.data;
+        let pem = d
+            .get_str("certificate")?
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| LogicalError::invalid("the certificate field is required (PEM)"))?;
+        let der = crypto::pem_to_der(&pem)?;
+        let (_, x) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|e| LogicalError::invalid(format!("not a certificate: {e}")))?;
+        if x.subject().as_raw() != x.issuer().as_raw() {
+            return Err(LogicalError::invalid(
+                "the given certificate is not self-issued (its subject and issuer differ)",
+            ));
+        }
+        if !x.is_ca() {
+            return Err(LogicalError::invalid(
+                "the given certificate is not a CA certificate",
+            ));
+        }
+        let issuer = model::resolve_issuer(c.storage, &d.str_or("issuer_ref", "default")?).await?;
+        let key = model::issuer_key(c.storage, &issuer).await?;
+        if d.bool_or("require_matching_certificate_algorithms", false)? {
+            let ours = crate::x509::signature_algorithm(&key)?;
+            if x.signature_algorithm.algorithm.to_id_string() != ours.oid.to_string() {
+                return Err(LogicalError::invalid(
+                    "the certificate's signature algorithm differs from the issuer's",
+                ));
+            }
+        }
+        let facts = crate::x509::IssuerFacts::from_der(&crypto::pem_to_der(&issuer.certificate)?)?;
+        let out = crate::x509::resign(&der, &facts, &key)?;
+        let mut data = Map::new();
+        data.insert(
+            "certificate".into(),
+            Value::from(crypto::der_to_pem(&out, "CERTIFICATE")),
+        );
+        data.insert("issuing_ca".into(), Value::from(issuer.certificate.trim()));
+        Ok(Some(Response::data(data)))
+    }
+
     async fn sign_intermediate(&self, c: Ctx<'_>) -> HandlerResult {
         let d = &c.data;
         let pem = d
@@ -304,6 +347,26 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             Box::pin(b.sign_intermediate(c))
         })
         .help("Sign an intermediate CA's CSR with an issuer of this mount."),
+        Path::new("(?:root|issuer/(?P<issuer_ref>[^/]+))/sign-self-issued")
+            .field(Field::new(
+                "issuer_ref",
+                FieldType::String,
+                "The signing issuer (default).",
+            ))
+            .field(Field::new(
+                "certificate",
+                FieldType::String,
+                "The self-issued CA certificate, PEM.",
+            ))
+            .field(Field::new(
+                "require_matching_certificate_algorithms",
+                FieldType::Bool,
+                "Refuse if its signature algorithm differs from the issuer's.",
+            ))
+            .op(Operation::Update, |b: &Pki, c| {
+                Box::pin(b.sign_self_issued(c))
+            })
+            .help("Re-issue a self-issued CA certificate under an issuer of this mount (cross-signing)."),
         Path::new("intermediate/set-signed")
             .field(Field::new(
                 "certificate",

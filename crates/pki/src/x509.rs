@@ -151,6 +151,42 @@ pub fn aia_value(issuing: &[String], ocsp: &[String]) -> Result<Vec<u8>, Logical
         .map_err(|e| internal("AIA", e))
 }
 
+/// `sign-self-issued`: the same certificate (subject, key, serial,
+/// validity, extensions) issued again by `issuer`: new issuer name,
+/// signature algorithm, authority key identifier and signature.
+pub fn resign(
+    cert_der: &[u8],
+    issuer: &IssuerFacts,
+    key: &rcgen::KeyPair,
+) -> Result<Vec<u8>, LogicalError> {
+    use const_oid::db::rfc5280::ID_CE_AUTHORITY_KEY_IDENTIFIER;
+    let cert = Certificate::from_der(cert_der)
+        .map_err(|e| LogicalError::invalid(format!("not a certificate: {e}")))?;
+    let mut tbs = cert.tbs_certificate;
+    let alg = signature_algorithm(key)?;
+    tbs.issuer = issuer.subject.clone();
+    tbs.signature = alg.clone();
+    if let (Some(exts), Some(id)) = (tbs.extensions.as_mut(), issuer.key_id.as_ref()) {
+        exts.retain(|e| e.extn_id != ID_CE_AUTHORITY_KEY_IDENTIFIER);
+        exts.push(extension(
+            ID_CE_AUTHORITY_KEY_IDENTIFIER,
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(id.clone()).map_err(|e| internal("AKI", e))?),
+                ..Default::default()
+            },
+        )?);
+    }
+    let tbs_der = tbs.to_der().map_err(|e| internal("certificate", e))?;
+    let signature = sign(key, &tbs_der)?;
+    Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: alg,
+        signature,
+    }
+    .to_der()
+    .map_err(|e| internal("certificate", e))
+}
+
 /// What goes into one CRL.
 pub struct CrlSpec<'a> {
     pub number: u64,
