@@ -104,6 +104,13 @@ fn bao_drives_pki_and_openssl_verifies_it() {
     .unwrap();
     let v = openssl(&dir, &["verify", "-CAfile", "root.pem", "leaf.pem"]);
     assert!(v.contains("leaf.pem: OK"), "{v}");
+    // Keys come back as Vault returns them by default: SEC1 for EC, and
+    // they match the certificate.
+    let key_pem = std::fs::read_to_string(dir.join("leaf.key")).unwrap();
+    assert!(key_pem.contains("BEGIN EC PRIVATE KEY"), "{key_pem}");
+    let from_key = openssl(&dir, &["pkey", "-in", "leaf.key", "-pubout"]);
+    let from_cert = openssl(&dir, &["x509", "-in", "leaf.pem", "-noout", "-pubkey"]);
+    assert_eq!(from_key, from_cert);
     let text = openssl(&dir, &["x509", "-in", "leaf.pem", "-noout", "-text"]);
     for want in [
         "DNS:www.example.com",
@@ -491,6 +498,34 @@ fn bao_drives_pki_and_openssl_verifies_it() {
         "common_name=svc.internal",
     ]);
     assert_eq!(leaf["data"]["private_key_type"], "rsa");
+    assert!(
+        leaf["data"]["private_key"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN RSA PRIVATE KEY"),
+        "PKCS#1 by default: {leaf}"
+    );
+    let p8 = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/issue/rsa",
+        "common_name=svc2.internal",
+        "private_key_format=pkcs8",
+    ]);
+    assert!(
+        p8["data"]["private_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN PRIVATE KEY-----"),
+        "{p8}"
+    );
+    bao.run(&[
+        "write",
+        "pki/issue/rsa",
+        "common_name=svc3.internal",
+        "private_key_format=jwk",
+    ])
+    .api_error(400, "private_key_format");
     std::fs::write(
         dir.join("rsa.pem"),
         format!("{}\n", leaf["data"]["certificate"].as_str().unwrap()),

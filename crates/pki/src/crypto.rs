@@ -94,8 +94,91 @@ pub fn load(spec: KeySpec, pem: &str) -> Result<KeyPair, LogicalError> {
     KeyPair::from_pkcs8_pem_and_sign_algo(pem, spec.algorithm()).map_err(internal)
 }
 
+/// A stored (PKCS#8) private key in the form a response gives it:
+/// `private_key_format` "" / "der" / "pem" (Vault's default) is PKCS#1 for
+/// RSA, SEC1 for EC and PKCS#8 for Ed25519; "pkcs8" is PKCS#8 for all.
+pub fn output_key_pem(pkcs8_pem: &str, format: &str) -> Result<String, LogicalError> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    match format {
+        "" | "der" | "pem" => {}
+        "pkcs8" => return Ok(pkcs8_pem.trim().to_string()),
+        other => {
+            return Err(LogicalError::invalid(format!(
+                "invalid private_key_format {other:?}: use der, pem or pkcs8"
+            )))
+        }
+    }
+    if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(pkcs8_pem) {
+        let pem = k
+            .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+            .map_err(internal)?;
+        return Ok(pem.trim().to_string());
+    }
+    let (_, doc) = pkcs8::SecretDocument::from_pem(pkcs8_pem).map_err(internal)?;
+    let info = pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()).map_err(internal)?;
+    if info.algorithm.oid != const_oid::db::rfc5912::ID_EC_PUBLIC_KEY {
+        return Ok(pkcs8_pem.trim().to_string());
+    }
+    let curve = info
+        .algorithm
+        .parameters_oid()
+        .map_err(|e| internal(format!("EC key without a curve: {e}")))?;
+    let mut ec = sec1::EcPrivateKey::try_from(info.private_key).map_err(internal)?;
+    ec.parameters = Some(sec1::EcParameters::NamedCurve(curve));
+    use sec1::der::Encode;
+    let der = ec.to_der().map_err(internal)?;
+    Ok(der_to_pem(&der, "EC PRIVATE KEY"))
+}
+
+/// The request's `private_key_format`, checked before anything is made.
+pub fn key_format(d: &arca_sdk::FieldData) -> Result<String, LogicalError> {
+    let f = d.str_or("private_key_format", "")?;
+    if !matches!(f.as_str(), "" | "der" | "pem" | "pkcs8") {
+        return Err(LogicalError::invalid(format!(
+            "invalid private_key_format {f:?}: use der, pem or pkcs8"
+        )));
+    }
+    Ok(f)
+}
+
+/// A SEC1 (`EC PRIVATE KEY`) PEM as PKCS#8 DER.
+fn sec1_to_pkcs8(pem: &str) -> Result<Vec<u8>, LogicalError> {
+    use sec1::der::{Decode, Encode};
+    let bad = |e: &dyn std::fmt::Display| {
+        LogicalError::invalid(format!("not a valid SEC1 EC private key: {e}"))
+    };
+    let (label, der) = sec1::der::pem::decode_vec(pem.as_bytes()).map_err(|e| bad(&e))?;
+    if label != "EC PRIVATE KEY" {
+        return Err(LogicalError::invalid(
+            "expected an EC PRIVATE KEY PEM block",
+        ));
+    }
+    let mut ec = sec1::EcPrivateKey::from_der(&der).map_err(|e| bad(&e))?;
+    let curve = match ec.parameters {
+        Some(sec1::EcParameters::NamedCurve(oid)) => oid,
+        None => {
+            return Err(LogicalError::invalid(
+                "the SEC1 EC key does not name its curve",
+            ))
+        }
+    };
+    ec.parameters = None;
+    let inner = ec.to_der().map_err(internal)?;
+    let info = pkcs8::PrivateKeyInfo {
+        algorithm: pkcs8::AlgorithmIdentifierRef {
+            oid: const_oid::db::rfc5912::ID_EC_PUBLIC_KEY,
+            parameters: Some((&curve).into()),
+        },
+        private_key: &inner,
+        public_key: None,
+    };
+    info.to_der().map_err(internal)
+}
+
 /// Reads a private key given as PEM: PKCS#8 (`PRIVATE KEY`: RSA, EC P-256
-/// or P-384, Ed25519) or PKCS#1 (`RSA PRIVATE KEY`). Returns its type and
+/// or P-384, Ed25519), PKCS#1 (`RSA PRIVATE KEY`) or SEC1 (`EC PRIVATE
+/// KEY`). Returns its type and
 /// the key as PKCS#8 PEM, the form the engine stores.
 pub fn import_key(pem: &str) -> Result<(KeySpec, KeyPair), LogicalError> {
     use rsa::pkcs1::DecodeRsaPrivateKey;
@@ -103,8 +186,15 @@ pub fn import_key(pem: &str) -> Result<(KeySpec, KeyPair), LogicalError> {
     use rsa::traits::PublicKeyParts;
     let pem = pem.trim();
     if pem.contains("BEGIN EC PRIVATE KEY") {
+        let der = sec1_to_pkcs8(pem)?;
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from(der);
+        for spec in [KeySpec::Ec(256), KeySpec::Ec(384)] {
+            if let Ok(kp) = KeyPair::from_pkcs8_der_and_sign_algo(&der, spec.algorithm()) {
+                return Ok((spec, kp));
+            }
+        }
         return Err(LogicalError::invalid(
-            "SEC1 EC keys (BEGIN EC PRIVATE KEY) are not accepted yet; convert with `openssl pkcs8 -topk8 -nocrypt` and import the PKCS#8 PEM",
+            "unsupported EC curve: use P-256 or P-384",
         ));
     }
     let rsa_key = if pem.contains("BEGIN RSA PRIVATE KEY") {
@@ -220,6 +310,26 @@ mod tests {
         assert!(s[0] & 0x80 == 0 && s[0] != 0);
         assert_eq!(serial_string(&[0x0a, 0xff, 0x01]), "0a:ff:01");
         assert_eq!(normalize_serial("0A-FF-01"), "0a:ff:01");
+    }
+
+    #[test]
+    fn keys_come_out_in_vaults_default_forms_and_import_back() {
+        for (spec, label) in [
+            (KeySpec::Ec(256), "EC PRIVATE KEY"),
+            (KeySpec::Ec(384), "EC PRIVATE KEY"),
+            (KeySpec::Rsa(2048), "RSA PRIVATE KEY"),
+            (KeySpec::Ed25519, "BEGIN PRIVATE KEY"),
+        ] {
+            let k = generate(spec).unwrap();
+            let out = output_key_pem(&k.serialize_pem(), "").unwrap();
+            assert!(out.contains(label), "{spec:?}: {out}");
+            let (back_spec, back) = import_key(&out).unwrap();
+            assert_eq!(back_spec, spec);
+            assert_eq!(back.public_key_pem(), k.public_key_pem());
+            let p8 = output_key_pem(&k.serialize_pem(), "pkcs8").unwrap();
+            assert!(p8.contains("BEGIN PRIVATE KEY"));
+        }
+        assert!(output_key_pem("x", "jwk").is_err());
     }
 
     #[test]

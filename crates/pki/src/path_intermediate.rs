@@ -47,6 +47,7 @@ impl Pki {
     async fn generate_intermediate(&self, c: Ctx<'_>) -> HandlerResult {
         let d = &c.data;
         let req = GenerateRequest::parse(d)?;
+        let key_format = crypto::key_format(d)?;
         let (exported, cn) = (req.exported, req.cn.clone());
         let (key, entry, new_key) = generation_key(c.storage, d, &req).await?;
         let spec = KeySpec::parse(&entry.key_type, entry.key_bits as i64)?;
@@ -65,7 +66,10 @@ impl Pki {
         data.insert("key_id".into(), Value::from(key_id));
         data.insert("key_type".into(), Value::from(spec.type_name()));
         if exported {
-            data.insert("private_key".into(), Value::from(entry.private_key.trim()));
+            data.insert(
+                "private_key".into(),
+                Value::from(crypto::output_key_pem(&entry.private_key, &key_format)?),
+            );
             data.insert("private_key_type".into(), Value::from(spec.type_name()));
         }
         Ok(Some(Response::data(data)))

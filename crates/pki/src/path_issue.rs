@@ -76,6 +76,7 @@ impl Pki {
     }
 
     async fn issue_or_sign_inner(&self, c: Ctx<'_>, sign: bool, verbatim: bool) -> HandlerResult {
+        let key_format = crypto::key_format(&c.data)?;
         let d = &c.data;
         let csr = if sign {
             let pem = d
@@ -319,7 +320,7 @@ impl Pki {
         if let Some((key, spec)) = key {
             data.insert(
                 "private_key".into(),
-                Value::from(key.serialize_pem().trim()),
+                Value::from(crypto::output_key_pem(&key.serialize_pem(), &key_format)?),
             );
             data.insert("private_key_type".into(), Value::from(spec.type_name()));
         }

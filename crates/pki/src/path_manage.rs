@@ -242,7 +242,10 @@ impl Pki {
         self.store_key(c.storage, &entry).await?;
         let mut data = key_data(&entry);
         if exported {
-            data.insert("private_key".into(), Value::from(entry.private_key.trim()));
+            data.insert(
+                "private_key".into(),
+                Value::from(crypto::output_key_pem(&entry.private_key, "")?),
+            );
         }
         Ok(Some(Response::data(data)))
     }
@@ -578,7 +581,7 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.generate_key(c)))
             .help("Generate a key for later issuers (root or intermediate with type existing)."),
         Path::new("keys/import")
-            .field(Field::new("pem_bundle", String, "One PEM private key (PKCS#8, or PKCS#1 RSA)."))
+            .field(Field::new("pem_bundle", String, "One PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)."))
             .field(Field::new("key_name", String, "A name for the key."))
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.import_key(c)))
             .help("Import a private key."),

@@ -103,8 +103,7 @@ impl Pki {
             .ok_or_else(|| {
                 LogicalError::invalid(format!("certificate with serial {serial} not found"))
             })?;
-        let key = rcgen::KeyPair::from_pem(&key_pem)
-            .map_err(|_| LogicalError::invalid("private_key is not a PKCS#8 PEM private key"))?;
+        let (_, key) = crypto::import_key(&key_pem)?;
         let der = crypto::pem_to_der(&entry.certificate)?;
         let (_, cert) = x509_parser::parse_x509_certificate(&der)
             .map_err(|e| LogicalError::internal(format!("stored certificate unreadable: {e}")))?;

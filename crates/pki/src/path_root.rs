@@ -86,6 +86,7 @@ impl Pki {
     async fn generate_root(&self, c: Ctx<'_>) -> HandlerResult {
         let d = &c.data;
         let req = GenerateRequest::parse(d)?;
+        let key_format = crypto::key_format(d)?;
         let (exported, cn) = (req.exported, req.cn.clone());
         let ttl = d
             .get_duration("ttl")?
@@ -169,7 +170,7 @@ impl Pki {
         if exported {
             data.insert(
                 "private_key".into(),
-                Value::from(key_entry.private_key.trim()),
+                Value::from(crypto::output_key_pem(&key_entry.private_key, &key_format)?),
             );
             data.insert("private_key_type".into(), Value::from(spec.type_name()));
         }
@@ -301,6 +302,11 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             "key_ref",
             FieldType::String,
             "With type existing: the key to use (id or name).",
+        ))
+        .field(Field::new(
+            "private_key_format",
+            FieldType::String,
+            "exported: der or pem (default; PKCS#1/SEC1) or pkcs8.",
         ))
         .field(Field::new(
             "common_name",
