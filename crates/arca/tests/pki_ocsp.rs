@@ -305,7 +305,11 @@ fn openssl_ocsp_and_delta_crls() {
 
     // Delta CRLs: with auto_rebuild the complete CRL stays put and the delta
     // lists what came since; `verify -use_deltas` sees both.
-    bao.run(&["read", "pki/crl/delta"]).code(2);
+    // Before delta CRLs are enabled, the delta CRL is valid and empty.
+    let (code, delta0) = raw_get(&server.addr, "/v1/pki/crl/delta");
+    assert_eq!(code, 200);
+    let t = crl_text(&dir, "delta0.der", &delta0);
+    assert!(t.contains("No Revoked Certificates"), "{t}");
     bao.run(&[
         "write",
         "pki/config/crl",
@@ -455,4 +459,31 @@ fn openssl_ocsp_and_delta_crls() {
     }
     let st = bao.json(&["read", "-format=json", "pki/tidy-status"]);
     assert_eq!(st["data"]["state"], "Finished", "{st}");
+
+    // `bao pki health-check` reads issuers, both CRLs of each issuer, roles,
+    // auto-tidy and tidy status: those checks pass.
+    let out = bao.run(&["pki", "health-check", "-format=json", "pki"]);
+    let hc: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("health-check JSON ({e}): {}", out.describe()));
+    for check in [
+        "ca_validity_period",
+        "crl_validity_period",
+        "role_allows_glob_wildcards",
+        "enable_auto_tidy",
+        "tidy_last_run",
+        "too_many_certs",
+    ] {
+        let results = hc[check]
+            .as_array()
+            .unwrap_or_else(|| panic!("{check}: {hc}"));
+        assert!(!results.is_empty(), "{check}: {hc}");
+        for r in results {
+            assert_eq!(r["status"], "ok", "{check}: {r}");
+        }
+    }
+    assert_eq!(
+        hc["crl_validity_period"].as_array().unwrap().len(),
+        4,
+        "complete + delta for each issuer: {hc}"
+    );
 }

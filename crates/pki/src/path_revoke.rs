@@ -122,15 +122,10 @@ impl Pki {
         let issuer_ref = c.data.str_or("issuer_ref", "")?;
         let per_issuer = !issuer_ref.is_empty();
         let issuer = model::resolve_issuer(c.storage, &issuer_ref).await?;
+        // Without enable_delta the delta CRL is served too, empty: the
+        // complete CRL already lists everything (`bao pki health-check`
+        // reads both).
         let delta = !c.data.str_or("delta", "")?.is_empty();
-        if delta {
-            let cfg = crate::path_tidy::crl_config(c.storage).await?;
-            if !cfg.enable_delta {
-                return Err(LogicalError::invalid(
-                    "delta CRLs are not enabled: set enable_delta=true (with auto_rebuild=true) in config/crl",
-                ));
-            }
-        }
         let der = self.crl_der(c.storage, &issuer, delta).await?;
         let form = match c.data.str_or("format", "")?.as_str() {
             "/pem" => "pem",

@@ -79,6 +79,11 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             Bool,
             "Treat * in allowed domains as a glob.",
         ),
+        (
+            "allow_wildcard_certificates",
+            Bool,
+            "Allow wildcard names like *.example.com (default true).",
+        ),
         ("allow_any_name", Bool, "Allow any name."),
         (
             "enforce_hostnames",

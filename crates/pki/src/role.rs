@@ -17,6 +17,9 @@ pub struct Role {
     pub allow_bare_domains: bool,
     pub allow_subdomains: bool,
     pub allow_glob_domains: bool,
+    /// Wildcard names (`*.example.com`) may be issued (Vault's default).
+    #[serde(default = "yes")]
+    pub allow_wildcard_certificates: bool,
     pub allow_any_name: bool,
     pub enforce_hostnames: bool,
     pub allow_ip_sans: bool,
@@ -53,6 +56,7 @@ impl Default for Role {
             allow_bare_domains: false,
             allow_subdomains: false,
             allow_glob_domains: false,
+            allow_wildcard_certificates: true,
             allow_any_name: false,
             enforce_hostnames: true,
             allow_ip_sans: true,
@@ -110,6 +114,7 @@ impl Role {
         set!(allow_bare_domains, bool);
         set!(allow_subdomains, bool);
         set!(allow_glob_domains, bool);
+        set!(allow_wildcard_certificates, bool);
         set!(allow_any_name, bool);
         set!(enforce_hostnames, bool);
         set!(allow_ip_sans, bool);
@@ -166,6 +171,7 @@ impl Role {
             "allow_bare_domains": self.allow_bare_domains,
             "allow_subdomains": self.allow_subdomains,
             "allow_glob_domains": self.allow_glob_domains,
+            "allow_wildcard_certificates": self.allow_wildcard_certificates,
             "allow_any_name": self.allow_any_name,
             "enforce_hostnames": self.enforce_hostnames,
             "allow_ip_sans": self.allow_ip_sans,
@@ -201,6 +207,11 @@ impl Role {
         if self.enforce_hostnames && !valid_hostname(name.trim_start_matches("*.")) {
             return Err(LogicalError::invalid(format!(
                 "{name} is not a valid hostname (enforce_hostnames is set on this role)"
+            )));
+        }
+        if name.contains('*') && !self.allow_wildcard_certificates {
+            return Err(LogicalError::invalid(format!(
+                "wildcard name {name} not allowed: the role sets allow_wildcard_certificates=false"
             )));
         }
         if self.allow_any_name {
@@ -274,6 +285,16 @@ mod tests {
             allow_glob_domains: glob,
             ..Role::default()
         }
+    }
+
+    #[test]
+    fn wildcards_follow_allow_wildcard_certificates() {
+        let mut r = role(&["example.com"], false, true, false);
+        assert!(r.check_name("*.example.com").is_ok());
+        r.allow_wildcard_certificates = false;
+        let e = r.check_name("*.example.com").unwrap_err().to_string();
+        assert!(e.contains("allow_wildcard_certificates"), "{e}");
+        assert!(r.check_name("www.example.com").is_ok());
     }
 
     #[test]
