@@ -9,12 +9,17 @@ use crate::{
 };
 
 /// Engine state: a lock that serializes CA changes and revocations on the
-/// active node, and each node's CRL index and signed CRLs (rebuilt from
-/// replicated state; see `crl`). Nothing else is cached.
+/// active node, each node's CRL index and signed CRLs (rebuilt from
+/// replicated state; see `crl`), and parsed issuer signing keys (checked
+/// against the stored issuer on every use). Nothing else is cached.
 #[derive(Default)]
 pub struct Pki {
     pub(crate) ca_lock: Mutex<()>,
     pub(crate) crls: crate::crl::CrlCache,
+    /// Parsed issuer certificates and keys, by issuer id (see `signer`).
+    pub(crate) signers: parking_lot::Mutex<
+        std::collections::HashMap<String, std::sync::Arc<crate::model::CachedSigner>>,
+    >,
 }
 
 impl Pki {
@@ -27,6 +32,7 @@ impl Pki {
         // A snapshot restore can move every header backwards.
         if key.is_empty() {
             self.crls.clear().await;
+            self.signers.lock().clear();
         }
     }
 }

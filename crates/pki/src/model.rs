@@ -216,6 +216,42 @@ pub async fn issuer_key(
     crate::crypto::load(spec, &k.private_key)
 }
 
+/// An issuer's parsed certificate and key, ready to sign. Valid while the
+/// stored issuer has the same certificate and key id (a key id's key never
+/// changes), which is checked on every use.
+pub struct CachedSigner {
+    certificate: String,
+    key_id: String,
+    pub issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+impl crate::backend::Pki {
+    /// The signer for `issuer`, parsed once per node and reused: loading a
+    /// key (PKCS#8 decoding and ring's key-pair check) and parsing the CA
+    /// certificate would otherwise cost more than signing.
+    pub(crate) async fn cached_signer(
+        &self,
+        s: &dyn Storage,
+        issuer: &IssuerEntry,
+    ) -> Result<std::sync::Arc<CachedSigner>, LogicalError> {
+        if let Some(c) = self.signers.lock().get(&issuer.id) {
+            if c.certificate == issuer.certificate && c.key_id == issuer.key_id {
+                return Ok(c.clone());
+            }
+        }
+        let key = issuer_key(s, issuer).await?;
+        let signer = rcgen::Issuer::from_ca_cert_pem(&issuer.certificate, key)
+            .map_err(|e| LogicalError::internal(format!("cannot use the issuer: {e}")))?;
+        let c = std::sync::Arc::new(CachedSigner {
+            certificate: issuer.certificate.clone(),
+            key_id: issuer.key_id.clone(),
+            issuer: signer,
+        });
+        self.signers.lock().insert(issuer.id.clone(), c.clone());
+        Ok(c)
+    }
+}
+
 /// rcgen's view of an issuer (its subject, key identifier and usages from
 /// its certificate) signing with `key`.
 pub fn signer<'a>(

@@ -284,13 +284,13 @@ impl Pki {
         p.serial_number = Some(SerialNumber::from(serial.clone()));
         p.use_authority_key_identifier_extension = true;
 
-        let ca_key = model::issuer_key(c.storage, &issuer).await?;
-        let ca = model::signer(&issuer, &ca_key)?;
+        let signer = self.cached_signer(c.storage, &issuer).await?;
+        let ca = &signer.issuer;
         let (cert, key) = match (&csr, spec) {
-            (Some(csr), _) => (p.signed_by(&csr.public_key, &ca), None),
+            (Some(csr), _) => (p.signed_by(&csr.public_key, ca), None),
             (None, Some(spec)) => {
                 let key = crypto::generate(spec)?;
-                (p.signed_by(&key, &ca), Some((key, spec)))
+                (p.signed_by(&key, ca), Some((key, spec)))
             }
             (None, None) => unreachable!("issue always has a key spec"),
         };
