@@ -350,6 +350,12 @@ pub async fn kv_write(api: &Api, base: &str, key: &str, value: &str, cas: Option
     if r.not_sent() {
         return KvWrite::NotSent(r.describe());
     }
+    // A node that answers "sealed" refused the request before doing
+    // anything (a restarted node is sealed until unsealed; these scenarios
+    // never seal a serving node).
+    if r.status == 503 && text.contains("Vault is sealed") {
+        return KvWrite::NotSent(r.describe());
+    }
     KvWrite::Unknown(r.describe())
 }
 

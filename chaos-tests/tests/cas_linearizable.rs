@@ -86,7 +86,9 @@ async fn client(
                         rec.discard(id);
                     }
                     // Indeterminate: it may or may not have taken effect.
-                    _ => {}
+                    // Back off like a refusal: hammering a node that is
+                    // down only piles up open operations for the checker.
+                    _ => refused = true,
                 }
             }
         }

@@ -3,7 +3,8 @@
 //! roots generated on an existing key, the default issuer switched through
 //! `config/issuers`, issuance pinned to an issuer (`issuer/:ref/issue/:role`),
 //! issuer rename and delete, a key in use refused for deletion,
-//! cross-signing with `sign-self-issued`, and a CA
+//! cross-signing with `sign-self-issued`, EC P-521 roots and leaves,
+//! `certs/revoked`, `config/cluster`, and a CA
 //! bundle imported through `issuers/import/bundle` (again: nothing new) and
 //! `config/ca`.
 
@@ -126,6 +127,65 @@ fn bao_manages_issuers_and_keys() {
     assert!(verifies(&dir, "a.pem", "leaf-a.pem"));
     assert!(!verifies(&dir, "b.pem", "leaf-a.pem"));
 
+    // P-521 leaves under the EC root, and a P-521 root of its own.
+    bao.run(&[
+        "write",
+        "pki/roles/p521",
+        "allow_any_name=true",
+        "key_type=ec",
+        "key_bits=521",
+    ])
+    .ok();
+    let leaf = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/issuer/root-a/issue/p521",
+        "common_name=p521.example",
+    ]);
+    write(
+        &dir,
+        "leaf-521.pem",
+        leaf["data"]["certificate"].as_str().unwrap(),
+    );
+    write(
+        &dir,
+        "leaf-521.key",
+        leaf["data"]["private_key"].as_str().unwrap(),
+    );
+    assert!(verifies(&dir, "a.pem", "leaf-521.pem"));
+    let t = openssl(&dir, &["x509", "-in", "leaf-521.pem", "-noout", "-text"]);
+    assert!(t.contains("secp521r1") || t.contains("P-521"), "{t}");
+    let k = openssl(&dir, &["ec", "-in", "leaf-521.key", "-noout", "-check"]);
+    assert!(k.contains("valid"), "{k}");
+    let r521 = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/issuers/generate/root/internal",
+        "common_name=Root 521",
+        "issuer_name=root-521",
+        "key_type=ec",
+        "key_bits=521",
+    ]);
+    write(
+        &dir,
+        "r521.pem",
+        r521["data"]["certificate"].as_str().unwrap(),
+    );
+    let leaf = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/issuer/root-521/issue/web",
+        "common_name=under521.example",
+    ]);
+    write(
+        &dir,
+        "leaf-u521.pem",
+        leaf["data"]["certificate"].as_str().unwrap(),
+    );
+    assert!(verifies(&dir, "r521.pem", "leaf-u521.pem"));
+    let t = openssl(&dir, &["x509", "-in", "leaf-u521.pem", "-noout", "-text"]);
+    assert!(t.contains("ecdsa-with-SHA512"), "{t}");
+
     // Rename; a key in use cannot go.
     bao.run(&["write", "pki/issuer/root-a", "issuer_name=root-a2"])
         .ok();
@@ -193,7 +253,7 @@ fn bao_manages_issuers_and_keys() {
     ]);
     assert_eq!(again["data"]["key_id"], imp["data"]["key_id"], "{again}");
     let keys = bao.json(&["list", "-format=json", "pki/keys"]);
-    assert_eq!(keys.as_array().unwrap().len(), 3, "{keys}");
+    assert_eq!(keys.as_array().unwrap().len(), 4, "{keys}");
 
     // A CA made by openssl, imported with its (PKCS#8) key.
     openssl(
@@ -278,5 +338,26 @@ fn bao_manages_issuers_and_keys() {
     assert_eq!(cfg["data"]["default"], "", "{cfg}");
     bao.run(&["read", &format!("pki/issuer/{b_id}")]).code(2);
     let keys = bao.json(&["list", "-format=json", "pki/keys"]);
-    assert_eq!(keys.as_array().unwrap().len(), 4, "{keys}");
+    assert_eq!(keys.as_array().unwrap().len(), 5, "{keys}");
+    // The revoked list.
+    bao.run(&["list", "pki/certs/revoked"]).code(2);
+    let serial = leaf["data"]["serial_number"].as_str().unwrap().to_string();
+    bao.run(&["write", "pki/revoke", &format!("serial_number={serial}")])
+        .ok();
+    let revoked = bao.json(&["list", "-format=json", "pki/certs/revoked"]);
+    assert_eq!(revoked, serde_json::json!([serial]));
+    // config/cluster.
+    bao.run(&[
+        "write",
+        "pki/config/cluster",
+        "path=https://pki.example:8200/v1/pki",
+    ])
+    .ok();
+    let cl = bao.json(&["read", "-format=json", "pki/config/cluster"]);
+    assert_eq!(
+        cl["data"]["path"], "https://pki.example:8200/v1/pki",
+        "{cl}"
+    );
+    bao.run(&["write", "pki/config/cluster", "path=not-a-url"])
+        .api_error(400, "URL");
 }

@@ -69,6 +69,12 @@ impl Pki {
         Ok((!keys.is_empty()).then(|| Response::list(keys)))
     }
 
+    /// `LIST certs/revoked`: serials of revoked certificates.
+    async fn list_revoked(&self, c: Ctx<'_>) -> HandlerResult {
+        let keys = c.storage.list("revoked/").await?;
+        Ok((!keys.is_empty()).then(|| Response::list(keys)))
+    }
+
     async fn ca_der(&self, c: Ctx<'_>) -> HandlerResult {
         let i = model::resolve_issuer(c.storage, "default").await?;
         Ok(Some(raw(
@@ -227,6 +233,9 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
         ))
         .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_cert(c)))
         .help("A certificate by serial (with its revocation time), or the CA, chain or CRL."),
+        Path::new("certs/revoked/?")
+            .op(Operation::List, |b: &Pki, c| Box::pin(b.list_revoked(c)))
+            .help("Serials of revoked certificates."),
         Path::new("certs/?")
             .op(Operation::List, |b: &Pki, c| Box::pin(b.list_certs(c)))
             .help("Serials of stored certificates."),

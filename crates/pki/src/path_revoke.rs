@@ -152,6 +152,37 @@ impl Pki {
         Ok(Some(Response::data(data)))
     }
 
+    /// `config/cluster`: this cluster's path and AIA path, as Vault stores
+    /// them for URL templating.
+    async fn read_cluster(&self, c: Ctx<'_>) -> HandlerResult {
+        let v: Map<String, Value> = model::get(c.storage, "config/cluster")
+            .await?
+            .unwrap_or_default();
+        let mut data = Map::new();
+        for k in ["path", "aia_path"] {
+            data.insert(k.into(), v.get(k).cloned().unwrap_or(Value::from("")));
+        }
+        Ok(Some(Response::data(data)))
+    }
+
+    async fn write_cluster(&self, c: Ctx<'_>) -> HandlerResult {
+        let mut v: Map<String, Value> = model::get(c.storage, "config/cluster")
+            .await?
+            .unwrap_or_default();
+        for k in ["path", "aia_path"] {
+            if let Some(u) = c.data.get_str(k)? {
+                if !u.is_empty() && !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(LogicalError::invalid(format!(
+                        "{k} must be an http:// or https:// URL, not {u:?}"
+                    )));
+                }
+                v.insert(k.into(), Value::from(u));
+            }
+        }
+        model::put(c.storage, "config/cluster", &v).await?;
+        self.read_cluster(c).await
+    }
+
     async fn read_urls(&self, c: Ctx<'_>) -> HandlerResult {
         let u: UrlsConfig = model::get(c.storage, "config/urls")
             .await?
@@ -261,6 +292,20 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             .help(
                 "Start a new complete CRL (rotate) or delta CRL (rotate-delta) for every issuer.",
             ),
+        Path::new("config/cluster")
+            .field(Field::new(
+                "path",
+                FieldType::String,
+                "This cluster's URL to the mount (e.g. https://node:8200/v1/pki).",
+            ))
+            .field(Field::new(
+                "aia_path",
+                FieldType::String,
+                "The URL for AIA fields (default: path).",
+            ))
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_cluster(c)))
+            .op(Operation::Update, |b: &Pki, c| Box::pin(b.write_cluster(c)))
+            .help("The cluster's own URLs for this mount."),
         Path::new("config/urls")
             .field(Field::new(
                 "issuing_certificates",

@@ -80,6 +80,8 @@ pub fn signature_algorithm(key: &rcgen::KeyPair) -> Result<AlgorithmIdentifierOw
         (rfc5912::ECDSA_WITH_SHA_256, false)
     } else if alg == &rcgen::PKCS_ECDSA_P384_SHA384 {
         (rfc5912::ECDSA_WITH_SHA_384, false)
+    } else if alg == &rcgen::PKCS_ECDSA_P521_SHA512 {
+        (rfc5912::ECDSA_WITH_SHA_512, false)
     } else if alg == &rcgen::PKCS_ED25519 {
         (rfc8410::ID_ED_25519, false)
     } else {
