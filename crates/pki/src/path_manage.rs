@@ -40,26 +40,40 @@ fn valid_name(name: &str) -> Result<(), LogicalError> {
     Ok(())
 }
 
+/// Refuses a name that is malformed or taken by another record under
+/// `prefix` (`key/`, `issuer/`); `fields` reads a record's (name, id).
+async fn check_unique_name<T: serde::de::DeserializeOwned>(
+    s: &dyn arca_sdk::Storage,
+    prefix: &str,
+    what: &str,
+    name: &str,
+    own_id: &str,
+    fields: fn(&T) -> (&str, &str),
+) -> Result<(), LogicalError> {
+    if name.is_empty() {
+        return Ok(());
+    }
+    valid_name(name)?;
+    for k in s.list(prefix).await? {
+        if let Some(e) = model::get::<T>(s, &format!("{prefix}{k}")).await? {
+            let (n, id) = fields(&e);
+            if n == name && id != own_id {
+                return Err(LogicalError::invalid(format!(
+                    "{what} name {name:?} is already in use"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a key name that is malformed or taken by another key.
 pub(crate) async fn check_key_name(
     s: &dyn arca_sdk::Storage,
     name: &str,
     own_id: &str,
 ) -> Result<(), LogicalError> {
-    if name.is_empty() {
-        return Ok(());
-    }
-    valid_name(name)?;
-    for k in s.list("key/").await? {
-        if let Some(e) = model::get::<KeyEntry>(s, &format!("key/{k}")).await? {
-            if e.name == name && e.id != own_id {
-                return Err(LogicalError::invalid(format!(
-                    "key name {name:?} is already in use"
-                )));
-            }
-        }
-    }
-    Ok(())
+    check_unique_name::<KeyEntry>(s, "key/", "key", name, own_id, |e| (&e.name, &e.id)).await
 }
 
 /// Refuses an issuer name that is malformed or taken by another issuer.
@@ -68,20 +82,8 @@ pub(crate) async fn check_issuer_name(
     name: &str,
     own_id: &str,
 ) -> Result<(), LogicalError> {
-    if name.is_empty() {
-        return Ok(());
-    }
-    valid_name(name)?;
-    for k in s.list("issuer/").await? {
-        if let Some(e) = model::get::<IssuerEntry>(s, &format!("issuer/{k}")).await? {
-            if e.name == name && e.id != own_id {
-                return Err(LogicalError::invalid(format!(
-                    "issuer name {name:?} is already in use"
-                )));
-            }
-        }
-    }
-    Ok(())
+    check_unique_name::<IssuerEntry>(s, "issuer/", "issuer", name, own_id, |e| (&e.name, &e.id))
+        .await
 }
 
 fn key_data(k: &KeyEntry) -> Map<String, Value> {
