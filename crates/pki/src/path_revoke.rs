@@ -171,7 +171,7 @@ impl Pki {
             .unwrap_or_default();
         for k in ["path", "aia_path"] {
             if let Some(u) = c.data.get_str(k)? {
-                if !u.is_empty() && !(u.starts_with("http://") || u.starts_with("https://")) {
+                if !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) {
                     return Err(LogicalError::invalid(format!(
                         "{k} must be an http:// or https:// URL, not {u:?}"
                     )));
