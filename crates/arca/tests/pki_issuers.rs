@@ -4,7 +4,8 @@
 //! `config/issuers`, issuance pinned to an issuer (`issuer/:ref/issue/:role`),
 //! issuer rename and delete, a key in use refused for deletion,
 //! cross-signing with `sign-self-issued`, EC P-521 roots and leaves,
-//! `certs/revoked`, `config/cluster`, and a CA
+//! an intermediate revoked through `issuer/:ref/revoke`, `certs/revoked`,
+//! `config/cluster`, and a CA
 //! bundle imported through `issuers/import/bundle` (again: nothing new) and
 //! `config/ca`.
 
@@ -220,6 +221,88 @@ fn bao_manages_issuers_and_keys() {
         ],
     );
     assert!(v.contains("leaf-b.pem: OK"), "{v}");
+    // An intermediate in the same mount, then revoked: it issues nothing
+    // more and its parent's CRL lists it.
+    let gen = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/issuers/generate/intermediate/internal",
+        "common_name=Int A",
+        "key_type=ec",
+    ]);
+    write(&dir, "inta.csr", gen["data"]["csr"].as_str().unwrap());
+    let signed = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/issuer/root-a2/sign-intermediate",
+        &format!("csr=@{}", dir.join("inta.csr").display()),
+        "format=pem",
+    ]);
+    let int_serial = signed["data"]["serial_number"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    write(
+        &dir,
+        "inta.pem",
+        signed["data"]["certificate"].as_str().unwrap(),
+    );
+    let set = bao.json(&[
+        "write",
+        "-format=json",
+        "pki/intermediate/set-signed",
+        &format!("certificate=@{}", dir.join("inta.pem").display()),
+    ]);
+    let int_id = set["data"]["imported_issuers"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    bao.json(&[
+        "write",
+        "-format=json",
+        &format!("pki/issuer/{int_id}/issue/web"),
+        "common_name=before.example",
+    ]);
+    let rev = bao.json(&[
+        "write",
+        "-format=json",
+        "-force",
+        &format!("pki/issuer/{int_id}/revoke"),
+    ]);
+    assert_eq!(rev["data"]["revoked"], true, "{rev}");
+    bao.run(&[
+        "write",
+        &format!("pki/issuer/{int_id}/issue/web"),
+        "common_name=after.example",
+    ])
+    .api_error(400, "revoked");
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            dir.join("root-a.crl").to_str().unwrap(),
+            &format!("{}/v1/pki/issuer/root-a2/crl/der", server.addr),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let t = openssl(
+        &dir,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "root-a.crl",
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(
+        t.contains(&int_serial.replace(':', "").to_uppercase()),
+        "{int_serial} missing:\n{t}"
+    );
+
     bao.run(&[
         "write",
         "pki/root/sign-self-issued",
@@ -253,7 +336,7 @@ fn bao_manages_issuers_and_keys() {
     ]);
     assert_eq!(again["data"]["key_id"], imp["data"]["key_id"], "{again}");
     let keys = bao.json(&["list", "-format=json", "pki/keys"]);
-    assert_eq!(keys.as_array().unwrap().len(), 4, "{keys}");
+    assert_eq!(keys.as_array().unwrap().len(), 5, "{keys}");
 
     // A CA made by openssl, imported with its (PKCS#8) key.
     openssl(
@@ -338,14 +421,15 @@ fn bao_manages_issuers_and_keys() {
     assert_eq!(cfg["data"]["default"], "", "{cfg}");
     bao.run(&["read", &format!("pki/issuer/{b_id}")]).code(2);
     let keys = bao.json(&["list", "-format=json", "pki/keys"]);
-    assert_eq!(keys.as_array().unwrap().len(), 5, "{keys}");
-    // The revoked list.
-    bao.run(&["list", "pki/certs/revoked"]).code(2);
+    assert_eq!(keys.as_array().unwrap().len(), 6, "{keys}");
+    // The revoked list: the revoked intermediate, then a leaf.
     let serial = leaf["data"]["serial_number"].as_str().unwrap().to_string();
     bao.run(&["write", "pki/revoke", &format!("serial_number={serial}")])
         .ok();
     let revoked = bao.json(&["list", "-format=json", "pki/certs/revoked"]);
-    assert_eq!(revoked, serde_json::json!([serial]));
+    let mut want = vec![serial, int_serial.clone()];
+    want.sort();
+    assert_eq!(revoked, serde_json::json!(want));
     // config/cluster.
     bao.run(&[
         "write",

@@ -48,6 +48,10 @@ pub struct IssuerEntry {
     pub usage: String,
     #[serde(default)]
     pub manual_chain: Vec<String>,
+    /// When `issuer/:ref/revoke` revoked it (0: not revoked). A revoked
+    /// issuer issues nothing more.
+    #[serde(default)]
+    pub revocation_time: i64,
 }
 
 fn default_leaf_behavior() -> String {

@@ -161,7 +161,18 @@ pub(crate) async fn issuer_data(
     );
     data.insert("usage".into(), Value::from(i.usage.clone()));
     data.insert("manual_chain".into(), Value::from(i.manual_chain.clone()));
-    data.insert("revoked".into(), Value::from(false));
+    data.insert("revoked".into(), Value::from(i.revocation_time > 0));
+    if i.revocation_time > 0 {
+        data.insert("revocation_time".into(), Value::from(i.revocation_time));
+        data.insert(
+            "revocation_time_rfc3339".into(),
+            Value::from(
+                chrono::DateTime::from_timestamp(i.revocation_time, 0)
+                    .map(|d| d.to_rfc3339())
+                    .unwrap_or_default(),
+            ),
+        );
+    }
     data.insert(
         "issuing_certificates".into(),
         Value::from(urls.issuing_certificates),

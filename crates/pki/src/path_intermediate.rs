@@ -249,6 +249,7 @@ impl Pki {
             leaf_not_after_behavior: "err".into(),
             usage: model::default_usage(),
             manual_chain: vec![],
+            revocation_time: 0,
         };
         model::put(c.storage, &format!("issuer/{issuer_id}"), &entry).await?;
         self.rotate_crl_of(c.storage, &entry.id, false).await?;

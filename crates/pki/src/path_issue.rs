@@ -203,6 +203,12 @@ impl Pki {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| role.issuer_ref.clone());
         let issuer = model::resolve_issuer(c.storage, &issuer_ref).await?;
+        if issuer.revocation_time > 0 {
+            return Err(LogicalError::invalid(format!(
+                "issuer {} has been revoked and cannot issue certificates; use another issuer (config/issuers)",
+                issuer.id
+            )));
+        }
         let mut warnings = vec![];
         let mut ttl = d
             .get_duration("ttl")?

@@ -405,6 +405,79 @@ impl Pki {
         )))
     }
 
+    /// `issuer/:ref/revoke`: the issuer stops issuing, and when its parent
+    /// is an issuer of this mount (same name as its issuer, matching key
+    /// identifier), its serial goes on the parent's CRL and OCSP.
+    async fn revoke_issuer(&self, c: Ctx<'_>) -> HandlerResult {
+        let _g = self.ca_lock.lock().await;
+        let mut i = model::resolve_issuer(c.storage, &c.data.str_or("issuer_ref", "")?).await?;
+        if i.revocation_time == 0 {
+            let now = chrono::Utc::now().timestamp();
+            let der = crypto::pem_to_der(&i.certificate)?;
+            let (_, x) = x509_parser::parse_x509_certificate(&der)
+                .map_err(|e| LogicalError::internal(format!("stored issuer unreadable: {e}")))?;
+            let aki = x
+                .extensions()
+                .iter()
+                .find_map(|e| match e.parsed_extension() {
+                    x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => {
+                        a.key_identifier.as_ref().map(|k| k.0.to_vec())
+                    }
+                    _ => None,
+                });
+            let mut parent = None;
+            if x.subject().as_raw() != x.issuer().as_raw() {
+                for id in c.storage.list("issuer/").await? {
+                    let Some(p) =
+                        model::get::<IssuerEntry>(c.storage, &format!("issuer/{id}")).await?
+                    else {
+                        continue;
+                    };
+                    if p.id == i.id {
+                        continue;
+                    }
+                    let facts =
+                        crate::x509::IssuerFacts::from_der(&crypto::pem_to_der(&p.certificate)?)?;
+                    if facts.subject_der == x.issuer().as_raw()
+                        && (aki.is_none() || aki == facts.key_id)
+                    {
+                        parent = Some(p);
+                        break;
+                    }
+                }
+            }
+            i.revocation_time = now;
+            let mut ops = vec![arca_sdk::storage::json_op(&format!("issuer/{}", i.id), &i)?];
+            if let Some(p) = parent {
+                let key = format!("revoked/{}", i.serial_number);
+                if model::get::<model::Revocation>(c.storage, &key)
+                    .await?
+                    .is_none()
+                {
+                    let cfg = crate::path_tidy::crl_config(c.storage).await?;
+                    let (seq, more) =
+                        crate::crl::change_ops(c.storage, &p.id, &i.serial_number, false, &cfg)
+                            .await?;
+                    ops.push(arca_sdk::storage::json_op(
+                        &key,
+                        &model::Revocation {
+                            serial_number: i.serial_number.clone(),
+                            issuer_id: p.id.clone(),
+                            revocation_time: now,
+                            not_after: i.not_after,
+                            seq,
+                        },
+                    )?);
+                    ops.extend(more);
+                }
+            }
+            c.storage.batch(ops).await?;
+        }
+        Ok(Some(Response::data(
+            crate::path_fetch::issuer_data(c.storage, &i).await?,
+        )))
+    }
+
     /// `DELETE issuer/:ref`: the issuer and its CRL state go; its key and
     /// the certificates it issued stay.
     pub(crate) async fn delete_issuer(&self, c: Ctx<'_>) -> HandlerResult {
@@ -519,6 +592,7 @@ impl Pki {
                 leaf_not_after_behavior: "err".into(),
                 usage: model::default_usage(),
                 manual_chain: vec![],
+                revocation_time: 0,
             };
             model::put(c.storage, &format!("issuer/{}", entry.id), &entry).await?;
             if !key_id.is_empty() {
@@ -600,6 +674,10 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_config_keys(c)))
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.write_config_keys(c)))
             .help("The default key."),
+        Path::new("issuer/(?P<issuer_ref>[^/]+)/revoke")
+            .field(Field::new("issuer_ref", String, "Issuer id, name or default."))
+            .op(Operation::Update, |b: &Pki, c| Box::pin(b.revoke_issuer(c)))
+            .help("Revoke an issuer: it issues nothing more; its parent in this mount lists it on its CRL."),
         Path::new("config/issuers")
             .field(Field::new("default", String, "The default issuer (id or name)."))
             .field(Field::new("default_follows_latest_issuer", Bool, "Not supported: false."))

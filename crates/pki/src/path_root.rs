@@ -132,6 +132,7 @@ impl Pki {
             leaf_not_after_behavior: "err".into(),
             usage: model::default_usage(),
             manual_chain: vec![],
+            revocation_time: 0,
         };
         if new_key {
             model::put(c.storage, &format!("key/{key_id}"), &key_entry).await?;
