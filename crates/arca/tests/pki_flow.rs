@@ -7,23 +7,8 @@ mod common;
 
 use std::process::Command;
 
-use common::{openssl, Server};
+use common::{openssl, raw_get, Server};
 use serde_json::Value;
-
-fn raw_get(addr: &str, path: &str) -> (u16, Vec<u8>) {
-    let out = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", &format!("{addr}{path}")])
-        .output()
-        .expect("curl");
-    let mut body = out.stdout;
-    let split = body.iter().rposition(|b| *b == b'\n').unwrap();
-    let code: u16 = String::from_utf8_lossy(&body[split + 1..])
-        .trim()
-        .parse()
-        .unwrap();
-    body.truncate(split);
-    (code, body)
-}
 
 #[test]
 fn bao_drives_pki_and_openssl_verifies_it() {

@@ -13,11 +13,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{openssl, Server};
-
-fn write(dir: &std::path::Path, name: &str, pem: &str) {
-    std::fs::write(dir.join(name), format!("{}\n", pem.trim())).unwrap();
-}
+use common::{openssl, write_pem, Server};
 
 fn verifies(dir: &std::path::Path, ca: &str, cert: &str) -> bool {
     Command::new("openssl")
@@ -57,7 +53,7 @@ fn bao_manages_issuers_and_keys() {
     ]);
     assert_eq!(a["data"]["key_id"], k1.as_str(), "{a}");
     let a_id = a["data"]["issuer_id"].as_str().unwrap().to_string();
-    write(&dir, "a.pem", a["data"]["certificate"].as_str().unwrap());
+    write_pem(&dir, "a.pem", a["data"]["certificate"].as_str().unwrap());
     // A second root with its own RSA key: not the default.
     let b = bao.json(&[
         "write",
@@ -68,7 +64,7 @@ fn bao_manages_issuers_and_keys() {
         "key_type=rsa",
     ]);
     let b_id = b["data"]["issuer_id"].as_str().unwrap().to_string();
-    write(&dir, "b.pem", b["data"]["certificate"].as_str().unwrap());
+    write_pem(&dir, "b.pem", b["data"]["certificate"].as_str().unwrap());
     assert!(b["warnings"].to_string().contains("default"), "{b}");
     // Names are unique.
     bao.run(&[
@@ -107,7 +103,7 @@ fn bao_manages_issuers_and_keys() {
         "pki/issue/web",
         "common_name=b.example",
     ]);
-    write(
+    write_pem(
         &dir,
         "leaf-b.pem",
         leaf["data"]["certificate"].as_str().unwrap(),
@@ -120,7 +116,7 @@ fn bao_manages_issuers_and_keys() {
         "pki/issuer/root-a/issue/web",
         "common_name=a.example",
     ]);
-    write(
+    write_pem(
         &dir,
         "leaf-a.pem",
         leaf["data"]["certificate"].as_str().unwrap(),
@@ -143,12 +139,12 @@ fn bao_manages_issuers_and_keys() {
         "pki/issuer/root-a/issue/p521",
         "common_name=p521.example",
     ]);
-    write(
+    write_pem(
         &dir,
         "leaf-521.pem",
         leaf["data"]["certificate"].as_str().unwrap(),
     );
-    write(
+    write_pem(
         &dir,
         "leaf-521.key",
         leaf["data"]["private_key"].as_str().unwrap(),
@@ -167,7 +163,7 @@ fn bao_manages_issuers_and_keys() {
         "key_type=ec",
         "key_bits=521",
     ]);
-    write(
+    write_pem(
         &dir,
         "r521.pem",
         r521["data"]["certificate"].as_str().unwrap(),
@@ -178,7 +174,7 @@ fn bao_manages_issuers_and_keys() {
         "pki/issuer/root-521/issue/web",
         "common_name=under521.example",
     ]);
-    write(
+    write_pem(
         &dir,
         "leaf-u521.pem",
         leaf["data"]["certificate"].as_str().unwrap(),
@@ -201,7 +197,7 @@ fn bao_manages_issuers_and_keys() {
         "pki/issuer/root-a2/sign-self-issued",
         &format!("certificate=@{}", dir.join("b.pem").display()),
     ]);
-    write(
+    write_pem(
         &dir,
         "cross.pem",
         cross["data"]["certificate"].as_str().unwrap(),
@@ -230,7 +226,7 @@ fn bao_manages_issuers_and_keys() {
         "common_name=Int A",
         "key_type=ec",
     ]);
-    write(&dir, "inta.csr", gen["data"]["csr"].as_str().unwrap());
+    write_pem(&dir, "inta.csr", gen["data"]["csr"].as_str().unwrap());
     let signed = bao.json(&[
         "write",
         "-format=json",
@@ -242,7 +238,7 @@ fn bao_manages_issuers_and_keys() {
         .as_str()
         .unwrap()
         .to_string();
-    write(
+    write_pem(
         &dir,
         "inta.pem",
         signed["data"]["certificate"].as_str().unwrap(),
@@ -365,7 +361,7 @@ fn bao_manages_issuers_and_keys() {
     );
     let bundle = std::fs::read_to_string(dir.join("ext.pem")).unwrap()
         + &std::fs::read_to_string(dir.join("ext.key")).unwrap();
-    write(&dir, "bundle.pem", &bundle);
+    write_pem(&dir, "bundle.pem", &bundle);
     let imp = bao.json(&[
         "write",
         "-format=json",
@@ -390,7 +386,7 @@ fn bao_manages_issuers_and_keys() {
         &format!("pki/issuer/{ext_id}/issue/web"),
         "common_name=ext.example",
     ]);
-    write(
+    write_pem(
         &dir,
         "leaf-ext.pem",
         leaf["data"]["certificate"].as_str().unwrap(),

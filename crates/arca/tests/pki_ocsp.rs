@@ -10,22 +10,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{openssl, Server};
-
-fn raw_get(addr: &str, path: &str) -> (u16, Vec<u8>) {
-    let out = Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", &format!("{addr}{path}")])
-        .output()
-        .expect("curl");
-    let mut body = out.stdout;
-    let split = body.iter().rposition(|b| *b == b'\n').unwrap();
-    let code: u16 = String::from_utf8_lossy(&body[split + 1..])
-        .trim()
-        .parse()
-        .unwrap();
-    body.truncate(split);
-    (code, body)
-}
+use common::{openssl, raw_get, write_pem, Server};
 
 /// `openssl ocsp` against the server, whatever its exit status.
 fn ocsp(dir: &std::path::Path, args: &[&str]) -> String {
@@ -40,10 +25,6 @@ fn ocsp(dir: &std::path::Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn write(dir: &std::path::Path, name: &str, pem: &str) {
-    std::fs::write(dir.join(name), format!("{}\n", pem.trim())).unwrap();
 }
 
 fn crl_text(dir: &std::path::Path, name: &str, der: &[u8]) -> String {
@@ -75,7 +56,7 @@ fn openssl_ocsp_and_delta_crls() {
         "key_type=ec",
         "ttl=87600h",
     ]);
-    write(
+    write_pem(
         &dir,
         "root.pem",
         root["data"]["certificate"].as_str().unwrap(),
@@ -119,7 +100,7 @@ fn openssl_ocsp_and_delta_crls() {
             &format!("common_name={cn}"),
             "ttl=1h",
         ]);
-        write(&dir, name, leaf["data"]["certificate"].as_str().unwrap());
+        write_pem(&dir, name, leaf["data"]["certificate"].as_str().unwrap());
         serials.push(leaf["data"]["serial_number"].as_str().unwrap().to_string());
     }
     bao.run(&[
@@ -215,7 +196,7 @@ fn openssl_ocsp_and_delta_crls() {
         "common_name=OCSP Intermediate",
         "key_type=rsa",
     ]);
-    write(&dir, "int.csr", gen["data"]["csr"].as_str().unwrap());
+    write_pem(&dir, "int.csr", gen["data"]["csr"].as_str().unwrap());
     let signed = bao.json(&[
         "write",
         "-format=json",
@@ -223,7 +204,7 @@ fn openssl_ocsp_and_delta_crls() {
         &format!("csr=@{}", dir.join("int.csr").display()),
         "format=pem",
     ]);
-    write(
+    write_pem(
         &dir,
         "int.pem",
         signed["data"]["certificate"].as_str().unwrap(),
@@ -243,7 +224,7 @@ fn openssl_ocsp_and_delta_crls() {
         "common_name=svc.internal",
         "ttl=1h",
     ]);
-    write(&dir, "i.pem", leaf["data"]["certificate"].as_str().unwrap());
+    write_pem(&dir, "i.pem", leaf["data"]["certificate"].as_str().unwrap());
     let i_serial = leaf["data"]["serial_number"].as_str().unwrap().to_string();
     bao.run(&[
         "write",

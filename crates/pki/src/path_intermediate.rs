@@ -15,7 +15,9 @@ use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Pa
 use crate::backend::Pki;
 use crate::crypto::{self, KeySpec};
 use crate::model::{self, CertEntry, IssuerEntry, IssuersConfig, KeyEntry};
-use crate::path_root::{generation_key, subject, subject_fields, uuid_like, GenerateRequest};
+use crate::path_root::{
+    generation_key, key_generation_fields, subject, subject_fields, uuid_like, GenerateRequest,
+};
 
 /// Default lifetime of a signed intermediate (Vault's tutorial asks 43800h).
 const DEFAULT_INTERMEDIATE_TTL: u64 = 43800 * 3600;
@@ -280,31 +282,13 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
     let mut generate =
         Path::new("(?:intermediate/generate|issuers/generate/intermediate)/(?P<type>[a-z]+)")
             .field(Field::new(
-                "key_ref",
-                FieldType::String,
-                "With type existing: the key to use (id or name).",
-            ))
-            .field(Field::new(
-                "type",
-                FieldType::String,
-                "internal or exported (returns the key once).",
-            ))
-            .field(Field::new(
                 "common_name",
                 FieldType::String,
                 "The intermediate's common name.",
-            ))
-            .field(Field::new(
-                "key_type",
-                FieldType::String,
-                "rsa (default), ec or ed25519.",
-            ))
-            .field(Field::new("key_bits", FieldType::Int, "Key size."))
-            .field(Field::new(
-                "key_name",
-                FieldType::String,
-                "A name for the new key.",
             ));
+    for f in key_generation_fields() {
+        generate = generate.field(f);
+    }
     for f in subject_fields() {
         generate = generate.field(f);
     }

@@ -278,6 +278,39 @@ impl GenerateRequest {
     }
 }
 
+/// The key fields of `root/generate/:type` and
+/// `intermediate/generate/:type` (and their `issuers/generate/` forms).
+pub(crate) fn key_generation_fields() -> Vec<Field> {
+    vec![
+        Field::new(
+            "type",
+            FieldType::String,
+            "internal, exported (returns the key once) or existing (key_ref).",
+        ),
+        Field::new(
+            "key_ref",
+            FieldType::String,
+            "With type existing: the key to use (id or name).",
+        ),
+        Field::new(
+            "key_type",
+            FieldType::String,
+            "rsa (default), ec or ed25519.",
+        ),
+        Field::new(
+            "key_bits",
+            FieldType::Int,
+            "Key size: rsa 2048/3072/4096, ec 256/384/521.",
+        ),
+        Field::new("key_name", FieldType::String, "A name for the new key."),
+        Field::new(
+            "private_key_format",
+            FieldType::String,
+            "exported: der or pem (default; PKCS#1/SEC1) or pkcs8.",
+        ),
+    ]
+}
+
 /// A random id in UUID shape (issuer and key ids, as Vault shows them).
 pub(crate) fn uuid_like() -> String {
     let b: [u8; 16] = rand::random();
@@ -295,21 +328,6 @@ pub(crate) fn uuid_like() -> String {
 pub(super) fn paths() -> Vec<Path<Pki>> {
     let mut p = Path::new("(?:root/generate|issuers/generate/root)/(?P<type>[a-z]+)")
         .field(Field::new(
-            "type",
-            FieldType::String,
-            "internal, exported (returns the key once) or existing (key_ref).",
-        ))
-        .field(Field::new(
-            "key_ref",
-            FieldType::String,
-            "With type existing: the key to use (id or name).",
-        ))
-        .field(Field::new(
-            "private_key_format",
-            FieldType::String,
-            "exported: der or pem (default; PKCS#1/SEC1) or pkcs8.",
-        ))
-        .field(Field::new(
             "common_name",
             FieldType::String,
             "The CA's common name.",
@@ -320,30 +338,18 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             "Lifetime of the CA certificate.",
         ))
         .field(Field::new(
-            "key_type",
-            FieldType::String,
-            "rsa (default), ec or ed25519.",
-        ))
-        .field(Field::new(
-            "key_bits",
-            FieldType::Int,
-            "Key size: rsa 2048/3072/4096, ec 256/384.",
-        ))
-        .field(Field::new(
             "issuer_name",
             FieldType::String,
             "A name for the new issuer.",
-        ))
-        .field(Field::new(
-            "key_name",
-            FieldType::String,
-            "A name for the new key.",
         ))
         .field(Field::new(
             "max_path_length",
             FieldType::Int,
             "Path length constraint; -1 for none.",
         ));
+    for f in key_generation_fields() {
+        p = p.field(f);
+    }
     for f in subject_fields() {
         p = p.field(f);
     }

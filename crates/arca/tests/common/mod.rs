@@ -77,6 +77,28 @@ pub fn openssl(dir: &Path, args: &[&str]) -> String {
     text
 }
 
+/// `GET addr+path` with curl and no token: (status, raw body), for the
+/// unauthenticated binary endpoints (CA, CRL, OCSP).
+pub fn raw_get(addr: &str, path: &str) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", &format!("{addr}{path}")])
+        .output()
+        .expect("curl");
+    let mut body = out.stdout;
+    let split = body.iter().rposition(|b| *b == b'\n').unwrap();
+    let code: u16 = String::from_utf8_lossy(&body[split + 1..])
+        .trim()
+        .parse()
+        .unwrap();
+    body.truncate(split);
+    (code, body)
+}
+
+/// Writes a PEM text to `dir/name` with one trailing newline.
+pub fn write_pem(dir: &Path, name: &str, pem: &str) {
+    fs::write(dir.join(name), format!("{}\n", pem.trim())).unwrap();
+}
+
 /// A loopback port that is free, and whose successor is free too (Vault-like
 /// servers put a cluster listener on port+1 by default).
 pub fn free_port() -> u16 {
