@@ -17,7 +17,25 @@
 //!   against `p/` — so `path "secret/foo"` grants `list` on `secret/foo/`.
 //! - No matching pattern, an empty capability set, or `deny` means denied.
 //! - A policy named `root` makes the whole ACL the root ACL (everything,
-//!   including sudo). Templated patterns (`{{...}}`) are skipped.
+//!   including sudo).
+//! - Templated patterns (`{{...}}`) never reach an ACL through
+//!   [`crate::parse`], which refuses them. A templated rule built by hand
+//!   fails closed: a templated grant is dropped (grants nothing), and a
+//!   templated `deny` makes the whole ACL deny every request but `help`,
+//!   since the paths it was meant to deny cannot be known.
+//! - Parameter constraints (`required_parameters`, `allowed_parameters`,
+//!   `denied_parameters`) are checked, as in Vault's `AllowOperation`, for
+//!   `read`, `create`, `update`, `patch` and `recover` — for a read, the
+//!   request data is its query parameters — and not for `list`, `delete`,
+//!   `help`, `renew`, `revoke` or `rollback`, whatever data those carry.
+//!   Names match case-insensitively. Values match as in Vault 1.21 (globs
+//!   for strings, per-element for lists and comma-separated strings), with
+//!   one deliberate hardening: a `denied_parameters` value also catches the
+//!   same scalar written as another JSON type (`"true"` for `true`, `"5"`
+//!   for `5`, `5` for `"5"`), the way backends convert fields. Query
+//!   parameters are always strings, so without this a typed deny would
+//!   never apply to a read. `allowed_parameters` stays exact (only more is
+//!   refused, never more granted).
 //! - Evaluation cost does not grow with the number of rules: an exact-path
 //!   hash lookup, a longest-prefix probe over the distinct prefix lengths,
 //!   and a walk of a segment trie (literal child, `+` child, and the prefix
@@ -293,12 +311,21 @@ fn merge(existing: &mut Permissions, new: &Permissions) {
 
 impl Acl {
     /// Compiles policies. Order does not matter.
+    ///
+    /// Templated rules (only possible when a [`Policy`] is built by hand;
+    /// [`crate::parse`] refuses them) fail closed: a templated `deny`
+    /// yields an ACL that denies everything, other templated rules are
+    /// dropped.
     pub fn new(policies: &[Policy]) -> Acl {
         if policies.iter().any(|p| p.name == ROOT_POLICY) {
             return Acl::root();
         }
+        let rules = || policies.iter().flat_map(|p| &p.rules);
+        if rules().any(|r| r.is_templated() && r.permissions.capabilities.is_deny()) {
+            return Acl::default();
+        }
         let mut merged: HashMap<&str, Permissions> = HashMap::new();
-        for rule in policies.iter().flat_map(|p| &p.rules) {
+        for rule in rules() {
             if rule.is_templated() {
                 continue;
             }
@@ -415,7 +442,8 @@ impl Acl {
     /// Checks one operation. `operation` is an [`Operation`] name (`read`,
     /// `list`, `create`, `update`, `delete`, `patch`, `help`, `renew`,
     /// `revoke`, `rollback`, `recover`); an unknown name is denied.
-    /// Parameter constraints apply to read/create/update/patch/recover.
+    /// Parameter constraints apply to read/create/update/patch/recover
+    /// (see the module docs); for a read, pass its query parameters.
     /// A rule with `min_wrapping_ttl`/`max_wrapping_ttl` denies here, since
     /// no wrapping TTL is given; use [`Acl::authorize`] for those.
     pub fn check(
@@ -670,6 +698,50 @@ fn str_in_list(s: &str, list: &[Value]) -> bool {
         .any(|el| matches!(el, Value::String(p) if glob_match(p, s)))
 }
 
+/// The boolean a backend reads from a string field value (the SDK's
+/// conversion: `true`/`t`/`1` and `false`/`f`/`0`/empty, any case).
+fn text_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "t" | "1" => Some(true),
+        "false" | "f" | "0" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// The number a backend reads from a string field value.
+fn text_number(s: &str) -> Option<f64> {
+    let s = s.trim();
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(i as f64);
+    }
+    s.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+/// Like [`value_matches`], and also true when `value` is the same scalar as
+/// `element` written as another JSON type. Used for denied values only.
+fn value_matches_any_type(element: &Value, value: &Value) -> bool {
+    if value_matches(element, value) {
+        return true;
+    }
+    match (element, value) {
+        (Value::Bool(b), Value::String(s)) => text_bool(s) == Some(*b),
+        // Either reading of a number as a boolean (integer or float zero).
+        (Value::Bool(b), Value::Number(n)) => {
+            (n.as_i64() != Some(0)) == *b || (n.as_f64() != Some(0.0)) == *b
+        }
+        (Value::Number(n), Value::String(s)) => {
+            text_number(s).is_some_and(|x| n.as_f64() == Some(x))
+        }
+        (Value::String(p), Value::Number(n)) => glob_match(p, &n.to_string()),
+        (Value::String(p), Value::Bool(b)) => glob_match(p, if *b { "true" } else { "false" }),
+        _ => false,
+    }
+}
+
+fn in_denied_list(value: &Value, list: &[Value]) -> bool {
+    list.iter().any(|el| value_matches_any_type(el, value))
+}
+
 fn comma_items(s: &str) -> impl Iterator<Item = &str> {
     s.split(',').map(str::trim).filter(|x| !x.is_empty())
 }
@@ -692,13 +764,16 @@ fn value_in_allowed(value: &Value, list: &[Value]) -> bool {
 
 /// A value is caught by `denied_parameters` if it matches the list as a
 /// whole, or it is a list / comma-separated string with any matching element.
+/// Scalars match across JSON types here (see the module docs).
 fn value_in_denied(value: &Value, list: &[Value]) -> bool {
-    if list.is_empty() || in_list(value, list) {
+    if list.is_empty() || in_denied_list(value, list) {
         return true;
     }
     match value {
-        Value::Array(items) => items.iter().any(|v| in_list(v, list)),
-        Value::String(s) if s.contains(',') => comma_items(s).any(|item| str_in_list(item, list)),
+        Value::Array(items) => items.iter().any(|v| in_denied_list(v, list)),
+        Value::String(s) if s.contains(',') => {
+            comma_items(s).any(|item| in_denied_list(&Value::String(item.to_string()), list))
+        }
         _ => false,
     }
 }
@@ -1154,10 +1229,232 @@ path "secret/quiet" { capabilities = [] }
         assert_eq!(a.capabilities("secret/quiet"), vec!["deny"]);
     }
 
+    /// A policy as `parse` would build it, but with a templated pattern,
+    /// which `parse` itself refuses.
+    fn hand_built(name: &str, rules: &[(&str, &[Capability])]) -> Policy {
+        Policy {
+            name: name.into(),
+            raw: String::new(),
+            rules: rules
+                .iter()
+                .map(|(path, caps)| crate::PathRule {
+                    path: path.to_string(),
+                    permissions: Permissions {
+                        capabilities: caps.iter().copied().collect(),
+                        ..Permissions::default()
+                    },
+                })
+                .collect(),
+        }
+    }
+
     #[test]
-    fn templated_rules_grant_nothing() {
-        let a = acl(&[r#"path "secret/{{identity.entity.id}}/*" { capabilities = ["read"] }"#]);
-        assert!(!allowed(&a, "secret/{{identity.entity.id}}/x", "read"));
+    fn templated_rules_fail_closed() {
+        let grant = hand_built(
+            "grant",
+            &[(
+                "secret/*",
+                &[Capability::Read, Capability::List, Capability::Update],
+            )],
+        );
+        assert!(
+            Acl::new(std::slice::from_ref(&grant))
+                .check("secret/alice/private", "read", None)
+                .allowed
+        );
+
+        // A templated deny, in the same policy or another one, cannot be
+        // resolved: nothing is granted at all (help stays available).
+        let deny = hand_built(
+            "deny",
+            &[(
+                "secret/{{identity.entity.name}}/private",
+                &[Capability::Deny],
+            )],
+        );
+        let mut both = grant.clone();
+        both.rules.extend(deny.rules.clone());
+        for a in [
+            Acl::new(&[grant.clone(), deny.clone()]),
+            Acl::new(&[deny.clone(), grant.clone()]),
+            Acl::new(&[both]),
+        ] {
+            for path in ["secret/alice/private", "secret/other", "elsewhere"] {
+                for op in ["read", "list", "update"] {
+                    assert!(!a.check(path, op, None).allowed, "{op} {path}");
+                }
+                assert_eq!(a.capabilities(path), vec!["deny"]);
+            }
+            assert!(a.check("secret/other", "help", None).allowed);
+            assert!(!a.has_mount_access("secret/"));
+        }
+
+        // A templated grant grants nothing and takes nothing away.
+        let templated_grant = hand_built(
+            "tg",
+            &[("secret/{{identity.entity.id}}/*", &[Capability::Read])],
+        );
+        let a = Acl::new(std::slice::from_ref(&templated_grant));
+        assert!(
+            !a.check("secret/{{identity.entity.id}}/x", "read", None)
+                .allowed
+        );
+        assert!(!a.check("secret/x/y", "read", None).allowed);
+        let a = Acl::new(&[templated_grant, grant]);
+        assert!(a.check("secret/x/y", "read", None).allowed);
+
+        // The root policy still means everything.
+        let a = Acl::new(&[hand_built(ROOT_POLICY, &[]), deny]);
+        assert!(a.is_root());
+    }
+
+    /// Query parameters as the HTTP layer hands them over: every value a
+    /// string.
+    fn query(pairs: &[(&str, &str)]) -> Map<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn read_query_parameters_are_constrained() {
+        let a = acl(&[r#"
+path "kv/data/current" {
+  capabilities = ["read"]
+  denied_parameters = { "version" = [] }
+}
+path "kv/data/pinned" {
+  capabilities = ["read"]
+  allowed_parameters = { "version" = ["2", "3*"] }
+}
+path "kv/data/needs" {
+  capabilities = ["read"]
+  required_parameters = ["version"]
+}
+path "pki/cert/*" {
+  capabilities = ["read"]
+  denied_parameters = { "format" = ["der", "pem_*"] }
+}
+"#]);
+        let read = |path: &str, q: &[(&str, &str)]| a.check(path, "read", Some(&query(q))).allowed;
+
+        assert!(read("kv/data/current", &[]));
+        assert!(a.check("kv/data/current", "read", None).allowed);
+        assert!(!read("kv/data/current", &[("version", "1")]));
+        assert!(!read("kv/data/current", &[("version", "")]));
+        // Names match whatever their case.
+        assert!(!read("kv/data/current", &[("VERSION", "1")]));
+        assert!(read("kv/data/current", &[("other", "1")]));
+
+        assert!(read("kv/data/pinned", &[]));
+        assert!(read("kv/data/pinned", &[("version", "2")]));
+        assert!(read("kv/data/pinned", &[("version", "31")]));
+        assert!(!read("kv/data/pinned", &[("version", "1")]));
+        assert!(!read("kv/data/pinned", &[("version", "2,1")]));
+        // Anything not listed is refused once allowed_parameters is set.
+        assert!(!read("kv/data/pinned", &[("version", "2"), ("other", "x")]));
+
+        assert!(!read("kv/data/needs", &[]));
+        assert!(!a.check("kv/data/needs", "read", None).allowed);
+        assert!(!read("kv/data/needs", &[("other", "1")]));
+        assert!(read("kv/data/needs", &[("version", "1")]));
+        // As in Vault, a required name must be sent in lower case (the
+        // backend would not see `Version` as `version` either).
+        assert!(!read("kv/data/needs", &[("Version", "1")]));
+
+        assert!(read("pki/cert/ca", &[]));
+        assert!(read("pki/cert/ca", &[("format", "json")]));
+        assert!(!read("pki/cert/ca", &[("format", "der")]));
+        assert!(!read("pki/cert/ca", &[("format", "pem_bundle")]));
+    }
+
+    #[test]
+    fn typed_denied_values_catch_their_text() {
+        let a = acl(&[r#"
+path "transit/export/*" {
+  capabilities = ["read", "update"]
+  denied_parameters = {
+    "exportable" = [true]
+    "version" = [1]
+    "name" = ["5", "adm*"]
+  }
+  allowed_parameters = { "*" = [], "level" = [2] }
+}
+"#]);
+        let read =
+            |q: &[(&str, &str)]| a.check("transit/export/k", "read", Some(&query(q))).allowed;
+        let update = |v: Value| {
+            a.check("transit/export/k", "update", Some(&data(v)))
+                .allowed
+        };
+        // Query strings meet typed deny lists as backends convert them.
+        for t in ["true", "TRUE", "t", "1", " true "] {
+            assert!(!read(&[("exportable", t)]), "{t}");
+        }
+        for f in ["false", "0", "f", "no"] {
+            assert!(read(&[("exportable", f)]), "{f}");
+        }
+        assert!(!read(&[("version", "1")]));
+        assert!(!read(&[("version", "1.0")]));
+        assert!(!read(&[("version", "2,1")]));
+        assert!(read(&[("version", "2")]));
+        assert!(read(&[("version", "one")]));
+        // The same through a JSON body.
+        assert!(!update(json!({"exportable": "true"})));
+        assert!(!update(json!({"exportable": 1})));
+        assert!(update(json!({"exportable": 0})));
+        assert!(update(json!({"exportable": false})));
+        assert!(!update(json!({"version": ["2", "1"]})));
+        // A string deny catches a number or boolean written as one.
+        assert!(!update(json!({"name": 5})));
+        assert!(update(json!({"name": 6})));
+        assert!(!read(&[("name", "admin")]));
+        // Allowed values stay exact: "2" as text is not the number 2.
+        assert!(update(json!({"level": 2})));
+        assert!(!update(json!({"level": "2"})));
+        assert!(!read(&[("level", "2")]));
+    }
+
+    #[test]
+    fn list_and_delete_are_not_parameter_checked() {
+        // As in Vault: list and delete carry data (`after`, `limit`, query
+        // parameters of a DELETE) but only read/create/update/patch/recover
+        // are checked against parameter constraints.
+        let a = acl(&[r#"
+path "kv/metadata/*" {
+  capabilities = ["read", "list", "delete", "update"]
+  denied_parameters = { "*" = [] }
+  required_parameters = ["token"]
+}
+path "sys/storage/raft/snapshot-auto/*" {
+  capabilities = ["recover"]
+  denied_parameters = { "path" = [] }
+}
+"#]);
+        let with = |op: &str, v: Value| a.check("kv/metadata/app/", op, Some(&data(v))).allowed;
+        assert!(with("list", json!({"after": "a", "limit": "10"})));
+        assert!(with("list", json!({})));
+        assert!(a.check("kv/metadata/app/", "list", None).allowed);
+        assert!(with("delete", json!({"versions": "1"})));
+        assert!(!with("read", json!({"token": "x"})));
+        assert!(!with("read", json!({})));
+        assert!(!with("update", json!({"token": "x"})));
+        for op in ["renew", "revoke", "rollback"] {
+            // These need `update`, which is granted, and skip the checks.
+            assert!(with(op, json!({"x": 1})), "{op}");
+        }
+
+        let recover = |v: Value| {
+            a.check(
+                "sys/storage/raft/snapshot-auto/x",
+                "recover",
+                Some(&data(v)),
+            )
+            .allowed
+        };
+        assert!(recover(json!({})));
+        assert!(!recover(json!({"path": "/etc"})));
     }
 
     #[test]

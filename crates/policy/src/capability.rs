@@ -192,8 +192,11 @@ impl Operation {
     }
 
     /// Whether parameter constraints (`required_parameters`,
-    /// `allowed_parameters`, `denied_parameters`) apply to this operation.
-    /// As in Vault this includes `read` (query parameters of a GET).
+    /// `allowed_parameters`, `denied_parameters`) apply to this operation:
+    /// exactly the operations Vault's `AllowOperation` checks — `read` (the
+    /// query parameters of a GET), `create`, `update`, `patch` and
+    /// `recover`. `list` (even with query parameters such as `after`),
+    /// `delete`, `help`, `renew`, `revoke` and `rollback` are not checked.
     pub fn checks_parameters(self) -> bool {
         matches!(
             self,
@@ -267,7 +270,14 @@ mod tests {
         assert_eq!(Operation::Help.required_capability(), None);
         assert_eq!("patch".parse::<Operation>().unwrap(), Operation::Patch);
         assert!("write".parse::<Operation>().is_err());
-        assert!(Operation::Read.checks_parameters());
-        assert!(!Operation::Delete.checks_parameters());
+        for op in ["read", "create", "update", "patch", "recover"] {
+            assert!(op.parse::<Operation>().unwrap().checks_parameters(), "{op}");
+        }
+        for op in ["list", "delete", "help", "renew", "revoke", "rollback"] {
+            assert!(
+                !op.parse::<Operation>().unwrap().checks_parameters(),
+                "{op}"
+            );
+        }
     }
 }

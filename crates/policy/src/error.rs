@@ -64,6 +64,17 @@ pub enum PolicyError {
     /// The path pattern itself is not allowed.
     #[error("{rule}: {reason}")]
     InvalidPath { rule: RuleLocation, reason: String },
+    /// The path pattern uses identity templating (`{{identity...}}`), which
+    /// Arca cannot resolve (it has no identity system). Refused rather than
+    /// kept: an unresolvable rule would grant nothing and, worse, deny
+    /// nothing.
+    #[error(
+        "{rule}: templated policy paths ({{{{identity...}}}}) are not supported: \
+         this server has no identity system to resolve them, and a rule that \
+         cannot be resolved would silently grant or deny nothing; \
+         write the path without a template"
+    )]
+    TemplatedPath { rule: RuleLocation },
     /// A policy name that cannot be used.
     #[error("invalid policy name {name:?}: {reason}")]
     InvalidName { name: String, reason: String },

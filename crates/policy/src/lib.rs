@@ -28,6 +28,14 @@
 //!   rewritten but not deleted.
 //! - [`Policy::raw`] is the text exactly as supplied; parsing never rewrites
 //!   it.
+//! - Fail closed: a policy whose path uses identity templating
+//!   (`{{identity...}}`) is refused by [`parse`] with
+//!   [`PolicyError::TemplatedPath`] (Arca cannot resolve templates, and a
+//!   dropped templated `deny` would deny nothing); see [`acl`] for the
+//!   hand-built case.
+//! - Parameter constraints apply to exactly the operations Vault checks:
+//!   read (its query parameters), create, update, patch and recover — not
+//!   list or delete ([`Operation::checks_parameters`]).
 //! - Every error names what is wrong (capability, key, field) and where
 //!   (the `path` block, and its line for HCL; line and column for syntax
 //!   errors).

@@ -12,6 +12,17 @@
 //!   ignoring them would grant more than the author meant.
 //! - a rule holding `deny` holds nothing else.
 //! - one leading `/` of a path is dropped; `+*` is rejected.
+//! - a path containing `{{` (Vault's identity templating,
+//!   `{{identity.entity.id}}` and the like) is rejected with
+//!   [`PolicyError::TemplatedPath`], in HCL and JSON alike. Arca has no
+//!   identity system, so no template can ever be resolved. Vault skips a
+//!   rule whose template cannot be resolved, which fails open for `deny`.
+//!   Widening the template instead (treating it as "any segment") cannot
+//!   be made exact either: a resolved value may contain `/`, and the widened
+//!   pattern would have another priority than the resolved one, so a more
+//!   specific grant could still win over it. Refusing the whole policy at
+//!   write time (a 400 from `sys/policy`) is the one choice under which no
+//!   stored rule means something other than what its author wrote.
 //! - parameter names are lower-cased; `*` is the only wildcard name, and its
 //!   only value is `[]`.
 
@@ -44,8 +55,8 @@ pub struct PathRule {
 
 impl PathRule {
     /// Whether the pattern uses identity templating (`{{identity...}}`).
-    /// Arca does not render templates yet; [`crate::Acl`] skips such rules
-    /// (they grant nothing, which fails closed).
+    /// [`parse`] refuses such rules; a templated rule built by hand is
+    /// handled fail-closed by [`crate::Acl::new`] (see there).
     pub fn is_templated(&self) -> bool {
         self.path.contains("{{")
     }
@@ -333,6 +344,9 @@ fn string_list(
 fn build_rule(rule: RuleLocation, map: &Map<String, Value>) -> Result<PathRule, PolicyError> {
     let raw_path = rule.path.as_str();
     let path = raw_path.strip_prefix('/').unwrap_or(raw_path).to_string();
+    if path.contains("{{") {
+        return Err(PolicyError::TemplatedPath { rule });
+    }
     if path.contains("+*") {
         return Err(PolicyError::InvalidPath {
             rule,
@@ -869,12 +883,62 @@ path "c" { policy = "deny" }
     }
 
     #[test]
-    fn templated_paths_are_flagged() {
-        let p = parse(
-            "t",
-            "path \"secret/data/{{identity.entity.id}}/*\" { capabilities = [\"read\"] }",
-        )
-        .unwrap();
-        assert!(p.rules[0].is_templated());
+    fn templated_paths_are_refused() {
+        // A deny rule with a template, next to a grant: the whole policy is
+        // refused, so the grant cannot take effect without the deny.
+        let text = "path \"secret/*\" { capabilities = [\"read\"] }\n\
+                    path \"secret/{{identity.entity.name}}/private\" {\n  capabilities = [\"deny\"]\n}\n";
+        let err = parse("t", text).unwrap_err();
+        assert_eq!(
+            err,
+            PolicyError::TemplatedPath {
+                rule: RuleLocation {
+                    path: "secret/{{identity.entity.name}}/private".into(),
+                    line: Some(2),
+                }
+            }
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(
+                "path \"secret/{{identity.entity.name}}/private\" (line 2): \
+                 templated policy paths ({{identity...}}) are not supported"
+            ),
+            "{msg}"
+        );
+
+        for path in [
+            // Allow rules too: they would silently grant nothing.
+            "secret/data/{{identity.entity.id}}/*",
+            // Spaces inside the braces, part of a segment, a leading '/',
+            // a glob right after the template.
+            "secret/{{ identity.entity.id }}/x",
+            "secret/team-{{identity.groups.names}}",
+            "/secret/{{identity.entity.id}}*",
+        ] {
+            for capability in ["deny", "read"] {
+                let hcl = format!("path {path:?} {{ capabilities = [{capability:?}] }}");
+                assert!(
+                    matches!(parse("t", &hcl), Err(PolicyError::TemplatedPath { .. })),
+                    "{hcl}"
+                );
+                let json = json!({"path": {path: {"capabilities": [capability]}}}).to_string();
+                assert!(
+                    matches!(parse("t", &json), Err(PolicyError::TemplatedPath { .. })),
+                    "{json}"
+                );
+            }
+        }
+        // Old-style `policy = "deny"` as well.
+        assert!(matches!(
+            parse(
+                "t",
+                r#"path "s/{{identity.entity.id}}" { policy = "deny" }"#
+            ),
+            Err(PolicyError::TemplatedPath { .. })
+        ));
+        // Single braces are ordinary characters.
+        let p = parse("t", r#"path "secret/{x}/y" { capabilities = ["read"] }"#).unwrap();
+        assert!(!p.rules[0].is_templated());
     }
 }
