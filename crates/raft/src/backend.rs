@@ -15,7 +15,7 @@ use openraft::errors::{ClientWriteError, RaftError};
 
 use crate::node::RaftNode;
 use crate::store::{cf, CF_DATA};
-use crate::types::{Command, TypeConfig, WireOp};
+use crate::types::{Applied, Command, TypeConfig, WireOp};
 
 #[derive(Clone)]
 pub struct RaftBackend {
@@ -44,11 +44,11 @@ impl RaftBackend {
     /// just elected) refuses writes without naming another leader; such a
     /// refusal is retried for up to two seconds before the write is given
     /// up as read-only.
-    pub(crate) async fn propose(&self, cmd: Command) -> Result<(), PhysicalError> {
+    pub(crate) async fn propose(&self, cmd: Command) -> Result<Applied, PhysicalError> {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
         loop {
             match self.node.raft.client_write(cmd.clone()).await {
-                Ok(_) => return Ok(()),
+                Ok(r) => return Ok(r.data),
                 Err(e) => {
                     let transient = matches!(
                         e.api_error(),
@@ -128,6 +128,6 @@ impl PhysicalBackend for RaftBackend {
                 Op::Delete(k) => WireOp::Delete(k),
             })
             .collect();
-        self.propose(Command::Batch(ops)).await
+        self.propose(Command::Batch(ops)).await.map(|_| ())
     }
 }

@@ -20,6 +20,7 @@ mod codec;
 mod log_store;
 mod network;
 mod node;
+mod restore;
 mod service;
 pub mod snapshot;
 mod state_machine;

@@ -137,6 +137,8 @@ pub struct RaftNode {
     forward: ForwardSlot,
     server: tokio::task::JoinHandle<()>,
     reads: tokio::sync::mpsc::UnboundedSender<ReadWaiter>,
+    /// Serializes operator restores on this node (`crate::restore`).
+    pub(crate) restore_lock: tokio::sync::Mutex<()>,
     /// Where the cluster port is bound (useful with port 0 in tests).
     pub listen_addr: SocketAddr,
 }
@@ -246,6 +248,7 @@ impl RaftNode {
             forward,
             server,
             reads,
+            restore_lock: tokio::sync::Mutex::new(()),
             listen_addr,
         }))
     }
@@ -374,7 +377,7 @@ impl RaftNode {
         out
     }
 
-    fn not_leader(&self) -> NodeError {
+    pub(crate) fn not_leader(&self) -> NodeError {
         NodeError::NotLeader {
             leader: self.leader(),
         }
@@ -615,73 +618,6 @@ impl RaftNode {
         .await
         .map_err(err)?
         .map_err(err)
-    }
-
-    /// Replaces the cluster's data with the records of `file` (leader
-    /// only): one entry clears the data and starts loading, further entries
-    /// carry the rest in batches of about 2 MiB.
-    pub async fn import_records(
-        self: &Arc<Self>,
-        file: &std::path::Path,
-    ) -> Result<u64, NodeError> {
-        if !self.is_leader() {
-            return Err(self.not_leader());
-        }
-        let path = file.to_path_buf();
-        let (tx, mut rx) =
-            tokio::sync::mpsc::channel::<std::io::Result<Vec<crate::types::WireOp>>>(2);
-        std::thread::spawn(move || {
-            let send = |r| tx.blocking_send(r).is_ok();
-            let mut r = match crate::snapshot::Reader::open(&path) {
-                Ok(r) => r,
-                Err(e) => {
-                    send(Err(e));
-                    return;
-                }
-            };
-            let mut batch = vec![crate::types::WireOp::Clear];
-            let mut bytes = 0;
-            loop {
-                match r.next_record() {
-                    Ok(Some((k, v))) => {
-                        let Ok(k) = String::from_utf8(k) else {
-                            send(Err(crate::store::io_err("snapshot key is not UTF-8")));
-                            return;
-                        };
-                        bytes += k.len() + v.len();
-                        batch.push(crate::types::WireOp::Put(k, v));
-                        if bytes > 2 << 20 && !send(Ok(std::mem::take(&mut batch))) {
-                            return;
-                        }
-                        if bytes > 2 << 20 {
-                            bytes = 0;
-                        }
-                    }
-                    Ok(None) => {
-                        send(Ok(batch));
-                        return;
-                    }
-                    Err(e) => {
-                        send(Err(e));
-                        return;
-                    }
-                }
-            }
-        });
-        let backend = crate::RaftBackend::new(self.clone());
-        let mut records = 0u64;
-        while let Some(batch) = rx.recv().await {
-            let batch = batch.map_err(|e| NodeError::Invalid(format!("bad snapshot: {e}")))?;
-            records += batch
-                .iter()
-                .filter(|o| matches!(o, crate::types::WireOp::Put(..)))
-                .count() as u64;
-            backend
-                .propose(crate::types::Command::Batch(batch))
-                .await
-                .map_err(err)?;
-        }
-        Ok(records)
     }
 
     /// Stops Raft and the cluster port.

@@ -8,6 +8,17 @@
 //! truncated and is refused. The snapshot's Raft metadata sits beside the
 //! file in `<name>.meta` (postcard).
 //!
+//! Records of the `data` column family come first. A Raft snapshot then
+//! carries the `stage` column family (a restore being staged) with each
+//! key prefixed by [`STAGE_MARK`]; data keys are UTF-8 and never start
+//! with that byte. An operator's snapshot (`export_records`) holds data
+//! records only, and a restore refuses any key that is not UTF-8.
+//!
+//! Reading is bounded: a record longer than [`MAX_KEY`] / [`MAX_VALUE`] is
+//! refused before anything is allocated for it, and buffers grow only as
+//! bytes actually arrive, so a corrupt or hostile length cannot exhaust
+//! memory.
+//!
 //! The current snapshot is the one with the greatest name in the snapshot
 //! directory (names are the zero-padded last log index, then term and
 //! leader); a new one is written under a temporary name and renamed.
@@ -21,6 +32,16 @@ use crate::types::SnapshotMeta;
 
 const MAGIC: &[u8; 8] = b"ARCASNP1";
 const END: u32 = u32::MAX;
+
+/// First byte of the key of a `stage` record in a Raft snapshot.
+pub(crate) const STAGE_MARK: u8 = 0xFF;
+
+/// Longest key a snapshot record may have (physical keys are far shorter).
+pub const MAX_KEY: u32 = 1 << 20;
+
+/// Longest value a snapshot record may have: no value larger than a Raft
+/// message can have been written.
+pub const MAX_VALUE: u32 = crate::network::MAX_MESSAGE as u32;
 
 /// A snapshot's data: a file on this node's disk.
 #[derive(Debug, Clone)]
@@ -66,6 +87,13 @@ pub(crate) struct Reader {
     done: bool,
 }
 
+fn truncated() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "raft snapshot is truncated (it ends before its end marker)",
+    )
+}
+
 impl Reader {
     pub fn open(path: &Path) -> io::Result<Self> {
         let mut inp = BufReader::with_capacity(1 << 20, File::open(path)?);
@@ -80,10 +108,28 @@ impl Reader {
 
     fn len(&mut self) -> io::Result<u32> {
         let mut b = [0u8; 4];
-        self.inp
-            .read_exact(&mut b)
-            .map_err(|_| io_err("raft snapshot is truncated"))?;
+        self.inp.read_exact(&mut b).map_err(|_| truncated())?;
         Ok(u32::from_be_bytes(b))
+    }
+
+    /// Reads `len` bytes, refusing more than `max` before allocating, and
+    /// growing the buffer only as the bytes arrive.
+    fn part(&mut self, len: u32, max: u32, what: &str) -> io::Result<Vec<u8>> {
+        if len > max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "raft snapshot record {what} of {len} bytes is larger than the {max} bytes \
+                     any record can have: the file is corrupt or not an Arca raft snapshot"
+                ),
+            ));
+        }
+        let mut buf = Vec::with_capacity((len as usize).min(64 << 10));
+        (&mut self.inp).take(u64::from(len)).read_to_end(&mut buf)?;
+        if buf.len() != len as usize {
+            return Err(truncated());
+        }
+        Ok(buf)
     }
 
     /// The next `(key, value)`, or `None` after the end marker.
@@ -96,15 +142,9 @@ impl Reader {
             self.done = true;
             return Ok(None);
         }
-        let mut k = vec![0u8; kl as usize];
-        self.inp
-            .read_exact(&mut k)
-            .map_err(|_| io_err("raft snapshot is truncated"))?;
+        let k = self.part(kl, MAX_KEY, "key")?;
         let vl = self.len()?;
-        let mut v = vec![0u8; vl as usize];
-        self.inp
-            .read_exact(&mut v)
-            .map_err(|_| io_err("raft snapshot is truncated"))?;
+        let v = self.part(vl, MAX_VALUE, "value")?;
         Ok(Some((k, v)))
     }
 }
@@ -248,5 +288,42 @@ mod tests {
         assert!(err.unwrap().to_string().contains("truncated"));
         fs::write(&p, b"NOTASNAP").unwrap();
         assert!(Reader::open(&p).is_err());
+    }
+
+    fn first_error(p: &Path) -> io::Error {
+        let mut r = Reader::open(p).unwrap();
+        loop {
+            match r.next_record() {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("{} read to its end", p.display()),
+                Err(e) => return e,
+            }
+        }
+    }
+
+    #[test]
+    fn a_hostile_record_length_is_refused_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s");
+        // A key claiming almost 4 GiB: refused by its length alone.
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&(u32::MAX - 1).to_be_bytes());
+        bytes.extend_from_slice(&[0u8; 16]);
+        fs::write(&p, &bytes).unwrap();
+        let e = first_error(&p);
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(e.to_string().contains("larger than"), "{e}");
+
+        // A value claiming 200 MiB (under the limit) in a file of a few
+        // bytes: truncated, and read without reserving the 200 MiB.
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.push(b'k');
+        bytes.extend_from_slice(&(200u32 << 20).to_be_bytes());
+        bytes.extend_from_slice(b"short");
+        fs::write(&p, &bytes).unwrap();
+        let e = first_error(&p);
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}");
+        assert!(e.to_string().contains("truncated"), "{e}");
     }
 }

@@ -14,7 +14,12 @@
 //!   node that crashes half-way clears the partial data on restart and Raft
 //!   installs the snapshot again.
 //! - A snapshot is built from a RocksDB checkpoint taken while `apply` is
-//!   not running, so its data and its `last_log_id` agree.
+//!   not running, so its data and its `last_log_id` agree. It carries the
+//!   `stage` column family too, so a node that installs it stages exactly
+//!   what the others staged.
+//! - An operator's restore replaces `data` only in the entry that commits
+//!   it (`crate::restore`); a restore that fails or is abandoned before
+//!   leaves `data` as it was.
 
 use std::io;
 use std::path::PathBuf;
@@ -27,7 +32,7 @@ use rocksdb::{WriteBatch, DB};
 use tokio::sync::broadcast;
 
 use crate::snapshot::{self, SnapshotDir, SnapshotFile};
-use crate::store::{self, cf, encode, io_err, CF_DATA, CF_SM, DATA_END};
+use crate::store::{self, cf, encode, io_err, CF_DATA, CF_SM, CF_STAGE, DATA_END, STAGE_END};
 use crate::types::{
     Applied, Command, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig, WireOp,
 };
@@ -68,6 +73,7 @@ impl StateMachine {
             tracing::warn!("an interrupted snapshot install is rolled back; the snapshot will be installed again");
             let mut wb = WriteBatch::default();
             wb.delete_range_cf(cf(&db, CF_DATA), &b""[..], DATA_END);
+            wb.delete_range_cf(cf(&db, CF_STAGE), &b""[..], STAGE_END);
             wb.delete_cf(cf(&db, CF_SM), "applied");
             wb.delete_cf(cf(&db, CF_SM), "membership");
             wb.delete_cf(cf(&db, CF_SM), "installing");
@@ -110,11 +116,33 @@ impl RaftStateMachine<C> for StateMachine {
         let data = cf(&self.db, CF_DATA);
         let sm = cf(&self.db, CF_SM);
         while let Some((entry, responder)) = entries.try_next().await? {
+            if let EntryPayload::Normal(Command::Restore(op)) = &entry.payload {
+                // Writes its own batches, `applied` with the last one.
+                let db = Arc::clone(&self.db);
+                let (op, log_id) = (op.clone(), entry.log_id);
+                let out = tokio::task::spawn_blocking(move || {
+                    crate::restore::apply(&db, &op, &log_id)
+                })
+                .await
+                .map_err(io_err)??;
+                if out.swapped {
+                    self.notify(ApplyEvent::Reset);
+                }
+                if let Some(r) = responder {
+                    r.send(Applied {
+                        refused: out.refused,
+                    });
+                }
+                continue;
+            }
             let mut wb = WriteBatch::default();
             let mut keys = Vec::new();
             let mut reset = false;
             match &entry.payload {
                 EntryPayload::Blank => {}
+                EntryPayload::Normal(Command::Restore(_)) => {
+                    unreachable!("restore steps are applied above")
+                }
                 EntryPayload::Normal(Command::Batch(ops)) => {
                     for op in ops {
                         match op {
@@ -146,7 +174,7 @@ impl RaftStateMachine<C> for StateMachine {
                 self.notify(ApplyEvent::Keys(Arc::new(keys)));
             }
             if let Some(r) = responder {
-                r.send(Applied);
+                r.send(Applied::default());
             }
         }
         Ok(())
@@ -225,13 +253,18 @@ fn install_blocking(
     let sm = cf(db, CF_SM);
     db.put_cf_opt(sm, "installing", [1u8], &store::synced())
         .map_err(io_err)?;
+    let stage = cf(db, CF_STAGE);
     let mut wb = WriteBatch::default();
     wb.delete_range_cf(data, &b""[..], DATA_END);
+    wb.delete_range_cf(stage, &b""[..], STAGE_END);
     let mut r = snapshot::Reader::open(&current.path)?;
     let mut bytes = 0usize;
     while let Some((k, v)) = r.next_record()? {
         bytes += k.len() + v.len();
-        wb.put_cf(data, k, v);
+        match k.split_first() {
+            Some((&snapshot::STAGE_MARK, staged)) => wb.put_cf(stage, staged, v),
+            _ => wb.put_cf(data, k, v),
+        }
         if bytes > 4 << 20 {
             db.write(std::mem::take(&mut wb)).map_err(io_err)?;
             bytes = 0;
@@ -273,18 +306,21 @@ fn build_blocking(
     meta: &SnapshotMeta,
 ) -> io::Result<SnapshotFile> {
     let opts = rocksdb::Options::default();
-    let db = DB::open_cf_for_read_only(
-        &opts,
-        checkpoint,
-        [store::CF_LOG, store::CF_META, CF_DATA, CF_SM],
-        false,
-    )
+    let db = DB::open_cf_for_read_only(&opts, checkpoint, store::ALL_CFS, false)
     .map_err(|e| io_err(format!("cannot open the raft checkpoint: {e}")))?;
     let tmp = snaps.temp_path("build");
     let mut w = snapshot::Writer::create(&tmp)?;
     for item in db.iterator_cf(cf(&db, CF_DATA), rocksdb::IteratorMode::Start) {
         let (k, v) = item.map_err(io_err)?;
         w.record(&k, &v)?;
+    }
+    let mut marked = Vec::new();
+    for item in db.iterator_cf(cf(&db, CF_STAGE), rocksdb::IteratorMode::Start) {
+        let (k, v) = item.map_err(io_err)?;
+        marked.clear();
+        marked.push(snapshot::STAGE_MARK);
+        marked.extend_from_slice(&k);
+        w.record(&marked, &v)?;
     }
     let n = w.finish()?;
     drop(db);

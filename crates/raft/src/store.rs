@@ -4,6 +4,9 @@
 //! - `meta`: Raft's own records (`vote`, `committed`, `last_purged`).
 //! - `data`: the replicated physical key space (ciphertext from the barrier).
 //! - `sm`:   state-machine records (`applied`, `membership`, `installing`).
+//! - `stage`: records of an operator's snapshot restore being staged, and
+//!   under [`STAGE_META`] which restore they belong to; replicated (and
+//!   carried in Raft snapshots) like `data`, but never read as data.
 //!
 //! One database means one WAL: a synced write makes every earlier write of
 //! any column family durable too. The log and the vote are written synced;
@@ -22,6 +25,7 @@ pub(crate) const CF_LOG: &str = "log";
 pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_DATA: &str = "data";
 pub(crate) const CF_SM: &str = "sm";
+pub(crate) const CF_STAGE: &str = "stage";
 
 pub(crate) fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
@@ -42,7 +46,7 @@ pub(crate) fn open(dir: &Path) -> io::Result<Arc<DB>> {
     o.create_if_missing(true);
     o.create_missing_column_families(true);
     let cfs = || {
-        [CF_LOG, CF_META, CF_DATA, CF_SM]
+        ALL_CFS
             .into_iter()
             .map(|n| ColumnFamilyDescriptor::new(n, options()))
     };
@@ -105,3 +109,12 @@ pub(crate) fn log_index(key: &[u8]) -> io::Result<u64> {
 /// Upper bound (exclusive) of every `data` key: keys are UTF-8, and no UTF-8
 /// string contains the byte 0xFF.
 pub(crate) const DATA_END: &[u8] = &[0xFF];
+
+/// Key of the staging record in `stage` (not UTF-8, so no data key).
+pub(crate) const STAGE_META: &[u8] = &[0xFF];
+
+/// Upper bound (exclusive) of every `stage` key, [`STAGE_META`] included.
+pub(crate) const STAGE_END: &[u8] = &[0xFF, 0xFF];
+
+/// Every column family, in the order they are opened.
+pub(crate) const ALL_CFS: [&str; 5] = [CF_LOG, CF_META, CF_DATA, CF_SM, CF_STAGE];

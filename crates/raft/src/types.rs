@@ -38,9 +38,39 @@ pub fn node_id_of(name: &str) -> u64 {
 pub enum WireOp {
     Put(String, #[serde(with = "serde_bytes")] Vec<u8>),
     Delete(String),
-    /// Delete every key (the first operation of an operator's snapshot
-    /// restore, which then replays the snapshot's records in batches).
+    /// Delete every key. Earlier versions began an operator's restore with
+    /// it; restores are now staged ([`RestoreOp`]), but logs written before
+    /// still carry it, so it is still applied.
     Clear,
+}
+
+/// One record of a snapshot being restored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagedRecord {
+    pub key: String,
+    #[serde(with = "serde_bytes")]
+    pub value: Vec<u8>,
+}
+
+/// A step of an operator's snapshot restore (see `restore.rs`): records
+/// are staged beside the live data, and one entry swaps them in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RestoreOp {
+    /// Drop whatever was staged and start staging restore `id`.
+    Begin { id: u64 },
+    /// The next chunk (`seq` counts from 0) of restore `id`. A chunk of
+    /// another restore, or out of order, is refused and stages nothing.
+    Stage {
+        id: u64,
+        seq: u64,
+        records: Vec<StagedRecord>,
+    },
+    /// Replace the live data with the staged records, if restore `id` staged
+    /// exactly `chunks` chunks holding `records` records; otherwise refused,
+    /// and the live data stays as it was.
+    Commit { id: u64, records: u64, chunks: u64 },
+    /// Drop what restore `id` staged.
+    Abort { id: u64 },
 }
 
 /// What a normal log entry asks the state machine to do.
@@ -48,6 +78,8 @@ pub enum WireOp {
 pub enum Command {
     /// Apply every operation atomically (one physical batch).
     Batch(Vec<WireOp>),
+    /// A step of a snapshot restore.
+    Restore(RestoreOp),
 }
 
 impl fmt::Display for Command {
@@ -55,13 +87,31 @@ impl fmt::Display for Command {
         // Keys are ciphertext; print only the shape.
         match self {
             Command::Batch(ops) => write!(f, "batch({} ops)", ops.len()),
+            Command::Restore(RestoreOp::Begin { id }) => write!(f, "restore-begin({id:016x})"),
+            Command::Restore(RestoreOp::Stage { id, seq, records }) => write!(
+                f,
+                "restore-stage({id:016x}, chunk {seq}, {} records)",
+                records.len()
+            ),
+            Command::Restore(RestoreOp::Commit {
+                id,
+                records,
+                chunks,
+            }) => write!(
+                f,
+                "restore-commit({id:016x}, {chunks} chunks, {records} records)"
+            ),
+            Command::Restore(RestoreOp::Abort { id }) => write!(f, "restore-abort({id:016x})"),
         }
     }
 }
 
-/// What applying an entry answers (nothing beyond "applied").
+/// What applying an entry answers: `refused` says why a restore step
+/// changed nothing (every other entry is always applied).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Applied;
+pub struct Applied {
+    pub refused: Option<String>,
+}
 
 openraft::declare_raft_types!(
     pub TypeConfig:
@@ -98,5 +148,27 @@ mod tests {
         let bytes = postcard::to_allocvec(&c).unwrap();
         assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), c);
         assert_eq!(c.to_string(), "batch(2 ops)");
+        let r = Command::Restore(RestoreOp::Stage {
+            id: 1,
+            seq: 2,
+            records: vec![StagedRecord {
+                key: "secret-key-name".into(),
+                value: vec![9],
+            }],
+        });
+        let bytes = postcard::to_allocvec(&r).unwrap();
+        assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), r);
+        assert!(!r.to_string().contains("secret"), "{r}");
+    }
+
+    #[test]
+    fn batch_entries_keep_their_encoding() {
+        // Logs written before restore staging existed must still decode:
+        // `Batch` stays variant 0 and `Clear` keeps its index.
+        let old = Command::Batch(vec![WireOp::Clear, WireOp::Delete("k".into())]);
+        assert_eq!(
+            postcard::to_allocvec(&old).unwrap(),
+            vec![0, 2, 2, 1, 1, b'k']
+        );
     }
 }
