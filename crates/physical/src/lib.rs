@@ -17,6 +17,7 @@
 
 use async_trait::async_trait;
 
+pub mod archive;
 pub mod conformance;
 pub mod inmem;
 #[cfg(feature = "rocksdb")]
