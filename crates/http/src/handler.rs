@@ -97,6 +97,9 @@ async fn handle(
 ) -> HttpResponse {
     let core = state.core.clone();
     let path = uri.path().strip_prefix("/v1/").unwrap_or("").to_string();
+    if let Err(e) = check_path(&path) {
+        return error_response(&e);
+    }
     let path = match percent_decode(&path) {
         Some(p) => p,
         None => {
@@ -218,6 +221,38 @@ async fn handle(
     resp
 }
 
+/// Refuses a raw (not yet decoded) request path with a `.` or `..`
+/// segment, encoded or not, or with an encoded slash (`%2F`): both let two
+/// spellings reach one object (or a policy check see another path than the
+/// router), which OpenBao refuses since HCSEC-2026-05 / CVE-2026-3605.
+///
+/// One exception: after an `ocsp` or `unified-ocsp` segment comes an RFC
+/// 6960 GET request, base64 that clients URL-encode, so a `/` in it
+/// arrives as `%2F`; it is data, not path segments.
+fn check_path(raw: &str) -> Result<(), LogicalError> {
+    let mut ocsp_data = false;
+    for segment in raw.split('/') {
+        if segment.contains('%') && !ocsp_data {
+            let lower = segment.to_ascii_lowercase();
+            if lower.contains("%2f") {
+                return Err(LogicalError::invalid(format!(
+                    "invalid request path {raw:?}: an encoded slash (%2F) is not allowed; \
+                     send \"/\" unencoded"
+                )));
+            }
+        }
+        let decoded = percent_decode(segment);
+        if matches!(decoded.as_deref(), Some(".") | Some("..")) {
+            return Err(LogicalError::invalid(format!(
+                "invalid request path {raw:?}: \".\" and \"..\" segments are not allowed; \
+                 send the normalised path"
+            )));
+        }
+        ocsp_data = ocsp_data || segment == "ocsp" || segment == "unified-ocsp";
+    }
+    Ok(())
+}
+
 fn percent_decode(p: &str) -> Option<String> {
     if !p.contains('%') {
         return Some(p.to_string());
@@ -321,6 +356,41 @@ mod tests {
         assert_eq!(percent_decode("caf%C3%A9").unwrap(), "café");
         assert_eq!(percent_decode("plain").unwrap(), "plain");
         assert_eq!(percent_decode("x%2").unwrap(), "x%2");
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_slashes_are_refused() {
+        for bad in [
+            "secret/../sys/policy/x",
+            "secret/./data/a",
+            "..",
+            ".",
+            "secret/data/a/..",
+            "secret/%2e%2e/sys",
+            "secret/%2E/data",
+            "secret/.%2e/x",
+            "secret%2Fdata/a",
+            "secret/data%2fa",
+        ] {
+            let e = check_path(bad).expect_err(bad);
+            assert_eq!(status_of(&e), 400, "{bad}");
+        }
+        for good in [
+            "secret/data/a",
+            "secret/data/a.b",
+            "secret/data/..a",
+            "secret/data/a..",
+            "secret/data/.hidden",
+            "secret/data/a%20b",
+            "",
+            "sys/mounts/",
+            // An OCSP GET request: URL-encoded base64 may hold %2F.
+            "pki/ocsp/MEMwQTA%2FMD0wOzAJBgUrDgMCGgUABBQ%2Bq%2FxY%3D",
+            "pki/unified-ocsp/MEMw%2Fab",
+        ] {
+            assert!(check_path(good).is_ok(), "{good}");
+        }
+        assert!(check_path("pki/ocsp/../x").is_err(), "dots stay refused");
     }
 
     #[test]
