@@ -8,11 +8,21 @@
 //!   address         = "127.0.0.1:8200"
 //!   cluster_address = "127.0.0.1:8201"
 //!   tls_disable     = true       # or "true" or 1
-//!   # tls_cert_file / tls_key_file are required unless tls_disable is true
+//!   # tls_cert_file / tls_key_file are required unless tls_disable is true;
+//!   # tls_min_version, tls_max_version ("tls12", "tls13"), tls_cipher_suites,
+//!   # tls_client_ca_file, tls_require_and_verify_client_cert,
+//!   # tls_disable_client_certs: as Vault (see arca_http::tls)
+//!   http_read_header_timeout = "10s"   # Vault's defaults
+//!   http_read_timeout        = "30s"
+//!   http_idle_timeout        = "5m"
+//!   max_request_duration     = "90s"
+//!   max_connections          = 1024    # Arca's; further clients wait
 //! }
 //! api_addr          = "https://arca-1.example:8200"
 //! cluster_addr      = "https://arca-1.example:8201"
 //! log_level         = "info"
+//! log_format        = "standard" # or "json"
+//! pid_file          = "/run/arca.pid"  # written at start, removed at exit
 //! default_lease_ttl = "768h"     # or seconds
 //! max_lease_ttl     = "768h"
 //! ui                = true       # accepted
@@ -21,9 +31,15 @@
 //!
 //! Invariants of a [`Config`] returned by [`load`] / [`parse`]:
 //! * exactly one storage block of a known type (`inmem`, `rocksdb`, `raft`);
-//!   `rocksdb` and `raft` have a `path`; `retry_join` appears only with `raft`;
+//!   `rocksdb` and `raft` have a `path`; `node_id` and `retry_join` appear
+//!   only with `raft`; every other storage option is one the server reads
+//!   ([`RAFT_STORAGE_OPTIONS`] for raft, none for the others);
 //! * at least one `tcp` listener, each with a `host:port` address; a listener
-//!   with TLS enabled names both `tls_cert_file` and `tls_key_file`;
+//!   with TLS enabled names both `tls_cert_file` and `tls_key_file`; its TLS
+//!   versions, cipher suites and client-certificate settings are ones
+//!   [`arca_http::tls`] accepts (`tls_min_version <= tls_max_version`, known
+//!   suites only, require-and-verify has a CA file and is not combined with
+//!   disable); its timeouts are positive;
 //! * `log_level` is one of `trace debug info warn error` (`warning` → `warn`);
 //! * `0 < default_lease_ttl <= max_lease_ttl` (both default to 768h);
 //! * no unknown key is silently ignored: every error names the file, the line
@@ -40,6 +56,8 @@ use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Attribute, Block, Body, Structure};
 use hcl::edit::Span;
 
+use arca_http::{ClientAuth, ConnectionLimits, TlsOptions, TlsVersion};
+
 use crate::duration;
 
 /// Vault's default for both lease TTLs: 768h.
@@ -48,6 +66,17 @@ pub const DEFAULT_LEASE_TTL: u64 = 768 * 3600;
 pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:8200";
 /// Storage types the configuration accepts.
 pub const STORAGE_TYPES: &[&str] = &["inmem", "rocksdb", "raft"];
+/// The options of `storage "raft"` (besides `path`, `node_id` and
+/// `retry_join`) that [`crate::cluster::open_raft`] reads: exactly these
+/// are accepted; anything else is refused rather than silently ignored.
+pub const RAFT_STORAGE_OPTIONS: &[&str] = &[
+    "performance_multiplier",
+    "snapshot_threshold",
+    "trailing_logs",
+    "cluster_cert_file",
+    "cluster_key_file",
+    "cluster_ca_file",
+];
 
 /// The whole server configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,8 +101,8 @@ pub struct Config {
     pub disable_mlock: bool,
     /// `cluster_name`, reported by `sys/seal-status` and `sys/health`.
     pub cluster_name: Option<String>,
-    /// `log_format` (`standard` or `json`).
-    pub log_format: Option<String>,
+    /// `log_format`: standard text lines or one JSON object per line.
+    pub log_format: LogFormat,
     /// `pid_file`: where to write the process id.
     pub pid_file: Option<PathBuf>,
     /// `read_consistency = "stale"`: a cluster node reads local state by
@@ -108,12 +137,22 @@ impl Default for Config {
             ui: false,
             disable_mlock: false,
             cluster_name: None,
-            log_format: None,
+            log_format: LogFormat::Standard,
             pid_file: None,
             stale_reads: false,
             periodic_interval: 10,
         }
     }
+}
+
+/// `log_format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `standard`: human-readable lines.
+    #[default]
+    Standard,
+    /// `json`: one JSON object per line.
+    Json,
 }
 
 /// `storage "<kind>" { ... }`.
@@ -147,7 +186,7 @@ pub struct RetryJoinConfig {
 }
 
 /// `listener "tcp" { ... }`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListenerConfig {
     /// `host:port` to bind for the API.
     pub address: String,
@@ -161,12 +200,63 @@ pub struct ListenerConfig {
     pub tls_key_file: Option<PathBuf>,
     /// CA bundle used to verify client certificates.
     pub tls_client_ca_file: Option<PathBuf>,
-    /// `tls12` or `tls13`.
-    pub tls_min_version: Option<String>,
+    /// `tls_min_version` (default `tls12`).
+    pub tls_min_version: TlsVersion,
+    /// `tls_max_version` (default `tls13`).
+    pub tls_max_version: TlsVersion,
+    /// `tls_cipher_suites`: Vault/Go names, each known to [`arca_http::tls`].
+    pub tls_cipher_suites: Vec<String>,
     /// Require a verified client certificate on every connection.
     pub tls_require_and_verify_client_cert: bool,
     /// Do not ask clients for certificates.
     pub tls_disable_client_certs: bool,
+    /// `http_read_header_timeout`, `http_read_timeout`, `http_idle_timeout`,
+    /// `max_request_duration` and `max_connections`.
+    pub limits: ConnectionLimits,
+}
+
+impl Default for ListenerConfig {
+    /// Vault's defaults, on [`DEFAULT_LISTEN_ADDRESS`] with TLS enabled.
+    fn default() -> Self {
+        ListenerConfig {
+            address: DEFAULT_LISTEN_ADDRESS.to_string(),
+            cluster_address: None,
+            tls_disable: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
+            tls_min_version: TlsVersion::Tls12,
+            tls_max_version: TlsVersion::Tls13,
+            tls_cipher_suites: Vec::new(),
+            tls_require_and_verify_client_cert: false,
+            tls_disable_client_certs: false,
+            limits: ConnectionLimits::default(),
+        }
+    }
+}
+
+impl ListenerConfig {
+    /// The TLS settings for the HTTP layer; `None` with `tls_disable`.
+    pub fn tls_options(&self) -> Option<TlsOptions> {
+        if self.tls_disable {
+            return None;
+        }
+        Some(TlsOptions {
+            cert_file: self.tls_cert_file.clone().unwrap_or_default(),
+            key_file: self.tls_key_file.clone().unwrap_or_default(),
+            min_version: self.tls_min_version,
+            max_version: self.tls_max_version,
+            cipher_suites: self.tls_cipher_suites.clone(),
+            client_ca_file: self.tls_client_ca_file.clone(),
+            client_auth: if self.tls_disable_client_certs {
+                ClientAuth::Disabled
+            } else if self.tls_require_and_verify_client_cert {
+                ClientAuth::RequireAndVerify
+            } else {
+                ClientAuth::Request
+            },
+        })
+    }
 }
 
 /// Why a configuration was refused.
@@ -347,16 +437,29 @@ impl Parser<'_> {
                         "cluster_name" => cfg.cluster_name = Some(self.string(attr, key)?),
                         "log_format" => {
                             let v = self.string(attr, key)?;
-                            if !matches!(v.as_str(), "standard" | "json") {
+                            cfg.log_format = match v.as_str() {
+                                "standard" => LogFormat::Standard,
+                                "json" => LogFormat::Json,
+                                _ => {
+                                    return Err(self.err(
+                                        attr.span(),
+                                        key,
+                                        format!("must be \"standard\" or \"json\", not {v:?}"),
+                                    ))
+                                }
+                            };
+                        }
+                        "pid_file" => {
+                            let v = self.string(attr, key)?;
+                            if v.is_empty() {
                                 return Err(self.err(
                                     attr.span(),
                                     key,
-                                    format!("must be \"standard\" or \"json\", not {v:?}"),
+                                    "must be a file path (leave pid_file out to write none)",
                                 ));
                             }
-                            cfg.log_format = Some(v);
+                            cfg.pid_file = Some(v.into());
                         }
-                        "pid_file" => cfg.pid_file = Some(self.string(attr, key)?.into()),
                         "read_consistency" => {
                             let v = self.string(attr, key)?;
                             cfg.stale_reads = match v.as_str() {
@@ -457,10 +560,29 @@ impl Parser<'_> {
                     let field = format!("storage.{key}");
                     match key {
                         "path" => st.path = Some(self.string(attr, &field)?.into()),
-                        "node_id" => st.node_id = Some(self.string(attr, &field)?),
-                        _ => {
+                        "node_id" if kind == "raft" => {
+                            st.node_id = Some(self.string(attr, &field)?)
+                        }
+                        _ if kind == "raft" && RAFT_STORAGE_OPTIONS.contains(&key) => {
                             let v = self.scalar(attr, &field)?;
                             st.options.insert(key.to_string(), v);
+                        }
+                        _ => {
+                            let mut known = vec!["path"];
+                            if kind == "raft" {
+                                known.push("node_id");
+                                known.extend_from_slice(RAFT_STORAGE_OPTIONS);
+                                known.push("retry_join { ... }");
+                            }
+                            return Err(self.err(
+                                attr.span(),
+                                &field,
+                                format!(
+                                    "unknown option {key:?} for {kind} storage; Arca does not \
+                                     implement it, remove it (supported: {})",
+                                    known.join(", ")
+                                ),
+                            ));
                         }
                     }
                 }
@@ -541,10 +663,7 @@ impl Parser<'_> {
                 format!("unknown listener type {kind:?} (supported: tcp)"),
             ));
         }
-        let mut l = ListenerConfig {
-            address: DEFAULT_LISTEN_ADDRESS.to_string(),
-            ..ListenerConfig::default()
-        };
+        let mut l = ListenerConfig::default();
         for structure in block.body.iter() {
             let Structure::Attribute(attr) = structure else {
                 let b = structure.as_block();
@@ -565,16 +684,42 @@ impl Parser<'_> {
                 "tls_client_ca_file" => {
                     l.tls_client_ca_file = Some(self.string(attr, &field)?.into())
                 }
-                "tls_min_version" => {
+                "tls_min_version" => l.tls_min_version = self.tls_version(attr, &field)?,
+                "tls_max_version" => l.tls_max_version = self.tls_version(attr, &field)?,
+                "tls_cipher_suites" => {
                     let v = self.string(attr, &field)?;
-                    if !matches!(v.as_str(), "tls12" | "tls13") {
-                        return Err(self.err(
-                            attr.span(),
-                            &field,
-                            format!("must be \"tls12\" or \"tls13\", not {v:?}"),
-                        ));
+                    let mut suites = Vec::new();
+                    for name in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                        arca_http::tls::cipher_suite(name)
+                            .map_err(|e| self.err(attr.span(), &field, e.to_string()))?;
+                        suites.push(name.to_string());
                     }
-                    l.tls_min_version = Some(v);
+                    l.tls_cipher_suites = suites;
+                }
+                "http_read_header_timeout" => {
+                    l.limits.read_header_timeout = self.timeout(attr, &field)?
+                }
+                "http_read_timeout" => l.limits.read_timeout = self.timeout(attr, &field)?,
+                "http_idle_timeout" => l.limits.idle_timeout = self.timeout(attr, &field)?,
+                "max_request_duration" => {
+                    l.limits.max_request_duration = self.timeout(attr, &field)?
+                }
+                "max_connections" => {
+                    let n = match &attr.value {
+                        Expression::Number(n) => n.value().as_u64(),
+                        Expression::String(s) => s.value().parse::<u64>().ok(),
+                        _ => None,
+                    };
+                    l.limits.max_connections = match n {
+                        Some(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
+                        _ => {
+                            return Err(self.err(
+                                attr.span(),
+                                &field,
+                                "must be a whole number of connections, at least 1",
+                            ))
+                        }
+                    };
                 }
                 "tls_require_and_verify_client_cert" => {
                     l.tls_require_and_verify_client_cert = self.boolean(attr, &field)?
@@ -603,6 +748,36 @@ impl Parser<'_> {
                         "required when TLS is enabled (set tls_disable = true to serve plain HTTP)",
                     ));
                 }
+            }
+            if l.tls_min_version > l.tls_max_version {
+                return Err(self.err(
+                    block.span(),
+                    "listener.tls_min_version",
+                    format!(
+                        "{} is above tls_max_version {}; swap them",
+                        l.tls_min_version.vault_name(),
+                        l.tls_max_version.vault_name()
+                    ),
+                ));
+            }
+            if l.tls_require_and_verify_client_cert && l.tls_disable_client_certs {
+                return Err(self.err(
+                    block.span(),
+                    "listener.tls_disable_client_certs",
+                    "cannot be combined with tls_require_and_verify_client_cert; keep one",
+                ));
+            }
+            if l.tls_require_and_verify_client_cert
+                && l.tls_client_ca_file
+                    .as_ref()
+                    .is_none_or(|p| p.as_os_str().is_empty())
+            {
+                return Err(self.err(
+                    block.span(),
+                    "listener.tls_client_ca_file",
+                    "required with tls_require_and_verify_client_cert (the CA that issues \
+                     client certificates)",
+                ));
             }
         }
         Ok(l)
@@ -674,6 +849,15 @@ impl Parser<'_> {
             return Err(self.err(attr.span(), field, "must be greater than zero"));
         }
         Ok(secs)
+    }
+
+    fn tls_version(&self, attr: &Attribute, field: &str) -> R<TlsVersion> {
+        let v = self.string(attr, field)?;
+        TlsVersion::from_vault_name(&v).map_err(|e| self.err(attr.span(), field, e.to_string()))
+    }
+
+    fn timeout(&self, attr: &Attribute, field: &str) -> R<std::time::Duration> {
+        self.duration(attr, field).map(std::time::Duration::from_secs)
     }
 
     fn log_level(&self, attr: &Attribute) -> R<String> {
@@ -986,6 +1170,151 @@ storage "raft" {{
             "storage \"inmem\" {{}}\n{PLAIN}\nui = true\nui = false"
         ));
         assert!(e.starts_with("test.hcl:9:1: invalid HCL:"), "{e}");
+    }
+
+    #[test]
+    fn unknown_storage_options_are_refused_by_name() {
+        let e = bad(&format!(
+            "storage \"rocksdb\" {{\n path = \"/d\"\n max_open_files = 10\n}}\n{PLAIN}"
+        ));
+        assert!(
+            e.contains("test.hcl:3: storage.max_open_files: unknown option \"max_open_files\" for rocksdb storage"),
+            "{e}"
+        );
+        let e = bad(&format!(
+            "storage \"raft\" {{\n path = \"/d\"\n autopilot_reconcile_interval = \"10s\"\n}}\n{PLAIN}"
+        ));
+        assert!(
+            e.contains("storage.autopilot_reconcile_interval: unknown option")
+                && e.contains("performance_multiplier"),
+            "{e}"
+        );
+        let e = bad(&format!(
+            "storage \"rocksdb\" {{\n path = \"/d\"\n node_id = \"n1\"\n}}\n{PLAIN}"
+        ));
+        assert!(e.contains("storage.node_id: unknown option"), "{e}");
+        for opt in RAFT_STORAGE_OPTIONS {
+            let cfg = ok(&format!(
+                "storage \"raft\" {{\n path = \"/d\"\n {opt} = \"1\"\n}}\n{PLAIN}"
+            ));
+            assert!(cfg.storage.options.contains_key(*opt));
+        }
+    }
+
+    /// The accepted raft options are exactly the ones `cluster.rs` reads.
+    #[test]
+    fn raft_storage_options_match_what_cluster_reads() {
+        let src = include_str!("cluster.rs");
+        let mut read = std::collections::BTreeSet::new();
+        for pat in ["read_pem(opts, \"", "num(\"", "opts.get(\""] {
+            for (i, _) in src.match_indices(pat) {
+                let rest = &src[i + pat.len()..];
+                read.insert(&rest[..rest.find('"').unwrap()]);
+            }
+        }
+        let listed: std::collections::BTreeSet<&str> =
+            RAFT_STORAGE_OPTIONS.iter().copied().collect();
+        assert_eq!(read, listed, "update RAFT_STORAGE_OPTIONS with cluster.rs");
+    }
+
+    #[test]
+    fn log_format_and_pid_file() {
+        let base = format!("storage \"inmem\" {{}}\n{PLAIN}");
+        assert_eq!(ok(&base).log_format, LogFormat::Standard);
+        assert_eq!(
+            ok(&format!("{base}\nlog_format = \"json\"")).log_format,
+            LogFormat::Json
+        );
+        assert!(bad(&format!("{base}\nlog_format = \"xml\"")).contains("log_format: must be"));
+        assert_eq!(
+            ok(&format!("{base}\npid_file = \"/run/arca.pid\"")).pid_file,
+            Some(PathBuf::from("/run/arca.pid"))
+        );
+        assert!(bad(&format!("{base}\npid_file = \"\"")).contains("pid_file: must be a file path"));
+    }
+
+    const TLS: &str = "tls_cert_file = \"c.pem\"\n tls_key_file = \"k.pem\"\n";
+
+    fn listener(body: &str) -> Result<ListenerConfig, String> {
+        parse(
+            &format!("storage \"inmem\" {{}}\nlistener \"tcp\" {{\n {TLS} {body}\n}}"),
+            Path::new("test.hcl"),
+        )
+        .map(|c| c.listeners[0].clone())
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn listener_tls_settings() {
+        let l = listener("").unwrap();
+        let t = l.tls_options().unwrap();
+        assert_eq!(
+            (t.min_version, t.max_version, t.client_auth),
+            (TlsVersion::Tls12, TlsVersion::Tls13, ClientAuth::Request)
+        );
+        let l = listener(
+            "tls_min_version = \"tls13\"\n tls_max_version = \"tls13\"\n \
+             tls_cipher_suites = \"TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384\"",
+        )
+        .unwrap();
+        assert_eq!(l.tls_min_version, TlsVersion::Tls13);
+        assert_eq!(
+            l.tls_cipher_suites,
+            ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"]
+        );
+        let l = listener(
+            "tls_client_ca_file = \"ca.pem\"\n tls_require_and_verify_client_cert = true",
+        )
+        .unwrap();
+        assert_eq!(
+            l.tls_options().unwrap().client_auth,
+            ClientAuth::RequireAndVerify
+        );
+        let l = listener("tls_disable_client_certs = true").unwrap();
+        assert_eq!(l.tls_options().unwrap().client_auth, ClientAuth::Disabled);
+
+        let e = listener("tls_min_version = \"tls10\"").unwrap_err();
+        assert!(e.contains("listener.tls_min_version") && e.contains("tls10"), "{e}");
+        let e = listener("tls_min_version = \"tls13\"\n tls_max_version = \"tls12\"").unwrap_err();
+        assert!(e.contains("above tls_max_version"), "{e}");
+        let e = listener("tls_cipher_suites = \"TLS_RSA_WITH_AES_128_CBC_SHA\"").unwrap_err();
+        assert!(
+            e.contains("test.hcl:5: listener.tls_cipher_suites")
+                && e.contains("TLS_RSA_WITH_AES_128_CBC_SHA"),
+            "{e}"
+        );
+        let e = listener("tls_require_and_verify_client_cert = true").unwrap_err();
+        assert!(e.contains("listener.tls_client_ca_file: required"), "{e}");
+        let e = listener(
+            "tls_client_ca_file = \"ca.pem\"\n tls_require_and_verify_client_cert = true\n \
+             tls_disable_client_certs = true",
+        )
+        .unwrap_err();
+        assert!(e.contains("listener.tls_disable_client_certs: cannot be combined"), "{e}");
+    }
+
+    #[test]
+    fn listener_limits() {
+        let l = listener("").unwrap();
+        assert_eq!(l.limits, ConnectionLimits::default());
+        assert_eq!(l.limits.read_header_timeout.as_secs(), 10);
+        assert_eq!(l.limits.read_timeout.as_secs(), 30);
+        assert_eq!(l.limits.idle_timeout.as_secs(), 300);
+        assert_eq!(l.limits.max_request_duration.as_secs(), 90);
+        let l = listener(
+            "http_read_header_timeout = \"1s\"\n http_read_timeout = 2\n \
+             http_idle_timeout = \"1m\"\n max_request_duration = \"1h\"\n max_connections = 7",
+        )
+        .unwrap();
+        assert_eq!(l.limits.read_header_timeout.as_secs(), 1);
+        assert_eq!(l.limits.read_timeout.as_secs(), 2);
+        assert_eq!(l.limits.idle_timeout.as_secs(), 60);
+        assert_eq!(l.limits.max_request_duration.as_secs(), 3600);
+        assert_eq!(l.limits.max_connections, 7);
+        let e = listener("http_idle_timeout = \"0s\"").unwrap_err();
+        assert!(e.contains("listener.http_idle_timeout: must be greater than zero"), "{e}");
+        let e = listener("max_connections = 0").unwrap_err();
+        assert!(e.contains("listener.max_connections"), "{e}");
     }
 
     #[test]

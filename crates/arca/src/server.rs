@@ -1,17 +1,44 @@
 //! `arca server`: builds storage and core from the config, serves every
 //! listener, and stops on SIGINT/SIGTERM. `-dev` runs in memory, initialized
 //! and unsealed, with a printed root token and KV v2 at `secret/`.
+//!
+//! The server runs on a runtime of its own, on its own thread, so that
+//! shutdown can end every task before storage is closed. Shutdown, on the
+//! first SIGTERM or SIGINT, in this order (invariants):
+//! 1. every listener closes its socket and idle connections, and lets
+//!    in-flight requests finish, for at most
+//!    [`arca_http::listener::DEFAULT_DRAIN_TIMEOUT`];
+//! 2. a raft node answers requests forwarded to it with 503 from then on;
+//!    core is sealed (keys and engines dropped; background work runs only
+//!    unsealed); the raft node stops Raft and its cluster port;
+//! 3. the server's runtime shuts down: every background task (periodic
+//!    work, invalidation watcher, retry_join) ends and blocking storage
+//!    calls finish, within [`RUNTIME_STOP_TIMEOUT`];
+//! 4. storage is closed — the last reference to RocksDB is gone, so no
+//!    thread touches it while the process exits — and "storage closed" is
+//!    logged; then the pid file is removed and `arca` exits 0.
+//!
+//! A reference to storage that outlives step 3 (a reference cycle) is
+//! reported as an error: the process would exit with RocksDB still open.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use anyhow::Context;
+use async_trait::async_trait;
 use base64::Engine;
 
 use arca_core::{Core, CoreConfig};
-use arca_http::ListenerOptions;
+use arca_http::{ConnectionLimits, ListenerOptions};
 use arca_physical::{InmemBackend, PhysicalBackend, RocksBackend};
+use arca_raft::{ForwardHandler, ForwardReq, ForwardResp, RaftNode};
 
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
+
+/// How long step 3 of shutdown waits for tasks and blocking calls.
+pub const RUNTIME_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct DevOptions {
     pub listen_address: String,
@@ -19,73 +46,253 @@ pub struct DevOptions {
     pub log_level: String,
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARCA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.to_lowercase()));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Standard => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .try_init(),
+    };
 }
 
-async fn wait_for_shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT, installed before any listener accepts, so that a
+/// signal sent once the server answers is always a graceful stop.
+struct Signals {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("cannot install SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("cannot install a SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("cannot install a SIGINT handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// Waits for the first signal and names it.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "interrupt"
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
-async fn serve_all(core: Arc<Core>, listeners: Vec<ListenerOptions>) -> anyhow::Result<()> {
+/// Serves every listener until a signal (or a listener failure), then
+/// stops them all and waits until each has drained.
+async fn serve_all(
+    core: Arc<Core>,
+    listeners: Vec<(ListenerOptions, ConnectionLimits)>,
+) -> anyhow::Result<()> {
     if listeners.is_empty() {
         anyhow::bail!("no listener \"tcp\" block in the configuration");
     }
+    let mut signals = Signals::install()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    for l in listeners {
+    let mut result = Ok(());
+    for (opts, limits) in listeners {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let tls = l.tls.is_some();
-        tasks.spawn(arca_http::serve(core.clone(), l, Some(tx)));
+        let tls = opts.tls.is_some();
+        let mut stop = stop_rx.clone();
+        tasks.spawn(arca_http::serve_until(
+            core.clone(),
+            opts,
+            limits,
+            Some(tx),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
         match rx.await {
             Ok(addr) => println!(
                 "    Listener: tcp (addr: {addr:?}, tls: {})",
                 if tls { "enabled" } else { "disabled" }
             ),
             Err(_) => {
-                // The listener task ended before binding: report its error.
-                if let Some(res) = tasks.join_next().await {
-                    res??;
-                }
-                anyhow::bail!("listener failed to start");
+                // That listener ended before binding; its error is in its task.
+                result = Err(anyhow::anyhow!("a listener failed to start"));
+                break;
             }
         }
     }
-    println!("\n==> Arca server started! Log data will stream in below:\n");
-    tokio::select! {
-        _ = wait_for_shutdown() => {
-            tracing::info!("shutdown requested; stopping");
-            Ok(())
+    if result.is_ok() {
+        println!("\n==> Arca server started! Log data will stream in below:\n");
+        result = tokio::select! {
+            sig = signals.recv() => {
+                tracing::info!("{sig} received: shutting down (in-flight requests finish first)");
+                Ok(())
+            }
+            Some(res) = tasks.join_next() => Err(listener_ended(res)),
+        };
+    }
+    let _ = stop_tx.send(true);
+    while let Some(res) = tasks.join_next().await {
+        match res {
+            Ok(Ok(())) => {}
+            other => {
+                let e = listener_ended(other);
+                if result.is_ok() {
+                    result = Err(e);
+                } else {
+                    tracing::error!("{e:#}");
+                }
+            }
         }
-        Some(res) = tasks.join_next() => {
-            res??;
-            Ok(())
+    }
+    result
+}
+
+fn listener_ended(
+    res: Result<Result<(), arca_http::ListenerError>, tokio::task::JoinError>,
+) -> anyhow::Error {
+    match res {
+        Ok(Ok(())) => anyhow::anyhow!("a listener stopped unexpectedly"),
+        Ok(Err(e)) => anyhow::Error::new(e),
+        Err(e) => anyhow::Error::new(e).context("a listener task failed"),
+    }
+}
+
+/// What must be gone once the server's runtime has stopped.
+enum StorageRef {
+    Local(Weak<dyn PhysicalBackend>),
+    Raft(Weak<RaftNode>),
+}
+
+impl StorageRef {
+    /// Step 4 of shutdown: storage must be closed by now.
+    fn closed(&self) -> bool {
+        match self {
+            StorageRef::Local(w) => w.strong_count() == 0,
+            StorageRef::Raft(w) => w.strong_count() == 0,
+        }
+    }
+}
+
+/// Runs the server built by `make` on a runtime of its own and, once it
+/// returns, shuts that runtime down and checks that storage was closed.
+async fn on_own_runtime<F, Fut>(make: F) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = (anyhow::Result<()>, Option<StorageRef>)>,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("arca-server".into())
+        .spawn(move || {
+            let res = (|| -> anyhow::Result<()> {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .thread_name("arca-server-worker")
+                    .build()
+                    .context("cannot start the server's runtime")?;
+                let (served, storage) = rt.block_on(make());
+                rt.shutdown_timeout(RUNTIME_STOP_TIMEOUT);
+                if let Some(storage) = storage {
+                    if storage.closed() {
+                        tracing::info!("storage closed");
+                    } else {
+                        tracing::error!(
+                            "storage is still referenced after shutdown; it was not closed \
+                             cleanly (report this as a bug)"
+                        );
+                    }
+                }
+                served
+            })();
+            let _ = tx.send(res);
+        })
+        .context("cannot start the server thread")?;
+    rx.await
+        .context("the server thread ended without a result")?
+}
+
+/// `pid_file`: written at start, removed when the server stops.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn create(path: PathBuf) -> anyhow::Result<PidFile> {
+        std::fs::write(&path, format!("{}\n", std::process::id())).with_context(|| {
+            format!(
+                "cannot write pid_file {}; fix the path or its directory's permissions",
+                path.display()
+            )
+        })?;
+        Ok(PidFile(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            tracing::warn!("cannot remove pid_file {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// Answers requests forwarded to a node that is stopping.
+struct ShuttingDown;
+
+#[async_trait]
+impl ForwardHandler for ShuttingDown {
+    async fn handle(&self, _req: ForwardReq) -> ForwardResp {
+        ForwardResp {
+            status: 503,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(&serde_json::json!({
+                "errors": ["this node is shutting down; retry, another node takes over"]
+            }))
+            .unwrap_or_default(),
         }
     }
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    init_logging(&config.log_level);
+    init_logging(&config.log_level, config.log_format);
+    let pid_file = config.pid_file.clone().map(PidFile::create).transpose()?;
+    let result = on_own_runtime(move || serve_config(config)).await;
+    drop(pid_file);
+    result
+}
+
+/// Opens storage, serves until a signal, then steps 1 and 2 of shutdown.
+async fn serve_config(config: Config) -> (anyhow::Result<()>, Option<StorageRef>) {
+    let mut storage = None;
+    let res = serve_config_inner(config, &mut storage).await;
+    (res, storage)
+}
+
+async fn serve_config_inner(
+    config: Config,
+    storage: &mut Option<StorageRef>,
+) -> anyhow::Result<()> {
     let mut raft_node = None;
     let physical: Arc<dyn PhysicalBackend> = match config.storage.kind.as_str() {
         "raft" => {
             let node = crate::cluster::open_raft(&config).await?;
+            *storage = Some(StorageRef::Raft(Arc::downgrade(&node)));
             raft_node = Some(node.clone());
             Arc::new(arca_raft::RaftBackend::new(node))
         }
@@ -97,11 +304,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 .context("storage \"rocksdb\" needs a path = \"...\" setting")?;
             std::fs::create_dir_all(&path)
                 .with_context(|| format!("cannot create storage directory {}", path.display()))?;
-            Arc::new(
+            let rocks: Arc<dyn PhysicalBackend> = Arc::new(
                 RocksBackend::open(&path).map_err(|e| {
                     anyhow::anyhow!("cannot open RocksDB at {}: {e}", path.display())
                 })?,
-            )
+            );
+            *storage = Some(StorageRef::Local(Arc::downgrade(&rocks)));
+            rocks
         }
         "inmem" => Arc::new(InmemBackend::new()),
         other => {
@@ -140,7 +349,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
-    core.spawn_periodic(std::time::Duration::from_secs(config.periodic_interval));
+    core.spawn_periodic(Duration::from_secs(config.periodic_interval));
     println!("==> Arca server configuration:\n");
     println!("    Storage: {}", config.storage.kind);
     if let Some(p) = &config.storage.path {
@@ -149,19 +358,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listeners = config
         .listeners
         .iter()
-        .map(|l| ListenerOptions {
-            address: l.address.clone(),
-            tls: if l.tls_disable {
-                None
-            } else {
-                Some((
-                    l.tls_cert_file.clone().unwrap_or_default(),
-                    l.tls_key_file.clone().unwrap_or_default(),
-                ))
-            },
-            forwarder: forwarder.clone(),
+        .map(|l| {
+            (
+                ListenerOptions {
+                    address: l.address.clone(),
+                    tls: l.tls_options(),
+                    forwarder: forwarder.clone(),
+                },
+                l.limits,
+            )
         })
         .collect();
+    drop(forwarder);
     if !core.initialized().await.unwrap_or(false) {
         println!(
             "    The server is not initialized: run `arca operator init` (or `bao operator init`)."
@@ -169,11 +377,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     } else {
         println!("    The server starts sealed: unseal it with `arca operator unseal` and the key shares.");
     }
-    serve_all(core, listeners).await
+    let served = serve_all(core.clone(), listeners).await;
+    // Step 2: nothing new reaches core; drop its keys and engines.
+    if let Some(node) = &raft_node {
+        node.set_forward_handler(Arc::new(ShuttingDown));
+    }
+    core.seal().await;
+    if let Some(node) = &raft_node {
+        if tokio::time::timeout(RUNTIME_STOP_TIMEOUT, node.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "raft did not stop within {RUNTIME_STOP_TIMEOUT:?}; its tasks end with the runtime"
+            );
+        }
+    }
+    served
 }
 
 pub async fn run_dev(opts: DevOptions) -> anyhow::Result<()> {
-    init_logging(&opts.log_level);
+    init_logging(&opts.log_level, LogFormat::Standard);
+    on_own_runtime(move || async move { (serve_dev(opts).await, None) }).await
+}
+
+async fn serve_dev(opts: DevOptions) -> anyhow::Result<()> {
     let core = Core::new(
         Arc::new(InmemBackend::new()),
         CoreConfig {
@@ -208,7 +436,7 @@ pub async fn run_dev(opts: DevOptions) -> anyhow::Result<()> {
     core.mount("secret/", "kv", "key/value secret storage", opts_map)
         .await
         .map_err(|e| anyhow::anyhow!("dev mount of secret/ failed: {e}"))?;
-    core.spawn_periodic(std::time::Duration::from_secs(10));
+    core.spawn_periodic(Duration::from_secs(10));
     println!("==> Arca server configuration:\n");
     println!("    Storage: inmem (dev mode: nothing is persisted)");
     println!("\nWARNING! dev mode is enabled! In this mode, Arca runs entirely in-memory");
@@ -225,15 +453,20 @@ pub async fn run_dev(opts: DevOptions) -> anyhow::Result<()> {
     println!("Root Token: {root}\n");
     println!("Development mode should NOT be used in production installations!\n");
     let _ = write_token_helper(&root);
-    serve_all(
-        core,
-        vec![ListenerOptions {
-            address: opts.listen_address.clone(),
-            tls: None,
-            forwarder: None,
-        }],
+    let served = serve_all(
+        core.clone(),
+        vec![(
+            ListenerOptions {
+                address: opts.listen_address.clone(),
+                tls: None,
+                forwarder: None,
+            },
+            ConnectionLimits::default(),
+        )],
     )
-    .await
+    .await;
+    core.seal().await;
+    served
 }
 
 /// Dev mode logs the CLI in, like Vault's: the token goes to ~/.vault-token.

@@ -11,15 +11,20 @@
 //! [`Forwarder`]; the client sees the active node's answer.
 //!
 //! Invariants: request bodies above 32 MiB are refused with 413 before they
-//! are parsed; no response carries a token that the request did not create.
+//! are parsed; no response carries a token that the request did not create;
+//! a path with a `.` or `..` segment or an encoded slash is refused with 400
+//! before routing. Listener limits (timeouts, connection limit, graceful
+//! shutdown) and TLS settings are described in [`listener`] and [`tls`].
 
 pub mod error;
 mod forward;
 mod handler;
-mod listener;
+pub mod listener;
+pub mod tls;
 
 pub use forward::{
     serve_forwarded, ForwardedRequest, ForwardedResponse, Forwarder, FORWARDED_HEADER,
 };
 pub use handler::{app, app_with, MAX_REQUEST_BYTES};
-pub use listener::{serve, ListenerOptions};
+pub use listener::{serve, serve_until, ConnectionLimits, ListenerError, ListenerOptions};
+pub use tls::{ClientAuth, TlsConfigError, TlsOptions, TlsVersion};
