@@ -125,6 +125,10 @@ pub struct Server {
     raft: Option<String>,
     /// Extra lines for the `storage "raft"` block.
     raft_extra: String,
+    /// Extra lines for the `listener "tcp"` block (RocksDB servers).
+    listener_extra: String,
+    /// Extra top-level lines (RocksDB servers).
+    top_extra: String,
 }
 
 impl Server {
@@ -144,7 +148,22 @@ impl Server {
         Self::start_with(Some(name.to_string()), storage_extra.to_string())
     }
 
+    /// A RocksDB server with extra `listener "tcp"` lines and extra
+    /// top-level lines in its configuration.
+    pub fn start_rocksdb_with(listener_extra: &str, top_extra: &str) -> Server {
+        Self::start_full(None, String::new(), listener_extra, top_extra)
+    }
+
     fn start_with(raft: Option<String>, raft_extra: String) -> Server {
+        Self::start_full(raft, raft_extra, "", "")
+    }
+
+    fn start_full(
+        raft: Option<String>,
+        raft_extra: String,
+        listener_extra: &str,
+        top_extra: &str,
+    ) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("arca-compat-")
             .tempdir()
@@ -158,6 +177,8 @@ impl Server {
             starts: 0,
             raft,
             raft_extra,
+            listener_extra: listener_extra.to_string(),
+            top_extra: top_extra.to_string(),
         };
         fs::create_dir_all(s.storage_dir()).unwrap();
         fs::write(s.config_path(), s.config_text()).unwrap();
@@ -219,14 +240,16 @@ periodic_interval = "1s"
 listener "tcp" {{
   address     = "127.0.0.1:{port}"
   tls_disable = true
-}}
+{listener_extra}}}
 
 api_addr = "{addr}"
 periodic_interval = "1s"
-"#,
+{top_extra}"#,
             data = self.storage_dir().display(),
             port = self.port,
             addr = self.addr,
+            listener_extra = lines(&self.listener_extra),
+            top_extra = lines(&self.top_extra),
         )
     }
 
@@ -308,6 +331,38 @@ periodic_interval = "1s"
                 }
             }
         }
+    }
+
+    /// SIGTERM, and wait (up to 60 s, then SIGKILL and panic) for the
+    /// process to exit by itself; returns its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -TERM {}", child.id()))
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "arca server did not exit within 60 s of SIGTERM; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Start the process again (after [`Server::terminate`]) on the same
+    /// config and storage directory.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "server still running");
+        self.spawn();
     }
 
     /// Stop and start again on the same config and storage directory.
@@ -447,6 +502,14 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// `text` as configuration lines: each non-empty line ends in a newline.
+fn lines(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| format!("  {}\n", l.trim()))
+        .collect()
 }
 
 /// What `sys/init` (or `bao operator init -format=json`) returned.
