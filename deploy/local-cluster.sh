@@ -21,6 +21,7 @@ if [ "${1:-}" = "stop" ]; then
 fi
 
 if [ ! -x "$BIN" ]; then
+  deploy/install-deps.sh
   echo "==> building arca (the first build compiles RocksDB: 20-25 min on 2 cores)"
   CARGO_TARGET_DIR="$TARGET" cargo build --release --workspace --all-targets
 fi

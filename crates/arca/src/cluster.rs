@@ -452,6 +452,7 @@ pub fn spawn_retry_join(
                 ca_pem: read(&rj.leader_ca_cert_file)?,
                 client_cert_pem: read(&rj.leader_client_cert_file)?,
                 client_key_pem: read(&rj.leader_client_key_file)?,
+                server_name: rj.leader_tls_servername.clone().unwrap_or_default(),
             },
             retry: false,
             non_voter: false,

@@ -125,6 +125,8 @@ pub struct Core {
     pub(crate) pending_join: Mutex<Option<crate::join::PendingJoin>>,
     /// `retry_join` targets from the configuration (joining side).
     pub(crate) retry_join: Mutex<Vec<crate::join::JoinRequest>>,
+    /// A `sys/storage/raft/join` retry task is running.
+    pub(crate) join_retrying: AtomicBool,
     /// When this node last became the active node (`sys/leader`).
     pub(crate) active_since: RwLock<Option<chrono::DateTime<chrono::Utc>>>,
 }
@@ -153,6 +155,7 @@ impl Core {
             join_nonces: Mutex::new(HashMap::new()),
             pending_join: Mutex::new(None),
             retry_join: Mutex::new(Vec::new()),
+            join_retrying: AtomicBool::new(false),
             active_since: RwLock::new(None),
         })
     }
@@ -210,8 +213,13 @@ impl Core {
         req.path = rel.clone();
         req.mount_point = route.full_path.clone();
         let special = route.backend.special_paths();
+        // Reads of public paths, and only the writes a backend declares
+        // (OCSP POST, bootstrap challenge), go without a token; anything
+        // else on a public path (an update of `issuer/x/pem`) is checked
+        // like any other request.
+        let unauth = special.is_unauthenticated(req.operation, &rel);
 
-        let token = if matches_special(&special.unauthenticated, &rel) {
+        let token = if unauth {
             match req.client_token.as_deref() {
                 Some(t) => st.tokens.lookup(t, now()).await?,
                 None => None,
@@ -231,14 +239,11 @@ impl Core {
             }
         }
 
-        if let (Some(t), false) = (&token, matches_special(&special.unauthenticated, &rel)) {
+        if let (Some(t), false) = (&token, unauth) {
             let acl = st.policies.acl(&t.policies).await?;
-            let params = matches!(
-                req.operation,
-                Operation::Create | Operation::Update | Operation::Patch
-            )
-            .then_some(&req.data);
-            let d = acl.check(&path, req.operation.capability(), params);
+            // Parameter constraints apply to the request's data whatever
+            // the operation: a read's query parameters are its data.
+            let d = acl.check(&path, req.operation.capability(), Some(&req.data));
             if !d.allowed {
                 return Err(LogicalError::PermissionDenied);
             }
@@ -247,7 +252,7 @@ impl Core {
             }
         }
         let mut last_use = None;
-        if let (Some(t), false) = (&token, matches_special(&special.unauthenticated, &rel)) {
+        if let (Some(t), false) = (&token, unauth) {
             match st.tokens.use_token(t).await? {
                 None => return Err(LogicalError::PermissionDenied),
                 Some(true) => last_use = Some(t.hash.clone()),
@@ -448,6 +453,18 @@ impl Core {
                 }));
             }
         }
+        // Secret mounts never start with `auth/`, so no two routes share a
+        // prefix; a table that says otherwise (edited outside the API) is
+        // refused rather than routed by chance.
+        let mut seen = std::collections::HashSet::new();
+        for r in &routes {
+            if !seen.insert(r.full_path.as_str()) {
+                return Err(LogicalError::internal(format!(
+                    "two mounts claim the path {:?}; remove one of them",
+                    r.full_path
+                )));
+            }
+        }
         Ok(Router::new(routes))
     }
 
@@ -567,7 +584,7 @@ impl Core {
             e.options.insert("version".into(), "1".into());
         }
         self.make_backend(&e, false)?;
-        self.edit_mounts(false, |t| t.add(e, crate::mounts::PROTECTED))
+        self.edit_mounts(false, |t| t.add(e, crate::mounts::RESERVED_FOR_SECRETS))
             .await
     }
 }

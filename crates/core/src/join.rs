@@ -12,10 +12,17 @@
 //! The challenge proves possession of the unseal key without revealing
 //! anything: it carries the stored root-key record (encrypted under the
 //! unseal key, and replicated to every member anyway) and a fresh nonce.
-//! The answer is HMAC-SHA256 over the node's id and the nonce, keyed by a
-//! key derived from the root key — which only a holder of the unseal key
-//! can recover. The leader keeps each nonce for 30 minutes, uses it once,
-//! and compares answers in constant time.
+//! The answer is HMAC-SHA256 over the node's id, the cluster and API
+//! addresses it asks to be added with, its voter flag and the nonce, keyed
+//! by a key derived from the root key — which only a holder of the unseal
+//! key can recover. So an answer cannot be relayed to admit another
+//! address. The leader keeps each nonce for 30 minutes, uses it once, and
+//! compares answers in constant time.
+//!
+//! Limits (the challenge endpoint needs no token): server ids of at most
+//! [`MAX_SERVER_ID`] bytes, at most [`MAX_PENDING_CHALLENGES`] outstanding
+//! challenges on the leader; on the joining side one pending join, which a
+//! later join request cannot replace, and one retry task at a time.
 
 use std::time::{Duration, Instant};
 
@@ -32,14 +39,41 @@ use crate::core::Core;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const NONCE_TTL: Duration = Duration::from_secs(30 * 60);
-const PURPOSE: &str = "arca raft join v1";
+const PURPOSE: &str = "arca raft join v2";
+/// Longest accepted `server_id`, in bytes.
+pub const MAX_SERVER_ID: usize = 128;
+/// Most challenges the leader keeps outstanding at once.
+pub const MAX_PENDING_CHALLENGES: usize = 64;
 
-fn answer_mac(key: &[u8], server_id: &str, nonce: &[u8]) -> Vec<u8> {
+/// What a join answer asks the leader to do; every field is under the MAC.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct JoinClaim<'a> {
+    pub server_id: &'a str,
+    pub cluster_addr: &'a str,
+    pub api_addr: &'a str,
+    pub non_voter: bool,
+}
+
+fn answer_mac(key: &[u8], claim: &JoinClaim<'_>, nonce: &[u8]) -> Vec<u8> {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(server_id.as_bytes());
-    m.update(&[0]);
+    // Length-prefixed fields: no two claims encode the same bytes.
+    for f in [claim.server_id, claim.cluster_addr, claim.api_addr] {
+        m.update(&(f.len() as u64).to_be_bytes());
+        m.update(f.as_bytes());
+    }
+    m.update(&[claim.non_voter as u8]);
     m.update(nonce);
     m.finalize().into_bytes().to_vec()
+}
+
+/// A server id the leader accepts: non-empty, short, printable.
+pub(crate) fn check_server_id(id: &str) -> Result<(), LogicalError> {
+    if id.is_empty() || id.len() > MAX_SERVER_ID || id.chars().any(|c| c.is_control()) {
+        return Err(LogicalError::invalid(format!(
+            "server_id must be 1 to {MAX_SERVER_ID} printable bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// TLS material to reach the leader's API (PEM text, as Vault's fields).
@@ -48,6 +82,9 @@ pub struct JoinTls {
     pub ca_pem: String,
     pub client_cert_pem: String,
     pub client_key_pem: String,
+    /// `leader_tls_servername`: the name the leader's certificate must
+    /// carry, when it differs from the host in `leader_api_addr`.
+    pub server_name: String,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +104,12 @@ pub(crate) struct PendingJoin {
 }
 
 fn http_client(tls: &JoinTls) -> Result<reqwest::Client, LogicalError> {
+    client_builder(tls)?
+        .build()
+        .map_err(|e| LogicalError::internal(format!("cannot build an HTTP client: {e}")))
+}
+
+fn client_builder(tls: &JoinTls) -> Result<reqwest::ClientBuilder, LogicalError> {
     let mut b = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .connect_timeout(Duration::from_secs(5));
@@ -83,14 +126,50 @@ fn http_client(tls: &JoinTls) -> Result<reqwest::Client, LogicalError> {
         })?;
         b = b.identity(id);
     }
-    b.build()
-        .map_err(|e| LogicalError::internal(format!("cannot build an HTTP client: {e}")))
+    Ok(b)
+}
+
+/// The URL to call and the client to call it with. With a server name,
+/// the URL names that host (so TLS checks the certificate against it) and
+/// the client resolves it to the address of `leader_api_addr`.
+async fn leader_endpoint(
+    req: &JoinRequest,
+    path: &str,
+) -> Result<(reqwest::Client, String), String> {
+    let base = req.leader_api_addr.trim_end_matches('/');
+    let name = req.tls.server_name.trim();
+    if name.is_empty() {
+        let client = http_client(&req.tls).map_err(|e| e.to_string())?;
+        return Ok((client, format!("{base}/v1/{path}")));
+    }
+    let mut url = reqwest::Url::parse(base)
+        .map_err(|e| format!("leader_api_addr {base:?} is not a URL: {e}"))?;
+    let host = url
+        .host_str()
+        .ok_or_else(|| format!("leader_api_addr {base:?} names no host"))?
+        .trim_matches(|c| c == '[' || c == ']')
+        .to_string();
+    let port = url.port_or_known_default().unwrap_or(8200);
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    url.set_host(Some(name))
+        .map_err(|e| format!("leader_tls_servername {name:?} is not a host name: {e}"))?;
+    let client = client_builder(&req.tls)
+        .map_err(|e| e.to_string())?
+        .resolve_to_addrs(name, &addrs)
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+    Ok((
+        client,
+        format!("{}/v1/{path}", url.as_str().trim_end_matches('/')),
+    ))
 }
 
 /// PUT `{leader}/v1/{path}` with a JSON body; returns the response's `data`.
 async fn call_leader(req: &JoinRequest, path: &str, body: Value) -> Result<Value, String> {
-    let client = http_client(&req.tls).map_err(|e| e.to_string())?;
-    let url = format!("{}/v1/{path}", req.leader_api_addr.trim_end_matches('/'));
+    let (client, url) = leader_endpoint(req, path).await?;
     let resp = client
         .put(&url)
         .json(&body)
@@ -138,10 +217,19 @@ impl Core {
             .await
             .map_err(|e| LogicalError::internal(e.to_string()))?
             .ok_or_else(|| LogicalError::internal("the seal configuration is missing"))?;
+        check_server_id(server_id)?;
         let nonce: [u8; 32] = rand::random();
         {
             let mut pending = self.join_nonces.lock();
             pending.retain(|_, (_, t)| t.elapsed() < NONCE_TTL);
+            if pending.len() >= MAX_PENDING_CHALLENGES && !pending.contains_key(server_id) {
+                return Err(LogicalError::Status {
+                    status: 503,
+                    message: format!(
+                        "{MAX_PENDING_CHALLENGES} joins are already in progress; finish or let them expire (30 minutes), then retry"
+                    ),
+                });
+            }
             pending.insert(server_id.to_string(), (nonce, Instant::now()));
         }
         let challenge = json!({
@@ -163,12 +251,19 @@ impl Core {
     /// Checks (once) the answer a joining node gives.
     pub(crate) fn check_join_answer(
         &self,
-        server_id: &str,
+        claim: &JoinClaim<'_>,
         answer: &[u8],
     ) -> Result<(), LogicalError> {
-        let (nonce, issued) = self.join_nonces.lock().remove(server_id).ok_or_else(|| {
-            LogicalError::invalid("no pending challenge for this server id; start the join again")
-        })?;
+        check_server_id(claim.server_id)?;
+        let (nonce, issued) = self
+            .join_nonces
+            .lock()
+            .remove(claim.server_id)
+            .ok_or_else(|| {
+                LogicalError::invalid(
+                    "no pending challenge for this server id; start the join again",
+                )
+            })?;
         if issued.elapsed() >= NONCE_TTL {
             return Err(LogicalError::invalid(
                 "the join challenge expired; start the join again",
@@ -178,7 +273,7 @@ impl Core {
             .barrier
             .derive_key(PURPOSE)
             .map_err(|e| LogicalError::internal(e.to_string()))?;
-        let expected = answer_mac(key.as_slice(), server_id, &nonce);
+        let expected = answer_mac(key.as_slice(), claim, &nonce);
         if !bool::from(expected.ct_eq(answer)) {
             return Err(LogicalError::invalid("invalid answer given"));
         }
@@ -203,20 +298,39 @@ impl Core {
                 "leader_api_addr is required (auto_join is not supported)",
             ));
         }
+        if let Some(p) = self.pending_join.lock().as_ref() {
+            return Err(LogicalError::invalid(format!(
+                "a join to {} is already pending: unseal this node with the cluster's key shares to finish it, or restart the node to start over",
+                p.req.leader_api_addr
+            )));
+        }
         http_client(&req.tls)?;
         if req.retry {
+            if self
+                .join_retrying
+                .swap(true, std::sync::atomic::Ordering::AcqRel)
+            {
+                // One retry task at a time; the running one keeps trying.
+                return Ok(false);
+            }
             let weak = self.self_weak.clone();
             tokio::spawn(async move {
                 loop {
                     let Some(core) = weak.upgrade() else { return };
-                    if core.pending_join.lock().is_some()
-                        || core.initialized().await.unwrap_or(false)
-                    {
+                    let done = core.pending_join.lock().is_some()
+                        || core.initialized().await.unwrap_or(false);
+                    let done = done
+                        || match core.fetch_challenge(&req).await {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracing::warn!("raft join: {e}; retrying in 2s");
+                                false
+                            }
+                        };
+                    if done {
+                        core.join_retrying
+                            .store(false, std::sync::atomic::Ordering::Release);
                         return;
-                    }
-                    match core.fetch_challenge(&req).await {
-                        Ok(()) => return,
-                        Err(e) => tracing::warn!("raft join: {e}; retrying in 2s"),
                     }
                     drop(core);
                     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -251,12 +365,21 @@ impl Core {
             .ok_or("the leader sent no challenge")?
             .to_string();
         let seal_config = parse_seal_config(data.get("seal_config").unwrap_or(&Value::Null))?;
+        {
+            let mut pending = self.pending_join.lock();
+            if let Some(p) = pending.as_ref() {
+                return Err(format!(
+                    "a join to {} is already pending",
+                    p.req.leader_api_addr
+                ));
+            }
+            *pending = Some(PendingJoin {
+                req: req.clone(),
+                challenge,
+                seal_config,
+            });
+        }
         tracing::info!(leader = %req.leader_api_addr, "raft join: challenge received; unseal this node with the cluster's key shares to finish joining");
-        *self.pending_join.lock() = Some(PendingJoin {
-            req: req.clone(),
-            challenge,
-            seal_config,
-        });
         Ok(())
     }
 
@@ -306,7 +429,13 @@ impl Core {
             .clone()
             .ok_or_else(|| LogicalError::invalid("Vault is not initialized"))?;
         let me = self.cluster_or_400()?.state().this;
-        let answer = answer_challenge(&p.challenge, unseal_key, &me.node_id)?;
+        let claim = JoinClaim {
+            server_id: &me.node_id,
+            cluster_addr: &me.cluster_addr,
+            api_addr: &me.api_addr,
+            non_voter: p.req.non_voter,
+        };
+        let answer = answer_challenge(&p.challenge, unseal_key, &claim)?;
         call_leader(
             &p.req,
             "sys/storage/raft/bootstrap/answer",
@@ -344,7 +473,7 @@ impl Core {
 fn answer_challenge(
     challenge: &str,
     unseal_key: &[u8],
-    server_id: &str,
+    claim: &JoinClaim<'_>,
 ) -> Result<Vec<u8>, LogicalError> {
     let bad = || LogicalError::internal("the leader's join challenge is malformed");
     let raw = B64.decode(challenge.trim()).map_err(|_| bad())?;
@@ -361,5 +490,58 @@ fn answer_challenge(
         )
     })?;
     let key = root.derive(PURPOSE);
-    Ok(answer_mac(key.as_slice(), server_id, &nonce))
+    Ok(answer_mac(key.as_slice(), claim, &nonce))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mac_binds_every_field_of_the_claim() {
+        let key = [7u8; 32];
+        let nonce = [1u8; 32];
+        let base = JoinClaim {
+            server_id: "n2",
+            cluster_addr: "https://10.0.0.2:8201",
+            api_addr: "https://10.0.0.2:8200",
+            non_voter: false,
+        };
+        let mac = answer_mac(&key, &base, &nonce);
+        for other in [
+            JoinClaim {
+                server_id: "n3",
+                ..base.clone()
+            },
+            JoinClaim {
+                cluster_addr: "https://10.0.0.66:8201",
+                ..base.clone()
+            },
+            JoinClaim {
+                api_addr: "https://10.0.0.66:8200",
+                ..base.clone()
+            },
+            JoinClaim {
+                non_voter: true,
+                ..base.clone()
+            },
+            // Moving bytes between fields changes the MAC too.
+            JoinClaim {
+                server_id: "n2https://10.0.0.2:8201",
+                cluster_addr: "",
+                ..base.clone()
+            },
+        ] {
+            assert_ne!(answer_mac(&key, &other, &nonce), mac, "{other:?}");
+        }
+        assert_eq!(answer_mac(&key, &base, &nonce), mac);
+    }
+
+    #[test]
+    fn server_ids_are_bounded() {
+        assert!(check_server_id("node-1").is_ok());
+        assert!(check_server_id("").is_err());
+        assert!(check_server_id(&"x".repeat(MAX_SERVER_ID + 1)).is_err());
+        assert!(check_server_id("a\nb").is_err());
+    }
 }

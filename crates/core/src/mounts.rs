@@ -101,6 +101,11 @@ pub fn normalize_mount_path(p: &str) -> String {
 /// Mount types that cannot be disabled, moved or created by users.
 pub const PROTECTED: &[&str] = &["sys/", "cubbyhole/", "identity/"];
 
+/// Prefixes no secrets engine may be mounted under (Vault's protected
+/// mounts): the built-in mounts, and the `auth/` and `audit/` namespaces,
+/// so that no secret mount can shadow `auth/token/` or an auth method.
+pub const RESERVED_FOR_SECRETS: &[&str] = &["sys/", "cubbyhole/", "identity/", "auth/", "audit/"];
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct MountTable {
     pub entries: Vec<MountEntry>,
@@ -213,6 +218,13 @@ mod tests {
             .add(MountEntry::new("sys/foo", "kv", ""), &["sys/"])
             .is_err());
         assert!(t.add(MountEntry::new("", "kv", ""), &[]).is_err());
+        for p in ["auth/token", "auth", "audit/x", "audit", "identity/x"] {
+            assert!(
+                t.add(MountEntry::new(p, "kv", ""), RESERVED_FOR_SECRETS)
+                    .is_err(),
+                "{p} must be refused"
+            );
+        }
     }
 
     #[test]

@@ -48,17 +48,24 @@ fn decode_key(s: &str) -> Result<Vec<u8>, LogicalError> {
         .map_err(|_| LogicalError::invalid("'key' must be a valid hex or base64 string"))
 }
 
+/// A status code chosen by the client (`sys/health?activecode=...`): an
+/// HTTP status between 100 and 999, anything else is a 400.
 fn query_int(req: &Request, name: &str, default: u16) -> Result<u16, LogicalError> {
-    match req.data.get(name) {
-        None => Ok(default),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .map(|x| x as u16)
-            .ok_or_else(|| LogicalError::invalid(format!("invalid {name}"))),
-        Some(Value::String(s)) => s
-            .parse()
-            .map_err(|_| LogicalError::invalid(format!("invalid {name}: {s:?}"))),
-        Some(_) => Err(LogicalError::invalid(format!("invalid {name}"))),
+    let v = match req.data.get(name) {
+        None => return Ok(default),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+        Some(_) => None,
+    };
+    match v {
+        Some(c @ 100..=999) => Ok(c as u16),
+        _ => Err(LogicalError::invalid(format!(
+            "invalid {name}: {} (an HTTP status code between 100 and 999)",
+            req.data
+                .get(name)
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        ))),
     }
 }
 
@@ -159,6 +166,7 @@ impl Core {
                             ca_pem: s("leader_ca_cert"),
                             client_cert_pem: s("leader_client_cert"),
                             client_key_pem: s("leader_client_key"),
+                            server_name: String::new(),
                         },
                         retry: b("retry"),
                         non_voter: b("non_voter"),
@@ -494,14 +502,19 @@ impl Core {
         let sealed = self.is_sealed();
         let standbyok = matches!(req.data.get("standbyok"), Some(v) if v.as_bool() == Some(true) || v.as_str().map(|s| s.is_empty() || s == "true").unwrap_or(false));
         let standby = !sealed && self.cluster().is_some_and(|c| !c.state().is_active);
+        // Every code is checked, whichever one applies (as Vault does).
+        let uninit = query_int(req, "uninitcode", 501)?;
+        let sealed_code = query_int(req, "sealedcode", 503)?;
+        let standby_code = query_int(req, "standbycode", 429)?;
+        let active = query_int(req, "activecode", 200)?;
         let code = if !initialized {
-            query_int(req, "uninitcode", 501)?
+            uninit
         } else if sealed {
-            query_int(req, "sealedcode", 503)?
+            sealed_code
         } else if standby && !standbyok {
-            query_int(req, "standbycode", 429)?
+            standby_code
         } else {
-            query_int(req, "activecode", 200)?
+            active
         };
         let body = json!({
             "initialized": initialized,

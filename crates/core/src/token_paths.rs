@@ -78,13 +78,19 @@ impl TokenBackend {
                 )));
             }
         }
-        if no_parent && !orphan_path && !caller.is_root() {
-            let acl = st.policies.acl(&caller.policies).await?;
-            if !acl.check("auth/token/create", "update", None).sudo {
-                return Err(LogicalError::invalid(
-                    "root or sudo privileges required to create orphan token",
-                ));
-            }
+        // Vault: orphans made through `create` and periodic tokens need root
+        // or sudo on the create path.
+        let sudo = caller.is_root()
+            || st
+                .policies
+                .acl(&caller.policies)
+                .await?
+                .check("auth/token/create", "update", None)
+                .sudo;
+        if no_parent && !orphan_path && !sudo {
+            return Err(LogicalError::invalid(
+                "root or sudo privileges required to create orphan token",
+            ));
         }
         let orphan = orphan_path || no_parent;
 
@@ -121,7 +127,12 @@ impl TokenBackend {
         }
         let ttl_req = c.data.get_duration("ttl")?.unwrap_or(0);
         let explicit_max = c.data.get_duration("explicit_max_ttl")?.unwrap_or(0);
-        let period = c.data.get_duration("period")?.unwrap_or(0);
+        let mut period = c.data.get_duration("period")?.unwrap_or(0);
+        if period > 0 && !sudo {
+            return Err(LogicalError::invalid(
+                "root or sudo privileges required to create periodic token",
+            ));
+        }
         let (mounts_default, mounts_max) = {
             let router = core.router()?;
             let r = router.resolve("auth/token/").map(|(r, _)| r.entry.clone());
@@ -130,6 +141,13 @@ impl TokenBackend {
                 None => (core.config().default_lease_ttl, core.config().max_lease_ttl),
             }
         };
+        let mut warnings = Vec::new();
+        if period > 0 && mounts_max > 0 && period > mounts_max {
+            warnings.push(format!(
+                "period of {period}s exceeded the effective max_ttl of {mounts_max}s; period value is capped accordingly"
+            ));
+            period = mounts_max;
+        }
         let ttl = effective_ttl(
             ttl_req,
             mounts_default,
@@ -138,7 +156,6 @@ impl TokenBackend {
             period,
             is_root,
         );
-        let mut warnings = Vec::new();
         if ttl_req > 0 && ttl < ttl_req && period == 0 {
             warnings.push(format!(
                 "TTL of {ttl_req}s exceeded the effective max_ttl of {ttl}s; TTL value is capped accordingly"
@@ -323,7 +340,9 @@ impl TokenBackend {
             .resolve("auth/token/")
             .map(|(r, _)| core.mount_max_ttl(&r.entry))
             .unwrap_or(core.config().max_lease_ttl);
-        let mut limit = if max > 0 {
+        // A periodic token has no maximum life (only an explicit max TTL);
+        // each renewal gives it its period, capped by the mount's max TTL.
+        let mut limit = if max > 0 && t.period == 0 {
             t.creation_time + max as i64
         } else {
             i64::MAX
@@ -332,7 +351,11 @@ impl TokenBackend {
             limit = limit.min(hard);
         }
         let wanted = if t.period > 0 {
-            t.period
+            if max > 0 {
+                t.period.min(max)
+            } else {
+                t.period
+            }
         } else if inc > 0 {
             inc
         } else {

@@ -7,7 +7,12 @@
 //! - `accessor/<accessor>` maps an accessor to the id hash; `parent/<parent
 //!   hash>/<child hash>` indexes children so revoking a token revokes its tree.
 //! - A token whose TTL or explicit max TTL has passed, or whose uses are spent,
-//!   is treated as absent.
+//!   is treated as absent, and so is a token any of whose ancestors is absent
+//!   or expired (a child never outlives its parent).
+//! - Uses are spent under one lock, reading the stored entry (not the
+//!   cache): N concurrent requests with a token of n uses get exactly
+//!   min(N, n) through. On a standby the write fails read-only, so the
+//!   request goes to the active node, where the same lock applies.
 //! - Every token carries `default` unless created with `no_default_policy`;
 //!   root tokens carry only `root`.
 
@@ -144,13 +149,20 @@ pub fn effective_ttl(
 pub struct TokenStore {
     storage: Arc<dyn Storage>,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
+    /// Serializes use-count decrements (read, decrement, write).
+    uses: tokio::sync::Mutex<()>,
 }
+
+/// How many ancestors a lookup checks before it refuses a token: far more
+/// than any real chain, small enough to bound the work.
+const MAX_TOKEN_DEPTH: usize = 256;
 
 impl TokenStore {
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         TokenStore {
             storage,
             cache: RwLock::new(HashMap::new()),
+            uses: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -192,6 +204,9 @@ impl TokenStore {
         if !bool::from(e.hash.as_bytes().ct_eq(h.as_bytes())) || e.expired(now) {
             return Ok(None);
         }
+        if !self.ancestors_live(&e, now).await? {
+            return Ok(None);
+        }
         Ok(Some(e))
     }
 
@@ -200,7 +215,27 @@ impl TokenStore {
         hash: &str,
         now: i64,
     ) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
-        Ok(self.load(hash).await?.filter(|e| !e.expired(now)))
+        let Some(e) = self.load(hash).await?.filter(|e| !e.expired(now)) else {
+            return Ok(None);
+        };
+        Ok(self.ancestors_live(&e, now).await?.then_some(e))
+    }
+
+    /// True when every ancestor of `e` exists and has not expired. Until the
+    /// expiration manager revokes expired trees, this keeps the children of
+    /// an expired token from being used.
+    async fn ancestors_live(&self, e: &TokenEntry, now: i64) -> Result<bool, LogicalError> {
+        let mut parent = e.parent.clone();
+        for _ in 0..MAX_TOKEN_DEPTH {
+            if parent.is_empty() {
+                return Ok(true);
+            }
+            match self.load(&parent).await? {
+                Some(p) if !p.expired(now) => parent = p.parent.clone(),
+                _ => return Ok(false),
+            }
+        }
+        Ok(false)
     }
 
     pub async fn lookup_accessor(
@@ -256,14 +291,16 @@ impl TokenStore {
         if entry.num_uses == 0 {
             return Ok(Some(false));
         }
-        let current = match self.load(&entry.hash).await? {
-            Some(e) => e,
-            None => return Ok(None),
-        };
+        let _g = self.uses.lock().await;
+        let current: TokenEntry =
+            match get_json(self.storage.as_ref(), &format!("id/{}", entry.hash)).await? {
+                Some(e) => e,
+                None => return Ok(None),
+            };
         if current.num_uses <= 0 {
             return Ok(None);
         }
-        let mut e = (*current).clone();
+        let mut e = current;
         e.num_uses -= 1;
         let last = e.num_uses == 0;
         if last {
@@ -407,6 +444,42 @@ mod tests {
         s.revoke_orphan(&hash_token("p")).await.unwrap();
         let c = s.lookup("c", 120).await.unwrap().unwrap();
         assert!(c.orphan());
+    }
+
+    #[tokio::test]
+    async fn children_of_an_expired_parent_are_refused() {
+        let s = TokenStore::new(Arc::new(InmemStorage::new()));
+        let mut p = entry("p", "", 0);
+        p.expire_time = 130;
+        s.create(p).await.unwrap();
+        let mut c = entry("c", "p", 0);
+        c.expire_time = 0;
+        s.create(c).await.unwrap();
+        s.create(entry("g", "c", 0)).await.unwrap();
+        assert!(s.lookup("c", 120).await.unwrap().is_some());
+        assert!(s.lookup("g", 120).await.unwrap().is_some());
+        assert!(s.lookup("c", 130).await.unwrap().is_none());
+        assert!(s.lookup("g", 130).await.unwrap().is_none());
+        assert!(s.lookup_accessor("acc-g", 130).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn concurrent_uses_of_a_single_use_token() {
+        let s = Arc::new(TokenStore::new(Arc::new(InmemStorage::new())));
+        s.create(entry("t", "", 1)).await.unwrap();
+        let e = s.lookup("t", 120).await.unwrap().unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (s, e) = (s.clone(), e.clone());
+            tasks.spawn(async move { s.use_token(&e).await.unwrap() });
+        }
+        let mut ok = 0;
+        while let Some(r) = tasks.join_next().await {
+            if r.unwrap().is_some() {
+                ok += 1;
+            }
+        }
+        assert_eq!(ok, 1);
     }
 
     #[tokio::test]

@@ -68,8 +68,14 @@ pub fn factory() -> Framework<Pki> {
     paths.extend(path_manage::paths());
     Framework::new("pki", Pki::default(), paths)
         .with_special_paths(SpecialPaths {
-            root: vec![],
+            // Vault's sudo-protected PKI paths: deleting every issuer and
+            // key, and signing self-issued certificates (cross-signing).
+            root: ["root", "root/sign-self-issued", "issuer/+/sign-self-issued"]
+                .map(String::from)
+                .to_vec(),
             unauthenticated: PUBLIC.iter().map(|s| s.to_string()).collect(),
+            // OCSP requests are POSTed by relying parties without a token.
+            unauthenticated_writes: vec!["ocsp".into()],
             // Issuance never waits for a leader: with no_store it writes
             // nothing and is served locally; a stored one forwards its write.
             available_without_leader: PUBLIC

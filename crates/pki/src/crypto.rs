@@ -272,6 +272,53 @@ pub fn normalize_serial(s: &str) -> String {
     s.trim().to_lowercase().replace('-', ":")
 }
 
+/// The key type (`rsa`, `ec`, `ed25519`) and size in bits (0 for
+/// ed25519) of a PEM certificate request's public key.
+pub fn csr_key(pem: &str) -> Result<(&'static str, usize), LogicalError> {
+    use x509_parser::public_key::PublicKey;
+    let bad = |e: String| {
+        LogicalError::invalid(format!("csr is not a valid PEM certificate request: {e}"))
+    };
+    let der = pem_to_der(pem)?;
+    let (_, req) = X509CertificationRequest::from_der(&der).map_err(|e| bad(e.to_string()))?;
+    let spki = &req.certification_request_info.subject_pki;
+    match spki.parsed() {
+        Ok(PublicKey::RSA(k)) => Ok(("rsa", k.key_size())),
+        Ok(PublicKey::EC(k)) => Ok(("ec", k.key_size())),
+        _ if spki.algorithm.algorithm == x509_parser::oid_registry::OID_SIG_ED25519 => {
+            Ok(("ed25519", 0))
+        }
+        Ok(_) => Err(LogicalError::invalid(
+            "the csr's public key type is not supported (use rsa, ec or ed25519)",
+        )),
+        Err(e) => Err(bad(e.to_string())),
+    }
+}
+
+/// Does a role with `key_type`/`key_bits` allow signing a key of this type
+/// and size? Vault: `any` allows every key; otherwise the type must match
+/// and the key must have at least the role's bits.
+pub fn check_role_key(
+    role_type: &str,
+    role_bits: i64,
+    (kind, bits): (&str, usize),
+) -> Result<(), LogicalError> {
+    if role_type == "any" {
+        return Ok(());
+    }
+    if role_type != kind {
+        return Err(LogicalError::invalid(format!(
+            "role requires keys of type {role_type}, but the csr holds a {kind} key"
+        )));
+    }
+    if kind != "ed25519" && role_bits > 0 && (bits as i64) < role_bits {
+        return Err(LogicalError::invalid(format!(
+            "role requires a minimum of {role_bits} bits for {kind} keys, but the csr's key has {bits}"
+        )));
+    }
+    Ok(())
+}
+
 /// Facts read back from a certificate.
 pub struct CertInfo {
     pub serial: String,

@@ -262,16 +262,21 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
         Path::new("issuers/?")
             .op(Operation::List, |b: &Pki, c| Box::pin(b.list_issuers(c)))
             .help("The issuers of this mount."),
-        Path::new(r"issuer/(?P<issuer_ref>[\w-]+)(/(?P<format>json|pem|der))?")
+        // The public forms are read-only: they are served without a token.
+        Path::new(r"issuer/(?P<issuer_ref>[\w-]+)/(?P<format>json|pem|der)")
             .field(Field::new(
                 "issuer_ref",
                 FieldType::String,
                 "An issuer id, name, or default.",
             ))
+            .field(Field::new("format", FieldType::String, "json, pem or der."))
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_issuer(c)))
+            .help("One issuer's certificate and chain: JSON, PEM or DER (no token needed)."),
+        Path::new(r"issuer/(?P<issuer_ref>[\w-]+)")
             .field(Field::new(
-                "format",
+                "issuer_ref",
                 FieldType::String,
-                "json (default), pem or der.",
+                "An issuer id, name, or default.",
             ))
             .field(Field::new("issuer_name", FieldType::String, "New name."))
             .field(Field::new(
@@ -293,6 +298,6 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.update_issuer(c)))
             .op(Operation::Patch, |b: &Pki, c| Box::pin(b.update_issuer(c)))
             .op(Operation::Delete, |b: &Pki, c| Box::pin(b.delete_issuer(c)))
-            .help("One issuer: read (JSON, PEM, DER), update its settings, or delete it."),
+            .help("One issuer: read, update its settings, or delete it."),
     ]
 }

@@ -122,6 +122,16 @@ impl Pki {
                 "role key type \"any\" not allowed for issuing certificates, only signing",
             ));
         }
+        if let (Some(pem), false) = (d.get_str("csr")?.filter(|_| sign), verbatim) {
+            let key = crypto::csr_key(&pem)?;
+            // A role's default key_bits depend on its type (rsa 2048, ec 256).
+            let bits = match (role.key_type.as_str(), role.key_bits) {
+                ("rsa", 0) => 2048,
+                ("ec", 0) => 256,
+                (_, b) => b,
+            };
+            crypto::check_role_key(&role.key_type, bits, key)?;
+        }
         let spec = if sign {
             None
         } else {

@@ -42,8 +42,13 @@ pub struct Ctx<'a> {
 pub struct SpecialPaths {
     /// Need `sudo` in addition to the operation's capability.
     pub root: Vec<String>,
-    /// Served without a token (login paths, CRLs, OCSP).
+    /// Read and listed without a token (CA certificates, CRLs, OCSP GET).
+    /// Any other operation on such a path still needs a token and passes
+    /// the ACL, unless the path is also in `unauthenticated_writes`.
     pub unauthenticated: Vec<String>,
+    /// Writes served without a token (login paths, OCSP POST, the raft
+    /// bootstrap challenge): each one must be declared here explicitly.
+    pub unauthenticated_writes: Vec<String>,
     /// Answered from local state even while the cluster has no leader.
     pub available_without_leader: Vec<String>,
     /// Side effects outside storage: always forwarded to the active node.
@@ -96,6 +101,21 @@ fn matches_pattern(pattern: &str, path: &str) -> bool {
                     return if prefix { true } else { segs.peek().is_none() };
                 }
             }
+        }
+    }
+}
+
+impl SpecialPaths {
+    /// May `op` on `path` (relative to the mount) be served without a token?
+    /// Reads and lists of an `unauthenticated` path, and any operation on an
+    /// `unauthenticated_writes` path; everything else needs a token.
+    pub fn is_unauthenticated(&self, op: Operation, path: &str) -> bool {
+        match op {
+            Operation::Read | Operation::List => {
+                matches_special(&self.unauthenticated, path)
+                    || matches_special(&self.unauthenticated_writes, path)
+            }
+            _ => matches_special(&self.unauthenticated_writes, path),
         }
     }
 }
@@ -454,6 +474,28 @@ mod tests {
         let req = Request::new(Operation::Create, "item/z").with_data(json!({"bogus": 1}));
         let r = f.handle(&req, &s).await.unwrap().unwrap();
         assert_eq!(r.warnings.len(), 1);
+    }
+
+    #[test]
+    fn unauthenticated_paths_are_read_only_unless_declared() {
+        let s = SpecialPaths {
+            unauthenticated: vec!["issuer/+/pem".into(), "ocsp/*".into()],
+            unauthenticated_writes: vec!["ocsp".into()],
+            ..Default::default()
+        };
+        assert!(s.is_unauthenticated(Operation::Read, "issuer/default/pem"));
+        for op in [
+            Operation::Create,
+            Operation::Update,
+            Operation::Patch,
+            Operation::Delete,
+        ] {
+            assert!(!s.is_unauthenticated(op, "issuer/default/pem"), "{op:?}");
+            assert!(!s.is_unauthenticated(op, "ocsp/abc"), "{op:?}");
+        }
+        assert!(s.is_unauthenticated(Operation::Update, "ocsp"));
+        assert!(s.is_unauthenticated(Operation::Read, "ocsp"));
+        assert!(!s.is_unauthenticated(Operation::Read, "roles/x"));
     }
 
     #[test]

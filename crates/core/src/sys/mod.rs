@@ -53,9 +53,12 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
         ]
         .map(String::from)
         .to_vec(),
-        unauthenticated: [
-            "internal/ui/mounts",
-            "internal/ui/mounts/*",
+        unauthenticated: ["internal/ui/mounts", "internal/ui/mounts/*"]
+            .map(String::from)
+            .to_vec(),
+        // A joining node has no token yet: it proves it holds the unseal
+        // key by answering the challenge (see `crate::join`).
+        unauthenticated_writes: [
             "storage/raft/bootstrap/challenge",
             "storage/raft/bootstrap/answer",
         ]

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
 
 use super::{legacy, Sys};
-use crate::mounts::{normalize_mount_path, MountEntry, PROTECTED};
+use crate::mounts::{normalize_mount_path, MountEntry, PROTECTED, RESERVED_FOR_SECRETS};
 
 pub(crate) fn mount_json(e: &MountEntry) -> Value {
     let options: Value = if e.options.is_empty() {
@@ -181,7 +181,8 @@ impl Sys {
             )));
         }
         core.make_backend(&e, false)?;
-        core.edit_mounts(false, |t| t.add(e, PROTECTED)).await?;
+        core.edit_mounts(false, |t| t.add(e, RESERVED_FOR_SECRETS))
+            .await?;
         Ok(None)
     }
 
@@ -322,7 +323,7 @@ impl Sys {
                 "moving auth mounts is not supported by this server yet",
             ));
         }
-        core.edit_mounts(false, |t| t.remount(&from, &to, PROTECTED))
+        core.edit_mounts(false, |t| t.remount(&from, &to, RESERVED_FOR_SECRETS))
             .await?;
         let id = uuid::Uuid::new_v4().to_string();
         core.remounts.lock().insert(

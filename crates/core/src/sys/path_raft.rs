@@ -115,7 +115,15 @@ impl Sys {
             .ok_or_else(|| LogicalError::invalid("cluster_addr is required"))?;
         let api_addr = c.data.get_str("api_addr")?.unwrap_or_default();
         let non_voter = c.data.bool_or("non_voter", false)?;
-        core.check_join_answer(&id, &answer)?;
+        core.check_join_answer(
+            &crate::join::JoinClaim {
+                server_id: &id,
+                cluster_addr: &cluster_addr,
+                api_addr: &api_addr,
+                non_voter,
+            },
+            &answer,
+        )?;
         let cluster_addr = if cluster_addr.contains("://") {
             cluster_addr
         } else {

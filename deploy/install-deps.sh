@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what building Arca needs on a fresh Debian 12 machine, and with
+# `test` what the test suite needs too. Only missing packages are installed;
+# a machine that has them all is left alone. Used by deploy/dev.sh,
+# deploy/local-cluster.sh and .ci/run, so that the three agree.
+#
+#   deploy/install-deps.sh          # clang/libclang (RocksDB's bindings), g++, curl
+#   deploy/install-deps.sh test     # + openssl, iptables, haproxy, docker-compose, pip
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; [ -n "${CI:-}" ] && SUDO="sudo -n"; fi
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is not installed: install a Rust toolchain (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
+
+pkgs=(libclang-dev clang curl)
+if [ "${1:-}" = "test" ]; then
+  # openssl and curl drive the PKI tests; iptables cuts links in the chaos
+  # tests; haproxy and docker-compose run the compose scenario.
+  pkgs+=(openssl iptables haproxy)
+fi
+need=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+if [ "${1:-}" = "test" ]; then
+  command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
+  python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+fi
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "==> installing: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+else
+  echo "==> system packages: all present"
+fi
