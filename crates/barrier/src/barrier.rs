@@ -5,11 +5,13 @@ use std::sync::Arc;
 
 use arca_physical::{Op, PhysicalBackend};
 use arca_sdk::StorageOp;
-use parking_lot::RwLock;
+use chrono::{DateTime, Utc};
+use parking_lot::{Mutex, RwLock};
 use zeroize::Zeroizing;
 
 use crate::keyring::{value_term, Keyring, KEYRING_PATH};
 use crate::path::{logical_child, logical_key, physical_folder, physical_key};
+use crate::usage::{self, RotationConfig, Usage, USAGE_PREFIX};
 use crate::{BarrierError, KeyStatus, RootKey};
 
 pub struct Barrier {
@@ -19,6 +21,12 @@ pub struct Barrier {
     keyring: RwLock<Option<Arc<Keyring>>>,
     /// Serializes keyring changes (initialize, unseal, rotate, reload).
     change: tokio::sync::Mutex<()>,
+    /// This barrier's encryption count for the active term (`usage.rs`).
+    /// Held only for arithmetic, never across I/O.
+    usage: Mutex<Usage>,
+    /// Serializes usage record I/O (reservations, flush, rotation checks).
+    /// Lock order: `usage_io`, then `change`.
+    usage_io: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Barrier {
@@ -51,7 +59,15 @@ impl Barrier {
             physical,
             keyring: RwLock::new(None),
             change: tokio::sync::Mutex::new(()),
+            usage: Mutex::new(Usage::fresh(None)),
+            usage_io: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Installs `kr` as the keyring, with a new writer counting its term.
+    fn install(&self, kr: Keyring) {
+        *self.usage.lock() = Usage::fresh(Some(&kr));
+        *self.keyring.write() = Some(Arc::new(kr));
     }
 
     /// The physical backend underneath (for the seal's plaintext records).
@@ -79,7 +95,7 @@ impl Barrier {
         self.physical
             .put(KEYRING_PATH, keyring.to_sealed_record())
             .await?;
-        *self.keyring.write() = Some(Arc::new(keyring));
+        self.install(keyring);
         Ok(())
     }
 
@@ -92,7 +108,7 @@ impl Barrier {
             return Ok(());
         }
         let keyring = self.load(root_key.clone()).await?;
-        *self.keyring.write() = Some(Arc::new(keyring));
+        self.install(keyring);
         Ok(())
     }
 
@@ -116,18 +132,209 @@ impl Barrier {
     }
 
     /// Adds a new term, persists the keyring and makes the term active.
+    /// The usage records of retired terms are deleted in the same batch.
     pub async fn rotate(&self) -> Result<KeyStatus, BarrierError> {
         let _change = self.change.lock().await;
-        let next = self.keyring()?.rotated();
+        let current = self.keyring()?;
+        let final_count = self.local_total(&current);
+        let next = current.rotated(final_count);
+        let mut ops = vec![Op::Put(KEYRING_PATH.to_string(), next.to_sealed_record())];
+        for term in self.physical.list(USAGE_PREFIX).await? {
+            for writer in self.physical.list(&format!("{USAGE_PREFIX}{term}")).await? {
+                ops.push(Op::Delete(format!("{USAGE_PREFIX}{term}{writer}")));
+            }
+        }
+        self.physical.batch(ops).await?;
+        let status = next.status(0);
+        if !self.is_sealed() {
+            self.install(next);
+        }
+        Ok(status)
+    }
+
+    /// The count of `kr`'s active term as this barrier last knew it.
+    fn local_total(&self, kr: &Keyring) -> u64 {
+        let u = self.usage.lock();
+        if u.term == kr.active_term() {
+            u.total()
+        } else {
+            kr.active_floor()
+        }
+    }
+
+    /// The automatic rotation settings (replicated with the keyring).
+    pub fn rotation_config(&self) -> Result<RotationConfig, BarrierError> {
+        Ok(self.keyring()?.rotation())
+    }
+
+    /// Persists new automatic rotation settings with the keyring.
+    pub async fn set_rotation_config(&self, cfg: RotationConfig) -> Result<(), BarrierError> {
+        cfg.check().map_err(BarrierError::InvalidRotationConfig)?;
+        let _change = self.change.lock().await;
+        let current = self.keyring()?;
+        let next = current.with_rotation(cfg, self.local_total(&current));
         self.physical
             .put(KEYRING_PATH, next.to_sealed_record())
             .await?;
-        let status = next.status();
+        // Same term: this writer's reservation stays valid.
         let mut slot = self.keyring.write();
         if slot.is_some() {
             *slot = Some(Arc::new(next));
         }
-        Ok(status)
+        Ok(())
+    }
+
+    /// Counts `n` encryptions under the active term and returns the keyring
+    /// to encrypt them with: within this writer's reservation without I/O,
+    /// else after persisting a new reservation (and, when the budget is
+    /// spent, after rotating). See `usage.rs`.
+    async fn charge(&self, n: u64) -> Result<Arc<Keyring>, BarrierError> {
+        let kr = self.keyring()?;
+        if n == 0 || self.usage.lock().try_charge(&kr, n) {
+            return Ok(kr);
+        }
+        let _io = self.usage_io.lock().await;
+        loop {
+            let kr = self.keyring()?;
+            let (term, writer) = {
+                let mut u = self.usage.lock();
+                if u.term != kr.active_term() {
+                    *u = Usage::fresh(Some(&kr));
+                }
+                if u.try_charge(&kr, n) {
+                    return Ok(kr);
+                }
+                (u.term, u.writer.clone())
+            };
+            let others = self.others_count(&kr, Some(&writer)).await?;
+            let (total, used) = {
+                let mut u = self.usage.lock();
+                if u.term != term || u.writer != writer {
+                    continue;
+                }
+                u.others = others;
+                (u.total(), u.used)
+            };
+            let cfg = kr.rotation();
+            if cfg.enabled && total > 0 && total + n > cfg.max_operations {
+                self.rotate().await?;
+                continue;
+            }
+            let mut target = used + n + cfg.step();
+            if cfg.enabled {
+                target = target
+                    .min(cfg.max_operations.saturating_sub(others))
+                    .max(used + n);
+            }
+            let key = usage::record_key(term, &writer);
+            self.physical
+                .put(&key, usage::encode_record(&kr, &key, target))
+                .await?;
+            let mut u = self.usage.lock();
+            if u.term == term && u.writer == writer {
+                u.reserved = u.reserved.max(target);
+            }
+        }
+    }
+
+    /// Sum of the usage records of `kr`'s active term, except `skip`'s. A
+    /// record that does not verify counts as the whole budget.
+    async fn others_count(&self, kr: &Keyring, skip: Option<&str>) -> Result<u64, BarrierError> {
+        let term = kr.active_term();
+        let mut sum = 0u64;
+        for writer in self
+            .physical
+            .list(&format!("{USAGE_PREFIX}{term}/"))
+            .await?
+        {
+            if Some(writer.as_str()) == skip || writer.ends_with('/') {
+                continue;
+            }
+            let key = usage::record_key(term, &writer);
+            let Some(v) = self.physical.get(&key).await? else {
+                continue;
+            };
+            let n = usage::decode_record(kr, &key, &v).unwrap_or(kr.rotation().max_operations);
+            sum = sum.saturating_add(n);
+        }
+        Ok(sum)
+    }
+
+    /// The active term's status with its encryptions counted across the
+    /// cluster: every writer's record as stored now (an upper bound: they
+    /// include unused reservations), this writer's own exact count.
+    pub async fn key_status_cluster(&self) -> Result<KeyStatus, BarrierError> {
+        let kr = self.keyring()?;
+        let (mine, skip) = {
+            let u = self.usage.lock();
+            if u.term == kr.active_term() {
+                (u.used, Some(u.writer.clone()))
+            } else {
+                (0, None)
+            }
+        };
+        let others = self.others_count(&kr, skip.as_deref()).await?;
+        Ok(kr.status((others + mine).max(kr.active_floor())))
+    }
+
+    /// Rotates the term if automatic rotation is enabled and the term has
+    /// reached `max_operations` or is older than `interval` at `now`.
+    /// Meant for the active node's periodic work; returns the new status
+    /// when it rotated.
+    pub async fn check_rotation(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyStatus>, BarrierError> {
+        let _io = self.usage_io.lock().await;
+        let kr = self.keyring()?;
+        let cfg = kr.rotation();
+        if !cfg.enabled {
+            return Ok(None);
+        }
+        let writer = {
+            let mut u = self.usage.lock();
+            if u.term != kr.active_term() {
+                *u = Usage::fresh(Some(&kr));
+            }
+            u.writer.clone()
+        };
+        let others = self.others_count(&kr, Some(&writer)).await?;
+        let total = {
+            let mut u = self.usage.lock();
+            if u.writer == writer {
+                u.others = others;
+            }
+            u.total()
+        };
+        let age = (now - kr.active_install_time()).num_seconds().max(0) as u64;
+        let old = cfg.interval > 0 && age >= cfg.interval;
+        if total >= cfg.max_operations || old {
+            return Ok(Some(self.rotate().await?));
+        }
+        Ok(None)
+    }
+
+    /// Gives back the unused part of this writer's reservation (call on a
+    /// clean stop or step-down of the active node), so it is not counted.
+    pub async fn flush_usage(&self) -> Result<(), BarrierError> {
+        let _io = self.usage_io.lock().await;
+        let kr = self.keyring()?;
+        let (term, writer, used, reserved) = {
+            let u = self.usage.lock();
+            (u.term, u.writer.clone(), u.used, u.reserved)
+        };
+        if term != kr.active_term() || used >= reserved {
+            return Ok(());
+        }
+        let key = usage::record_key(term, &writer);
+        self.physical
+            .put(&key, usage::encode_record(&kr, &key, used))
+            .await?;
+        let mut u = self.usage.lock();
+        if u.term == term && u.writer == writer {
+            u.reserved = used;
+        }
+        Ok(())
     }
 
     /// The logical path of a physical key written by this barrier, or
@@ -146,18 +353,24 @@ impl Barrier {
         Ok(self.keyring()?.root_key().derive(purpose))
     }
 
+    /// The active term's status as this node knows it without I/O (see
+    /// [`key_status_cluster`](Self::key_status_cluster) for the count
+    /// across the cluster).
     pub fn key_status(&self) -> Result<KeyStatus, BarrierError> {
-        Ok(self.keyring()?.status())
+        let kr = self.keyring()?;
+        Ok(kr.status(self.local_total(&kr)))
     }
 
-    /// Re-reads the keyring from physical storage (another node rotated it).
+    /// Re-reads the keyring from physical storage (another node rotated it,
+    /// changed its settings, or a snapshot was restored). This barrier
+    /// starts counting as a new writer: its old record, reservation
+    /// included, is counted as another writer's.
     pub async fn reload_keyring(&self) -> Result<(), BarrierError> {
         let _change = self.change.lock().await;
         let root_key = self.keyring()?.root_key().clone();
         let keyring = self.load(root_key).await?;
-        let mut slot = self.keyring.write();
-        if slot.is_some() {
-            *slot = Some(Arc::new(keyring));
+        if !self.is_sealed() {
+            self.install(keyring);
         }
         Ok(())
     }
@@ -182,7 +395,7 @@ impl Barrier {
     pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), BarrierError> {
         check_writable_key(key)?;
         let value = Zeroizing::new(value);
-        let keyring = self.keyring()?;
+        let keyring = self.charge(1).await?;
         let physical = physical_key(keyring.path_cipher(), key);
         let ct = keyring.encrypt(key, &value);
         Ok(self.physical.put(&physical, ct).await?)
@@ -238,20 +451,23 @@ impl Barrier {
 
     /// Applies every operation or none (the physical batch is atomic).
     pub async fn batch(&self, ops: Vec<StorageOp>) -> Result<(), BarrierError> {
-        let keyring = self.keyring()?;
+        self.keyring()?;
+        let mut puts = 0u64;
+        for op in &ops {
+            let (StorageOp::Put(key, _) | StorageOp::Delete(key)) = op;
+            check_writable_key(key)?;
+            puts += u64::from(matches!(op, StorageOp::Put(..)));
+        }
+        let keyring = self.charge(puts).await?;
         let cipher = keyring.path_cipher();
         let mut physical_ops = Vec::with_capacity(ops.len());
         for op in ops {
             physical_ops.push(match op {
                 StorageOp::Put(key, value) => {
-                    check_writable_key(&key)?;
                     let value = Zeroizing::new(value);
                     Op::Put(physical_key(cipher, &key), keyring.encrypt(&key, &value))
                 }
-                StorageOp::Delete(key) => {
-                    check_writable_key(&key)?;
-                    Op::Delete(physical_key(cipher, &key))
-                }
+                StorageOp::Delete(key) => Op::Delete(physical_key(cipher, &key)),
             });
         }
         Ok(self.physical.batch(physical_ops).await?)
@@ -262,6 +478,7 @@ impl Barrier {
 mod tests {
     use super::*;
     use crate::path::DATA_PREFIX;
+    use crate::usage::USAGE_PREFIX;
     use arca_physical::InmemBackend;
 
     async fn unsealed() -> (Arc<InmemBackend>, Arc<Barrier>, RootKey) {
@@ -451,9 +668,13 @@ mod tests {
         .await
         .unwrap();
         let dump = physical.dump();
-        assert_eq!(dump.len(), 3);
+        // The keyring, two values and this writer's usage record.
+        assert_eq!(dump.len(), 4);
         for (k, v) in &dump {
-            assert!(k == KEYRING_PATH || k.starts_with(DATA_PREFIX), "{k}");
+            assert!(
+                k == KEYRING_PATH || k.starts_with(DATA_PREFIX) || k.starts_with(USAGE_PREFIX),
+                "{k}"
+            );
             for needle in names
                 .iter()
                 .map(|n| n.as_bytes())
@@ -537,6 +758,209 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, BarrierError::InvalidPath { .. }), "{err:?}");
         assert_eq!(physical.dump(), before);
+    }
+
+    async fn with_budget(b: &Barrier, max_operations: u64) {
+        b.set_rotation_config(RotationConfig {
+            max_operations,
+            interval: 0,
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    }
+
+    fn term_of(physical: &InmemBackend, b: &Barrier, logical: &str) -> u32 {
+        let key = physical_key(b.keyring().unwrap().path_cipher(), logical);
+        let v = physical
+            .dump()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .unwrap()
+            .1;
+        value_term(&v).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_term_rotates_before_its_budget_is_spent() {
+        let (physical, b, root) = unsealed().await;
+        with_budget(&b, 10).await;
+        for i in 0..25 {
+            b.put(&format!("k{i:02}"), format!("v{i}").into_bytes())
+                .await
+                .unwrap();
+            assert!(b.key_status().unwrap().encryptions <= 10);
+        }
+        // 10 under term 1, 10 under term 2, 5 under term 3.
+        let st = b.key_status().unwrap();
+        assert_eq!((st.term, st.encryptions), (3, 5));
+        assert_eq!(b.key_status_cluster().await.unwrap().encryptions, 5);
+        for i in 0..25 {
+            let k = format!("k{i:02}");
+            assert_eq!(term_of(&physical, &b, &k), 1 + i / 10, "{k}");
+            assert_eq!(
+                b.get(&k).await.unwrap().unwrap(),
+                format!("v{i}").into_bytes()
+            );
+        }
+        // Retired terms' records are gone; the settings were replicated.
+        assert_eq!(physical.list(USAGE_PREFIX).await.unwrap(), vec!["3/"]);
+        let other = Barrier::new(physical.clone());
+        other.unseal(&root).await.unwrap();
+        assert_eq!(other.rotation_config().unwrap().max_operations, 10);
+        // b's record: its 5 and the one more it reserved ahead.
+        assert_eq!(other.key_status_cluster().await.unwrap().encryptions, 6);
+
+        // A batch that would cross the budget rotates first: all of it goes
+        // under the next term.
+        let ops = (0..6)
+            .map(|i| StorageOp::Put(format!("batch{i}"), vec![i]))
+            .collect();
+        b.batch(ops).await.unwrap();
+        let st = b.key_status().unwrap();
+        assert_eq!((st.term, st.encryptions), (4, 6));
+        assert_eq!(term_of(&physical, &b, "batch0"), 4);
+        // A batch larger than the whole budget still goes through, alone.
+        let ops = (0..12)
+            .map(|i| StorageOp::Put(format!("big{i}"), vec![i]))
+            .collect();
+        b.batch(ops).await.unwrap();
+        let st = b.key_status().unwrap();
+        assert_eq!((st.term, st.encryptions), (5, 12));
+    }
+
+    #[tokio::test]
+    async fn the_next_active_node_counts_what_the_previous_one_used() {
+        let (physical, a, root) = unsealed().await;
+        with_budget(&a, 100).await;
+        for i in 0..60 {
+            a.put(&format!("a{i}"), vec![1]).await.unwrap();
+        }
+        // Leadership moves to b, which shares the replicated storage.
+        let b = Barrier::new(physical.clone());
+        b.unseal(&root).await.unwrap();
+        assert_eq!(b.key_status_cluster().await.unwrap().encryptions, 60);
+        for i in 0..40 {
+            b.put(&format!("b{i}"), vec![2]).await.unwrap();
+        }
+        let st = b.key_status().unwrap();
+        assert_eq!((st.term, st.encryptions), (1, 100), "exactly the budget");
+        b.put("b40", vec![3]).await.unwrap();
+        let st = b.key_status().unwrap();
+        assert_eq!(
+            (st.term, st.encryptions),
+            (2, 1),
+            "rotated before passing it"
+        );
+        a.reload_keyring().await.unwrap();
+        assert_eq!(a.get("b40").await.unwrap().unwrap(), vec![3]);
+        assert_eq!(a.get("a0").await.unwrap().unwrap(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn counts_survive_a_crash_upwards_and_a_clean_stop_exactly() {
+        let (physical, b, root) = unsealed().await;
+        with_budget(&b, 6_400).await; // reservations of 100
+        for i in 0..30 {
+            b.put(&format!("k{i}"), vec![0]).await.unwrap();
+        }
+        assert_eq!(b.key_status().unwrap().encryptions, 30);
+        // Another process on the same storage after a crash of the first:
+        // the whole reservation counts.
+        let after_crash = Barrier::new(physical.clone());
+        after_crash.unseal(&root).await.unwrap();
+        assert_eq!(
+            after_crash.key_status_cluster().await.unwrap().encryptions,
+            101
+        );
+        // A clean stop gives the unused part back.
+        b.flush_usage().await.unwrap();
+        let after_stop = Barrier::new(physical.clone());
+        after_stop.unseal(&root).await.unwrap();
+        assert_eq!(
+            after_stop.key_status_cluster().await.unwrap().encryptions,
+            30
+        );
+        after_stop.put("more", vec![1]).await.unwrap();
+        assert_eq!(after_stop.key_status().unwrap().encryptions, 31);
+        after_stop.flush_usage().await.unwrap();
+        let again = Barrier::new(physical.clone());
+        again.unseal(&root).await.unwrap();
+        assert_eq!(again.key_status_cluster().await.unwrap().encryptions, 31);
+        // A record that does not verify counts as the whole budget.
+        let key = physical
+            .dump()
+            .into_iter()
+            .map(|(k, _)| k)
+            .find(|k| k.starts_with(USAGE_PREFIX))
+            .unwrap();
+        physical.put(&key, vec![0u8; 40]).await.unwrap();
+        assert!(again.key_status_cluster().await.unwrap().encryptions >= 6_400);
+        assert_eq!(
+            again
+                .check_rotation(Utc::now())
+                .await
+                .unwrap()
+                .unwrap()
+                .term,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn the_periodic_check_rotates_by_count_and_by_age() {
+        let (_, b, _) = unsealed().await;
+        with_budget(&b, 10).await;
+        let now = Utc::now();
+        assert_eq!(b.check_rotation(now).await.unwrap(), None);
+        for i in 0..10 {
+            b.put(&format!("k{i}"), vec![0]).await.unwrap();
+        }
+        assert_eq!(b.key_status().unwrap().term, 1);
+        let st = b.check_rotation(now).await.unwrap().unwrap();
+        assert_eq!((st.term, st.encryptions), (2, 0));
+
+        b.set_rotation_config(RotationConfig {
+            max_operations: 1_000_000,
+            interval: RotationConfig::MIN_INTERVAL,
+            enabled: true,
+        })
+        .await
+        .unwrap();
+        let installed = b.key_status().unwrap().install_time;
+        let day = chrono::Duration::seconds(RotationConfig::MIN_INTERVAL as i64);
+        assert_eq!(
+            b.check_rotation(installed + day - chrono::Duration::seconds(1))
+                .await
+                .unwrap(),
+            None
+        );
+        let st = b.check_rotation(installed + day).await.unwrap().unwrap();
+        assert_eq!(st.term, 3);
+
+        // Disabled: counting goes on, rotation does not.
+        b.set_rotation_config(RotationConfig {
+            max_operations: 5,
+            interval: 1,
+            enabled: false,
+        })
+        .await
+        .unwrap();
+        for i in 0..12 {
+            b.put(&format!("d{i}"), vec![0]).await.unwrap();
+        }
+        let st = b.key_status().unwrap();
+        assert_eq!((st.term, st.encryptions), (3, 12));
+        assert_eq!(b.check_rotation(installed + day * 10).await.unwrap(), None);
+        assert!(matches!(
+            b.set_rotation_config(RotationConfig {
+                max_operations: 0,
+                interval: 0,
+                enabled: true,
+            })
+            .await,
+            Err(BarrierError::InvalidRotationConfig(_))
+        ));
     }
 
     #[tokio::test]

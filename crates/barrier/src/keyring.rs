@@ -11,12 +11,13 @@
 //!   ciphertext ‖ tag`, and the AES-GCM associated data is the value's logical
 //!   path. The keyring record uses the same layout with term 0 under the root
 //!   key and the associated data [`KEYRING_PATH`].
-//! - Random 96-bit nonces are safe for about 2³² encryptions per key; the
-//!   encryption count of the active term is reported so that rotation can be
-//!   scheduled long before that.
+//! - Random 96-bit nonces are safe for about 2³² encryptions per key: the
+//!   barrier counts encryptions per term across the cluster (`usage.rs`) and
+//!   rotates before the keyring's [`RotationConfig`] budget is spent. A
+//!   term's record holds its final count once it is retired; the active
+//!   term's count there is only a floor taken when the record was written.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -29,6 +30,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::usage::RotationConfig;
 use crate::{BarrierError, KeyStatus, RootKey};
 
 /// Physical key of the encrypted keyring.
@@ -105,7 +107,8 @@ struct TermKey {
     cipher: Aes256Gcm,
     key: Key,
     install_time: DateTime<Utc>,
-    /// Encryptions recorded when the keyring was last persisted.
+    /// Encryptions recorded when the keyring was last persisted: final for
+    /// a retired term, a floor for the active one.
     persisted_encryptions: u64,
 }
 
@@ -116,8 +119,8 @@ pub(crate) struct Keyring {
     active: u32,
     path_key: Key,
     path_cipher: Aes256GcmSiv,
-    /// Encryptions under the active term since it was loaded.
-    encryptions: AtomicU64,
+    /// When to rotate automatically (replicated with the keyring).
+    rotation: RotationConfig,
 }
 
 /// The serialized keyring (before encryption under the root key).
@@ -128,6 +131,9 @@ struct KeyringRecord {
     /// base64 of the 32-byte path key.
     path_key: String,
     terms: Vec<TermRecord>,
+    /// Absent in records written before automatic rotation: the defaults.
+    #[serde(default)]
+    rotation: RotationConfig,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -178,7 +184,7 @@ impl Keyring {
     pub(crate) fn generate(root_key: RootKey) -> Self {
         let mut terms = BTreeMap::new();
         terms.insert(1, TermKey::new(random_key(), Utc::now(), 0));
-        Self::assemble(root_key, terms, 1, random_key())
+        Self::assemble(root_key, terms, 1, random_key(), RotationConfig::default())
     }
 
     fn assemble(
@@ -186,6 +192,7 @@ impl Keyring {
         terms: BTreeMap<u32, TermKey>,
         active: u32,
         path_key: Key,
+        rotation: RotationConfig,
     ) -> Self {
         Keyring {
             root_key,
@@ -193,25 +200,67 @@ impl Keyring {
             active,
             path_cipher: Aes256GcmSiv::new_from_slice(path_key.as_ref()).expect("32-byte key"),
             path_key,
-            encryptions: AtomicU64::new(0),
+            rotation,
         }
     }
 
-    /// A copy with one more term, which becomes active. The current count of
-    /// encryptions is carried into the retired term's record.
-    pub(crate) fn rotated(&self) -> Self {
-        let mut terms = BTreeMap::new();
-        for (&t, k) in &self.terms {
-            let persisted = if t == self.active {
-                self.active_encryptions()
-            } else {
-                k.persisted_encryptions
-            };
-            terms.insert(t, TermKey::new(k.key.clone(), k.install_time, persisted));
-        }
+    /// The same keys, the active term's count recorded as `active_count`.
+    fn copy_terms(&self, active_count: u64) -> BTreeMap<u32, TermKey> {
+        self.terms
+            .iter()
+            .map(|(&t, k)| {
+                let count = if t == self.active {
+                    active_count
+                } else {
+                    k.persisted_encryptions
+                };
+                (t, TermKey::new(k.key.clone(), k.install_time, count))
+            })
+            .collect()
+    }
+
+    /// A copy with one more term, which becomes active; `final_count` is
+    /// recorded as the retired term's number of encryptions.
+    pub(crate) fn rotated(&self, final_count: u64) -> Self {
+        let mut terms = self.copy_terms(final_count);
         let next = self.active + 1;
         terms.insert(next, TermKey::new(random_key(), Utc::now(), 0));
-        Self::assemble(self.root_key.clone(), terms, next, self.path_key.clone())
+        Self::assemble(
+            self.root_key.clone(),
+            terms,
+            next,
+            self.path_key.clone(),
+            self.rotation,
+        )
+    }
+
+    /// A copy with another rotation configuration; `active_count` is
+    /// recorded as the active term's count so far (a floor).
+    pub(crate) fn with_rotation(&self, rotation: RotationConfig, active_count: u64) -> Self {
+        Self::assemble(
+            self.root_key.clone(),
+            self.copy_terms(active_count),
+            self.active,
+            self.path_key.clone(),
+            rotation,
+        )
+    }
+
+    pub(crate) fn rotation(&self) -> RotationConfig {
+        self.rotation
+    }
+
+    pub(crate) fn active_term(&self) -> u32 {
+        self.active
+    }
+
+    /// The active term's count as the record had it: a floor.
+    pub(crate) fn active_floor(&self) -> u64 {
+        self.terms[&self.active].persisted_encryptions
+    }
+
+    pub(crate) fn active_install_time(&self) -> DateTime<Utc> {
+        self.terms[&self.active].install_time
     }
 
     pub(crate) fn root_key(&self) -> &RootKey {
@@ -222,16 +271,12 @@ impl Keyring {
         &self.path_cipher
     }
 
-    fn active_encryptions(&self) -> u64 {
-        let base = self.terms[&self.active].persisted_encryptions;
-        base + self.encryptions.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn status(&self) -> KeyStatus {
+    /// The active term's status, with `encryptions` counted by the caller.
+    pub(crate) fn status(&self, encryptions: u64) -> KeyStatus {
         KeyStatus {
             term: self.active,
             install_time: self.terms[&self.active].install_time,
-            encryptions: self.active_encryptions(),
+            encryptions,
         }
     }
 
@@ -239,9 +284,9 @@ impl Keyring {
         self.terms.contains_key(&term)
     }
 
-    /// Encrypts a value under the active term.
+    /// Encrypts a value under the active term. The caller has counted it
+    /// (`Barrier::charge`).
     pub(crate) fn encrypt(&self, logical_path: &str, plaintext: &[u8]) -> Vec<u8> {
-        self.encryptions.fetch_add(1, Ordering::Relaxed);
         let key = &self.terms[&self.active];
         seal_value(&key.cipher, self.active, logical_path.as_bytes(), plaintext)
     }
@@ -278,13 +323,10 @@ impl Keyring {
                     term,
                     key: STANDARD.encode(k.key.as_ref()),
                     install_time: k.install_time,
-                    encryptions: if term == self.active {
-                        self.active_encryptions()
-                    } else {
-                        k.persisted_encryptions
-                    },
+                    encryptions: k.persisted_encryptions,
                 })
                 .collect(),
+            rotation: self.rotation,
         };
         // Reserve generously up front: a growing Vec would leave freed,
         // unwiped copies of the keys behind each reallocation.
@@ -339,6 +381,7 @@ impl Keyring {
             terms,
             record.active_term,
             path_key,
+            record.rotation,
         ))
     }
 }
@@ -366,8 +409,8 @@ mod tests {
         assert_eq!(&sealed[1..5], &[0, 0, 0, 0], "the record carries term 0");
 
         let again = Keyring::from_sealed_record(root, &sealed).unwrap();
-        assert_eq!(again.status().term, 1);
-        assert_eq!(again.status().encryptions, 1);
+        assert_eq!(again.status(0).term, 1);
+        assert_eq!(again.rotation(), RotationConfig::default());
         assert_eq!(again.decrypt("some/path", &v).unwrap().as_slice(), b"hello");
 
         assert!(matches!(
@@ -417,17 +460,46 @@ mod tests {
     fn rotation_keeps_old_terms_and_counts() {
         let kr = Keyring::generate(RootKey::generate());
         let old = kr.encrypt("k", b"v1");
-        let kr2 = kr.rotated();
-        assert_eq!(kr2.status().term, 2);
-        assert_eq!(kr2.status().encryptions, 0);
+        let kr2 = kr.rotated(1);
+        assert_eq!(kr2.status(0).term, 2);
+        assert_eq!(kr2.active_floor(), 0);
         assert_eq!(kr2.decrypt("k", &old).unwrap().as_slice(), b"v1");
         let new = kr2.encrypt("k", b"v2");
         assert_eq!(&new[1..5], &2u32.to_be_bytes());
+        let cfg = RotationConfig {
+            max_operations: 5_000_000,
+            interval: 86_400,
+            enabled: false,
+        };
+        let kr3 = kr2.with_rotation(cfg, 7);
         let reloaded =
-            Keyring::from_sealed_record(kr2.root_key().clone(), &kr2.to_sealed_record()).unwrap();
+            Keyring::from_sealed_record(kr3.root_key().clone(), &kr3.to_sealed_record()).unwrap();
         assert_eq!(reloaded.terms[&1].persisted_encryptions, 1);
-        assert_eq!(reloaded.status().encryptions, 1);
+        assert_eq!(reloaded.active_term(), 2);
+        assert_eq!(reloaded.active_floor(), 7);
+        assert_eq!(reloaded.rotation(), cfg);
         assert_eq!(reloaded.decrypt("k", &old).unwrap().as_slice(), b"v1");
         assert_eq!(reloaded.decrypt("k", &new).unwrap().as_slice(), b"v2");
+    }
+
+    #[test]
+    fn records_without_a_rotation_config_get_the_defaults() {
+        // A keyring written before automatic rotation existed.
+        let root = RootKey::generate();
+        let kr = Keyring::generate(root.clone());
+        let json = format!(
+            r#"{{"version":1,"active_term":1,"path_key":"{}","terms":[{{"term":1,"key":"{}","install_time":"2024-01-01T00:00:00Z","encryptions":0}}]}}"#,
+            STANDARD.encode(kr.path_key.as_ref()),
+            STANDARD.encode(kr.terms[&1].key.as_ref()),
+        );
+        let cipher = Aes256Gcm::new_from_slice(root.as_bytes()).unwrap();
+        let sealed = seal_value(&cipher, 0, KEYRING_PATH.as_bytes(), json.as_bytes());
+        let old = Keyring::from_sealed_record(root, &sealed).unwrap();
+        assert_eq!(old.rotation(), RotationConfig::default());
+        assert!(old.rotation().enabled);
+        assert_eq!(
+            old.rotation().max_operations,
+            RotationConfig::MAX_OPERATIONS
+        );
     }
 }

@@ -11,7 +11,18 @@
 //!   written under them still decrypt;
 //! - the *path key*, 32 bytes for AES-256-GCM-SIV, created once by
 //!   [`Barrier::initialize`] and never rotated (rotating it would mean
-//!   rewriting every key in the store).
+//!   rewriting every key in the store);
+//! - the [`RotationConfig`]: after how many encryptions (and, optionally,
+//!   how long) a term is rotated automatically.
+//!
+//! # Encryption counts
+//!
+//! Values use random 96-bit nonces, safe for about 2³² encryptions per key.
+//! Every encryption is counted against the active term before it happens,
+//! in reservations persisted at `core/keyring-usage/<term>/<writer>` (see
+//! `usage.rs`): the count survives restarts and leader changes and can
+//! only err upwards. When the count would pass `max_operations` (by default
+//! 3 865 470 566, about 90% of 2³², as in Vault) the barrier rotates first.
 //!
 //! # Values
 //!
@@ -47,7 +58,8 @@
 //!   call [`Barrier::reload_keyring`] when a replicated write to
 //!   [`KEYRING_PATH`] is applied.
 //! - The physical store holds only `core/…` bootstrap records (the keyring
-//!   here; the seal's config and encrypted root key) and `b/…` ciphertext.
+//!   and its usage records here; the seal's config and encrypted root key)
+//!   and `b/…` ciphertext.
 //! - A physical [`PhysicalError::ReadOnly`] surfaces as
 //!   [`BarrierError::ReadOnly`] and, through a [`View`], as
 //!   [`StorageError::ReadOnly`] (so core can forward the request).
@@ -58,6 +70,7 @@
 mod barrier;
 mod keyring;
 mod path;
+mod usage;
 mod view;
 
 use arca_physical::PhysicalError;
@@ -71,6 +84,7 @@ use zeroize::Zeroizing;
 pub use barrier::Barrier;
 pub use keyring::KEYRING_PATH;
 pub use path::DATA_PREFIX;
+pub use usage::{RotationConfig, USAGE_PREFIX};
 pub use view::View;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -93,8 +107,10 @@ pub enum BarrierError {
     ReadOnly,
     #[error("stored value at {key:?} cannot be decrypted or decoded: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error("invalid key rotation settings: {0}")]
+    InvalidRotationConfig(String),
     #[error("physical storage error: {0}")]
-    Physical(PhysicalError),
+    Physical(#[source] PhysicalError),
 }
 
 impl From<PhysicalError> for BarrierError {
@@ -113,6 +129,17 @@ impl From<BarrierError> for StorageError {
             BarrierError::ReadOnly => StorageError::ReadOnly,
             BarrierError::Corrupt { key, reason } => StorageError::Corrupt { key, reason },
             other => StorageError::Backend(other.to_string()),
+        }
+    }
+}
+
+impl From<BarrierError> for arca_sdk::LogicalError {
+    fn from(e: BarrierError) -> Self {
+        match e {
+            BarrierError::Sealed => arca_sdk::LogicalError::Sealed,
+            BarrierError::ReadOnly => arca_sdk::LogicalError::ReadOnly,
+            BarrierError::InvalidRotationConfig(m) => arca_sdk::LogicalError::InvalidRequest(m),
+            other => arca_sdk::LogicalError::Internal(other.to_string()),
         }
     }
 }
@@ -171,8 +198,8 @@ impl std::fmt::Debug for RootKey {
 pub struct KeyStatus {
     pub term: u32,
     pub install_time: DateTime<Utc>,
-    /// Encryptions under this term. Counted in memory and persisted when the
-    /// keyring is next written (rotation), so a restart may undercount.
+    /// Encryptions under this term across the cluster: an upper bound, as
+    /// persisted reservations count in full (see the crate docs).
     pub encryptions: u64,
 }
 
@@ -217,5 +244,30 @@ mod tests {
             }),
             StorageError::Corrupt { .. }
         ));
+    }
+
+    #[test]
+    fn errors_map_to_logical_errors_by_variant() {
+        use arca_sdk::LogicalError;
+        assert_eq!(
+            LogicalError::from(BarrierError::from(PhysicalError::ReadOnly)),
+            LogicalError::ReadOnly
+        );
+        assert_eq!(
+            LogicalError::from(BarrierError::Sealed),
+            LogicalError::Sealed
+        );
+        assert!(matches!(
+            LogicalError::from(BarrierError::InvalidRotationConfig("x".into())),
+            LogicalError::InvalidRequest(m) if m == "x"
+        ));
+        let io = BarrierError::from(PhysicalError::Io("disk full".into()));
+        assert!(
+            std::error::Error::source(&io).is_some(),
+            "the source is kept"
+        );
+        assert!(
+            matches!(LogicalError::from(io), LogicalError::Internal(m) if m.contains("disk full"))
+        );
     }
 }
