@@ -128,6 +128,10 @@ impl Cluster for RaftCluster {
         self.node.step_down().await.map_err(map_err)
     }
 
+    fn set_electable(&self, on: bool) {
+        self.node.set_electable(on)
+    }
+
     async fn read_barrier(&self, timeout: Duration) -> Result<(), ClusterError> {
         self.node.read_barrier(timeout).await.map_err(map_err)?;
         // Applied is not enough: caches (router, keyring, policies) must

@@ -237,8 +237,9 @@ fn spend_single_use_token_concurrently(creator: &Server, target: &Server, root: 
     }
 }
 
-#[test]
-fn single_use_token_through_a_standby() {
+/// Two raft nodes: n1 initialised and active, n2 joined and unsealed as a
+/// standby. Returns the nodes and n1's init result.
+fn two_node_cluster() -> (Server, Server, common::InitResult) {
     let n1 = Server::start_raft("n1");
     let init = n1.init_and_unseal();
     let n2 = Server::start_raft("n2");
@@ -256,6 +257,12 @@ fn single_use_token_through_a_standby() {
             .0
             == 200
     });
+    (n1, n2, init)
+}
+
+#[test]
+fn single_use_token_through_a_standby() {
+    let (n1, n2, init) = two_node_cluster();
     let root = init.root_token;
     let r = Some(root.as_str());
     n1.http_ok("POST", "/v1/sys/mounts/kv", r, Some(&json!({"type": "kv"})));
@@ -266,6 +273,42 @@ fn single_use_token_through_a_standby() {
         "n2 is a standby"
     );
     spend_single_use_token_concurrently(&n1, &n2, &root);
+}
+
+#[test]
+fn sealing_the_active_node_fails_over() {
+    let (n1, n2, init) = two_node_cluster();
+    let root = init.root_token;
+    let r = Some(root.as_str());
+    n1.http_ok("POST", "/v1/sys/mounts/kv", r, Some(&json!({"type": "kv"})));
+    n1.http_ok("PUT", "/v1/kv/before", r, Some(&json!({"v": "1"})));
+    n1.http_ok("PUT", "/v1/sys/seal", r, None);
+    assert_eq!(
+        n1.http("GET", "/v1/sys/health", None, None).0,
+        503,
+        "n1 is sealed"
+    );
+    // The standby takes over and serves writes itself.
+    wait_until(
+        "n2 becomes the active node",
+        Duration::from_secs(60),
+        || n2.http("GET", "/v1/sys/health", None, None).0 == 200,
+    );
+    n2.http_ok("PUT", "/v1/kv/after", r, Some(&json!({"v": "2"})));
+    let v = n2.http_ok("GET", "/v1/kv/before", r, None);
+    assert_eq!(v["data"]["v"], "1", "{v}");
+    // Unsealed again, n1 rejoins as a standby that forwards to n2.
+    for k in &init.keys_b64[..3] {
+        n1.http_ok("PUT", "/v1/sys/unseal", None, Some(&json!({"key": k})));
+    }
+    wait_until("n1 unsealed", Duration::from_secs(60), || {
+        n1.http("GET", "/v1/sys/health?standbyok=true", None, None)
+            .0
+            == 200
+    });
+    n1.http_ok("PUT", "/v1/kv/again", r, Some(&json!({"v": "3"})));
+    let v = n2.http_ok("GET", "/v1/kv/again", r, None);
+    assert_eq!(v["data"]["v"], "3", "{v}");
 }
 
 #[test]

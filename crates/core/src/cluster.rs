@@ -61,6 +61,9 @@ pub trait Cluster: Send + Sync {
     async fn remove_member(&self, node_id: &str) -> Result<(), ClusterError>;
     /// Hands leadership to another voter.
     async fn step_down(&self) -> Result<(), ClusterError>;
+    /// Whether this node may become the leader (false while sealed by
+    /// `sys/seal`, so that leadership stays with a node that can serve).
+    fn set_electable(&self, on: bool);
     /// Waits until this node has applied everything committed cluster-wide
     /// when the call began (a linearizable read point).
     async fn read_barrier(&self, timeout: Duration) -> Result<(), ClusterError>;

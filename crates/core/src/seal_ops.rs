@@ -447,6 +447,9 @@ impl Core {
             self.seal_now();
             return Err(e);
         }
+        if let Some(c) = self.cluster() {
+            c.set_electable(true);
+        }
         Ok(())
     }
 
@@ -458,8 +461,20 @@ impl Core {
         self.barrier.seal();
     }
 
+    /// `sys/seal`. In a cluster the node first gives up the right to lead
+    /// and, when it is the active node, hands leadership to another voter,
+    /// so that the standbys fail over instead of forwarding to a sealed
+    /// node (Vault does the same). A one-voter cluster keeps its leader.
     pub async fn seal(&self) {
         let _g = self.lifecycle.lock().await;
+        if let Some(c) = self.cluster() {
+            c.set_electable(false);
+            if c.state().is_active {
+                if let Err(e) = c.step_down().await {
+                    tracing::warn!("sealing the active node: could not hand leadership over: {e}");
+                }
+            }
+        }
         self.seal_now();
     }
 

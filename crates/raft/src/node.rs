@@ -469,6 +469,12 @@ impl RaftNode {
         Ok(())
     }
 
+    /// Lets this node stand for election, or not (a sealed node must not
+    /// lead: it could serve nothing). It still votes and replicates.
+    pub fn set_electable(&self, on: bool) {
+        self.raft.runtime_config().elect(on);
+    }
+
     /// Hands leadership to the most up-to-date other voter (`sys/step-down`).
     pub async fn step_down(&self) -> Result<(), NodeError> {
         if !self.is_leader() {
