@@ -857,7 +857,8 @@ impl Parser<'_> {
     }
 
     fn timeout(&self, attr: &Attribute, field: &str) -> R<std::time::Duration> {
-        self.duration(attr, field).map(std::time::Duration::from_secs)
+        self.duration(attr, field)
+            .map(std::time::Duration::from_secs)
     }
 
     fn log_level(&self, attr: &Attribute) -> R<String> {
@@ -1262,10 +1263,9 @@ storage "raft" {{
             l.tls_cipher_suites,
             ["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"]
         );
-        let l = listener(
-            "tls_client_ca_file = \"ca.pem\"\n tls_require_and_verify_client_cert = true",
-        )
-        .unwrap();
+        let l =
+            listener("tls_client_ca_file = \"ca.pem\"\n tls_require_and_verify_client_cert = true")
+                .unwrap();
         assert_eq!(
             l.tls_options().unwrap().client_auth,
             ClientAuth::RequireAndVerify
@@ -1274,7 +1274,10 @@ storage "raft" {{
         assert_eq!(l.tls_options().unwrap().client_auth, ClientAuth::Disabled);
 
         let e = listener("tls_min_version = \"tls10\"").unwrap_err();
-        assert!(e.contains("listener.tls_min_version") && e.contains("tls10"), "{e}");
+        assert!(
+            e.contains("listener.tls_min_version") && e.contains("tls10"),
+            "{e}"
+        );
         let e = listener("tls_min_version = \"tls13\"\n tls_max_version = \"tls12\"").unwrap_err();
         assert!(e.contains("above tls_max_version"), "{e}");
         let e = listener("tls_cipher_suites = \"TLS_RSA_WITH_AES_128_CBC_SHA\"").unwrap_err();
@@ -1290,7 +1293,10 @@ storage "raft" {{
              tls_disable_client_certs = true",
         )
         .unwrap_err();
-        assert!(e.contains("listener.tls_disable_client_certs: cannot be combined"), "{e}");
+        assert!(
+            e.contains("listener.tls_disable_client_certs: cannot be combined"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1312,7 +1318,10 @@ storage "raft" {{
         assert_eq!(l.limits.max_request_duration.as_secs(), 3600);
         assert_eq!(l.limits.max_connections, 7);
         let e = listener("http_idle_timeout = \"0s\"").unwrap_err();
-        assert!(e.contains("listener.http_idle_timeout: must be greater than zero"), "{e}");
+        assert!(
+            e.contains("listener.http_idle_timeout: must be greater than zero"),
+            "{e}"
+        );
         let e = listener("max_connections = 0").unwrap_err();
         assert!(e.contains("listener.max_connections"), "{e}");
     }

@@ -75,7 +75,8 @@ impl Signals {
         {
             use tokio::signal::unix::{signal, SignalKind};
             Ok(Signals {
-                term: signal(SignalKind::terminate()).context("cannot install a SIGTERM handler")?,
+                term: signal(SignalKind::terminate())
+                    .context("cannot install a SIGTERM handler")?,
                 int: signal(SignalKind::interrupt()).context("cannot install a SIGINT handler")?,
             })
         }
@@ -304,11 +305,10 @@ async fn serve_config_inner(
                 .context("storage \"rocksdb\" needs a path = \"...\" setting")?;
             std::fs::create_dir_all(&path)
                 .with_context(|| format!("cannot create storage directory {}", path.display()))?;
-            let rocks: Arc<dyn PhysicalBackend> = Arc::new(
-                RocksBackend::open(&path).map_err(|e| {
+            let rocks: Arc<dyn PhysicalBackend> =
+                Arc::new(RocksBackend::open(&path).map_err(|e| {
                     anyhow::anyhow!("cannot open RocksDB at {}: {e}", path.display())
-                })?,
-            );
+                })?);
             *storage = Some(StorageRef::Local(Arc::downgrade(&rocks)));
             rocks
         }

@@ -42,11 +42,24 @@ impl Drop for Kill {
 /// A CA, a server certificate for 127.0.0.1, a client certificate from the
 /// CA and a self-signed ("rogue") client certificate, all EC P-256.
 fn make_pki(dir: &Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
     let mut args = vec!["req", "-x509"];
     args.extend(ec);
     args.extend([
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Arca Test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Arca Test CA",
     ]);
     openssl(dir, &args);
     for (name, cn, ext) in [
@@ -69,15 +82,35 @@ fn make_pki(dir: &Path) {
         openssl(
             dir,
             &[
-                "x509", "-req", "-in", csr.as_str(), "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", pem.as_str(), "-days", "2", "-extfile", cnf.as_str(),
+                "x509",
+                "-req",
+                "-in",
+                csr.as_str(),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                pem.as_str(),
+                "-days",
+                "2",
+                "-extfile",
+                cnf.as_str(),
             ],
         );
     }
     let mut args = vec!["req", "-x509"];
     args.extend(ec);
     args.extend([
-        "-keyout", "rogue.key", "-out", "rogue.pem", "-days", "2", "-subj", "/CN=arca-client",
+        "-keyout",
+        "rogue.key",
+        "-out",
+        "rogue.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=arca-client",
     ]);
     openssl(dir, &args);
 }
@@ -167,10 +200,18 @@ fn s_client(dir: &Path, port: u16, args: &[&str]) -> (bool, String) {
 /// or `None` when no HTTP answer came (TLS refused).
 fn curl_status(dir: &Path, port: u16, args: &[&str]) -> Option<u16> {
     let mut c = Command::new("curl");
-    c.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", "ca.pem"])
-        .args(args)
-        .arg(format!("https://127.0.0.1:{port}/v1/sys/seal-status"))
-        .current_dir(dir);
+    c.args([
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--cacert",
+        "ca.pem",
+    ])
+    .args(args)
+    .arg(format!("https://127.0.0.1:{port}/v1/sys/seal-status"))
+    .current_dir(dir);
     let (code, out, _) = run_with_timeout(c, dir, Duration::from_secs(60)).unwrap();
     let status: u16 = out.trim().parse().unwrap_or(0);
     (code == 0 && status != 0).then_some(status)
@@ -271,12 +312,20 @@ fn tls_require_and_verify_client_cert_was_ignored() {
         "no client certificate: refused"
     );
     assert_eq!(
-        curl_status(dir.path(), port, &["--cert", "rogue.pem", "--key", "rogue.key"]),
+        curl_status(
+            dir.path(),
+            port,
+            &["--cert", "rogue.pem", "--key", "rogue.key"]
+        ),
         None,
         "a certificate the CA did not issue: refused"
     );
     assert_eq!(
-        curl_status(dir.path(), port, &["--cert", "client.pem", "--key", "client.key"]),
+        curl_status(
+            dir.path(),
+            port,
+            &["--cert", "client.pem", "--key", "client.key"]
+        ),
         Some(200),
         "a certificate from tls_client_ca_file's CA: served"
     );
@@ -286,7 +335,14 @@ fn tls_require_and_verify_client_cert_was_ignored() {
         curl_status(
             dir.path(),
             port,
-            &["--tls-max", "1.2", "--cert", "client.pem", "--key", "client.key"]
+            &[
+                "--tls-max",
+                "1.2",
+                "--cert",
+                "client.pem",
+                "--key",
+                "client.key"
+            ]
         ),
         Some(200)
     );
@@ -304,9 +360,17 @@ fn tls_client_certs_were_never_requested() {
         out.contains("Client Certificate Types"),
         "the server asks for a client certificate:\n{out}"
     );
-    assert_eq!(curl_status(dir.path(), port, &[]), Some(200), "not required");
     assert_eq!(
-        curl_status(dir.path(), port, &["--cert", "rogue.pem", "--key", "rogue.key"]),
+        curl_status(dir.path(), port, &[]),
+        Some(200),
+        "not required"
+    );
+    assert_eq!(
+        curl_status(
+            dir.path(),
+            port,
+            &["--cert", "rogue.pem", "--key", "rogue.key"]
+        ),
         Some(200),
         "any certificate is accepted (engines judge it)"
     );
@@ -337,7 +401,8 @@ fn tls_require_and_disable_client_certs_together_were_accepted() {
     );
     let out = refused_at_start(dir.path(), &std::fs::read_to_string(config).unwrap());
     assert!(
-        out.contains("tls_disable_client_certs") && out.contains("tls_require_and_verify_client_cert"),
+        out.contains("tls_disable_client_certs")
+            && out.contains("tls_require_and_verify_client_cert"),
         "{out}"
     );
 }
@@ -453,7 +518,10 @@ fn dot_segments_and_encoded_slashes_were_routed() {
     ] {
         let (code, body) = curl_raw(&s.addr, path, Some(root));
         assert_eq!(code, 400, "{path}: {body}");
-        assert!(body.contains("\"errors\""), "{path}: Vault's error envelope: {body}");
+        assert!(
+            body.contains("\"errors\""),
+            "{path}: Vault's error envelope: {body}"
+        );
         assert!(body.contains("invalid request path"), "{path}: {body}");
     }
 }
@@ -476,7 +544,8 @@ fn sigterm_under_load_aborted_instead_of_exiting_zero() {
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..6)
         .map(|w| {
-            let (addr, root, acked, stop) = (s.addr.clone(), root.clone(), acked.clone(), stop.clone());
+            let (addr, root, acked, stop) =
+                (s.addr.clone(), root.clone(), acked.clone(), stop.clone());
             std::thread::spawn(move || {
                 for n in 0.. {
                     if stop.load(Ordering::SeqCst) {
@@ -705,9 +774,6 @@ fn connections_were_unlimited() {
         c.stream.shutdown(std::net::Shutdown::Both).unwrap();
     }
     drop(held);
-    let (status, _) = waiting
-        .join()
-        .unwrap()
-        .expect("served once a slot is free");
+    let (status, _) = waiting.join().unwrap().expect("served once a slot is free");
     assert_eq!(status, 200);
 }

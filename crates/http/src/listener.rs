@@ -167,16 +167,19 @@ pub async fn serve_until(
         ))),
         None => None,
     };
-    let listener = TcpListener::bind(&opts.address)
-        .await
+    let listener =
+        TcpListener::bind(&opts.address)
+            .await
+            .map_err(|source| ListenerError::Bind {
+                address: opts.address.clone(),
+                source,
+            })?;
+    let local = listener
+        .local_addr()
         .map_err(|source| ListenerError::Bind {
             address: opts.address.clone(),
             source,
         })?;
-    let local = listener.local_addr().map_err(|source| ListenerError::Bind {
-        address: opts.address.clone(),
-        source,
-    })?;
     if let Some(tx) = bound {
         let _ = tx.send(local);
     }
@@ -224,22 +227,22 @@ pub async fn serve_until(
             let _permit = permit;
             match acceptor {
                 Some(acc) => {
-                    let tls = match tokio::time::timeout(
-                        limits.read_header_timeout,
-                        acc.accept(stream),
-                    )
-                    .await
-                    {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
-                            tracing::debug!("{peer}: TLS handshake failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("{peer}: TLS handshake not finished in time; closed");
-                            return;
-                        }
-                    };
+                    let tls =
+                        match tokio::time::timeout(limits.read_header_timeout, acc.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => {
+                                tracing::debug!("{peer}: TLS handshake failed: {e}");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(
+                                    "{peer}: TLS handshake not finished in time; closed"
+                                );
+                                return;
+                            }
+                        };
                     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                     conn.run(tls, !h2).await
                 }

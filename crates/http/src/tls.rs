@@ -366,12 +366,10 @@ pub fn server_config(opts: &TlsOptions) -> Result<rustls::ServerConfig, TlsConfi
         Some(path) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in read_certs("tls_client_ca_file", path)? {
-                roots
-                    .add(c)
-                    .map_err(|source| TlsConfigError::BadClientCa {
-                        path: path.clone(),
-                        source,
-                    })?;
+                roots.add(c).map_err(|source| TlsConfigError::BadClientCa {
+                    path: path.clone(),
+                    source,
+                })?;
             }
             Some(roots)
         }
@@ -475,8 +473,14 @@ mod tests {
 
     #[test]
     fn vault_version_names() {
-        assert_eq!(TlsVersion::from_vault_name("tls12").unwrap(), TlsVersion::Tls12);
-        assert_eq!(TlsVersion::from_vault_name("tls13").unwrap(), TlsVersion::Tls13);
+        assert_eq!(
+            TlsVersion::from_vault_name("tls12").unwrap(),
+            TlsVersion::Tls12
+        );
+        assert_eq!(
+            TlsVersion::from_vault_name("tls13").unwrap(),
+            TlsVersion::Tls13
+        );
         assert!(matches!(
             TlsVersion::from_vault_name("tls10"),
             Err(TlsConfigError::ObsoleteVersion { .. })
@@ -496,7 +500,10 @@ mod tests {
         );
         let e = cipher_suite("TLS_RSA_WITH_AES_128_CBC_SHA").unwrap_err();
         assert!(matches!(e, TlsConfigError::UnsupportedCipherSuite { .. }));
-        assert!(e.to_string().contains("TLS_RSA_WITH_AES_128_CBC_SHA"), "{e}");
+        assert!(
+            e.to_string().contains("TLS_RSA_WITH_AES_128_CBC_SHA"),
+            "{e}"
+        );
         let e = cipher_suite("TLS_MADE_UP").unwrap_err();
         assert!(matches!(e, TlsConfigError::UnknownCipherSuite { .. }));
         assert!(e.to_string().contains("TLS_MADE_UP"), "{e}");
