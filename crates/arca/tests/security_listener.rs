@@ -570,7 +570,7 @@ fn sigterm_under_load_aborted_instead_of_exiting_zero() {
         .collect();
     // Let the load run until plenty of writes are acknowledged.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while acked.lock().unwrap().len() < 60 {
+    while acked.lock().unwrap().len() < 200 {
         assert!(Instant::now() < deadline, "the load makes no progress");
         std::thread::sleep(Duration::from_millis(50));
     }

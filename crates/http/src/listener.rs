@@ -188,15 +188,21 @@ pub async fn serve_until(
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    // At most one "full" warning a minute: under attack it would flood.
+    let mut warned: Option<Instant> = None;
     loop {
         while conns.try_join_next().is_some() {}
         let permit = match slots.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
-                tracing::warn!(
-                    "listener {local}: {} connections open (max_connections); new clients wait",
-                    limits.max_connections
-                );
+                if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    warned = Some(Instant::now());
+                    tracing::warn!(
+                        "listener {local}: {} connections open (max_connections); new clients \
+                         wait until one closes",
+                        limits.max_connections
+                    );
+                }
                 tokio::select! {
                     p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
                     _ = &mut shutdown => break,
