@@ -293,20 +293,18 @@ impl RaftNode {
 
     /// Proposes one restore step and waits until it is applied; a refused
     /// step is an error.
-    pub(crate) async fn propose_restore(
-        self: &Arc<Self>,
-        op: RestoreOp,
-    ) -> Result<(), NodeError> {
+    pub(crate) async fn propose_restore(self: &Arc<Self>, op: RestoreOp) -> Result<(), NodeError> {
         let backend = crate::RaftBackend::new(self.clone());
-        let applied: Applied = backend
-            .propose(Command::Restore(op))
-            .await
-            .map_err(|e| match e {
-                arca_physical::PhysicalError::ReadOnly => self.not_leader(),
-                e => NodeError::Raft(format!(
-                    "{e}; the restore did not complete and the data is unchanged"
-                )),
-            })?;
+        let applied: Applied =
+            backend
+                .propose(Command::Restore(op))
+                .await
+                .map_err(|e| match e {
+                    arca_physical::PhysicalError::ReadOnly => self.not_leader(),
+                    e => NodeError::Raft(format!(
+                        "{e}; the restore did not complete and the data is unchanged"
+                    )),
+                })?;
         match applied.refused {
             None => Ok(()),
             Some(why) => Err(NodeError::Invalid(format!(
@@ -322,6 +320,7 @@ mod tests {
     use crate::snapshot::Writer;
     use crate::{RaftBackend, RaftConfig};
     use arca_physical::PhysicalBackend;
+    use openraft::async_runtime::WatchReceiver;
 
     async fn solo(dir: &Path) -> Arc<RaftNode> {
         let listen = "127.0.0.1:0".parse().unwrap();
@@ -538,7 +537,13 @@ mod tests {
         drop(n);
 
         let listen = "127.0.0.1:0".parse().unwrap();
-        let cfg = RaftConfig::new(ndir, "solo", "http://api-solo", "http://127.0.0.1:1", listen);
+        let cfg = RaftConfig::new(
+            ndir,
+            "solo",
+            "http://api-solo",
+            "http://127.0.0.1:1",
+            listen,
+        );
         let n = RaftNode::start(cfg).await.unwrap();
         let t0 = std::time::Instant::now();
         while !n.is_leader() {
@@ -559,5 +564,94 @@ mod tests {
         assert_eq!(b.get("keep").await.unwrap(), None);
         assert_eq!(b.get("restored").await.unwrap().unwrap(), b"r");
         n.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_node_that_joins_mid_restore_receives_the_staging_in_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let leader = solo(&dir.path().join("n1")).await;
+        let b1 = RaftBackend::new(leader.clone());
+        b1.put("old", b"o".to_vec()).await.unwrap();
+        let rec = |k: &str| StagedRecord {
+            key: k.into(),
+            value: k.as_bytes().to_vec(),
+        };
+        leader
+            .propose_restore(RestoreOp::Begin { id: 5 })
+            .await
+            .unwrap();
+        leader
+            .propose_restore(RestoreOp::Stage {
+                id: 5,
+                seq: 0,
+                records: vec![rec("a"), rec("b")],
+            })
+            .await
+            .unwrap();
+        // Snapshot and drop the log: a new node can only catch up from the
+        // snapshot, which must carry what is staged.
+        leader.raft.trigger().snapshot().await.unwrap();
+        let applied = leader.applied_index_now();
+        let t0 = std::time::Instant::now();
+        while leader
+            .raft
+            .metrics()
+            .borrow_watched()
+            .snapshot
+            .is_none_or(|s| s.index < applied)
+        {
+            assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        leader.raft.trigger().purge_log(applied).await.unwrap();
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = RaftConfig::new(
+            dir.path().join("n2"),
+            "n2",
+            "http://api-n2",
+            &format!("http://{addr}"),
+            addr.parse().unwrap(),
+        );
+        let n2 = RaftNode::start(cfg).await.unwrap();
+        leader.add_peer(n2.info().clone(), false).await.unwrap();
+        leader
+            .propose_restore(RestoreOp::Stage {
+                id: 5,
+                seq: 1,
+                records: vec![rec("c")],
+            })
+            .await
+            .unwrap();
+        leader
+            .propose_restore(RestoreOp::Commit {
+                id: 5,
+                records: 3,
+                chunks: 2,
+            })
+            .await
+            .unwrap();
+        assert!(
+            n2.wait_applied(
+                leader.applied_index_now(),
+                std::time::Duration::from_secs(10)
+            )
+            .await
+        );
+        assert!(
+            n2.raft.metrics().borrow_watched().snapshot.is_some(),
+            "n2 caught up from the snapshot"
+        );
+        let b2 = RaftBackend::new(n2.clone());
+        assert_eq!(dump(&b2).await, dump(&b1).await);
+        assert_eq!(b2.scan("").await.unwrap(), vec!["a", "b", "c"]);
+        assert!(stage_is_empty(&n2));
+        n2.shutdown().await;
+        leader.shutdown().await;
     }
 }
