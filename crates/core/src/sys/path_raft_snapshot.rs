@@ -9,14 +9,18 @@
 //! forced restore the node seals: unseal it with the other cluster's keys).
 //!
 //! Invariants: a save reflects one point in time at or after the cluster's
-//! commit index when the request arrived (it waits for the read index); an
-//! archive whose sums do not match is refused before anything changes.
+//! commit index when the request arrived (it waits for the read index). A
+//! restore unpacks the archive with bounded sizes
+//! (`arca_physical::archive`: a gzip bomb or an oversized member is a 400
+//! before it inflates), streaming the records to a temporary file; an
+//! archive whose sums do not match is refused before anything changes, and
+//! the records are then swapped in atomically by the cluster (a restore
+//! that fails half-way leaves the old data in place).
 
-use std::io::{Read, Write};
-
+use arca_physical::archive::{self, ArchiveError, Limits};
 use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use arca_sdk::{Ctx, HandlerResult, LogicalError, Operation, Path, RawResponse, Response};
 
@@ -25,10 +29,6 @@ use super::Sys;
 use crate::core::Core;
 
 const PURPOSE: &str = "arca raft snapshot v1";
-
-fn sums_line(name: &str, data: &[u8]) -> String {
-    format!("{}  {name}\n", hex::encode(Sha256::digest(data)))
-}
 
 fn seal_sums(core: &Core, sums: &[u8]) -> Result<String, LogicalError> {
     let key = core
@@ -44,6 +44,14 @@ fn internal(e: impl std::fmt::Display) -> LogicalError {
     LogicalError::internal(e.to_string())
 }
 
+fn archive_error(e: ArchiveError) -> LogicalError {
+    if e.is_bad_archive() {
+        LogicalError::invalid(e.to_string())
+    } else {
+        internal(e)
+    }
+}
+
 impl Sys {
     async fn snapshot_save(&self, _c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
@@ -54,7 +62,6 @@ impl Sys {
         let dir = tempfile::tempdir().map_err(internal)?;
         let state_path = dir.path().join("state.bin");
         let (term, index) = cl.export(&state_path).await.map_err(cluster_error)?;
-        let state = std::fs::read(&state_path).map_err(internal)?;
         let meta = serde_json::to_vec_pretty(&json!({
             "format": "arca-raft-snapshot",
             "version": 1,
@@ -64,31 +71,21 @@ impl Sys {
             "created": chrono::Utc::now().to_rfc3339(),
         }))
         .map_err(internal)?;
-        let sums = format!(
-            "{}{}",
-            sums_line("meta.json", &meta),
-            sums_line("state.bin", &state)
-        );
-        let sealed = seal_sums(&core, sums.as_bytes())?;
-        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        let mut tar = tar::Builder::new(gz);
-        for (name, data) in [
-            ("meta.json", meta.as_slice()),
-            ("state.bin", state.as_slice()),
-            ("SHA256SUMS", sums.as_bytes()),
-            ("SHA256SUMS.sealed", sealed.as_bytes()),
-        ] {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o600);
-            h.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
-            h.set_cksum();
-            tar.append_data(&mut h, name, data).map_err(internal)?;
-        }
-        let body = tar
-            .into_inner()
-            .and_then(|gz| gz.finish())
+        let hashed = state_path.clone();
+        let digest = tokio::task::spawn_blocking(move || archive::file_sha256(&hashed))
+            .await
+            .map_err(internal)?
             .map_err(internal)?;
+        let sums = archive::sums_text(&meta, &digest);
+        let sealed = seal_sums(&core, sums.as_bytes())?;
+        let mtime = chrono::Utc::now().timestamp().max(0) as u64;
+        let body = tokio::task::spawn_blocking(move || {
+            archive::pack(Vec::new(), &meta, &state_path, &sums, &sealed, mtime)
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        drop(dir);
         Ok(Some(Response {
             raw: Some(RawResponse {
                 status: 200,
@@ -108,45 +105,23 @@ impl Sys {
             .as_deref()
             .filter(|b| !b.is_empty())
             .ok_or_else(|| LogicalError::invalid("the request body must be a snapshot archive"))?;
-        let mut members = std::collections::HashMap::new();
-        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(body));
-        let entries = ar
-            .entries()
-            .map_err(|e| LogicalError::invalid(format!("not a snapshot archive: {e}")))?;
-        for e in entries {
-            let mut e =
-                e.map_err(|e| LogicalError::invalid(format!("not a snapshot archive: {e}")))?;
-            let name = e.path().map_err(internal)?.to_string_lossy().to_string();
-            let mut data = Vec::new();
-            e.read_to_end(&mut data)
-                .map_err(|e| LogicalError::invalid(format!("truncated snapshot archive: {e}")))?;
-            members.insert(name, data);
-        }
-        let get = |n: &str| {
-            members
-                .get(n)
-                .ok_or_else(|| LogicalError::invalid(format!("snapshot archive has no {n}")))
-        };
-        let (meta, state, sums, sealed) = (
-            get("meta.json")?,
-            get("state.bin")?,
-            get("SHA256SUMS")?,
-            get("SHA256SUMS.sealed")?,
-        );
-        let expected = format!(
-            "{}{}",
-            sums_line("meta.json", meta),
-            sums_line("state.bin", state)
-        );
-        if expected.as_bytes() != sums.as_slice() {
+        let dir = tempfile::tempdir().map_err(internal)?;
+        let (body, into) = (body.to_vec(), dir.path().to_path_buf());
+        let unpacked = tokio::task::spawn_blocking(move || {
+            archive::unpack(&body[..], &into, &Limits::default())
+        })
+        .await
+        .map_err(internal)?
+        .map_err(archive_error)?;
+        if !unpacked.sums_match() {
             return Err(LogicalError::invalid(
                 "snapshot archive is corrupt: SHA256SUMS does not match its contents",
             ));
         }
         let same_keys = {
-            let mine = seal_sums(&core, sums)?;
+            let mine = seal_sums(&core, &unpacked.sums)?;
             use subtle::ConstantTimeEq;
-            bool::from(mine.as_bytes().ct_eq(sealed.as_slice()))
+            bool::from(mine.as_bytes().ct_eq(unpacked.sealed.as_slice()))
         };
         if !same_keys && !force {
             return Err(LogicalError::invalid(
@@ -156,12 +131,10 @@ impl Sys {
         if !cl.state().is_active {
             return Err(LogicalError::ReadOnly);
         }
-        let dir = tempfile::tempdir().map_err(internal)?;
-        let path = dir.path().join("state.bin");
-        std::fs::File::create(&path)
-            .and_then(|mut f| f.write_all(state).and_then(|_| f.sync_all()))
-            .map_err(internal)?;
-        cl.import(&path).await.map_err(cluster_error)?;
+        cl.import(&unpacked.state_path)
+            .await
+            .map_err(cluster_error)?;
+        drop(dir);
         tracing::warn!(forced = force, "raft snapshot restored");
         if !same_keys {
             // The data is now under another cluster's keys.
