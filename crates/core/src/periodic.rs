@@ -6,6 +6,11 @@
 //! view. Standbys and sealed nodes skip the tick, so the work runs on one
 //! node at a time and moves with leadership; writes it makes are replicated
 //! like a request's. A failure is logged and retried at the next tick.
+//!
+//! Each round first asks the barrier whether its key term is due for
+//! automatic rotation (`sys/rotate/config`: the encryption budget spent or
+//! the term older than `interval`); writes rotate on their own when the
+//! budget runs out, this catches the age limit and counts left by others.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +44,17 @@ impl Core {
             if !c.state().is_active {
                 return;
             }
+        }
+        match self.barrier.check_rotation(chrono::Utc::now()).await {
+            Ok(Some(ks)) => tracing::info!(
+                term = ks.term,
+                "barrier key rotated automatically (sys/rotate/config)"
+            ),
+            Ok(None) => {}
+            Err(arca_barrier::BarrierError::ReadOnly | arca_barrier::BarrierError::Sealed) => return,
+            Err(e) => tracing::warn!(
+                "checking whether the barrier key is due for rotation failed (retried at the next tick): {e}"
+            ),
         }
         let Ok(st) = self.unsealed() else { return };
         let router = st.router.read().clone();
