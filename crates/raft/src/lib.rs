@@ -14,6 +14,9 @@
 //!   `PhysicalError::ReadOnly` before anything changes.
 //! - Every node's data is a prefix of the same log: applied state, its
 //!   `applied` index and membership move together in one batch.
+//! - An operator's snapshot restore changes the data only in the one entry
+//!   that commits it (`restore.rs`); until then its records are staged
+//!   aside, so a restore that fails leaves the data as it was.
 
 mod backend;
 mod codec;
