@@ -311,7 +311,8 @@ pub fn unpack<R: Read>(input: R, dir: &Path, limits: &Limits) -> Result<Unpacked
 /// Copies `inp` to a new file at `path`, hashing it; returns the length
 /// and SHA-256. A read error is a damaged archive, a write error a disk one.
 fn copy_hashed(inp: &mut impl Read, path: &Path) -> Result<(u64, [u8; 32]), ArchiveError> {
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).map_err(ArchiveError::Disk)?);
+    let mut out =
+        BufWriter::with_capacity(1 << 20, File::create(path).map_err(ArchiveError::Disk)?);
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
@@ -326,7 +327,9 @@ fn copy_hashed(inp: &mut impl Read, path: &Path) -> Result<(u64, [u8; 32]), Arch
         out.write_all(&buf[..n]).map_err(ArchiveError::Disk)?;
         len += n as u64;
     }
-    let f = out.into_inner().map_err(|e| ArchiveError::Disk(e.into_error()))?;
+    let f = out
+        .into_inner()
+        .map_err(|e| ArchiveError::Disk(e.into_error()))?;
     f.sync_all().map_err(ArchiveError::Disk)?;
     Ok((len, h.finalize().into()))
 }
@@ -384,7 +387,12 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         // Cut anywhere: inside the state, inside the later members, or just
         // before the gzip trailer (every member is complete, the CRC is not).
-        for cut in [bytes.len() / 3, bytes.len() / 2, bytes.len() - 40, bytes.len() - 4] {
+        for cut in [
+            bytes.len() / 3,
+            bytes.len() / 2,
+            bytes.len() - 40,
+            bytes.len() - 4,
+        ] {
             let e = unpack(&bytes[..cut], &out, &Limits::default()).unwrap_err();
             assert!(
                 matches!(e, ArchiveError::Truncated(_) | ArchiveError::Missing(_)),
@@ -415,7 +423,11 @@ mod tests {
         assert!(bomb.len() < 2 << 20, "the bomb is {} bytes", bomb.len());
         let e = unpack(&bomb[..], dir.path(), &limits).unwrap_err();
         match &e {
-            ArchiveError::TooLarge { name, size: s, limit } => {
+            ArchiveError::TooLarge {
+                name,
+                size: s,
+                limit,
+            } => {
                 assert_eq!(name, STATE);
                 assert_eq!(*s, size);
                 assert_eq!(*limit, limits.state_bytes);
@@ -431,7 +443,10 @@ mod tests {
         let bomb = zeros_archive(META, 64 << 20);
         assert!(bomb.len() < 1 << 20);
         let e = unpack(&bomb[..], dir.path(), &Limits::default()).unwrap_err();
-        assert!(matches!(e, ArchiveError::TooLarge { ref name, .. } if name == META), "{e}");
+        assert!(
+            matches!(e, ArchiveError::TooLarge { ref name, .. } if name == META),
+            "{e}"
+        );
     }
 
     #[test]
@@ -451,14 +466,26 @@ mod tests {
             gz.finish().unwrap()
         };
         let l = Limits::default();
-        let e = unpack(&one("evil.sh", tar::EntryType::Regular, b"x")[..], dir.path(), &l)
-            .unwrap_err();
+        let e = unpack(
+            &one("evil.sh", tar::EntryType::Regular, b"x")[..],
+            dir.path(),
+            &l,
+        )
+        .unwrap_err();
         assert!(matches!(e, ArchiveError::UnexpectedMember { .. }), "{e}");
-        let e = unpack(&one(META, tar::EntryType::Regular, b"{}")[..], dir.path(), &l)
-            .unwrap_err();
+        let e = unpack(
+            &one(META, tar::EntryType::Regular, b"{}")[..],
+            dir.path(),
+            &l,
+        )
+        .unwrap_err();
         assert!(matches!(e, ArchiveError::Duplicate(_)), "{e}");
-        let e = unpack(&one(STATE, tar::EntryType::Symlink, b"")[..], dir.path(), &l)
-            .unwrap_err();
+        let e = unpack(
+            &one(STATE, tar::EntryType::Symlink, b"")[..],
+            dir.path(),
+            &l,
+        )
+        .unwrap_err();
         assert!(matches!(e, ArchiveError::UnexpectedMember { .. }), "{e}");
         // A GNU long-name entry claiming 1 GiB is refused by its header,
         // not read into memory.

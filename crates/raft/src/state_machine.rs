@@ -120,11 +120,10 @@ impl RaftStateMachine<C> for StateMachine {
                 // Writes its own batches, `applied` with the last one.
                 let db = Arc::clone(&self.db);
                 let (op, log_id) = (op.clone(), entry.log_id);
-                let out = tokio::task::spawn_blocking(move || {
-                    crate::restore::apply(&db, &op, &log_id)
-                })
-                .await
-                .map_err(io_err)??;
+                let out =
+                    tokio::task::spawn_blocking(move || crate::restore::apply(&db, &op, &log_id))
+                        .await
+                        .map_err(io_err)??;
                 if out.swapped {
                     self.notify(ApplyEvent::Reset);
                 }
@@ -307,7 +306,7 @@ fn build_blocking(
 ) -> io::Result<SnapshotFile> {
     let opts = rocksdb::Options::default();
     let db = DB::open_cf_for_read_only(&opts, checkpoint, store::ALL_CFS, false)
-    .map_err(|e| io_err(format!("cannot open the raft checkpoint: {e}")))?;
+        .map_err(|e| io_err(format!("cannot open the raft checkpoint: {e}")))?;
     let tmp = snaps.temp_path("build");
     let mut w = snapshot::Writer::create(&tmp)?;
     for item in db.iterator_cf(cf(&db, CF_DATA), rocksdb::IteratorMode::Start) {
