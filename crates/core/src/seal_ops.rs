@@ -467,6 +467,11 @@ impl Core {
     /// node (Vault does the same). A one-voter cluster keeps its leader.
     pub async fn seal(&self) {
         let _g = self.lifecycle.lock().await;
+        // Give back the unused part of the encryption-count reservation
+        // (a standby holds none: ReadOnly is expected there).
+        if let Err(e) = self.barrier.flush_usage().await {
+            tracing::debug!("sealing: encryption count not flushed: {e}");
+        }
         if let Some(c) = self.cluster() {
             c.set_electable(false);
             if c.state().is_active {

@@ -44,6 +44,10 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             "seal",
             "rotate",
             "rotate/keyring",
+            // Stricter than Vault: disabling or stretching automatic key
+            // rotation weakens every later encryption.
+            "rotate/config",
+            "rotate/keyring/config",
             "remount",
             "auth/*",
             "raw/*",

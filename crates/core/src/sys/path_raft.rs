@@ -172,6 +172,9 @@ impl Sys {
         if !cl.state().is_active {
             return Err(LogicalError::ReadOnly);
         }
+        if let Err(e) = core.barrier.flush_usage().await {
+            tracing::debug!("step-down: encryption count not flushed: {e}");
+        }
         cl.step_down().await.map_err(cluster_error)?;
         Ok(None)
     }
