@@ -341,6 +341,13 @@ async fn serve_config_inner(
                 core: core.clone(),
                 node: node.clone(),
             }));
+            // A node holding the cluster's data starts sealed and must not
+            // lead until it is unsealed (a sealed leader serves nothing;
+            // unsealing makes it electable again). An uninitialized node
+            // stays electable: `sys/init` bootstraps it as the leader.
+            if core.initialized().await.unwrap_or(false) {
+                node.set_electable(false);
+            }
             crate::cluster::watch_applied(node, core.clone(), handled);
             crate::cluster::spawn_retry_join(&config, core.clone(), node.clone())?;
             Some(Arc::new(crate::cluster::RaftForwarder {

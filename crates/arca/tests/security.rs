@@ -78,6 +78,21 @@ fn unauthenticated_pki_issuer_paths_refuse_writes() {
         );
         assert_eq!(code, 200, "GET issuer/default/{suffix}");
     }
+    // The public JSON carries the certificates only (as Vault's).
+    let (_, pubjson) = s.http("GET", "/v1/pki/issuer/default/json", None, None);
+    assert!(
+        pubjson["data"]["certificate"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN"),
+        "{pubjson}"
+    );
+    for private in ["key_id", "usage", "manual_chain"] {
+        assert!(
+            pubjson["data"].get(private).is_none(),
+            "{private} in {pubjson}"
+        );
+    }
     // ... but nothing else on them: no token, no write.
     for suffix in ["pem", "der", "json"] {
         let path = format!("/v1/pki/issuer/default/{suffix}");
@@ -589,5 +604,61 @@ fn raft_bootstrap_challenges_are_bounded_and_a_pending_join_is_not_replaced() {
         peers["data"]["config"]["servers"].as_array().unwrap().len(),
         1,
         "{peers}"
+    );
+}
+
+#[test]
+fn a_restarted_sealed_node_does_not_take_leadership() {
+    let (n1, n2, init) = two_node_cluster();
+    let n3 = Server::start_raft("n3");
+    n3.http_ok(
+        "PUT",
+        "/v1/sys/storage/raft/join",
+        None,
+        Some(&json!({"leader_api_addr": n1.addr})),
+    );
+    for k in &init.keys_b64[..3] {
+        n3.http_ok("PUT", "/v1/sys/unseal", None, Some(&json!({"key": k})));
+    }
+    wait_until("n3 unsealed standby", Duration::from_secs(60), || {
+        n3.http("GET", "/v1/sys/health?standbyok=true", None, None)
+            .0
+            == 200
+    });
+    let root = init.root_token;
+    let r = Some(root.as_str());
+    // n3 restarts and stays sealed; then the leader dies. Of the two that
+    // remain, only n2 can serve, so only n2 may lead (n3 still votes).
+    let mut n3 = n3;
+    n3.restart();
+    assert_eq!(
+        n3.http("GET", "/v1/sys/health", None, None).0,
+        503,
+        "n3 is sealed"
+    );
+    let mut n1 = n1;
+    n1.stop();
+    wait_until(
+        "n2 becomes the active node",
+        Duration::from_secs(60),
+        || n2.http("GET", "/v1/sys/health", None, None).0 == 200,
+    );
+    n2.http_ok("POST", "/v1/sys/mounts/kv", r, Some(&json!({"type": "kv"})));
+    n2.http_ok("PUT", "/v1/kv/x", r, Some(&json!({"v": "1"})));
+    // Unsealed, n3 follows n2.
+    for k in &init.keys_b64[..3] {
+        n3.http_ok("PUT", "/v1/sys/unseal", None, Some(&json!({"key": k})));
+    }
+    wait_until("n3 unsealed standby", Duration::from_secs(60), || {
+        n3.http("GET", "/v1/sys/health?standbyok=true", None, None)
+            .0
+            == 200
+    });
+    let v = n3.http_ok("GET", "/v1/kv/x", r, None);
+    assert_eq!(v["data"]["v"], "1", "{v}");
+    assert_eq!(
+        n2.http("GET", "/v1/sys/health", None, None).0,
+        200,
+        "n2 still leads"
     );
 }

@@ -453,18 +453,28 @@ impl Core {
                 }));
             }
         }
-        // Secret mounts never start with `auth/`, so no two routes share a
-        // prefix; a table that says otherwise (edited outside the API) is
-        // refused rather than routed by chance.
-        let mut seen = std::collections::HashSet::new();
-        for r in &routes {
-            if !seen.insert(r.full_path.as_str()) {
-                return Err(LogicalError::internal(format!(
-                    "two mounts claim the path {:?}; remove one of them",
-                    r.full_path
-                )));
+        // Secret mounts can no longer be made under `auth/` (or the other
+        // reserved prefixes). One left from an older version that would
+        // shadow an auth mount is not routed: auth mounts come first and
+        // keep their paths; the secret mount is reported so the operator
+        // can move it (`sys/remount`) or disable it.
+        let auth_paths: Vec<String> = routes
+            .iter()
+            .filter(|r| r.auth)
+            .map(|r| r.full_path.clone())
+            .collect();
+        routes.retain(|r| {
+            let reserved =
+                !r.auth && ["auth/", "audit/"].iter().any(|p| r.full_path.starts_with(p));
+            let shadows = !r.auth && auth_paths.iter().any(|a| r.full_path.starts_with(a.as_str()) || a.starts_with(r.full_path.as_str()));
+            if reserved || shadows {
+                tracing::error!(
+                    mount = %r.full_path,
+                    "a secrets engine is mounted under a reserved prefix and is not served; disable it (DELETE sys/mounts/<path>)"
+                );
             }
-        }
+            !(reserved || shadows)
+        });
         Ok(Router::new(routes))
     }
 

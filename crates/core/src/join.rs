@@ -448,9 +448,16 @@ impl Core {
             }),
         )
         .await
-        .map_err(|e| LogicalError::Status {
-            status: 500,
-            message: format!("failed to join raft cluster: {e}"),
+        .map_err(|e| {
+            // The leader keeps a challenge for one answer only: drop this
+            // one so the operator can start the join again.
+            *self.pending_join.lock() = None;
+            LogicalError::Status {
+                status: 500,
+                message: format!(
+                    "failed to join raft cluster: {e}; run the join again, then unseal"
+                ),
+            }
         })?;
         *self.pending_join.lock() = None;
         // The leader returns once this node caught up; the keyring is here

@@ -79,13 +79,17 @@ impl TokenBackend {
             }
         }
         // Vault: orphans made through `create` and periodic tokens need root
-        // or sudo on the create path.
+        // or sudo on the path the request names.
         let sudo = caller.is_root()
             || st
                 .policies
                 .acl(&caller.policies)
                 .await?
-                .check("auth/token/create", "update", None)
+                .check(
+                    &format!("{}{}", c.req.mount_point, c.req.path),
+                    "update",
+                    None,
+                )
                 .sudo;
         if no_parent && !orphan_path && !sudo {
             return Err(LogicalError::invalid(
@@ -369,10 +373,16 @@ impl TokenBackend {
                 (new_expire - n).max(0)
             ));
         }
-        let mut e = t.clone();
-        e.expire_time = new_expire;
-        e.issue_time = n;
-        st.tokens.update(e.clone()).await?;
+        // Under the store's lock, on the stored entry: a use or a revoke
+        // racing with this renewal is not undone by it.
+        let e = st
+            .tokens
+            .modify(&t.hash, |e| {
+                e.expire_time = new_expire;
+                e.issue_time = n;
+            })
+            .await?
+            .ok_or(LogicalError::PermissionDenied)?;
         Ok(Some(Response {
             auth: Some(auth_of(&e, id, n)),
             warnings,

@@ -284,6 +284,24 @@ impl TokenStore {
         Ok(())
     }
 
+    /// Changes a stored entry under the same lock as use counting, reading
+    /// it from storage (not the cache). `None` when the token is gone.
+    pub async fn modify(
+        &self,
+        hash: &str,
+        f: impl FnOnce(&mut TokenEntry),
+    ) -> Result<Option<TokenEntry>, LogicalError> {
+        let _g = self.uses.lock().await;
+        let Some(mut e) =
+            get_json::<TokenEntry>(self.storage.as_ref(), &format!("id/{hash}")).await?
+        else {
+            return Ok(None);
+        };
+        f(&mut e);
+        self.update(e.clone()).await?;
+        Ok(Some(e))
+    }
+
     /// Consumes one use. Returns `Some(true)` when this was the token's last
     /// use (the caller revokes it once the request is done, as Vault does),
     /// `Some(false)` for an ordinary use and `None` when no use was left.
@@ -350,6 +368,7 @@ impl TokenStore {
 
     /// Revokes only this token; its children become orphans.
     pub async fn revoke_orphan(&self, hash: &str) -> Result<Vec<String>, LogicalError> {
+        let _g = self.uses.lock().await;
         for c in self.children(hash).await? {
             if let Some(e) =
                 get_json::<TokenEntry>(self.storage.as_ref(), &format!("id/{c}")).await?

@@ -135,6 +135,17 @@ impl Pki {
                 "application/pkix-cert",
                 crypto::pem_to_der(&i.certificate)?,
             ))),
+            // The public JSON form carries the certificates only, as Vault's.
+            "json" => {
+                let mut chain = vec![Value::from(i.certificate.clone())];
+                chain.extend(i.ca_chain.iter().cloned().map(Value::from));
+                let mut data = Map::new();
+                data.insert("issuer_id".into(), Value::from(i.id.clone()));
+                data.insert("issuer_name".into(), Value::from(i.name.clone()));
+                data.insert("certificate".into(), Value::from(i.certificate.clone()));
+                data.insert("ca_chain".into(), Value::from(chain));
+                Ok(Some(Response::data(data)))
+            }
             _ => Ok(Some(Response::data(issuer_data(c.storage, &i).await?))),
         }
     }

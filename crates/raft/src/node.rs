@@ -141,6 +141,8 @@ pub struct RaftNode {
     pub(crate) restore_lock: tokio::sync::Mutex<()>,
     /// Where the cluster port is bound (useful with port 0 in tests).
     pub listen_addr: SocketAddr,
+    /// May this node lead? (shared with the service: see `set_electable`)
+    electable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn err(e: impl std::fmt::Display) -> NodeError {
@@ -201,10 +203,12 @@ impl RaftNode {
             .await
             .map_err(err)?;
         let forward: ForwardSlot = Arc::new(RwLock::new(None));
+        let electable = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let service = Service {
             raft: raft.clone(),
             snaps,
             forward: forward.clone(),
+            electable: electable.clone(),
         };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -250,6 +254,7 @@ impl RaftNode {
             reads,
             restore_lock: tokio::sync::Mutex::new(()),
             listen_addr,
+            electable,
         }))
     }
 
@@ -471,7 +476,10 @@ impl RaftNode {
 
     /// Lets this node stand for election, or not (a sealed node must not
     /// lead: it could serve nothing). It still votes and replicates.
+    /// A node that may not lead also refuses a leadership transfer.
     pub fn set_electable(&self, on: bool) {
+        self.electable
+            .store(on, std::sync::atomic::Ordering::Release);
         self.raft.runtime_config().elect(on);
     }
 

@@ -25,6 +25,9 @@ pub(crate) struct Service {
     pub raft: Raft,
     pub snaps: SnapshotDir,
     pub forward: ForwardSlot,
+    /// False while this node may not lead (sealed): it then refuses a
+    /// leadership transfer, which openraft would otherwise obey.
+    pub electable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn io_status(e: impl std::fmt::Display) -> Status {
@@ -116,6 +119,11 @@ impl Cluster for Service {
         &self,
         req: Request<TransferReq>,
     ) -> Result<Response<TransferReply>, Status> {
+        if !self.electable.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(Response::new(Err(
+                "this node is sealed and does not take leadership".into(),
+            )));
+        }
         let r = self.raft.handle_transfer_leader(req.into_inner().0).await;
         Ok(Response::new(r.map_err(|e| e.to_string())))
     }
