@@ -25,8 +25,8 @@
 //! pid_file          = "/run/arca.pid"  # written at start, removed at exit
 //! default_lease_ttl = "768h"     # or seconds
 //! max_lease_ttl     = "768h"
-//! ui                = true       # accepted
-//! disable_mlock     = true       # accepted
+//! ui                = false      # true is refused: Arca serves no web UI
+//! disable_mlock     = true       # Arca does not mlock; false is refused
 //! ```
 //!
 //! Invariants of a [`Config`] returned by [`load`] / [`parse`]:
@@ -95,9 +95,10 @@ pub struct Config {
     pub default_lease_ttl: u64,
     /// Maximum lease TTL in seconds.
     pub max_lease_ttl: u64,
-    /// `ui = true` (accepted; Arca serves no UI).
+    /// `ui`: only `false` is accepted (Arca serves no web UI).
     pub ui: bool,
-    /// `disable_mlock` (accepted; Arca does not mlock).
+    /// `disable_mlock`: only `true` (or leaving it out) is accepted: Arca
+    /// does not lock its memory, so asking for it explicitly is refused.
     pub disable_mlock: bool,
     /// `cluster_name`, reported by `sys/seal-status` and `sys/health`.
     pub cluster_name: Option<String>,
@@ -432,8 +433,26 @@ impl Parser<'_> {
                             }
                             cfg.periodic_interval = v;
                         }
-                        "ui" => cfg.ui = self.boolean(attr, key)?,
-                        "disable_mlock" => cfg.disable_mlock = self.boolean(attr, key)?,
+                        "ui" => {
+                            cfg.ui = self.boolean(attr, key)?;
+                            if cfg.ui {
+                                return Err(self.err(
+                                    attr.span(),
+                                    key,
+                                    "Arca serves no web UI: remove `ui = true` (or set it to false)",
+                                ));
+                            }
+                        }
+                        "disable_mlock" => {
+                            cfg.disable_mlock = self.boolean(attr, key)?;
+                            if !cfg.disable_mlock {
+                                return Err(self.err(
+                                    attr.span(),
+                                    key,
+                                    "Arca does not lock its memory yet: set `disable_mlock = true` or remove the line (keep swap off or encrypted on the host)",
+                                ));
+                            }
+                        }
                         "cluster_name" => cfg.cluster_name = Some(self.string(attr, key)?),
                         "log_format" => {
                             let v = self.string(attr, key)?;
@@ -949,7 +968,7 @@ cluster_addr      = "https://arca-1.example:8201"
 log_level         = "Debug"
 default_lease_ttl = "1h"
 max_lease_ttl     = 86400
-ui                = true
+ui                = false
 disable_mlock     = true
 cluster_name      = "arca"
 "#);
@@ -971,7 +990,16 @@ cluster_name      = "arca"
         assert_eq!(cfg.log_level, "debug");
         assert_eq!(cfg.default_lease_ttl, 3600);
         assert_eq!(cfg.max_lease_ttl, 86400);
-        assert!(cfg.ui && cfg.disable_mlock);
+        assert!(!cfg.ui && cfg.disable_mlock);
+        let e = bad(&format!("storage \"inmem\" {{}}\n{PLAIN}\nui = true"));
+        assert!(e.contains("ui: Arca serves no web UI"), "{e}");
+        let e = bad(&format!(
+            "storage \"inmem\" {{}}\n{PLAIN}\ndisable_mlock = false"
+        ));
+        assert!(
+            e.contains("disable_mlock: Arca does not lock its memory"),
+            "{e}"
+        );
         assert_eq!(cfg.cluster_name.as_deref(), Some("arca"));
     }
 

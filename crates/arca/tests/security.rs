@@ -531,6 +531,14 @@ fn pki_sign_refuses_a_csr_whose_key_the_role_does_not_allow() {
         r,
         Some(&json!({"csr": ec, "common_name": "example.com"})),
     );
+    // ... but never an RSA key below 2048 bits.
+    let (code, v) = s.http(
+        "POST",
+        "/v1/pki/sign/any",
+        r,
+        Some(&json!({"csr": small, "common_name": "example.com"})),
+    );
+    assert_eq!(code, 400, "RSA-1024 CSR on an any role: {v}");
 }
 
 #[test]

@@ -303,6 +303,11 @@ pub fn check_role_key(
     role_bits: i64,
     (kind, bits): (&str, usize),
 ) -> Result<(), LogicalError> {
+    if kind == "rsa" && bits < 2048 {
+        return Err(LogicalError::invalid(format!(
+            "RSA keys below 2048 bits are not accepted (the csr's key has {bits})"
+        )));
+    }
     if role_type == "any" {
         return Ok(());
     }
