@@ -301,6 +301,14 @@ fn next_port(addr: &SocketAddr) -> SocketAddr {
 /// written there (so a restarted node keeps its identity).
 fn node_name(config: &Config, dir: &std::path::Path) -> anyhow::Result<String> {
     if let Some(n) = config.storage.node_id.as_ref().filter(|n| !n.is_empty()) {
+        // The leader checks the id a joining node signs; refuse here what
+        // it would refuse there (and what it would trim: the MAC covers it).
+        if n.trim() != n || arca_core::check_server_id(n).is_err() {
+            anyhow::bail!(
+                "storage.node_id {n:?}: use 1 to {} printable bytes without surrounding spaces",
+                arca_core::MAX_SERVER_ID
+            );
+        }
         return Ok(n.clone());
     }
     let f = dir.join("node-id");

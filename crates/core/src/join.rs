@@ -67,7 +67,7 @@ fn answer_mac(key: &[u8], claim: &JoinClaim<'_>, nonce: &[u8]) -> Vec<u8> {
 }
 
 /// A server id the leader accepts: non-empty, short, printable.
-pub(crate) fn check_server_id(id: &str) -> Result<(), LogicalError> {
+pub fn check_server_id(id: &str) -> Result<(), LogicalError> {
     if id.is_empty() || id.len() > MAX_SERVER_ID || id.chars().any(|c| c.is_control()) {
         return Err(LogicalError::invalid(format!(
             "server_id must be 1 to {MAX_SERVER_ID} printable bytes"

@@ -34,4 +34,4 @@ mod token_paths;
 pub mod tokens;
 
 pub use crate::core::{Core, CoreConfig, InitResult, Reply, SealStatus};
-pub use crate::join::{JoinRequest, JoinTls};
+pub use crate::join::{check_server_id, JoinRequest, JoinTls, MAX_SERVER_ID};

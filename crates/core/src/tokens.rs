@@ -9,8 +9,8 @@
 //! - A token whose TTL or explicit max TTL has passed, or whose uses are spent,
 //!   is treated as absent, and so is a token any of whose ancestors is absent
 //!   or expired (a child never outlives its parent).
-//! - Uses are spent under one lock, reading the stored entry (not the
-//!   cache): N concurrent requests with a token of n uses get exactly
+//! - Uses are spent, and entries renewed or orphaned, under the token's
+//!   lock (one of 64 stripes), reading the stored entry (not the cache): N concurrent requests with a token of n uses get exactly
 //!   min(N, n) through. On a standby the write fails read-only, so the
 //!   request goes to the active node, where the same lock applies.
 //! - Every token carries `default` unless created with `no_default_policy`;
@@ -149,9 +149,14 @@ pub fn effective_ttl(
 pub struct TokenStore {
     storage: Arc<dyn Storage>,
     cache: RwLock<HashMap<String, Arc<TokenEntry>>>,
-    /// Serializes use-count decrements (read, decrement, write).
-    uses: tokio::sync::Mutex<()>,
+    /// Serializes changes of one token (use counting, renewal, orphaning):
+    /// read, change, write. Striped by the token's hash, so unrelated
+    /// tokens do not wait for each other.
+    locks: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// Number of lock stripes of the token store.
+const LOCK_STRIPES: usize = 64;
 
 /// How many ancestors a lookup checks before it refuses a token: far more
 /// than any real chain, small enough to bound the work.
@@ -162,8 +167,20 @@ impl TokenStore {
         TokenStore {
             storage,
             cache: RwLock::new(HashMap::new()),
-            uses: tokio::sync::Mutex::new(()),
+            locks: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
+    }
+
+    /// The lock guarding changes of the token with this hash.
+    fn lock_for(&self, hash: &str) -> &tokio::sync::Mutex<()> {
+        let b = hash.as_bytes();
+        let i = b
+            .iter()
+            .take(8)
+            .fold(0usize, |a, x| a.wrapping_mul(31).wrapping_add(*x as usize));
+        &self.locks[i % LOCK_STRIPES]
     }
 
     pub fn clear_cache(&self) {
@@ -291,7 +308,7 @@ impl TokenStore {
         hash: &str,
         f: impl FnOnce(&mut TokenEntry),
     ) -> Result<Option<TokenEntry>, LogicalError> {
-        let _g = self.uses.lock().await;
+        let _g = self.lock_for(hash).lock().await;
         let Some(mut e) =
             get_json::<TokenEntry>(self.storage.as_ref(), &format!("id/{hash}")).await?
         else {
@@ -309,7 +326,7 @@ impl TokenStore {
         if entry.num_uses == 0 {
             return Ok(Some(false));
         }
-        let _g = self.uses.lock().await;
+        let _g = self.lock_for(&entry.hash).lock().await;
         let current: TokenEntry =
             match get_json(self.storage.as_ref(), &format!("id/{}", entry.hash)).await? {
                 Some(e) => e,
@@ -368,8 +385,8 @@ impl TokenStore {
 
     /// Revokes only this token; its children become orphans.
     pub async fn revoke_orphan(&self, hash: &str) -> Result<Vec<String>, LogicalError> {
-        let _g = self.uses.lock().await;
         for c in self.children(hash).await? {
+            let _g = self.lock_for(&c).lock().await;
             if let Some(e) =
                 get_json::<TokenEntry>(self.storage.as_ref(), &format!("id/{c}")).await?
             {
