@@ -385,10 +385,12 @@ async fn serve_config_inner(
         println!("    The server starts sealed: unseal it with `arca operator unseal` and the key shares.");
     }
     let served = serve_all(core.clone(), listeners).await;
-    // Step 2: nothing new reaches core; drop its keys and engines.
+    // Step 2: nothing new reaches core; background work finishes its round
+    // and stops; then core drops its keys and engines.
     if let Some(node) = &raft_node {
         node.set_forward_handler(Arc::new(ShuttingDown));
     }
+    core.stop_periodic(RUNTIME_STOP_TIMEOUT).await;
     core.seal().await;
     if let Some(node) = &raft_node {
         if tokio::time::timeout(RUNTIME_STOP_TIMEOUT, node.shutdown())
@@ -472,6 +474,7 @@ async fn serve_dev(opts: DevOptions) -> anyhow::Result<()> {
         )],
     )
     .await;
+    core.stop_periodic(RUNTIME_STOP_TIMEOUT).await;
     core.seal().await;
     served
 }

@@ -127,6 +127,9 @@ pub struct Core {
     pub(crate) retry_join: Mutex<Vec<crate::join::JoinRequest>>,
     /// A `sys/storage/raft/join` retry task is running.
     pub(crate) join_retrying: AtomicBool,
+    /// Tells the periodic ticker to stop (`stop_periodic`).
+    pub(crate) periodic_stop: tokio::sync::watch::Sender<bool>,
+    pub(crate) periodic_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// When this node last became the active node (`sys/leader`).
     pub(crate) active_since: RwLock<Option<chrono::DateTime<chrono::Utc>>>,
 }
@@ -156,6 +159,8 @@ impl Core {
             pending_join: Mutex::new(None),
             retry_join: Mutex::new(Vec::new()),
             join_retrying: AtomicBool::new(false),
+            periodic_stop: tokio::sync::watch::channel(false).0,
+            periodic_task: Mutex::new(None),
             active_since: RwLock::new(None),
         })
     }

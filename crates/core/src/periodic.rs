@@ -20,19 +20,46 @@ use arca_sdk::LogicalError;
 use crate::core::Core;
 
 impl Core {
-    /// Starts the ticker (once per process; it ends with the core).
+    /// Starts the ticker (once per process; it ends with the core, or with
+    /// [`Core::stop_periodic`]).
     pub fn spawn_periodic(self: &Arc<Self>, interval: Duration) {
         let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
+        let mut stop = self.periodic_stop.subscribe();
+        let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                if *stop.borrow() {
+                    return;
+                }
                 let Some(core) = weak.upgrade() else { return };
                 core.run_periodic().await;
             }
         });
+        *self.periodic_task.lock() = Some(task);
+    }
+
+    /// Stops the ticker: no new round starts, and a round under way is
+    /// waited for (at most `timeout`) so that it is not cut off midway.
+    /// True when the ticker has ended (or never ran).
+    pub async fn stop_periodic(&self, timeout: Duration) -> bool {
+        let _ = self.periodic_stop.send(true);
+        let task = self.periodic_task.lock().take();
+        let Some(task) = task else { return true };
+        match tokio::time::timeout(timeout, task).await {
+            Ok(_) => true,
+            Err(_) => {
+                tracing::warn!(
+                    "a background round did not finish within {timeout:?}; it is cut off"
+                );
+                false
+            }
+        }
     }
 
     /// One round of background work, if this node is the active one.

@@ -625,3 +625,22 @@ async fn sudo_paths_need_sudo() {
     t.root(Update, "sys/seal", json!({})).await.unwrap();
     assert!(t.core.is_sealed());
 }
+
+#[tokio::test]
+async fn stopping_background_work_ends_the_ticker() {
+    let t = common::unsealed().await;
+    t.core.spawn_periodic(std::time::Duration::from_millis(5));
+    // Stopping ends the ticker task (a round under way is finished first).
+    tokio::task::yield_now().await;
+    assert!(
+        t.core
+            .stop_periodic(std::time::Duration::from_secs(30))
+            .await,
+        "the ticker did not end"
+    );
+    assert!(
+        t.core
+            .stop_periodic(std::time::Duration::from_secs(1))
+            .await
+    );
+}
