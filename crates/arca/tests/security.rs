@@ -78,6 +78,14 @@ fn unauthenticated_pki_issuer_paths_refuse_writes() {
         );
         assert_eq!(code, 200, "GET issuer/default/{suffix}");
     }
+    // LIST issuers is public too, as in Vault.
+    let (code, v) = s.http("LIST", "/v1/pki/issuers", None, None);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        v["data"]["keys"].as_array().map(|a| a.len()),
+        Some(1),
+        "{v}"
+    );
     // The public JSON carries the certificates only (as Vault's).
     let (_, pubjson) = s.http("GET", "/v1/pki/issuer/default/json", None, None);
     assert!(

@@ -47,6 +47,7 @@ const PUBLIC: &[&str] = &[
     "crl/pem",
     "crl/delta",
     "crl/delta/pem",
+    "issuers",
     "issuer/+/pem",
     "issuer/+/der",
     "issuer/+/json",
