@@ -7,9 +7,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Bao, Server};
+use common::{wait_until, Bao, Server};
 use serde_json::Value;
 
 fn unseal(bao: &Bao, keys: &[String]) -> Value {
@@ -27,14 +27,6 @@ fn status(bao: &Bao) -> Value {
 
 fn health(s: &Server) -> u16 {
     s.http("GET", "/v1/sys/health", None, None).0
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

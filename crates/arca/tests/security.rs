@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{openssl, Server};
+use common::{openssl, wait_until, Server};
 use serde_json::{json, Value};
 
 /// A server initialised and unsealed, with its root token.
@@ -35,14 +35,6 @@ fn token_with_policy(s: &Server, root: &str, name: &str, hcl: &str) -> String {
 
 fn errors(v: &Value) -> String {
     v["errors"].to_string()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -266,20 +258,7 @@ fn two_node_cluster() -> (Server, Server, common::InitResult) {
     let n1 = Server::start_raft("n1");
     let init = n1.init_and_unseal();
     let n2 = Server::start_raft("n2");
-    n2.http_ok(
-        "PUT",
-        "/v1/sys/storage/raft/join",
-        None,
-        Some(&json!({"leader_api_addr": n1.addr})),
-    );
-    for k in &init.keys_b64[..3] {
-        n2.http_ok("PUT", "/v1/sys/unseal", None, Some(&json!({"key": k})));
-    }
-    wait_until("n2 unsealed standby", Duration::from_secs(60), || {
-        n2.http("GET", "/v1/sys/health?standbyok=true", None, None)
-            .0
-            == 200
-    });
+    n2.join_and_unseal(&n1, &init.keys_b64[..3]);
     (n1, n2, init)
 }
 
@@ -321,14 +300,7 @@ fn sealing_the_active_node_fails_over() {
     let v = n2.http_ok("GET", "/v1/kv/before", r, None);
     assert_eq!(v["data"]["v"], "1", "{v}");
     // Unsealed again, n1 rejoins as a standby that forwards to n2.
-    for k in &init.keys_b64[..3] {
-        n1.http_ok("PUT", "/v1/sys/unseal", None, Some(&json!({"key": k})));
-    }
-    wait_until("n1 unsealed", Duration::from_secs(60), || {
-        n1.http("GET", "/v1/sys/health?standbyok=true", None, None)
-            .0
-            == 200
-    });
+    n1.unseal_as_standby(&init.keys_b64[..3]);
     n1.http_ok("PUT", "/v1/kv/again", r, Some(&json!({"v": "3"})));
     let v = n2.http_ok("GET", "/v1/kv/again", r, None);
     assert_eq!(v["data"]["v"], "3", "{v}");
@@ -627,20 +599,7 @@ fn raft_bootstrap_challenges_are_bounded_and_a_pending_join_is_not_replaced() {
 fn a_restarted_sealed_node_does_not_take_leadership() {
     let (n1, n2, init) = two_node_cluster();
     let n3 = Server::start_raft("n3");
-    n3.http_ok(
-        "PUT",
-        "/v1/sys/storage/raft/join",
-        None,
-        Some(&json!({"leader_api_addr": n1.addr})),
-    );
-    for k in &init.keys_b64[..3] {
-        n3.http_ok("PUT", "/v1/sys/unseal", None, Some(&json!({"key": k})));
-    }
-    wait_until("n3 unsealed standby", Duration::from_secs(60), || {
-        n3.http("GET", "/v1/sys/health?standbyok=true", None, None)
-            .0
-            == 200
-    });
+    n3.join_and_unseal(&n1, &init.keys_b64[..3]);
     let root = init.root_token;
     let r = Some(root.as_str());
     // n3 restarts and stays sealed; then the leader dies. Of the two that
@@ -662,14 +621,7 @@ fn a_restarted_sealed_node_does_not_take_leadership() {
     n2.http_ok("POST", "/v1/sys/mounts/kv", r, Some(&json!({"type": "kv"})));
     n2.http_ok("PUT", "/v1/kv/x", r, Some(&json!({"v": "1"})));
     // Unsealed, n3 follows n2.
-    for k in &init.keys_b64[..3] {
-        n3.http_ok("PUT", "/v1/sys/unseal", None, Some(&json!({"key": k})));
-    }
-    wait_until("n3 unsealed standby", Duration::from_secs(60), || {
-        n3.http("GET", "/v1/sys/health?standbyok=true", None, None)
-            .0
-            == 200
-    });
+    n3.unseal_as_standby(&init.keys_b64[..3]);
     let v = n3.http_ok("GET", "/v1/kv/x", r, None);
     assert_eq!(v["data"]["v"], "1", "{v}");
     assert_eq!(

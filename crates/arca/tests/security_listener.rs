@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{arca_bin, free_port, openssl, run_with_timeout, try_http, Server};
+use common::{arca_bin, free_port, run_with_timeout, try_http, Server};
 use serde_json::json;
 
 // ------------------------------------------------------------ helpers --
@@ -42,77 +42,20 @@ impl Drop for Kill {
 /// A CA, a server certificate for 127.0.0.1, a client certificate from the
 /// CA and a self-signed ("rogue") client certificate, all EC P-256.
 fn make_pki(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut args = vec!["req", "-x509"];
-    args.extend(ec);
-    args.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Arca Test CA",
-    ]);
-    openssl(dir, &args);
-    for (name, cn, ext) in [
-        (
-            "server",
-            "/CN=127.0.0.1",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-        ),
-        ("client", "/CN=arca-client", "extendedKeyUsage=clientAuth\n"),
-    ] {
-        let key = format!("{name}.key");
-        let csr = format!("{name}.csr");
-        let pem = format!("{name}.pem");
-        let cnf = format!("{name}.cnf");
-        let mut args = vec!["req"];
-        args.extend(ec);
-        args.extend(["-keyout", key.as_str(), "-out", csr.as_str(), "-subj", cn]);
-        openssl(dir, &args);
-        std::fs::write(dir.join(&cnf), ext).unwrap();
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                csr.as_str(),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                pem.as_str(),
-                "-days",
-                "2",
-                "-extfile",
-                cnf.as_str(),
-            ],
-        );
-    }
-    let mut args = vec!["req", "-x509"];
-    args.extend(ec);
-    args.extend([
-        "-keyout",
-        "rogue.key",
-        "-out",
-        "rogue.pem",
-        "-days",
-        "2",
-        "-subj",
+    common::self_signed_cert(dir, "ca", "/CN=Arca Test CA");
+    common::ca_issued_cert(
+        dir,
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    );
+    common::ca_issued_cert(
+        dir,
+        "client",
         "/CN=arca-client",
-    ]);
-    openssl(dir, &args);
+        "extendedKeyUsage=clientAuth\n",
+    );
+    common::self_signed_cert(dir, "rogue", "/CN=arca-client");
 }
 
 /// Writes `arca.hcl` (RocksDB storage, one TLS listener with `listener`

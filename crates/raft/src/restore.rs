@@ -545,11 +545,12 @@ mod tests {
             listen,
         );
         let n = RaftNode::start(cfg).await.unwrap();
-        let t0 = std::time::Instant::now();
-        while !n.is_leader() {
-            assert!(t0.elapsed() < std::time::Duration::from_secs(10));
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        // Event-driven wait on raft's metrics; the bound only ends a hung test.
+        n.raft
+            .wait(Some(std::time::Duration::from_secs(120)))
+            .state(openraft::ServerState::Leader, "the restarted node leads")
+            .await
+            .unwrap();
         let b = RaftBackend::new(n.clone());
         assert_eq!(b.get("keep").await.unwrap().unwrap(), b"v");
         assert_eq!(b.get("restored").await.unwrap(), None);
@@ -592,17 +593,15 @@ mod tests {
         // snapshot, which must carry what is staged.
         leader.raft.trigger().snapshot().await.unwrap();
         let applied = leader.applied_index_now();
-        let t0 = std::time::Instant::now();
-        while leader
+        leader
             .raft
-            .metrics()
-            .borrow_watched()
-            .snapshot
-            .is_none_or(|s| s.index < applied)
-        {
-            assert!(t0.elapsed() < std::time::Duration::from_secs(10));
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+            .wait(Some(std::time::Duration::from_secs(120)))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= applied),
+                "the snapshot covers the staged records",
+            )
+            .await
+            .unwrap();
         leader.raft.trigger().purge_log(applied).await.unwrap();
 
         let port = std::net::TcpListener::bind("127.0.0.1:0")

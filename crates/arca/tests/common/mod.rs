@@ -814,3 +814,105 @@ pub fn find_needles(haystack: &[u8], needles: &[&[u8]]) -> Vec<usize> {
     }
     (0..needles.len()).filter(|&j| found[j]).collect()
 }
+
+/// Polls `f` until it holds. The bound only ends a test that would
+/// otherwise hang (a generous figure, not a claim about speed).
+#[track_caller]
+pub fn wait_until(what: &str, bound: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + bound;
+    while !f() {
+        if Instant::now() > deadline {
+            panic!("gave up waiting for {what} after {bound:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Server {
+    /// `sys/storage/raft/join` to `leader`, then unseal with `keys` (base64)
+    /// and wait until this node serves as an unsealed standby.
+    pub fn join_and_unseal(&self, leader: &Server, keys: &[String]) {
+        self.http_ok(
+            "PUT",
+            "/v1/sys/storage/raft/join",
+            None,
+            Some(&serde_json::json!({ "leader_api_addr": leader.addr })),
+        );
+        self.unseal_as_standby(keys);
+    }
+
+    /// Unseal with `keys` (base64) and wait until this node answers
+    /// `sys/health?standbyok=true` with 200 (active or standby).
+    pub fn unseal_as_standby(&self, keys: &[String]) {
+        for k in keys {
+            self.http_ok(
+                "PUT",
+                "/v1/sys/unseal",
+                None,
+                Some(&serde_json::json!({ "key": k })),
+            );
+        }
+        wait_until("an unsealed node", Duration::from_secs(60), || {
+            self.http("GET", "/v1/sys/health?standbyok=true", None, None)
+                .0
+                == 200
+        });
+    }
+}
+
+/// EC P-256 key options for `openssl req`.
+const EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+];
+
+/// A self-signed EC certificate: `dir/NAME.key` and `dir/NAME.pem`, valid two
+/// days (a test CA, or a "rogue" certificate no CA vouches for).
+pub fn self_signed_cert(dir: &Path, name: &str, subject: &str) {
+    let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+    let mut args = vec!["req", "-x509"];
+    args.extend(EC_KEY);
+    args.extend([
+        "-keyout", &key, "-out", &pem, "-days", "2", "-subj", subject,
+    ]);
+    openssl(dir, &args);
+}
+
+/// An EC certificate `dir/NAME.pem` (key `dir/NAME.key`) issued by the CA
+/// in `dir/ca.pem`/`ca.key`, with the OpenSSL extension lines `ext`.
+pub fn ca_issued_cert(dir: &Path, name: &str, subject: &str, ext: &str) {
+    let (key, csr, pem, cnf) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.cnf"),
+    );
+    let mut args = vec!["req"];
+    args.extend(EC_KEY);
+    args.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
+    openssl(dir, &args);
+    fs::write(dir.join(&cnf), ext).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &cnf,
+        ],
+    );
+}
