@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::broadcast::error::RecvError;
 
-use arca_core::cluster::{Cluster, ClusterError, ClusterMember, ClusterState};
+use arca_core::cluster::{Cluster, ClusterError, ClusterIdentity, ClusterMember, ClusterState};
 use arca_core::Core;
 use arca_raft::{
     ApplyEvent, ForwardHandler, ForwardReq, ForwardResp, NodeError, NodeInfo, RaftNode,
@@ -21,6 +21,9 @@ use arca_raft::{
 
 pub struct RaftCluster {
     pub node: Arc<RaftNode>,
+    /// Core issues this node's cluster certificate (no certificate files
+    /// were configured).
+    pub managed_identity: bool,
     /// Progress of [`watch_applied`]: events handled so far.
     pub handled: Arc<Handled>,
 }
@@ -117,7 +120,10 @@ impl Cluster for RaftCluster {
             api_addr: m.api_addr,
             cluster_addr: m.cluster_addr,
         };
-        self.node.add_peer(info, m.voter).await.map_err(map_err)
+        self.node
+            .add_peer_nowait(info, m.voter)
+            .await
+            .map_err(map_err)
     }
 
     async fn remove_member(&self, node_id: &str) -> Result<(), ClusterError> {
@@ -130,6 +136,21 @@ impl Cluster for RaftCluster {
 
     fn set_electable(&self, on: bool) {
         self.node.set_electable(on)
+    }
+
+    fn managed_identity(&self) -> bool {
+        self.managed_identity
+    }
+
+    fn set_identity(&self, id: Option<ClusterIdentity>) -> Result<(), ClusterError> {
+        let tls = id.map(|id| arca_raft::ClusterTls {
+            cert_pem: id.cert_pem.into_bytes(),
+            key_pem: zeroize::Zeroizing::new(id.key_pem.as_bytes().to_vec()),
+            ca_pem: id.ca_pem.into_bytes(),
+        });
+        self.node
+            .set_identity(tls.as_ref())
+            .map_err(|e| ClusterError::Failed(e.to_string()))
     }
 
     async fn read_barrier(&self, timeout: Duration) -> Result<(), ClusterError> {
@@ -369,7 +390,7 @@ pub async fn open_raft(config: &Config) -> anyhow::Result<Arc<RaftNode>> {
     ) {
         (Some(cert_pem), Some(key_pem), Some(ca_pem)) => Some(arca_raft::ClusterTls {
             cert_pem,
-            key_pem,
+            key_pem: zeroize::Zeroizing::new(key_pem),
             ca_pem,
         }),
         (None, None, None) => None,
@@ -390,9 +411,8 @@ pub async fn open_raft(config: &Config) -> anyhow::Result<Arc<RaftNode>> {
         };
         format!("{api_scheme}://{host}:{}", api_listen.port())
     });
-    // The scheme of the cluster port follows its TLS setting, whatever
-    // scheme cluster_addr was written with (Vault always uses TLS there).
-    let cluster_scheme = if tls.is_some() { "https" } else { "http" };
+    // The cluster port always speaks mutual TLS (Vault's cluster_addr is
+    // https too), whatever scheme cluster_addr was written with.
     let cluster_host_port = match &config.cluster_addr {
         Some(a) => a
             .split_once("://")
@@ -411,7 +431,7 @@ pub async fn open_raft(config: &Config) -> anyhow::Result<Arc<RaftNode>> {
             format!("{host}:{}", cluster_listen.port())
         }
     };
-    let cluster_addr = format!("{cluster_scheme}://{cluster_host_port}");
+    let cluster_addr = format!("https://{cluster_host_port}");
     let mut rc = arca_raft::RaftConfig::new(dir, &name, &api_addr, &cluster_addr, cluster_listen);
     rc.tls = tls;
     let num = |k: &str| -> anyhow::Result<Option<u64>> {

@@ -335,6 +335,9 @@ async fn serve_config_inner(
             let handled = Arc::new(crate::cluster::Handled::default());
             core.set_cluster(Arc::new(crate::cluster::RaftCluster {
                 node: node.clone(),
+                // Certificate files give the node its identity from the
+                // start; otherwise core issues one at every unseal.
+                managed_identity: !node.has_identity(),
                 handled: handled.clone(),
             }));
             node.set_forward_handler(Arc::new(crate::cluster::LocalHandler {

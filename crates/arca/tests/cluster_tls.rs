@@ -127,3 +127,50 @@ fn cluster_port_runs_mutual_tls() {
         String::from_utf8_lossy(&with.stderr)
     );
 }
+
+/// With certificate files, a node holds its cluster identity while sealed
+/// and keeps voting (the files are the operator's choice; the default
+/// identity lives in the barrier and a sealed node has none). It must still
+/// never lead while sealed: it could serve nothing.
+#[test]
+fn a_restarted_sealed_node_with_certificate_files_does_not_take_leadership() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let d = certs.path().display();
+    let extra = format!(
+        "  cluster_cert_file = \"{d}/node.pem\"\n  cluster_key_file = \"{d}/node.key\"\n  cluster_ca_file = \"{d}/ca.pem\""
+    );
+    let mut n1 = Server::start_raft_with("s1", &extra);
+    let init = n1.init_and_unseal();
+    let n2 = Server::start_raft_with("s2", &extra);
+    n2.join_and_unseal(&n1, &init.keys_b64[..3]);
+    let mut n3 = Server::start_raft_with("s3", &extra);
+    n3.join_and_unseal(&n1, &init.keys_b64[..3]);
+    let root = init.root_token;
+    let r = Some(root.as_str());
+    // n3 restarts and stays sealed; then the leader dies. Of the two that
+    // remain, only n2 can serve, so only n2 may lead (n3 still votes).
+    n3.restart();
+    assert_eq!(
+        n3.http("GET", "/v1/sys/health", None, None).0,
+        503,
+        "n3 is sealed"
+    );
+    n1.stop();
+    common::wait_until(
+        "n2 becomes the active node",
+        std::time::Duration::from_secs(60),
+        || n2.http("GET", "/v1/sys/health", None, None).0 == 200,
+    );
+    n2.http_ok("POST", "/v1/sys/mounts/kv", r, Some(&json!({"type": "kv"})));
+    n2.http_ok("PUT", "/v1/kv/x", r, Some(&json!({"v": "1"})));
+    // Unsealed, n3 follows n2.
+    n3.unseal_as_standby(&init.keys_b64[..3]);
+    let v = n3.http_ok("GET", "/v1/kv/x", r, None);
+    assert_eq!(v["data"]["v"], "1", "{v}");
+    assert_eq!(
+        n2.http("GET", "/v1/sys/health", None, None).0,
+        200,
+        "n2 still leads"
+    );
+}

@@ -38,6 +38,24 @@ pub struct ClusterState {
     pub has_cluster: bool,
 }
 
+/// This node's certificate on the cluster port, its key and the cluster CA
+/// (PEM). See [`crate::cluster_tls`].
+#[derive(Clone)]
+pub struct ClusterIdentity {
+    pub cert_pem: String,
+    pub key_pem: zeroize::Zeroizing<String>,
+    pub ca_pem: String,
+}
+
+impl std::fmt::Debug for ClusterIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterIdentity")
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ClusterError {
     #[error("this node is not the active node")]
@@ -56,7 +74,9 @@ pub trait Cluster: Send + Sync {
     fn members(&self) -> Vec<ClusterMember>;
     /// Makes this node a one-member cluster (first `sys/init`).
     async fn bootstrap(&self) -> Result<(), ClusterError>;
-    /// Adds a node (active node only); returns once it has caught up.
+    /// Adds a node (active node only) as a non-voter and returns at once; a
+    /// voter is promoted in the background once it has caught up (it can
+    /// only connect once it holds the certificate the caller hands it).
     async fn add_member(&self, m: ClusterMember) -> Result<(), ClusterError>;
     async fn remove_member(&self, node_id: &str) -> Result<(), ClusterError>;
     /// Hands leadership to another voter.
@@ -64,6 +84,12 @@ pub trait Cluster: Send + Sync {
     /// Whether this node may become the leader (false while sealed by
     /// `sys/seal`, so that leadership stays with a node that can serve).
     fn set_electable(&self, on: bool);
+    /// True when core issues this node's cluster-port certificate from the
+    /// cluster CA; false when the operator configured certificate files.
+    fn managed_identity(&self) -> bool;
+    /// Installs (or removes, with `None`) this node's cluster identity.
+    /// Without one a node neither reaches nor serves its peers.
+    fn set_identity(&self, id: Option<ClusterIdentity>) -> Result<(), ClusterError>;
     /// Waits until this node has applied everything committed cluster-wide
     /// when the call began (a linearizable read point).
     async fn read_barrier(&self, timeout: Duration) -> Result<(), ClusterError>;

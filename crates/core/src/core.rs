@@ -127,6 +127,9 @@ pub struct Core {
     pub(crate) retry_join: Mutex<Vec<crate::join::JoinRequest>>,
     /// A `sys/storage/raft/join` retry task is running.
     pub(crate) join_retrying: AtomicBool,
+    /// When this node's cluster-port certificate is due for renewal
+    /// (`None`: none issued by core, or sealed).
+    pub(crate) cluster_cert_renew_at: Mutex<Option<std::time::SystemTime>>,
     /// Tells the periodic ticker to stop (`stop_periodic`).
     pub(crate) periodic_stop: tokio::sync::watch::Sender<bool>,
     pub(crate) periodic_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -159,6 +162,7 @@ impl Core {
             pending_join: Mutex::new(None),
             retry_join: Mutex::new(Vec::new()),
             join_retrying: AtomicBool::new(false),
+            cluster_cert_renew_at: Mutex::new(None),
             periodic_stop: tokio::sync::watch::channel(false).0,
             periodic_task: Mutex::new(None),
             active_since: RwLock::new(None),
@@ -198,6 +202,18 @@ impl Core {
     /// Handles one API request; `req.path` is the full path below `/v1/`.
     pub async fn handle(&self, mut req: Request) -> Result<Reply, LogicalError> {
         let path = req.path.trim_start_matches('/').to_string();
+        if let Some(e) = req.body_error.take() {
+            // Only a path that declares a raw body takes one that is not JSON.
+            let raw = self.unsealed().ok().is_some_and(|st| {
+                let router = st.router.read().clone();
+                router
+                    .resolve(&path)
+                    .is_some_and(|(route, rel)| route.backend.takes_raw_body(rel))
+            });
+            if !raw {
+                return Err(LogicalError::invalid(e));
+            }
+        }
         if let Some(reply) = self.handle_seal_safe(&path, &req).await? {
             return Ok(reply);
         }
@@ -217,6 +233,20 @@ impl Core {
         let rel = rel.to_string();
         req.path = rel.clone();
         req.mount_point = route.full_path.clone();
+        if !route.backend.takes_raw_body(&rel) {
+            req.raw_body = None;
+        }
+        if req.operation == Operation::Help {
+            // `?help=1` / `path-help`: any valid token may read a path's
+            // help (Vault checks no ACL for it); no handler runs, so no
+            // data is ever returned.
+            self.authenticate(&st, req.client_token.as_deref()).await?;
+            let text = route.backend.help(&rel).unwrap_or_default();
+            return Ok(crate::seal_ops::json_reply(
+                200,
+                serde_json::json!({ "help": text, "openapi": null, "see_also": null }),
+            ));
+        }
         let special = route.backend.special_paths();
         // Reads of public paths, and only the writes a backend declares
         // (OCSP POST, bootstrap challenge), go without a token; anything

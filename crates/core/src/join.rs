@@ -13,10 +13,13 @@
 //! anything: it carries the stored root-key record (encrypted under the
 //! unseal key, and replicated to every member anyway) and a fresh nonce.
 //! The answer is HMAC-SHA256 over the node's id, the cluster and API
-//! addresses it asks to be added with, its voter flag and the nonce, keyed
-//! by a key derived from the root key — which only a holder of the unseal
-//! key can recover. So an answer cannot be relayed to admit another
-//! address. The leader keeps each nonce for 30 minutes, uses it once, and
+//! addresses it asks to be added with, its voter flag, the CSR for its
+//! cluster-port certificate and the nonce, keyed by a key derived from the
+//! root key — which only a holder of the unseal key can recover. So an
+//! answer cannot be relayed to admit another address or another key. The
+//! leader answers with the node's certificate, issued by the cluster CA
+//! (`crate::cluster_tls`), and the CA certificate: the node can then reach
+//! its peers, which refuse anyone without such a certificate. The leader keeps each nonce for 30 minutes, uses it once, and
 //! compares answers in constant time.
 //!
 //! Limits (the challenge endpoint needs no token): server ids of at most
@@ -39,9 +42,11 @@ use crate::core::Core;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const NONCE_TTL: Duration = Duration::from_secs(30 * 60);
-const PURPOSE: &str = "arca raft join v2";
+const PURPOSE: &str = "arca raft join v3";
 /// Longest accepted `server_id`, in bytes.
 pub const MAX_SERVER_ID: usize = 128;
+/// Longest accepted CSR in a join answer, in bytes.
+pub const MAX_CSR: usize = 8192;
 /// Most challenges the leader keeps outstanding at once.
 pub const MAX_PENDING_CHALLENGES: usize = 64;
 
@@ -52,12 +57,20 @@ pub(crate) struct JoinClaim<'a> {
     pub cluster_addr: &'a str,
     pub api_addr: &'a str,
     pub non_voter: bool,
+    /// The CSR for the node's cluster-port certificate (empty when the
+    /// cluster uses operator-supplied certificates).
+    pub csr: &'a str,
 }
 
 fn answer_mac(key: &[u8], claim: &JoinClaim<'_>, nonce: &[u8]) -> Vec<u8> {
     let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
     // Length-prefixed fields: no two claims encode the same bytes.
-    for f in [claim.server_id, claim.cluster_addr, claim.api_addr] {
+    for f in [
+        claim.server_id,
+        claim.cluster_addr,
+        claim.api_addr,
+        claim.csr,
+    ] {
         m.update(&(f.len() as u64).to_be_bytes());
         m.update(f.as_bytes());
     }
@@ -428,15 +441,37 @@ impl Core {
             .lock()
             .clone()
             .ok_or_else(|| LogicalError::invalid("Vault is not initialized"))?;
-        let me = self.cluster_or_400()?.state().this;
+        let cl = self.cluster_or_400()?;
+        let me = cl.state().this;
+        let join_key = if cl.managed_identity() {
+            Some(
+                crate::cluster_tls::JoinKey::generate(&me.node_id)
+                    .map_err(|e| LogicalError::internal(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let csr = join_key.as_ref().map(|k| k.csr_pem.as_str()).unwrap_or("");
         let claim = JoinClaim {
             server_id: &me.node_id,
             cluster_addr: &me.cluster_addr,
             api_addr: &me.api_addr,
             non_voter: p.req.non_voter,
+            csr,
         };
         let answer = answer_challenge(&p.challenge, unseal_key, &claim)?;
-        call_leader(
+        let fail = |msg: String| {
+            // The leader keeps a challenge for one answer only: drop this
+            // one so the operator can start the join again.
+            *self.pending_join.lock() = None;
+            LogicalError::Status {
+                status: 500,
+                message: format!(
+                    "failed to join raft cluster: {msg}; run the join again, then unseal"
+                ),
+            }
+        };
+        let reply = call_leader(
             &p.req,
             "sys/storage/raft/bootstrap/answer",
             json!({
@@ -445,23 +480,30 @@ impl Core {
                 "cluster_addr": me.cluster_addr,
                 "api_addr": me.api_addr,
                 "non_voter": p.req.non_voter,
+                "csr": csr,
             }),
         )
         .await
-        .map_err(|e| {
-            // The leader keeps a challenge for one answer only: drop this
-            // one so the operator can start the join again.
-            *self.pending_join.lock() = None;
-            LogicalError::Status {
-                status: 500,
-                message: format!(
-                    "failed to join raft cluster: {e}; run the join again, then unseal"
-                ),
-            }
-        })?;
+        .map_err(fail)?;
+        if let Some(k) = &join_key {
+            let field = |name: &str| {
+                reply
+                    .get("cluster_tls")
+                    .and_then(|t| t.get(name))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            };
+            let (Some(cert), Some(ca)) = (field("certificate"), field("ca_certificate")) else {
+                return Err(fail(
+                    "the leader issued no cluster certificate (it uses operator-supplied cluster_cert_file certificates: configure this node with them too)".into(),
+                ));
+            };
+            cl.set_identity(Some(k.identity(cert, ca)))
+                .map_err(|e| fail(e.to_string()))?;
+        }
         *self.pending_join.lock() = None;
-        // The leader returns once this node caught up; the keyring is here
-        // or arrives within moments.
+        // The leader has added this node; with its certificate installed,
+        // the data (keyring first) arrives by replication.
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.initialized().await? {
             if Instant::now() > deadline {
@@ -471,7 +513,24 @@ impl Core {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        self.unseal_with_key(unseal_key).await
+        self.unseal_with_key(unseal_key).await?;
+        // The leader promotes a voter once it has caught up: the join is
+        // complete, for the operator, when this node sees itself voting.
+        if !p.req.non_voter {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !cl
+                .members()
+                .iter()
+                .any(|m| m.node_id == me.node_id && m.voter)
+            {
+                if Instant::now() > deadline {
+                    tracing::warn!("raft join: unsealed, but not yet promoted to voter after 60s; see the leader's log");
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -513,6 +572,7 @@ mod tests {
             cluster_addr: "https://10.0.0.2:8201",
             api_addr: "https://10.0.0.2:8200",
             non_voter: false,
+            csr: "-----BEGIN CERTIFICATE REQUEST-----",
         };
         let mac = answer_mac(&key, &base, &nonce);
         for other in [
@@ -530,6 +590,10 @@ mod tests {
             },
             JoinClaim {
                 non_voter: true,
+                ..base.clone()
+            },
+            JoinClaim {
+                csr: "-----BEGIN CERTIFICATE REQUEST----- (another key)",
                 ..base.clone()
             },
             // Moving bytes between fields changes the MAC too.

@@ -20,6 +20,7 @@
 //!   through the barrier and is therefore encrypted, keys included.
 
 pub mod cluster;
+pub mod cluster_tls;
 mod core;
 mod cubbyhole;
 mod invalidate;

@@ -3,9 +3,13 @@
 //! Every `interval` the active node (the only node in single-node mode, the
 //! Raft leader in a cluster) calls [`arca_sdk::Backend::periodic`] on every
 //! mounted engine, one mount after another, with the mount's own storage
-//! view. Standbys and sealed nodes skip the tick, so the work runs on one
+//! view. Standbys and sealed nodes skip that round, so the work runs on one
 //! node at a time and moves with leadership; writes it makes are replicated
 //! like a request's. A failure is logged and retried at the next tick.
+//!
+//! Every unsealed node, active or not, also renews its own cluster-port
+//! certificate on the tick once it is past half its life
+//! (`crate::cluster_tls`).
 //!
 //! Each round first asks the barrier whether its key term is due for
 //! automatic rotation (`sys/rotate/config`: the encryption budget spent or
@@ -38,6 +42,7 @@ impl Core {
                     return;
                 }
                 let Some(core) = weak.upgrade() else { return };
+                core.renew_cluster_identity_if_due().await;
                 core.run_periodic().await;
             }
         });

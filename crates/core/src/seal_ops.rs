@@ -336,12 +336,17 @@ impl Core {
         )?;
         put_json(root_view.as_ref(), "core/mounts", &mounts).await?;
         put_json(root_view.as_ref(), "core/auth", &auth).await?;
+        let cluster_id = uuid::Uuid::new_v4().to_string();
         put_json(
             root_view.as_ref(),
             "core/cluster",
-            &json!({ "id": uuid::Uuid::new_v4().to_string() }),
+            &json!({ "id": cluster_id }),
         )
         .await?;
+        if self.cluster().is_some_and(|c| c.managed_identity()) {
+            self.create_cluster_ca(root_view.as_ref(), &cluster_id)
+                .await?;
+        }
         self.activate(root_view).await?;
         let st = self.unsealed()?;
         st.policies.ensure_default().await?;
@@ -447,6 +452,10 @@ impl Core {
             self.seal_now();
             return Err(e);
         }
+        if let Err(e) = self.install_cluster_identity().await {
+            self.seal_now();
+            return Err(e);
+        }
         if let Some(c) = self.cluster() {
             c.set_electable(true);
         }
@@ -459,6 +468,7 @@ impl Core {
         *self.state.write() = None;
         *self.unseal_progress.lock() = None;
         self.barrier.seal();
+        self.drop_cluster_identity();
     }
 
     /// `sys/seal`. In a cluster the node first gives up the right to lead

@@ -116,8 +116,11 @@ async fn handle(
     let mut query = parse_query(uri.query());
     let is_list_query = truthy(query.get("list"));
     query.remove("list");
+    let is_help_query = truthy(query.get("help"));
+    query.remove("help");
     let head = method == Method::HEAD;
     let op = match method.as_str() {
+        "GET" | "HEAD" if is_help_query => Operation::Help,
         "GET" | "HEAD" if is_list_query => Operation::List,
         "GET" | "HEAD" => Operation::Read,
         "LIST" => Operation::List,
@@ -138,19 +141,12 @@ async fn handle(
             );
         }
     }
-    // Bodies that are not JSON: snapshot archives, and DER OCSP requests
-    // (RFC 6960's POST form, Content-Type application/ocsp-request).
-    let ocsp_request = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/ocsp-request"));
-    let raw_body_path = ocsp_request
-        || path.ends_with("storage/raft/snapshot")
-        || path.ends_with("storage/raft/snapshot-force");
-    let data = if raw_body_path {
-        Map::new()
-    } else if matches!(op, Operation::Update | Operation::Patch)
-        || (!body.is_empty() && op != Operation::Read)
+    // A write's body is parsed as JSON here; whether a body that is not
+    // JSON is acceptable (a snapshot archive, a DER OCSP request) is for
+    // the path to declare, so core decides, with the bytes at hand.
+    let mut body_error = None;
+    let data = if matches!(op, Operation::Update | Operation::Patch)
+        || (!body.is_empty() && op != Operation::Read && op != Operation::Help)
     {
         if body.iter().all(|b| b.is_ascii_whitespace()) {
             Map::new()
@@ -159,14 +155,12 @@ async fn handle(
                 Ok(Value::Object(m)) => m,
                 Ok(Value::Null) => Map::new(),
                 Ok(_) => {
-                    return error_response(&LogicalError::invalid(
-                        "request body must be a JSON object",
-                    ))
+                    body_error = Some("request body must be a JSON object".to_string());
+                    Map::new()
                 }
                 Err(e) => {
-                    return error_response(&LogicalError::invalid(format!(
-                        "failed to parse JSON input: {e}"
-                    )))
+                    body_error = Some(format!("failed to parse JSON input: {e}"));
+                    Map::new()
                 }
             }
         }
@@ -181,9 +175,10 @@ async fn handle(
     req.id = uuid::Uuid::new_v4().to_string();
     req.data = data;
     req.client_token = token_of(&headers);
-    if raw_body_path && matches!(op, Operation::Update) {
-        req.raw_body = Some(body.to_vec());
+    if matches!(op, Operation::Update) && !body.is_empty() {
+        req.raw_body = Some(body.clone());
     }
+    req.body_error = body_error;
     for name in [
         "content-type",
         "x-vault-request",

@@ -83,7 +83,7 @@ impl Pki {
                     }
                 }
             }
-            _ => c.req.raw_body.clone().unwrap_or_default(),
+            _ => c.req.raw_body.as_deref().unwrap_or_default().to_vec(),
         };
         let Ok(request) = OcspRequest::from_der(&der) else {
             return Ok(Some(status_only(OcspResponseStatus::MalformedRequest, 400)));
@@ -219,6 +219,7 @@ impl Pki {
 pub(super) fn paths() -> Vec<Path<Pki>> {
     vec![
         Path::new("ocsp")
+            .raw_body()
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.ocsp(c)))
             .help("OCSP responder: POST a DER request (Content-Type application/ocsp-request)."),
         Path::new("ocsp/(?P<req>.+)")

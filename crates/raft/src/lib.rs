@@ -28,6 +28,11 @@ mod service;
 pub mod snapshot;
 mod state_machine;
 mod store;
+pub mod tls;
+
+#[cfg(test)]
+#[path = "../tests/support/certs.rs"]
+mod test_certs;
 pub mod types;
 pub mod wire;
 
@@ -37,8 +42,9 @@ mod pb {
 }
 
 pub use backend::RaftBackend;
-pub use node::{ClusterTls, NodeError, NodeStatus, Peer, RaftConfig, RaftNode};
+pub use node::{NodeError, NodeStatus, Peer, RaftConfig, RaftNode};
 pub use service::ForwardHandler;
 pub use state_machine::ApplyEvent;
+pub use tls::{ClusterTls, TlsError};
 pub use types::{node_id_of, NodeInfo};
 pub use wire::{ForwardReq, ForwardResp};

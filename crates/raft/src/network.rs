@@ -17,7 +17,9 @@ use openraft::raft::{
 };
 use parking_lot::Mutex;
 use tokio::io::AsyncReadExt;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::tls::TlsState;
 
 use crate::pb::cluster_client::ClusterClient;
 use crate::snapshot::SnapshotFile;
@@ -36,14 +38,14 @@ pub struct Network {
 }
 
 struct Inner {
-    tls: Option<ClientTlsConfig>,
+    tls: TlsState,
     /// Source address of outgoing connections (the cluster interface).
     source: Option<std::net::IpAddr>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
 impl Network {
-    pub(crate) fn new(tls: Option<ClientTlsConfig>, source: Option<std::net::IpAddr>) -> Self {
+    pub(crate) fn new(tls: TlsState, source: Option<std::net::IpAddr>) -> Self {
         Network {
             inner: Arc::new(Inner {
                 tls,
@@ -53,26 +55,41 @@ impl Network {
         }
     }
 
-    /// A client for the peer at `cluster_addr` (`http(s)://host:port`).
+    /// Forgets every open channel: the next RPC to each peer connects
+    /// again, with the identity installed then (or fails without one).
+    pub(crate) fn reset(&self) {
+        self.inner.channels.lock().clear();
+    }
+
+    /// A client for the peer at `cluster_addr` (`https://host:port`). The
+    /// connection is mutual TLS (`crate::tls`); tonic sees a plain `http`
+    /// URI because the TLS is done by the connector.
     pub(crate) fn client(&self, cluster_addr: &str) -> Result<ClusterClient<Channel>, String> {
         let mut chans = self.inner.channels.lock();
         let ch = match chans.get(cluster_addr) {
             Some(c) => c.clone(),
             None => {
-                let mut ep = Endpoint::from_shared(cluster_addr.to_string())
+                let name = crate::tls::server_name(cluster_addr)?;
+                let host_port = cluster_addr
+                    .split_once("://")
+                    .map(|(_, r)| r)
+                    .unwrap_or(cluster_addr)
+                    .trim_end_matches('/')
+                    .to_string();
+                let ep = Endpoint::from_shared(format!("http://{host_port}"))
                     .map_err(|e| format!("bad cluster address {cluster_addr:?}: {e}"))?
                     .connect_timeout(Duration::from_secs(1))
-                    .tcp_nodelay(true)
                     .http2_keep_alive_interval(Duration::from_secs(5))
                     .keep_alive_timeout(Duration::from_secs(5))
-                    .keep_alive_while_idle(true)
-                    .local_address(self.inner.source);
-                if let Some(tls) = &self.inner.tls {
-                    ep = ep
-                        .tls_config(tls.clone())
-                        .map_err(|e| format!("cluster TLS setup for {cluster_addr}: {e}"))?;
-                }
-                let c = ep.connect_lazy();
+                    .keep_alive_while_idle(true);
+                let tls = self.inner.tls.clone();
+                let source = self.inner.source;
+                let c = ep.connect_with_connector_lazy(tower::service_fn(
+                    move |_: tonic::codegen::http::Uri| {
+                        let (tls, host_port, name) = (tls.clone(), host_port.clone(), name.clone());
+                        async move { crate::tls::connect(&tls, source, &host_port, name).await }
+                    },
+                ));
                 chans.insert(cluster_addr.to_string(), c.clone());
                 c
             }

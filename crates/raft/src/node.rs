@@ -15,7 +15,7 @@ use openraft::{ChangeMembers, Config, ReadPolicy, ServerState, SnapshotPolicy};
 use parking_lot::RwLock;
 use rocksdb::DB;
 use tokio::sync::broadcast;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 
 use crate::log_store::LogStore;
 use crate::network::{Network, MAX_MESSAGE};
@@ -23,17 +23,9 @@ use crate::pb::cluster_server::ClusterServer;
 use crate::service::{ForwardHandler, ForwardSlot, Service};
 use crate::snapshot::SnapshotDir;
 use crate::state_machine::{ApplyEvent, StateMachine};
+use crate::tls::{ClusterTls, Configs, TlsError, TlsState};
 use crate::types::{node_id_of, LogId, NodeInfo, Raft, TypeConfig};
 use crate::wire::{ForwardReq, ForwardResp, ReadIndexReq};
-
-/// Cluster-port TLS: PEM certificate and key of this node, and the CA that
-/// signed every node's certificate (both directions are verified).
-#[derive(Debug, Clone)]
-pub struct ClusterTls {
-    pub cert_pem: Vec<u8>,
-    pub key_pem: Vec<u8>,
-    pub ca_pem: Vec<u8>,
-}
 
 #[derive(Debug, Clone)]
 pub struct RaftConfig {
@@ -46,6 +38,8 @@ pub struct RaftConfig {
     pub cluster_addr: String,
     /// Where the cluster port listens.
     pub listen: SocketAddr,
+    /// The node's identity from the start (operator-supplied files); with
+    /// `None` the port stays closed until [`RaftNode::set_identity`].
     pub tls: Option<ClusterTls>,
     pub heartbeat_ms: u64,
     pub election_min_ms: u64,
@@ -82,6 +76,9 @@ impl RaftConfig {
         }
     }
 }
+
+/// How long a joining voter may take to catch up before it is promoted.
+pub const PROMOTE_WITHIN: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NodeError {
@@ -136,6 +133,9 @@ pub struct RaftNode {
     events_sent: Arc<std::sync::atomic::AtomicU64>,
     forward: ForwardSlot,
     server: tokio::task::JoinHandle<()>,
+    /// Accepts and handshakes cluster-port connections (owns the listener).
+    acceptor: tokio::task::JoinHandle<()>,
+    tls: TlsState,
     reads: tokio::sync::mpsc::UnboundedSender<ReadWaiter>,
     /// Serializes operator restores on this node (`crate::restore`).
     pub(crate) restore_lock: tokio::sync::Mutex<()>,
@@ -166,24 +166,15 @@ impl RaftNode {
         )
         .map_err(err)?;
         let log = LogStore::new(db.clone());
-        let (server_tls, client_tls) = match &cfg.tls {
-            Some(t) => {
-                let ca = Certificate::from_pem(&t.ca_pem);
-                let id = Identity::from_pem(&t.cert_pem, &t.key_pem);
-                (
-                    Some(
-                        ServerTlsConfig::new()
-                            .identity(id.clone())
-                            .client_ca_root(ca.clone()),
-                    ),
-                    Some(ClientTlsConfig::new().ca_certificate(ca).identity(id)),
-                )
-            }
-            None => (None, None),
-        };
+        let tls = TlsState::default();
+        if let Some(id) = &cfg.tls {
+            tls.set(Some(
+                Configs::build(id).map_err(|e| NodeError::Invalid(e.to_string()))?,
+            ));
+        }
         // Peers see this node's traffic come from its cluster address.
         let source = Some(cfg.listen.ip()).filter(|ip| !ip.is_unspecified());
-        let net = Network::new(client_tls, source);
+        let net = Network::new(tls.clone(), source);
         let config = Config {
             cluster_name: "arca".into(),
             heartbeat_interval: cfg.heartbeat_ms,
@@ -209,6 +200,7 @@ impl RaftNode {
             snaps,
             forward: forward.clone(),
             electable: electable.clone(),
+            tls: tls.clone(),
         };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
@@ -219,17 +211,11 @@ impl RaftNode {
                 ))
             })?;
         let listen_addr = listener.local_addr().map_err(err)?;
-        let mut builder = Server::builder().tcp_nodelay(true);
-        if let Some(tls) = server_tls {
-            builder = builder
-                .tls_config(tls)
-                .map_err(|e| NodeError::Invalid(format!("cluster TLS: {e}")))?;
-        }
         let svc = ClusterServer::new(service)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE);
-        let incoming = tokio_stream_listener(listener);
-        let router = builder.add_service(svc);
+        let (incoming, acceptor) = crate::tls::incoming(listener, tls.clone());
+        let router = Server::builder().add_service(svc);
         let server = tokio::spawn(async move {
             if let Err(e) = router.serve_with_incoming(incoming).await {
                 tracing::error!("cluster port server stopped: {e}");
@@ -251,6 +237,8 @@ impl RaftNode {
             events_sent,
             forward,
             server,
+            acceptor,
+            tls,
             reads,
             restore_lock: tokio::sync::Mutex::new(()),
             listen_addr,
@@ -388,9 +376,8 @@ impl RaftNode {
         }
     }
 
-    /// Adds a node (leader only): first as a learner, which returns once it
-    /// has caught up (by log or snapshot), then as a voter if asked.
-    pub async fn add_peer(&self, info: NodeInfo, voter: bool) -> Result<(), NodeError> {
+    /// Checks that `info` may be added (leader only) and returns its id.
+    fn check_new_peer(&self, info: &NodeInfo) -> Result<u64, NodeError> {
         if !self.is_leader() {
             return Err(self.not_leader());
         }
@@ -404,6 +391,69 @@ impl RaftNode {
                 )));
             }
         }
+        Ok(id)
+    }
+
+    /// Adds a node (leader only) as a learner and returns without waiting
+    /// for it to catch up: a joining node gets the certificate it needs to
+    /// connect only after this returns. A `voter` is promoted in the
+    /// background once it has caught up (within [`PROMOTE_WITHIN`]); a
+    /// failed promotion is logged, and the node stays a non-voter.
+    pub async fn add_peer_nowait(
+        self: &Arc<Self>,
+        info: NodeInfo,
+        voter: bool,
+    ) -> Result<(), NodeError> {
+        let id = self.check_new_peer(&info)?;
+        self.retry_change(|| self.raft.add_learner(id, info.clone(), false))
+            .await?;
+        if !voter {
+            return Ok(());
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let target = me.metrics().last_log_index.unwrap_or(0);
+            let caught_up = me
+                .raft
+                .wait(Some(PROMOTE_WITHIN))
+                .metrics(
+                    |m| {
+                        m.replication
+                            .as_ref()
+                            .and_then(|r| r.get(&id).cloned().flatten())
+                            .is_some_and(|l| l.index >= target)
+                    },
+                    "new member caught up",
+                )
+                .await;
+            if let Err(e) = caught_up {
+                tracing::warn!(
+                    "raft: {:?} did not catch up ({e}); it stays a non-voter: remove it and join again",
+                    info.name
+                );
+                return;
+            }
+            let r = me
+                .retry_change(|| {
+                    me.raft
+                        .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                })
+                .await;
+            match r {
+                Ok(_) => tracing::info!("raft: {:?} is now a voter", info.name),
+                Err(e) => tracing::warn!(
+                    "raft: {:?} could not be made a voter ({e}); it stays a non-voter: remove it and join again",
+                    info.name
+                ),
+            }
+        });
+        Ok(())
+    }
+
+    /// Adds a node (leader only): first as a learner, which returns once it
+    /// has caught up (by log or snapshot), then as a voter if asked.
+    pub async fn add_peer(&self, info: NodeInfo, voter: bool) -> Result<(), NodeError> {
+        let id = self.check_new_peer(&info)?;
         self.retry_change(|| self.raft.add_learner(id, info.clone(), true))
             .await?;
         if voter {
@@ -474,6 +524,22 @@ impl RaftNode {
         Ok(())
     }
 
+    /// Installs (or, with `None`, removes) this node's cluster identity.
+    /// Open connections are dropped either way, so that the next RPC
+    /// authenticates with what is installed now; without an identity the
+    /// node neither connects to peers nor serves them.
+    pub fn set_identity(&self, id: Option<&ClusterTls>) -> Result<(), TlsError> {
+        let configs = id.map(Configs::build).transpose()?;
+        self.tls.set(configs);
+        self.net.reset();
+        Ok(())
+    }
+
+    /// True while this node holds a cluster identity.
+    pub fn has_identity(&self) -> bool {
+        self.tls.has_identity()
+    }
+
     /// Lets this node stand for election, or not (a sealed node must not
     /// lead: it could serve nothing). It still votes and replicates.
     /// A node that may not lead also refuses a leadership transfer.
@@ -507,6 +573,20 @@ impl RaftNode {
             .transfer_leader(target)
             .await
             .map_err(err)?;
+        // Return once another node leads (a node sealing itself is about to
+        // drop its cluster identity and could not finish the hand-over).
+        let me = self.id;
+        let moved = self
+            .raft
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != me),
+                "leadership handed over",
+            )
+            .await;
+        if let Err(e) = moved {
+            tracing::warn!("step-down: no other node took over yet: {e}");
+        }
         Ok(())
     }
 
@@ -638,6 +718,7 @@ impl RaftNode {
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
         self.server.abort();
+        self.acceptor.abort();
     }
 }
 
@@ -755,17 +836,4 @@ fn never_connected(s: &tonic::Status) -> bool {
         src = e.source();
     }
     text.contains("tcp connect error") || text.contains("dns error")
-}
-
-/// The accepted connections of `listener` as a stream for tonic.
-fn tokio_stream_listener(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures::stream::unfold(listener, |l| async move {
-        let r = l.accept().await.map(|(s, _)| {
-            let _ = s.set_nodelay(true);
-            s
-        });
-        Some((r, l))
-    })
 }

@@ -324,13 +324,14 @@ mod tests {
 
     async fn solo(dir: &Path) -> Arc<RaftNode> {
         let listen = "127.0.0.1:0".parse().unwrap();
-        let cfg = RaftConfig::new(
+        let mut cfg = RaftConfig::new(
             dir.to_path_buf(),
             "solo",
             "http://api-solo",
-            "http://127.0.0.1:1",
+            "https://127.0.0.1:1",
             listen,
         );
+        cfg.tls = Some(crate::test_certs::loopback_identity());
         let n = RaftNode::start(cfg).await.unwrap();
         n.bootstrap().await.unwrap();
         n
@@ -537,13 +538,14 @@ mod tests {
         drop(n);
 
         let listen = "127.0.0.1:0".parse().unwrap();
-        let cfg = RaftConfig::new(
+        let mut cfg = RaftConfig::new(
             ndir,
             "solo",
             "http://api-solo",
-            "http://127.0.0.1:1",
+            "https://127.0.0.1:1",
             listen,
         );
+        cfg.tls = Some(crate::test_certs::loopback_identity());
         let n = RaftNode::start(cfg).await.unwrap();
         // Event-driven wait on raft's metrics; the bound only ends a hung test.
         n.raft
@@ -610,13 +612,14 @@ mod tests {
             .unwrap()
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let cfg = RaftConfig::new(
+        let mut cfg = RaftConfig::new(
             dir.path().join("n2"),
             "n2",
             "http://api-n2",
-            &format!("http://{addr}"),
+            &format!("https://{addr}"),
             addr.parse().unwrap(),
         );
+        cfg.tls = Some(crate::test_certs::loopback_identity());
         let n2 = RaftNode::start(cfg).await.unwrap();
         leader.add_peer(n2.info().clone(), false).await.unwrap();
         leader

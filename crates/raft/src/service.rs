@@ -28,6 +28,21 @@ pub(crate) struct Service {
     /// False while this node may not lead (sealed): it then refuses a
     /// leadership transfer, which openraft would otherwise obey.
     pub electable: Arc<std::sync::atomic::AtomicBool>,
+    /// A node without a cluster identity (sealed) serves no peer, not
+    /// even on a connection opened before it lost it.
+    pub tls: crate::tls::TlsState,
+}
+
+impl Service {
+    fn check_identity(&self) -> Result<(), Status> {
+        if self.tls.has_identity() {
+            Ok(())
+        } else {
+            Err(Status::unavailable(
+                "this node has no cluster identity (it is sealed)",
+            ))
+        }
+    }
 }
 
 fn io_status(e: impl std::fmt::Display) -> Status {
@@ -40,11 +55,13 @@ impl Cluster for Service {
         &self,
         req: Request<AppendReq>,
     ) -> Result<Response<AppendReply>, Status> {
+        self.check_identity()?;
         let r = self.raft.append_entries(req.into_inner().0).await;
         Ok(Response::new(r.map_err(|e| e.to_string())))
     }
 
     async fn vote(&self, req: Request<VoteReq>) -> Result<Response<VoteReply>, Status> {
+        self.check_identity()?;
         let VoteReq { pre_vote, req } = req.into_inner();
         let r = if pre_vote {
             self.raft.pre_vote(req).await
@@ -58,6 +75,7 @@ impl Cluster for Service {
         &self,
         req: Request<Streaming<SnapshotChunk>>,
     ) -> Result<Response<SnapshotReply>, Status> {
+        self.check_identity()?;
         let mut s = req.into_inner();
         let (vote, meta) = match s.message().await? {
             Some(SnapshotChunk::Begin { vote, meta }) => (vote, meta),
@@ -101,11 +119,13 @@ impl Cluster for Service {
         &self,
         _req: Request<ReadIndexReq>,
     ) -> Result<Response<ReadIndexReply>, Status> {
+        self.check_identity()?;
         let r = crate::node::leader_read_index(&self.raft).await;
         Ok(Response::new(r.map_err(|e| e.to_string())))
     }
 
     async fn forward(&self, req: Request<ForwardReq>) -> Result<Response<ForwardReply>, Status> {
+        self.check_identity()?;
         let h = self.forward.read().clone();
         let Some(h) = h else {
             return Ok(Response::new(Err(
@@ -119,6 +139,7 @@ impl Cluster for Service {
         &self,
         req: Request<TransferReq>,
     ) -> Result<Response<TransferReply>, Status> {
+        self.check_identity()?;
         if !self.electable.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(Response::new(Err(
                 "this node is sealed and does not take leadership".into(),

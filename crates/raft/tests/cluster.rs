@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arca_physical::{Op, PhysicalBackend, PhysicalError};
-use arca_raft::{NodeInfo, RaftBackend, RaftConfig, RaftNode};
+use arca_raft::{ClusterTls, NodeInfo, RaftBackend, RaftConfig, RaftNode};
+
+#[path = "support/certs.rs"]
+mod certs;
 
 struct TestNode {
     name: String,
@@ -20,9 +23,10 @@ fn config(dir: &std::path::Path, name: &str, port: u16) -> RaftConfig {
         dir.to_path_buf(),
         name,
         &format!("http://api-{name}"),
-        &format!("http://127.0.0.1:{port}"),
+        &format!("https://127.0.0.1:{port}"),
         listen,
     );
+    c.tls = Some(certs::loopback_identity());
     c.snapshot_threshold = 200;
     c.trailing_logs = 20;
     c

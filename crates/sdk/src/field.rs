@@ -24,6 +24,22 @@ pub enum FieldType {
     Raw,
 }
 
+impl FieldType {
+    /// The type's name as Vault's help and OpenAPI show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Int => "int",
+            FieldType::Bool => "bool",
+            FieldType::Duration => "duration (sec)",
+            FieldType::CommaStringSlice => "comma-string-slice",
+            FieldType::Map => "map",
+            FieldType::StringMap => "keypair",
+            FieldType::Raw => "raw",
+        }
+    }
+}
+
 /// A field declaration: part of a path's schema, also used for help/OpenAPI.
 #[derive(Debug, Clone)]
 pub struct Field {

@@ -7,7 +7,6 @@
 //! captures into the request data, validates fields, answers 405 for an
 //! operation the path lacks, and warns about parameters the path ignores.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -148,6 +147,10 @@ pub trait Backend: Send + Sync {
     fn help(&self, _path: &str) -> Option<String> {
         None
     }
+    /// Whether writes to `path` take their body as bytes, not JSON.
+    fn takes_raw_body(&self, _path: &str) -> bool {
+        false
+    }
 }
 
 /// One declared path.
@@ -159,6 +162,8 @@ pub struct Path<B> {
     pub help: &'static str,
     /// Accept any parameter without a warning (KV v1 stores arbitrary data).
     pub arbitrary_fields: bool,
+    /// Writes take the body as bytes (`Request::raw_body`), not as JSON.
+    pub raw_body: bool,
 }
 
 impl<B> Path<B> {
@@ -170,6 +175,7 @@ impl<B> Path<B> {
             existence_check: None,
             help: "",
             arbitrary_fields: false,
+            raw_body: false,
         }
     }
     pub fn field(mut self, f: Field) -> Self {
@@ -190,6 +196,11 @@ impl<B> Path<B> {
     }
     pub fn arbitrary_fields(mut self) -> Self {
         self.arbitrary_fields = true;
+        self
+    }
+    /// Writes to this path take a body that is not JSON (an archive, DER).
+    pub fn raw_body(mut self) -> Self {
+        self.raw_body = true;
         self
     }
     fn handler(&self, op: Operation) -> Option<Handler<B>> {
@@ -315,6 +326,13 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
         self.special.clone()
     }
 
+    fn takes_raw_body(&self, path: &str) -> bool {
+        self.paths
+            .iter()
+            .find(|(re, _)| re.is_match(path))
+            .is_some_and(|(_, p)| p.raw_body)
+    }
+
     async fn handle(&self, req: &Request, storage: &dyn Storage) -> HandlerResult {
         let (path, data) = self.route(req)?;
         let handler = path
@@ -368,20 +386,36 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
     }
 
     fn help(&self, path: &str) -> Option<String> {
-        self.paths
-            .iter()
-            .find(|(re, _)| re.is_match(path))
-            .map(|(_, p)| {
-                let mut out = format!("{}\n", p.help);
-                let fields: HashMap<_, _> =
-                    p.fields.iter().map(|f| (f.name, f.description)).collect();
-                let mut names: Vec<_> = fields.keys().collect();
-                names.sort();
-                for n in names {
-                    out.push_str(&format!("\n  {n}: {}", fields[n]));
-                }
-                out
-            })
+        let Some((re, p)) = self.paths.iter().find(|(re, _)| re.is_match(path)) else {
+            // No route matches: an overview of the engine's paths.
+            let mut out = format!(
+                "## DESCRIPTION\n\nThe {} backend.\n\n## PATHS\n\nThe following paths are supported by this backend. To view help for any of\nthe paths below, use the help command with any route matching the path\npattern.\n",
+                self.backend_type
+            );
+            for (re, p) in &self.paths {
+                out.push_str(&format!("\n    {}\n        {}\n", re.as_str(), p.help));
+            }
+            return Some(out);
+        };
+        let mut out = format!(
+            "Request:        {path}\nMatching Route: {}\n\n{}\n",
+            re.as_str(),
+            p.help
+        );
+        if !p.fields.is_empty() {
+            out.push_str("\n## PARAMETERS\n");
+            let mut fields: Vec<&Field> = p.fields.iter().collect();
+            fields.sort_by_key(|f| f.name);
+            for f in fields {
+                out.push_str(&format!(
+                    "\n    {} ({})\n        {}\n",
+                    f.name,
+                    f.ty.name(),
+                    f.description
+                ));
+            }
+        }
+        Some(out)
     }
 }
 

@@ -53,9 +53,13 @@ pub struct Request {
     pub headers: HashMap<String, String>,
     /// True when the caller connected over TLS and presented a client certificate.
     pub connection_tls: bool,
-    /// The undecoded body, for endpoints that take binary input (snapshot
-    /// restore, OCSP); `data` is empty then.
-    pub raw_body: Option<Vec<u8>>,
+    /// The undecoded body of a write, kept only for paths that declare
+    /// [`Path::raw_body`](crate::framework::Path::raw_body) (snapshot
+    /// restore, OCSP DER); core drops it for every other path.
+    pub raw_body: Option<bytes::Bytes>,
+    /// Why the body is not a JSON object, when it is not: core refuses the
+    /// request with this message (400) unless the path takes a raw body.
+    pub body_error: Option<String>,
 }
 
 impl Request {
@@ -72,6 +76,7 @@ impl Request {
             headers: HashMap::new(),
             connection_tls: false,
             raw_body: None,
+            body_error: None,
         }
     }
 

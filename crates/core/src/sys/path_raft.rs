@@ -115,27 +115,51 @@ impl Sys {
             .ok_or_else(|| LogicalError::invalid("cluster_addr is required"))?;
         let api_addr = c.data.get_str("api_addr")?.unwrap_or_default();
         let non_voter = c.data.bool_or("non_voter", false)?;
+        let csr = c.data.get_str("csr")?.unwrap_or_default();
+        if csr.len() > crate::join::MAX_CSR {
+            return Err(LogicalError::invalid(format!(
+                "csr is longer than {} bytes",
+                crate::join::MAX_CSR
+            )));
+        }
         core.check_join_answer(
             &crate::join::JoinClaim {
                 server_id: &id,
                 cluster_addr: &cluster_addr,
                 api_addr: &api_addr,
                 non_voter,
+                csr: &csr,
             },
             &answer,
         )?;
         let cluster_addr = if cluster_addr.contains("://") {
             cluster_addr
         } else {
-            // Vault sends host:port; our peers speak the scheme this node uses.
-            let scheme = cl
-                .state()
-                .this
-                .cluster_addr
-                .split_once("://")
-                .map(|(s, _)| s.to_string())
-                .unwrap_or_else(|| "http".into());
-            format!("{scheme}://{cluster_addr}")
+            // Vault sends host:port; the cluster port always speaks TLS.
+            format!("https://{cluster_addr}")
+        };
+        // The certificate is issued before the node is added: a request
+        // that cannot get one changes nothing.
+        let cluster_tls = if cl.managed_identity() {
+            if csr.is_empty() {
+                return Err(LogicalError::invalid(
+                    "this cluster issues the certificates of its cluster port itself: the joining node must not be configured with cluster_cert_file, cluster_key_file and cluster_ca_file",
+                ));
+            }
+            let ca = core.cluster_ca().await?.ok_or_else(|| {
+                LogicalError::internal("this cluster has no CA for its cluster port")
+            })?;
+            let cert = ca
+                .issue_for_csr(&csr, &id, &cluster_addr)
+                .map_err(|e| LogicalError::invalid(e.to_string()))?;
+            json!({ "certificate": cert, "ca_certificate": ca.ca_cert_pem })
+        } else {
+            if !csr.is_empty() {
+                return Err(LogicalError::invalid(
+                    "this cluster uses operator-supplied cluster certificates: configure the joining node with cluster_cert_file, cluster_key_file and cluster_ca_file",
+                ));
+            }
+            Value::Null
         };
         cl.add_member(ClusterMember {
             node_id: id,
@@ -160,6 +184,7 @@ impl Sys {
         let mut data = Map::new();
         data.insert("peers".into(), Value::from(peers));
         data.insert("tls_keyring".into(), Value::Null);
+        data.insert("cluster_tls".into(), cluster_tls);
         Ok(Some(Response::data(data)))
     }
 
@@ -246,6 +271,11 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
                 "non_voter",
                 FieldType::Bool,
                 "Join as a non-voting member.",
+            ))
+            .field(Field::new(
+                "csr",
+                FieldType::String,
+                "PEM request for the joining node's cluster-port certificate (covered by the answer).",
             ))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.raft_answer(c)))
             .help("Second step of a join: a correct answer adds the node to the cluster."),

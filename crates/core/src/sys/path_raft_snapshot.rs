@@ -155,12 +155,14 @@ impl Sys {
 pub(super) fn paths() -> Vec<Path<Sys>> {
     vec![
         Path::new("storage/raft/snapshot")
+            .raw_body()
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.snapshot_save(c)))
             .op(Operation::Update, |b: &Sys, c| {
                 Box::pin(b.snapshot_restore_checked(c))
             })
             .help("GET: a snapshot archive of the cluster's data. POST: restore one."),
         Path::new("storage/raft/snapshot-force")
+            .raw_body()
             .op(Operation::Update, |b: &Sys, c| {
                 Box::pin(b.snapshot_restore_forced(c))
             })
