@@ -570,6 +570,7 @@ disable_mlock = true
             self.starts, self.name
         )?;
         let child = Command::new(&self.bin)
+            .env("ARCA_STRICT_FIELDS", "1")
             .arg("server")
             .arg("-config")
             .arg(self.config_path())

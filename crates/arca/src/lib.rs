@@ -9,11 +9,13 @@
 //! * [`duration`] — Vault durations (`768h`, seconds) and their display;
 //! * [`cli`] — the Vault-compatible command line (`status`, `operator`, `kv`, …);
 //! * [`server`] — builds storage, core and listeners from a [`config::Config`];
-//! * [`cluster`] — wires a Raft node to core and the HTTP layer.
+//! * [`cluster`] — wires a Raft node to core and the HTTP layer;
+//! * [`engines`] — the registry of engines core mounts.
 
 pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod duration;
+pub mod engines;
 pub mod flags;
 pub mod server;

@@ -328,6 +328,7 @@ async fn serve_config_inner(
             api_addr: config.api_addr.clone().unwrap_or_default(),
             cluster_name: config.cluster_name.clone().unwrap_or_default(),
             stale_reads: config.stale_reads,
+            engines: crate::engines::registry(),
         },
     );
     let forwarder: Option<Arc<dyn arca_http::Forwarder>> = match &raft_node {
@@ -419,6 +420,7 @@ async fn serve_dev(opts: DevOptions) -> anyhow::Result<()> {
         CoreConfig {
             storage_type: "inmem".into(),
             api_addr: format!("http://{}", opts.listen_address),
+            engines: crate::engines::registry(),
             ..Default::default()
         },
     );

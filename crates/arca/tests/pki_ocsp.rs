@@ -48,6 +48,9 @@ fn openssl_ocsp_and_delta_crls() {
     let url = format!("{}/v1/pki/ocsp", server.addr);
 
     bao.run(&["secrets", "enable", "pki"]).ok();
+    // A root for ten years needs a mount that allows it (as in Vault).
+    bao.run(&["secrets", "tune", "-max-lease-ttl=87600h", "pki"])
+        .ok();
     let root = bao.json(&[
         "write",
         "-format=json",

@@ -225,6 +225,10 @@ impl crate::core::Core {
                         LogicalError::internal("the cluster CA vanished after it was written")
                     })?
                 }
+                // A node that has just joined holds the certificate the
+                // leader issued; the CA record may still be on its way. It
+                // keeps that one and issues its own at a later tick.
+                None if self.cluster_cert_renew_at.lock().is_some() => return Ok(()),
                 None => return Err(LogicalError::internal(
                     "this cluster has no CA for its cluster port yet; unseal the active node first",
                 )),

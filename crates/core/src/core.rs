@@ -33,6 +33,9 @@ pub struct CoreConfig {
     /// In a cluster, serve reads from local state without waiting for the
     /// read index unless a request asks otherwise (OpenBao-like behaviour).
     pub stale_reads: bool,
+    /// The engines this server can mount (the binary registers them; core
+    /// adds only its own: system, token, cubbyhole).
+    pub engines: arca_sdk::Registry,
 }
 
 impl Default for CoreConfig {
@@ -44,7 +47,39 @@ impl Default for CoreConfig {
             api_addr: String::new(),
             cluster_name: String::new(),
             stale_reads: false,
+            engines: arca_sdk::Registry::new(),
         }
+    }
+}
+
+/// A mount's view of the server: its TTL limits, read live from the mount
+/// table so that a tune applies to the next request.
+struct MountSystemView {
+    core: std::sync::Weak<Core>,
+    uuid: String,
+}
+
+impl MountSystemView {
+    /// `of` the live mount entry, or `server` of the server's settings when
+    /// the mount is gone (or the node sealed).
+    fn ttl(&self, of: fn(&Core, &MountEntry) -> u64, server: fn(&CoreConfig) -> u64) -> u64 {
+        let Some(core) = self.core.upgrade() else {
+            return arca_sdk::system::DEFAULT_LEASE_TTL;
+        };
+        match core.mount_entry(&self.uuid) {
+            Some(e) => of(&core, &e),
+            None => server(&core.config),
+        }
+    }
+}
+
+impl arca_sdk::SystemView for MountSystemView {
+    fn default_lease_ttl(&self) -> u64 {
+        self.ttl(Core::mount_default_ttl, |c| c.default_lease_ttl)
+    }
+
+    fn max_lease_ttl(&self) -> u64 {
+        self.ttl(Core::mount_max_ttl, |c| c.max_lease_ttl)
     }
 }
 
@@ -438,18 +473,63 @@ impl Core {
         auth: bool,
     ) -> Result<Arc<dyn Backend>, LogicalError> {
         let weak = self.self_weak.clone();
-        Ok(match (auth, e.kind.as_str()) {
-            (false, "kv") => Arc::from(arca_kv::factory(e.kv_version().unwrap_or(1))),
-            (false, "cubbyhole") => Arc::new(crate::cubbyhole::backend()),
-            (false, "pki") => Arc::new(arca_pki::factory()),
-            (false, "system") => Arc::new(crate::sys::backend(weak)),
-            (true, "token") => Arc::new(crate::token_paths::backend(weak)),
-            (_, other) => {
-                return Err(LogicalError::invalid(format!(
-                    "plugin not found in the catalog: {other}"
-                )))
-            }
+        match (auth, e.kind.as_str()) {
+            (false, "cubbyhole") => return Ok(Arc::new(crate::cubbyhole::backend())),
+            (false, "system") => return Ok(Arc::new(crate::sys::backend(weak))),
+            (true, "token") => return Ok(Arc::new(crate::token_paths::backend(weak))),
+            _ => {}
+        }
+        let factory = self.config.engines.factory(auth, &e.kind).ok_or_else(|| {
+            LogicalError::invalid(format!("plugin not found in the catalog: {}", e.kind))
+        })?;
+        factory(&arca_sdk::BackendConfig {
+            kind: e.kind.clone(),
+            mount_path: if auth {
+                format!("auth/{}", e.path)
+            } else {
+                e.path.clone()
+            },
+            mount_uuid: e.uuid.clone(),
+            accessor: e.accessor.clone(),
+            options: e.options.clone(),
+            system: Arc::new(MountSystemView {
+                core: weak,
+                uuid: e.uuid.clone(),
+            }),
         })
+    }
+
+    /// Runs the [`Backend::initialize`] hook of the mount with this uuid.
+    pub(crate) async fn initialize_mount(&self, uuid: &str) -> Result<(), LogicalError> {
+        let st = self.unsealed()?;
+        let route = st.router.read().clone().by_uuid(uuid);
+        match route {
+            Some(r) => r.backend.initialize(r.storage.as_ref()).await,
+            None => Ok(()),
+        }
+    }
+
+    /// After an unseal on the active node (or on a node that just became
+    /// active): every mount's [`Backend::initialize`] hook; failures are
+    /// logged, the next activation retries.
+    pub(crate) async fn initialize_mounts(&self) {
+        let Ok(st) = self.unsealed() else { return };
+        if self.cluster().is_some_and(|c| !c.state().is_active) {
+            return;
+        }
+        let router = st.router.read().clone();
+        for r in router.routes() {
+            if let Err(e) = r.backend.initialize(r.storage.as_ref()).await {
+                tracing::warn!(mount = %r.full_path, "initializing the mount failed; retried at the next unseal: {e}");
+            }
+        }
+    }
+
+    /// The live entry of the mount with this uuid (none while sealed).
+    fn mount_entry(&self, uuid: &str) -> Option<MountEntry> {
+        let st = self.state.read().clone()?;
+        let router = st.router.read().clone();
+        router.by_uuid(uuid).map(|r| r.entry.clone())
     }
 
     pub(crate) fn build_router(

@@ -500,6 +500,9 @@ impl Core {
             };
             cl.set_identity(Some(k.identity(cert, ca)))
                 .map_err(|e| fail(e.to_string()))?;
+            // Replaced by one of its own from the replicated CA at unseal,
+            // or at the first tick once the CA record has arrived.
+            *self.cluster_cert_renew_at.lock() = Some(std::time::SystemTime::now());
         }
         *self.pending_join.lock() = None;
         // The leader has added this node; with its certificate installed,

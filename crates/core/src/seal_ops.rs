@@ -459,6 +459,7 @@ impl Core {
         if let Some(c) = self.cluster() {
             c.set_electable(true);
         }
+        self.initialize_mounts().await;
         Ok(())
     }
 

@@ -14,7 +14,17 @@ pub struct TestCore {
 }
 
 pub async fn unsealed() -> TestCore {
-    let core = Core::new(Arc::new(InmemBackend::new()), CoreConfig::default());
+    // Reading an undeclared field fails loudly under tests.
+    std::env::set_var("ARCA_STRICT_FIELDS", "1");
+    let core = Core::new(
+        Arc::new(InmemBackend::new()),
+        CoreConfig {
+            engines: arca_sdk::Registry::new()
+                .secrets("kv", arca_kv::new_backend)
+                .secrets("pki", arca_pki::new_backend),
+            ..CoreConfig::default()
+        },
+    );
     let init = core.initialize(3, 2).await.unwrap();
     assert!(core.is_sealed(), "a fresh init leaves the node sealed");
     let keys: Vec<Vec<u8>> = init.keys.iter().map(|k| k.to_vec()).collect();

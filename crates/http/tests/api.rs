@@ -16,7 +16,17 @@ struct Server {
 }
 
 async fn start(init: bool) -> Server {
-    let core = Core::new(Arc::new(InmemBackend::new()), CoreConfig::default());
+    // Reading an undeclared field fails loudly under tests.
+    std::env::set_var("ARCA_STRICT_FIELDS", "1");
+    let core = Core::new(
+        Arc::new(InmemBackend::new()),
+        CoreConfig {
+            engines: arca_sdk::Registry::new()
+                .secrets("kv", arca_kv::new_backend)
+                .secrets("pki", arca_pki::new_backend),
+            ..CoreConfig::default()
+        },
+    );
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(arca_http::serve(
         core.clone(),

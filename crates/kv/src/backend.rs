@@ -87,7 +87,10 @@ pub(crate) fn kv_v2_with(state: KvV2) -> Framework<KvV2> {
     paths.push(path_destroy::path());
     paths.extend(path_metadata::paths());
     paths.push(path_subkeys::path());
+    // A mount tuned from version 1 to 2 converts its v1 secrets on the
+    // active node; the conversion is idempotent and resumes after a crash.
     Framework::new("kv", state, paths)
+        .with_initialize(|_, storage| Box::pin(crate::upgrade_v1_to_v2(storage)))
 }
 
 /// The engine for a mount's `version` option: 2 is versioned, anything else is version 1.
@@ -96,6 +99,22 @@ pub fn factory(version: u8) -> Box<dyn Backend> {
         2 => Box::new(kv_v2()),
         _ => Box::new(kv_v1()),
     }
+}
+
+/// The registry's factory: the mount option `version` picks KV v1 or v2.
+pub fn new_backend(
+    cfg: &arca_sdk::BackendConfig,
+) -> Result<std::sync::Arc<dyn Backend>, arca_sdk::LogicalError> {
+    let version = match cfg.options.get("version").map(String::as_str) {
+        Some("2") => 2,
+        None | Some("") | Some("1") => 1,
+        Some(v) => {
+            return Err(arca_sdk::LogicalError::invalid(format!(
+                "invalid KV version {v:?}: use 1 or 2"
+            )))
+        }
+    };
+    Ok(std::sync::Arc::from(factory(version)))
 }
 
 #[cfg(test)]

@@ -55,5 +55,5 @@ mod util;
 #[cfg(test)]
 mod test_util;
 
-pub use backend::{factory, kv_v1, kv_v2, KvV1, KvV2};
+pub use backend::{factory, kv_v1, kv_v2, new_backend, KvV1, KvV2};
 pub use upgrade::upgrade_v1_to_v2;

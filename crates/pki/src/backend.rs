@@ -12,8 +12,10 @@ use crate::{
 /// active node, each node's CRL index and signed CRLs (rebuilt from
 /// replicated state; see `crl`), and parsed issuer signing keys (checked
 /// against the stored issuer on every use). Nothing else is cached.
-#[derive(Default)]
 pub struct Pki {
+    /// The mount's TTL limits (Vault: issued lifetimes are capped at the
+    /// mount's max lease TTL unless a role says less).
+    pub(crate) system: std::sync::Arc<dyn arca_sdk::SystemView>,
     pub(crate) ca_lock: Mutex<()>,
     pub(crate) crls: crate::crl::CrlCache,
     /// Parsed issuer certificates and keys, by issuer id (see `signer`).
@@ -56,7 +58,14 @@ const PUBLIC: &[&str] = &[
     "ocsp/*",
 ];
 
-pub fn factory() -> Framework<Pki> {
+/// The registry's factory.
+pub fn new_backend(
+    cfg: &arca_sdk::BackendConfig,
+) -> Result<std::sync::Arc<dyn arca_sdk::Backend>, arca_sdk::LogicalError> {
+    Ok(std::sync::Arc::new(factory(cfg.system.clone())))
+}
+
+pub fn factory(system: std::sync::Arc<dyn arca_sdk::SystemView>) -> Framework<Pki> {
     let mut paths = Vec::new();
     paths.extend(path_root::paths());
     paths.extend(path_intermediate::paths());
@@ -67,7 +76,13 @@ pub fn factory() -> Framework<Pki> {
     paths.extend(path_tidy::paths());
     paths.extend(path_ocsp::paths());
     paths.extend(path_manage::paths());
-    Framework::new("pki", Pki::default(), paths)
+    let pki = Pki {
+        system,
+        ca_lock: Default::default(),
+        crls: Default::default(),
+        signers: Default::default(),
+    };
+    Framework::new("pki", pki, paths)
         .with_special_paths(SpecialPaths {
             // Vault's sudo-protected PKI paths: deleting every issuer and
             // key, and signing self-issued certificates (cross-signing).
@@ -94,7 +109,8 @@ pub fn factory() -> Framework<Pki> {
 mod tests {
     #[test]
     fn every_path_declares_its_captures_and_has_help() {
-        let lint = super::factory().lint();
+        let lint =
+            super::factory(std::sync::Arc::new(arca_sdk::StaticSystemView::default())).lint();
         assert!(lint.is_empty(), "{lint:?}");
     }
 }

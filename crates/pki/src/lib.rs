@@ -32,4 +32,4 @@ mod path_tidy;
 mod role;
 mod x509;
 
-pub use backend::{factory, Pki};
+pub use backend::{factory, new_backend, Pki};

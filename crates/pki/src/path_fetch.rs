@@ -124,9 +124,15 @@ impl Pki {
         Ok(Some(Response::data(data)))
     }
 
-    async fn read_issuer(&self, c: Ctx<'_>) -> HandlerResult {
+    /// `issuer/:ref/(json|pem|der)`.
+    async fn read_issuer_form(&self, c: Ctx<'_>) -> HandlerResult {
+        let form = c.data.str_or("format", "")?;
+        self.read_issuer(c, &form).await
+    }
+
+    async fn read_issuer(&self, c: Ctx<'_>, form: &str) -> HandlerResult {
         let i = model::resolve_issuer(c.storage, &c.data.str_or("issuer_ref", "default")?).await?;
-        match c.data.str_or("format", "")?.as_str() {
+        match form {
             "pem" => Ok(Some(raw(
                 "application/pem-certificate-chain",
                 format!("{}\n", i.certificate.trim()).into_bytes(),
@@ -281,7 +287,9 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
                 "An issuer id, name, or default.",
             ))
             .field(Field::new("format", FieldType::String, "json, pem or der."))
-            .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_issuer(c)))
+            .op(Operation::Read, |b: &Pki, c| {
+                Box::pin(b.read_issuer_form(c))
+            })
             .help("One issuer's certificate and chain: JSON, PEM or DER (no token needed)."),
         Path::new(r"issuer/(?P<issuer_ref>[\w-]+)")
             .field(Field::new(
@@ -305,7 +313,7 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
                 FieldType::CommaStringSlice,
                 "Issuer refs making up this issuer's chain.",
             ))
-            .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_issuer(c)))
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.read_issuer(c, "")))
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.update_issuer(c)))
             .op(Operation::Patch, |b: &Pki, c| Box::pin(b.update_issuer(c)))
             .op(Operation::Delete, |b: &Pki, c| Box::pin(b.delete_issuer(c)))

@@ -19,9 +19,6 @@ use crate::path_root::{
     generation_key, key_generation_fields, subject, subject_fields, uuid_like, GenerateRequest,
 };
 
-/// Default lifetime of a signed intermediate (Vault's tutorial asks 43800h).
-const DEFAULT_INTERMEDIATE_TTL: u64 = 43800 * 3600;
-
 fn internal(e: impl std::fmt::Display) -> LogicalError {
     LogicalError::internal(e.to_string())
 }
@@ -147,11 +144,15 @@ impl Pki {
             KeyUsagePurpose::DigitalSignature,
         ];
         let now = chrono::Utc::now().timestamp();
-        let ttl = d
-            .get_duration("ttl")?
-            .filter(|t| *t > 0)
-            .unwrap_or(DEFAULT_INTERMEDIATE_TTL);
-        let mut warnings = vec![];
+        // Vault: the requested ttl, else the mount's default lease TTL,
+        // capped at the mount's max lease TTL with a warning.
+        let (ttl, ttl_warning) = arca_sdk::clamp_ttl(
+            d.get_duration("ttl")?.unwrap_or(0),
+            self.system.default_lease_ttl(),
+            self.system.max_lease_ttl(),
+            arca_sdk::system::MOUNT_MAX_TTL,
+        );
+        let mut warnings: Vec<String> = ttl_warning.into_iter().collect();
         let mut not_after = now + ttl as i64;
         if not_after > issuer.not_after {
             warnings.push(

@@ -13,10 +13,6 @@ use crate::crypto::{self, KeySpec};
 use crate::model::{self, CertEntry};
 use crate::role::Role;
 
-/// Vault's default lifetime when neither the request nor the role sets one
-/// (the system default lease TTL, 768h).
-const DEFAULT_TTL: u64 = 768 * 3600;
-
 fn key_usage(name: &str) -> Option<KeyUsagePurpose> {
     Some(match name.to_lowercase().trim_end_matches("usage") {
         "digitalsignature" => KeyUsagePurpose::DigitalSignature,
@@ -76,7 +72,12 @@ impl Pki {
     }
 
     async fn issue_or_sign_inner(&self, c: Ctx<'_>, sign: bool, verbatim: bool) -> HandlerResult {
-        let key_format = crypto::key_format(&c.data)?;
+        // Only issue returns a private key (sign paths do not take the field).
+        let key_format = if sign {
+            String::new()
+        } else {
+            crypto::key_format(&c.data)?
+        };
         let d = &c.data;
         let csr = if sign {
             let pem = d
@@ -122,7 +123,12 @@ impl Pki {
                 "role key type \"any\" not allowed for issuing certificates, only signing",
             ));
         }
-        if let (Some(pem), false) = (d.get_str("csr")?.filter(|_| sign), verbatim) {
+        let csr_pem = if sign && !verbatim {
+            d.get_str("csr")?
+        } else {
+            None
+        };
+        if let Some(pem) = csr_pem {
             let key = crypto::csr_key(&pem)?;
             // A role's default key_bits depend on its type (rsa 2048, ec 256).
             let bits = match (role.key_type.as_str(), role.key_bits) {
@@ -219,22 +225,22 @@ impl Pki {
                 issuer.id
             )));
         }
-        let mut warnings = vec![];
-        let mut ttl = d
-            .get_duration("ttl")?
-            .filter(|t| *t > 0)
-            .unwrap_or(if role.ttl > 0 { role.ttl } else { DEFAULT_TTL });
-        let max = if role.max_ttl > 0 {
-            role.max_ttl
+        // Vault: requested, else the role's ttl, else the mount's default
+        // lease TTL; capped (with a warning) at the role's max_ttl, else the
+        // mount's max lease TTL.
+        let default = if role.ttl > 0 {
+            role.ttl
         } else {
-            DEFAULT_TTL.max(role.ttl)
+            self.system.default_lease_ttl()
         };
-        if ttl > max {
-            warnings.push(format!(
-                "TTL {ttl}s is larger than the role's max_ttl {max}s; capping it to max_ttl"
-            ));
-            ttl = max;
-        }
+        let (max, limit) = if role.max_ttl > 0 {
+            (role.max_ttl, "the role's max_ttl")
+        } else {
+            (self.system.max_lease_ttl(), arca_sdk::system::MOUNT_MAX_TTL)
+        };
+        let (ttl, ttl_warning) =
+            arca_sdk::clamp_ttl(d.get_duration("ttl")?.unwrap_or(0), default, max, limit);
+        let mut warnings: Vec<String> = ttl_warning.into_iter().collect();
         let now = chrono::Utc::now().timestamp();
         let mut not_after = now + ttl as i64;
         if not_after > issuer.not_after {

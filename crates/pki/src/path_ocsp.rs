@@ -66,12 +66,23 @@ fn internal(e: impl std::fmt::Display) -> LogicalError {
 }
 
 impl Pki {
-    async fn ocsp(&self, c: Ctx<'_>) -> HandlerResult {
+    /// `GET ocsp/:req` (base64 DER in the path).
+    async fn ocsp_get(&self, c: Ctx<'_>) -> HandlerResult {
+        let req = c.data.get_str("req")?;
+        self.ocsp(c, req).await
+    }
+
+    /// `POST ocsp` (DER body).
+    async fn ocsp_post(&self, c: Ctx<'_>) -> HandlerResult {
+        self.ocsp(c, None).await
+    }
+
+    async fn ocsp(&self, c: Ctx<'_>, req_b64: Option<String>) -> HandlerResult {
         let cfg = crate::path_tidy::crl_config(c.storage).await?;
         if cfg.ocsp_disable {
             return Ok(Some(status_only(OcspResponseStatus::Unauthorized, 401)));
         }
-        let der = match c.data.get_str("req")? {
+        let der = match req_b64 {
             Some(b64) if !b64.is_empty() => {
                 let cleaned: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
                 let engine = base64::engine::general_purpose::STANDARD;
@@ -220,7 +231,7 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
     vec![
         Path::new("ocsp")
             .raw_body()
-            .op(Operation::Update, |b: &Pki, c| Box::pin(b.ocsp(c)))
+            .op(Operation::Update, |b: &Pki, c| Box::pin(b.ocsp_post(c)))
             .help("OCSP responder: POST a DER request (Content-Type application/ocsp-request)."),
         Path::new("ocsp/(?P<req>.+)")
             .field(Field::new(
@@ -228,7 +239,7 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
                 FieldType::String,
                 "The base64 DER OCSP request.",
             ))
-            .op(Operation::Read, |b: &Pki, c| Box::pin(b.ocsp(c)))
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.ocsp_get(c)))
             .help("OCSP responder: GET with the base64 DER request in the path."),
     ]
 }

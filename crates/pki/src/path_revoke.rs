@@ -118,8 +118,12 @@ impl Pki {
 
     /// `crl[/pem]`, `crl/delta[/pem]`, `cert/crl`-style reads of the
     /// default issuer, and `issuer/:ref/crl[/delta][/der|/pem]`.
-    async fn crl(&self, c: Ctx<'_>) -> HandlerResult {
+    async fn crl_of_issuer(&self, c: Ctx<'_>) -> HandlerResult {
         let issuer_ref = c.data.str_or("issuer_ref", "")?;
+        self.crl(c, issuer_ref).await
+    }
+
+    async fn crl(&self, c: Ctx<'_>, issuer_ref: String) -> HandlerResult {
         let per_issuer = !issuer_ref.is_empty();
         let issuer = model::resolve_issuer(c.storage, &issuer_ref).await?;
         // Without enable_delta the delta CRL is served too, empty: the
@@ -267,7 +271,9 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
                 "/delta for the delta CRL.",
             ))
             .field(Field::new("format", FieldType::String, "/pem for PEM."))
-            .op(Operation::Read, |b: &Pki, c| Box::pin(b.crl(c)))
+            .op(Operation::Read, |b: &Pki, c| {
+                Box::pin(b.crl(c, String::new()))
+            })
             .help("The default issuer's CRL (or delta CRL), DER or PEM."),
         Path::new("issuer/(?P<issuer_ref>[^/]+)/crl(?P<delta>/delta)?(?P<format>/der|/pem)?")
             .field(Field::new(
@@ -285,7 +291,7 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
                 FieldType::String,
                 "/der or /pem; JSON without.",
             ))
-            .op(Operation::Read, |b: &Pki, c| Box::pin(b.crl(c)))
+            .op(Operation::Read, |b: &Pki, c| Box::pin(b.crl_of_issuer(c)))
             .help("An issuer's CRL (or delta CRL): JSON {crl: PEM}, or /der, /pem."),
         Path::new("crl/rotate(?:-delta)?")
             .op(Operation::Read, |b: &Pki, c| Box::pin(b.rotate_crl(c)))

@@ -138,6 +138,16 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             "Requests must give a common name (default true).",
         ),
         (
+            "use_csr_common_name",
+            Bool,
+            "sign: use the CSR's common name when the request gives none (default true).",
+        ),
+        (
+            "use_csr_sans",
+            Bool,
+            "sign: use the CSR's SANs when the request gives none (default true).",
+        ),
+        (
             "organization",
             CommaStringSlice,
             "O of issued certificates.",

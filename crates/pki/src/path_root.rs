@@ -12,11 +12,6 @@ use crate::backend::Pki;
 use crate::crypto::{self, KeySpec};
 use crate::model::{self, IssuerEntry, IssuersConfig, KeyEntry};
 
-/// Vault's default CA lifetime when no ttl is given: the system max, 768h,
-/// is too short for a root; Vault uses the mount's max TTL. We use 10 years
-/// unless asked, like most PKI tutorials request explicitly.
-const DEFAULT_ROOT_TTL: u64 = 87600 * 3600;
-
 /// Where subject attributes (O, OU, C, L, ST) come from: a request or a role.
 pub(crate) trait SubjectSource {
     fn values(&self, field: &str) -> Vec<String>;
@@ -88,10 +83,15 @@ impl Pki {
         let req = GenerateRequest::parse(d)?;
         let key_format = crypto::key_format(d)?;
         let (exported, cn) = (req.exported, req.cn.clone());
-        let ttl = d
-            .get_duration("ttl")?
-            .filter(|t| *t > 0)
-            .unwrap_or(DEFAULT_ROOT_TTL);
+        // Vault: the requested ttl, else the mount's default lease TTL,
+        // capped at the mount's max lease TTL with a warning (tune the mount
+        // with -max-lease-ttl for a longer-lived root).
+        let (ttl, ttl_warning) = arca_sdk::clamp_ttl(
+            d.get_duration("ttl")?.unwrap_or(0),
+            self.system.default_lease_ttl(),
+            self.system.max_lease_ttl(),
+            arca_sdk::system::MOUNT_MAX_TTL,
+        );
         let _g = self.ca_lock.lock().await;
         let (key, key_entry, new_key) = generation_key(c.storage, d, &req).await?;
         let spec = KeySpec::parse(&key_entry.key_type, key_entry.key_bits as i64)?;
@@ -142,7 +142,7 @@ impl Pki {
         let cfg: IssuersConfig = model::get(c.storage, "config/issuers")
             .await?
             .unwrap_or_default();
-        let mut warnings = vec![];
+        let mut warnings: Vec<String> = ttl_warning.into_iter().collect();
         if cfg.default.is_empty() {
             model::put(
                 c.storage,

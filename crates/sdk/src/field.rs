@@ -40,6 +40,15 @@ impl FieldType {
     }
 }
 
+/// True in debug builds and when `ARCA_STRICT_FIELDS=1` (the test harness
+/// sets it for every server it starts): reading an undeclared field fails.
+pub fn strict_fields() -> bool {
+    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *STRICT.get_or_init(|| {
+        cfg!(debug_assertions) || std::env::var("ARCA_STRICT_FIELDS").is_ok_and(|v| v == "1")
+    })
+}
+
 /// A field declaration: part of a path's schema, also used for help/OpenAPI.
 #[derive(Debug, Clone)]
 pub struct Field {
@@ -295,10 +304,24 @@ impl FieldData {
     }
 
     /// The converted value of a declared field, or its default, or `None`.
+    /// Reading a field the path does not declare is a bug in the engine
+    /// (its value would bypass conversion: `"true"` from the CLI would read
+    /// as no boolean at all). Under tests ([`strict_fields`]) it is an
+    /// internal error, so the test suite finds every such read; in
+    /// production it is logged and the raw value is returned. Engines that
+    /// take arbitrary data read [`FieldData::raw`].
     pub fn get(&self, name: &str) -> Result<Option<Value>, LogicalError> {
-        let f = match self.schema.get(name) {
-            Some(f) => f,
-            None => return Ok(self.raw.get(name).cloned()),
+        let Some(f) = self.schema.get(name) else {
+            if strict_fields() {
+                return Err(LogicalError::internal(format!(
+                    "this endpoint reads the field {name:?} without declaring it (a bug: please report it)"
+                )));
+            }
+            tracing::error!(
+                field = name,
+                "an endpoint reads a field it does not declare (a bug: please report it)"
+            );
+            return Ok(self.raw.get(name).cloned());
         };
         match self.raw.get(name) {
             Some(v) => self.convert(f, v).map(Some),

@@ -143,6 +143,12 @@ pub trait Backend: Send + Sync {
     async fn periodic(&self, _storage: &dyn Storage) -> Result<(), LogicalError> {
         Ok(())
     }
+    /// Runs on the active node once the backend is built or the node
+    /// becomes active (unseal, mount, tune): migrations, resumable setup.
+    /// Must be idempotent; a failure is logged and retried next time.
+    async fn initialize(&self, _storage: &dyn Storage) -> Result<(), LogicalError> {
+        Ok(())
+    }
     /// Help text for a path (`path-help`).
     fn help(&self, _path: &str) -> Option<String> {
         None
@@ -225,6 +231,7 @@ pub struct Framework<B> {
     paths: Vec<(Regex, Path<B>)>,
     special: SpecialPaths,
     periodic: Option<PeriodicFn<B>>,
+    initialize: Option<PeriodicFn<B>>,
     invalidate: Option<InvalidateFn<B>>,
 }
 
@@ -244,11 +251,18 @@ impl<B: Send + Sync + 'static> Framework<B> {
             paths,
             special: SpecialPaths::default(),
             periodic: None,
+            initialize: None,
             invalidate: None,
         }
     }
 
     /// Background work for the active node (see [`Backend::periodic`]).
+    /// Setup on the active node (see [`Backend::initialize`]).
+    pub fn with_initialize(mut self, f: PeriodicFn<B>) -> Self {
+        self.initialize = Some(f);
+        self
+    }
+
     pub fn with_periodic(mut self, f: PeriodicFn<B>) -> Self {
         self.periodic = Some(f);
         self
@@ -375,6 +389,13 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
     async fn invalidate(&self, key: &str) {
         if let Some(f) = self.invalidate {
             f(&self.inner, key).await
+        }
+    }
+
+    async fn initialize(&self, storage: &dyn Storage) -> Result<(), LogicalError> {
+        match self.initialize {
+            Some(f) => f(&self.inner, storage).await,
+            None => Ok(()),
         }
     }
 

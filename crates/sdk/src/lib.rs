@@ -2,8 +2,10 @@
 //! nothing of the server that hosts it.
 //!
 //! Invariants:
-//! - Engines see only a [`Storage`] already scoped to their mount; they never
-//!   learn the mount's UUID, the barrier, the physical backend or Raft.
+//! - Engines see only a [`Storage`] already scoped to their mount and a
+//!   [`SystemView`] onto the server (the mount's TTL limits); they never
+//!   see the barrier, the physical backend or Raft. The binary registers
+//!   engine factories in a [`Registry`]; core builds mounts from it.
 //! - Paths are declared as data ([`framework::Path`]): a pattern, typed fields,
 //!   the operations it supports and help text. Routing, field parsing and the
 //!   "unsupported operation" answer come from the framework, not from engines.
@@ -14,9 +16,11 @@ pub mod field;
 pub mod framework;
 pub mod logical;
 pub mod storage;
+pub mod system;
 pub mod testing;
 
 pub use field::{parse_duration, Field, FieldData, FieldType};
 pub use framework::{Backend, Ctx, Framework, HandlerResult, Path, SpecialPaths};
 pub use logical::{Auth, LogicalError, Operation, RawResponse, Request, Response, Secret};
 pub use storage::{Storage, StorageError, StorageOp};
+pub use system::{clamp_ttl, BackendConfig, Factory, Registry, StaticSystemView, SystemView};

@@ -257,6 +257,8 @@ periodic_interval = "1s"
         self.starts += 1;
         let log = File::create(self.log_path()).unwrap();
         let child = Command::new(arca_bin())
+            // Reading an undeclared field fails loudly under tests.
+            .env("ARCA_STRICT_FIELDS", "1")
             .arg("server")
             .arg("-config")
             .arg(self.config_path())

@@ -300,8 +300,8 @@ impl Sys {
         })
         .await?;
         if let Some(e) = upgrade {
-            let view = arca_barrier::View::new(core.barrier.clone(), e.storage_prefix(false));
-            arca_kv::upgrade_v1_to_v2(&view).await?;
+            // The new backend (KV v2) converts the mount's data itself.
+            core.initialize_mount(&e.uuid).await?;
         }
         Ok(None)
     }

@@ -1,0 +1,13 @@
+//! The engines this binary can mount: the one place they are registered.
+//! Core knows none of them; it builds a mount of type `t` with the factory
+//! registered here under `t` (its own `system`, `token` and `cubbyhole`
+//! aside).
+
+use arca_sdk::Registry;
+
+/// Every secrets engine and auth method built into `arca`.
+pub fn registry() -> Registry {
+    Registry::new()
+        .secrets("kv", arca_kv::new_backend)
+        .secrets("pki", arca_pki::new_backend)
+}

@@ -1,0 +1,193 @@
+//! What a backend is given when it is built: its mount's identity and
+//! options, and a [`SystemView`] onto the server — and the [`Registry`] of
+//! factories the binary fills and core builds mounts from.
+//!
+//! Invariants:
+//! - Core knows no engine: a mount of type `t` is built by the factory
+//!   registered under `t`, or refused ("plugin not found in the catalog").
+//! - A system view answers with live values: a `sys/mounts/:path/tune` is
+//!   seen by the next request without rebuilding the backend.
+//! - TTL limits follow Vault: a mount's tuned value, else the server's
+//!   (`default_lease_ttl` / `max_lease_ttl`, 768h each unless configured).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::framework::Backend;
+use crate::logical::LogicalError;
+
+/// Vault's default for both the default and the maximum lease TTL: 768h.
+pub const DEFAULT_LEASE_TTL: u64 = 768 * 3600;
+
+/// The server as a backend sees it.
+pub trait SystemView: Send + Sync {
+    /// The mount's default lease TTL in seconds (tuned, else the server's).
+    fn default_lease_ttl(&self) -> u64;
+    /// The mount's maximum lease TTL in seconds (tuned, else the server's).
+    fn max_lease_ttl(&self) -> u64;
+}
+
+/// Fixed values, for unit tests and tools.
+#[derive(Debug, Clone, Copy)]
+pub struct StaticSystemView {
+    pub default_lease_ttl: u64,
+    pub max_lease_ttl: u64,
+}
+
+impl Default for StaticSystemView {
+    fn default() -> Self {
+        StaticSystemView {
+            default_lease_ttl: DEFAULT_LEASE_TTL,
+            max_lease_ttl: DEFAULT_LEASE_TTL,
+        }
+    }
+}
+
+impl SystemView for StaticSystemView {
+    fn default_lease_ttl(&self) -> u64 {
+        self.default_lease_ttl
+    }
+    fn max_lease_ttl(&self) -> u64 {
+        self.max_lease_ttl
+    }
+}
+
+/// Everything a factory is given to build one mount's backend.
+#[derive(Clone)]
+pub struct BackendConfig {
+    /// The engine type (`kv`, `pki`, ...).
+    pub kind: String,
+    /// Where it is mounted, with a trailing slash (`pki/`, `auth/userpass/`).
+    pub mount_path: String,
+    pub mount_uuid: String,
+    pub accessor: String,
+    /// The mount's options (`version` for KV).
+    pub options: BTreeMap<String, String>,
+    pub system: Arc<dyn SystemView>,
+}
+
+impl BackendConfig {
+    /// A configuration for unit tests: mounted at `kind/`, static TTLs.
+    pub fn for_tests(kind: &str) -> BackendConfig {
+        BackendConfig {
+            kind: kind.to_string(),
+            mount_path: format!("{kind}/"),
+            mount_uuid: String::new(),
+            accessor: String::new(),
+            options: BTreeMap::new(),
+            system: Arc::new(StaticSystemView::default()),
+        }
+    }
+}
+
+/// Builds a backend for a mount.
+pub type Factory =
+    Arc<dyn Fn(&BackendConfig) -> Result<Arc<dyn Backend>, LogicalError> + Send + Sync>;
+
+/// The engines a server can mount, by type: secrets engines and auth
+/// methods apart, as in Vault's plugin catalog.
+#[derive(Clone, Default)]
+pub struct Registry {
+    secrets: BTreeMap<String, Factory>,
+    auth: BTreeMap<String, Factory>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (secrets, auth) = self.kinds();
+        f.debug_struct("Registry")
+            .field("secrets", &secrets)
+            .field("auth", &auth)
+            .finish()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Registers a secrets engine type.
+    pub fn secrets(
+        mut self,
+        kind: &str,
+        f: impl Fn(&BackendConfig) -> Result<Arc<dyn Backend>, LogicalError> + Send + Sync + 'static,
+    ) -> Registry {
+        self.secrets.insert(kind.to_string(), Arc::new(f));
+        self
+    }
+
+    /// Registers an auth method type.
+    pub fn auth(
+        mut self,
+        kind: &str,
+        f: impl Fn(&BackendConfig) -> Result<Arc<dyn Backend>, LogicalError> + Send + Sync + 'static,
+    ) -> Registry {
+        self.auth.insert(kind.to_string(), Arc::new(f));
+        self
+    }
+
+    /// The factory for a mount type, if registered.
+    pub fn factory(&self, auth: bool, kind: &str) -> Option<&Factory> {
+        if auth {
+            self.auth.get(kind)
+        } else {
+            self.secrets.get(kind)
+        }
+    }
+
+    /// Registered types (secrets engines, then auth methods).
+    pub fn kinds(&self) -> (Vec<&str>, Vec<&str>) {
+        (
+            self.secrets.keys().map(String::as_str).collect(),
+            self.auth.keys().map(String::as_str).collect(),
+        )
+    }
+}
+
+/// Clamps a requested TTL as Vault does: `requested` (0 = the `default`),
+/// capped at `max` (0 = no limit) with a warning that names the limit
+/// (`limit`, e.g. "the role's max_ttl").
+pub fn clamp_ttl(requested: u64, default: u64, max: u64, limit: &str) -> (u64, Option<String>) {
+    let ttl = if requested > 0 { requested } else { default };
+    if max > 0 && ttl > max {
+        (
+            max,
+            Some(format!(
+                "TTL of {ttl}s is longer than {limit} of {max}s, so the max_ttl of {max}s is used"
+            )),
+        )
+    } else {
+        (ttl, None)
+    }
+}
+
+/// How a warning names the mount's maximum, with what to do about it.
+pub const MOUNT_MAX_TTL: &str =
+    "the mount's max_lease_ttl (raise it with `secrets tune -max-lease-ttl=...`)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_are_clamped_to_the_max_with_a_warning() {
+        assert_eq!(clamp_ttl(0, 60, 120, "x"), (60, None));
+        assert_eq!(clamp_ttl(90, 60, 120, "x"), (90, None));
+        let (ttl, w) = clamp_ttl(500, 60, 120, "the role's max_ttl");
+        assert_eq!(ttl, 120);
+        let w = w.unwrap();
+        assert!(
+            w.contains("500s") && w.contains("the role's max_ttl of 120s"),
+            "{w}"
+        );
+        assert_eq!(clamp_ttl(500, 60, 0, "x"), (500, None));
+    }
+
+    #[test]
+    fn the_registry_keeps_secrets_and_auth_apart() {
+        let r = Registry::new().secrets("x", |_| Err(LogicalError::invalid("x")));
+        assert!(r.factory(false, "x").is_some());
+        assert!(r.factory(true, "x").is_none());
+    }
+}
