@@ -135,21 +135,10 @@ impl ClientConfig {
     }
 }
 
-/// `"60"` or `"60s"` → 60 seconds; `"2m"` → 120 s. Anything else is `None`.
+/// `"60"` or `"60s"` → 60 seconds; `"2m"` → 120 s (Vault durations);
+/// anything else is `None`.
 fn parse_seconds(v: &str) -> Option<Duration> {
-    let v = v.trim();
-    let (num, mult) = if let Some(n) = v.strip_suffix('s') {
-        (n, 1)
-    } else if let Some(n) = v.strip_suffix('m') {
-        (n, 60)
-    } else if let Some(n) = v.strip_suffix('h') {
-        (n, 3600)
-    } else {
-        (v, 1)
-    };
-    num.parse::<u64>()
-        .ok()
-        .map(|n| Duration::from_secs(n * mult))
+    arca_sdk::duration::parse(v).ok()
 }
 
 #[cfg(test)]

@@ -302,6 +302,11 @@ impl Core {
             req.display_name = t.display_name.clone();
         }
 
+        // Engines never see the caller's token (Vault strips it for
+        // plugins): only core's own `sys/` and `auth/token/` need it.
+        if !matches!(route.entry.kind.as_str(), "system" | "token") {
+            req.client_token = None;
+        }
         let storage = self.storage_for(&route, token.as_deref());
         if req.operation == Operation::Update {
             if let Some(false) = route.backend.existence(&req, storage.as_ref()).await? {

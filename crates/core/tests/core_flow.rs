@@ -3,7 +3,7 @@
 mod common;
 
 use arca_sdk::{LogicalError, Operation::*};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[tokio::test]
 async fn sealed_core_refuses_requests_and_unseal_restores_data() {
@@ -643,4 +643,34 @@ async fn stopping_background_work_ends_the_ticker() {
             .stop_periodic(std::time::Duration::from_secs(1))
             .await
     );
+}
+
+/// What an engine is given: never the caller's token; its mount's TTL
+/// limits through the system view, live after a tune.
+#[tokio::test]
+async fn engines_get_no_token_and_a_live_system_view() {
+    let t = common::unsealed().await;
+    t.root(Update, "sys/mounts/echo", json!({"type": "echo"}))
+        .await
+        .unwrap();
+    let v = t.root(Read, "echo/x", json!({})).await.unwrap().unwrap();
+    assert_eq!(v["data"]["client_token"], Value::Null, "{v}");
+    assert_eq!(v["data"]["mount_point"], "echo/", "{v}");
+    assert_eq!(v["data"]["max_lease_ttl"], 768 * 3600, "{v}");
+    t.root(
+        Update,
+        "sys/mounts/echo/tune",
+        json!({"max_lease_ttl": "87600h", "default_lease_ttl": "1h"}),
+    )
+    .await
+    .unwrap();
+    let v = t.root(Read, "echo/x", json!({})).await.unwrap().unwrap();
+    assert_eq!(v["data"]["max_lease_ttl"], 87600 * 3600, "{v}");
+    assert_eq!(v["data"]["default_lease_ttl"], 3600, "{v}");
+    // A type nobody registered is refused.
+    let e = t
+        .root(Update, "sys/mounts/nope", json!({"type": "nosuchengine"}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("plugin not found"), "{e}");
 }

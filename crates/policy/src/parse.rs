@@ -521,51 +521,10 @@ pub(crate) fn parse_duration(value: &Value) -> Result<Option<Duration>, String> 
 }
 
 fn parse_duration_str(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration {s:?}");
     if s.is_empty() {
         return Ok(Duration::ZERO);
     }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    if let Some(days) = s.strip_suffix('d') {
-        if let Ok(days) = days.parse::<u64>() {
-            return days
-                .checked_mul(86_400)
-                .map(Duration::from_secs)
-                .ok_or_else(bad);
-        }
-    }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    if rest == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        total += number * scale;
-    }
-    if !(0.0..=1e12).contains(&total) {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(total))
+    arca_sdk::duration::parse(s)
 }
 
 #[cfg(test)]

@@ -101,48 +101,12 @@ pub fn parse_duration(v: &Value) -> Result<u64, String> {
     }
 }
 
+/// A duration string as a field value: `""` is 0 (unset), as in Vault.
 pub fn parse_duration_str(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    if s.is_empty() {
+    if s.trim().is_empty() {
         return Ok(0);
     }
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(n);
-    }
-    if s.starts_with('-') {
-        return Err(format!("duration {s:?} must not be negative"));
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("missing unit in duration {s:?}"))?;
-        if num_end == 0 {
-            return Err(format!("invalid duration {s:?}"));
-        }
-        let num: f64 = rest[..num_end]
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}"))?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_end];
-        rest = &rest[unit_end..];
-        let mult = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            "d" => 86400.0,
-            _ => return Err(format!("unknown unit {unit:?} in duration {s:?}")),
-        };
-        total += num * mult;
-    }
-    Ok(total as u64)
+    crate::duration::parse_seconds(s)
 }
 
 fn type_error(name: &str, expected: &str, v: &Value) -> LogicalError {

@@ -12,6 +12,7 @@
 //! - Errors are a [`LogicalError`]; the HTTP crate maps each variant to one
 //!   status code in one place.
 
+pub mod duration;
 pub mod field;
 pub mod framework;
 pub mod logical;
