@@ -268,6 +268,8 @@ impl Core {
         let rel = rel.to_string();
         req.path = rel.clone();
         req.mount_point = route.full_path.clone();
+        req.mount_type = route.entry.kind.clone();
+        req.mount_accessor = route.entry.accessor.clone();
         if !route.backend.takes_raw_body(&rel) {
             req.raw_body = None;
         }

@@ -7,32 +7,6 @@ use arca_physical::InmemBackend;
 use arca_sdk::{LogicalError, Operation, Request};
 use serde_json::{json, Value};
 
-/// A test engine that shows what a backend is given: the request's client
-/// token and mount, and its system view's TTLs.
-struct Echo(std::sync::Arc<dyn arca_sdk::SystemView>);
-
-fn echo_backend(cfg: &arca_sdk::BackendConfig) -> Result<Arc<dyn arca_sdk::Backend>, LogicalError> {
-    use arca_sdk::{Field, FieldType, Framework, Path, Response};
-    let path = Path::new("(?P<rest>.*)")
-        .field(Field::new("rest", FieldType::String, "Anything."))
-        .op(Operation::Read, |b: &Echo, c| {
-            Box::pin(async move {
-                let mut data = serde_json::Map::new();
-                data.insert("client_token".into(), json!(c.req.client_token));
-                data.insert("mount_point".into(), json!(c.req.mount_point));
-                data.insert("default_lease_ttl".into(), json!(b.0.default_lease_ttl()));
-                data.insert("max_lease_ttl".into(), json!(b.0.max_lease_ttl()));
-                Ok(Some(Response::data(data)))
-            })
-        })
-        .help("Echoes what the engine is given.");
-    Ok(Arc::new(Framework::new(
-        "echo",
-        Echo(cfg.system.clone()),
-        vec![path],
-    )))
-}
-
 pub struct TestCore {
     pub core: Arc<Core>,
     pub root: String,
@@ -48,7 +22,7 @@ pub async fn unsealed() -> TestCore {
             engines: arca_sdk::Registry::new()
                 .secrets("kv", arca_kv::new_backend)
                 .secrets("pki", arca_pki::new_backend)
-                .secrets("echo", echo_backend),
+                .secrets("echo", arca_sdk::testing::echo_backend),
             ..CoreConfig::default()
         },
     );

@@ -93,6 +93,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    connection: Option<axum::Extension<arca_sdk::Connection>>,
     body: Bytes,
 ) -> HttpResponse {
     let core = state.core.clone();
@@ -175,6 +176,8 @@ async fn handle(
     req.id = uuid::Uuid::new_v4().to_string();
     req.data = data;
     req.client_token = token_of(&headers);
+    req.connection = connection.map(|c| c.0);
+    req.forwarded = headers.contains_key(FORWARDED_HEADER);
     if matches!(op, Operation::Update) && !body.is_empty() {
         req.raw_body = Some(body.clone());
     }

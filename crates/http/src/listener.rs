@@ -222,11 +222,16 @@ pub async fn serve_until(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = Connection {
+        let mut conn = Connection {
             app: app.clone(),
             limits,
             drain: drain_rx.clone(),
             peer,
+            info: arca_sdk::Connection {
+                remote_addr: peer.ip(),
+                remote_port: peer.port(),
+                peer_certificates: Vec::new(),
+            },
         };
         let acceptor = acceptor.clone();
         conns.spawn(async move {
@@ -249,7 +254,12 @@ pub async fn serve_until(
                                 return;
                             }
                         };
-                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let session = tls.get_ref().1;
+                    let h2 = session.alpn_protocol() == Some(b"h2");
+                    conn.info.peer_certificates = session
+                        .peer_certificates()
+                        .map(|certs| certs.iter().map(|c| c.to_vec()).collect())
+                        .unwrap_or_default();
                     conn.run(tls, !h2).await
                 }
                 None => conn.run(stream, true).await,
@@ -284,6 +294,9 @@ struct Connection {
     limits: ConnectionLimits,
     drain: watch::Receiver<bool>,
     peer: SocketAddr,
+    /// Handed to every request on this connection (remote address, client
+    /// certificates).
+    info: arca_sdk::Connection,
 }
 
 impl Connection {
@@ -302,7 +315,9 @@ impl Connection {
         let app = self.app.clone();
         let limits = self.limits;
         let svc_state = state.clone();
-        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let info = self.info.clone();
+        let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(info.clone());
             let app = app.clone();
             let guard = InFlight::begin(svc_state.clone());
             async move {

@@ -365,3 +365,100 @@ async fn health_and_seal_codes() {
         .unwrap();
     assert_eq!(v["ha_enabled"], false);
 }
+
+/// What an engine learns of the client: its address and port, the
+/// certificates it presented over TLS, that it was not forwarded, and the
+/// mount's type and accessor — never the token.
+#[tokio::test]
+async fn engines_see_the_client_connection_and_certificate() {
+    std::env::set_var("ARCA_STRICT_FIELDS", "1");
+    let dir = tempfile::tempdir().unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server_cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&server_key)
+        .unwrap();
+    std::fs::write(dir.path().join("s.pem"), server_cert.pem()).unwrap();
+    std::fs::write(dir.path().join("s.key"), server_key.serialize_pem()).unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client_cert = rcgen::CertificateParams::new(vec!["client".to_string()])
+        .unwrap()
+        .self_signed(&client_key)
+        .unwrap();
+
+    let core = Core::new(
+        Arc::new(InmemBackend::new()),
+        CoreConfig {
+            engines: arca_sdk::Registry::new().secrets("echo", arca_sdk::testing::echo_backend),
+            ..CoreConfig::default()
+        },
+    );
+    let init = core.initialize(1, 1).await.unwrap();
+    core.unseal_with_key(&init.keys[0]).await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(arca_http::serve(
+        core.clone(),
+        ListenerOptions {
+            forwarder: None,
+            address: "127.0.0.1:0".into(),
+            tls: Some(arca_http::TlsOptions::new(
+                dir.path().join("s.pem"),
+                dir.path().join("s.key"),
+            )),
+        },
+        Some(tx),
+    ));
+    let addr = rx.await.unwrap();
+    let identity = reqwest::Identity::from_pem(
+        format!("{}{}", client_cert.pem(), client_key.serialize_pem()).as_bytes(),
+    )
+    .unwrap();
+    let root = init.root_token.clone();
+    let client = |id: Option<reqwest::Identity>| {
+        let mut b = reqwest::Client::builder().danger_accept_invalid_certs(true);
+        if let Some(id) = id {
+            b = b.identity(id);
+        }
+        b.build().unwrap()
+    };
+    let with_cert = client(Some(identity));
+    let r = with_cert
+        .post(format!("https://{addr}/v1/sys/mounts/echo"))
+        .header("X-Vault-Token", &root)
+        .body(r#"{"type":"echo"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let v: Value = with_cert
+        .get(format!("https://{addr}/v1/echo/x"))
+        .header("X-Vault-Token", &root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let d = &v["data"];
+    assert_eq!(d["remote_addr"], "127.0.0.1", "{v}");
+    assert!(d["remote_port"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(d["peer_certificates"], 1, "{v}");
+    assert_eq!(d["forwarded"], false, "{v}");
+    assert_eq!(d["client_token"], Value::Null, "{v}");
+    assert_eq!(d["mount_type"], "echo", "{v}");
+    assert!(
+        d["mount_accessor"].as_str().unwrap().starts_with("echo_"),
+        "{v}"
+    );
+    // Without a client certificate: none is reported.
+    let v: Value = client(None)
+        .get(format!("https://{addr}/v1/echo/x"))
+        .header("X-Vault-Token", &root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["peer_certificates"], 0, "{v}");
+}

@@ -22,6 +22,8 @@ pub mod testing;
 
 pub use field::{parse_duration, Field, FieldData, FieldType};
 pub use framework::{Backend, Ctx, Framework, HandlerResult, Path, SpecialPaths};
-pub use logical::{Auth, LogicalError, Operation, RawResponse, Request, Response, Secret};
+pub use logical::{
+    Auth, Connection, LogicalError, Operation, RawResponse, Request, Response, Secret,
+};
 pub use storage::{Storage, StorageError, StorageOp};
 pub use system::{clamp_ttl, BackendConfig, Factory, Registry, StaticSystemView, SystemView};

@@ -33,6 +33,16 @@ impl Operation {
     }
 }
 
+/// The client connection a request came on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    pub remote_addr: std::net::IpAddr,
+    pub remote_port: u16,
+    /// DER certificates the client presented over TLS, leaf first; empty
+    /// without TLS or without a client certificate.
+    pub peer_certificates: Vec<Vec<u8>>,
+}
+
 /// A request as a backend sees it. `path` is relative to the mount point.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -51,8 +61,15 @@ pub struct Request {
     pub display_name: String,
     /// Lower-cased request headers that backends may need (e.g. content-type).
     pub headers: HashMap<String, String>,
-    /// True when the caller connected over TLS and presented a client certificate.
-    pub connection_tls: bool,
+    /// The client connection the request came on (`None` for requests
+    /// core makes itself, and for requests a standby forwarded).
+    pub connection: Option<Connection>,
+    /// The request was forwarded by a standby to this (active) node.
+    pub forwarded: bool,
+    /// Type and accessor of the mount the request was routed to (core
+    /// fills them).
+    pub mount_type: String,
+    pub mount_accessor: String,
     /// The undecoded body of a write, kept only for paths that declare
     /// [`Path::raw_body`](crate::framework::Path::raw_body) (snapshot
     /// restore, OCSP DER); core drops it for every other path.
@@ -74,7 +91,10 @@ impl Request {
             client_token_accessor: None,
             display_name: String::new(),
             headers: HashMap::new(),
-            connection_tls: false,
+            connection: None,
+            forwarded: false,
+            mount_type: String::new(),
+            mount_accessor: String::new(),
             raw_body: None,
             body_error: None,
         }

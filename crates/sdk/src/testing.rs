@@ -62,6 +62,53 @@ impl Storage for InmemStorage {
     }
 }
 
+/// A test engine that answers every read with what it was given: the
+/// request's client token, mount point, type and accessor, connection and
+/// forwarded flag, and its system view's TTLs. Register it under any type
+/// (`Registry::secrets("echo", echo_backend)`) in tests of core and http.
+pub fn echo_backend(
+    cfg: &crate::BackendConfig,
+) -> Result<std::sync::Arc<dyn crate::Backend>, crate::LogicalError> {
+    use crate::{Field, FieldType, Framework, Operation, Path, Response};
+    use serde_json::json;
+    struct Echo(std::sync::Arc<dyn crate::SystemView>);
+    let path = Path::new("(?P<rest>.*)")
+        .field(Field::new("rest", FieldType::String, "Anything."))
+        .op(Operation::Read, |b: &Echo, c| {
+            Box::pin(async move {
+                let conn = c.req.connection.as_ref();
+                let data: serde_json::Map<String, serde_json::Value> = [
+                    ("client_token", json!(c.req.client_token)),
+                    ("mount_point", json!(c.req.mount_point)),
+                    ("mount_type", json!(c.req.mount_type)),
+                    ("mount_accessor", json!(c.req.mount_accessor)),
+                    ("forwarded", json!(c.req.forwarded)),
+                    (
+                        "remote_addr",
+                        json!(conn.map(|c| c.remote_addr.to_string())),
+                    ),
+                    ("remote_port", json!(conn.map(|c| c.remote_port))),
+                    (
+                        "peer_certificates",
+                        json!(conn.map(|c| c.peer_certificates.len())),
+                    ),
+                    ("default_lease_ttl", json!(b.0.default_lease_ttl())),
+                    ("max_lease_ttl", json!(b.0.max_lease_ttl())),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+                Ok(Some(Response::data(data)))
+            })
+        })
+        .help("Echoes what the engine is given.");
+    Ok(std::sync::Arc::new(Framework::new(
+        "echo",
+        Echo(cfg.system.clone()),
+        vec![path],
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
