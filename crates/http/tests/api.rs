@@ -430,15 +430,14 @@ async fn engines_see_the_client_connection_and_certificate() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-    let v: Value = with_cert
-        .get(format!("https://{addr}/v1/echo/x"))
-        .header("X-Vault-Token", &root)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let read_echo = |c: reqwest::Client| {
+        let (url, root) = (format!("https://{addr}/v1/echo/x"), root.clone());
+        async move {
+            let r = c.get(url).header("X-Vault-Token", root).send().await;
+            r.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    let v = read_echo(with_cert).await;
     let d = &v["data"];
     assert_eq!(d["remote_addr"], "127.0.0.1", "{v}");
     assert!(d["remote_port"].as_u64().unwrap() > 0, "{v}");
@@ -451,14 +450,6 @@ async fn engines_see_the_client_connection_and_certificate() {
         "{v}"
     );
     // Without a client certificate: none is reported.
-    let v: Value = client(None)
-        .get(format!("https://{addr}/v1/echo/x"))
-        .header("X-Vault-Token", &root)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = read_echo(client(None)).await;
     assert_eq!(v["data"]["peer_certificates"], 0, "{v}");
 }
