@@ -58,6 +58,11 @@ fn help_returns_the_path_help_and_never_the_secret() {
     // The bao CLI's path-help prints it.
     let out = bao.run(&["path-help", "kv/data/app"]).ok();
     assert!(out.stdout.contains("Matching Route"), "{}", out.describe());
+    assert!(
+        out.stdout.contains("Request:        kv/data/app"),
+        "{}",
+        out.describe()
+    );
     assert!(!out.stdout.contains("hunter2"), "{}", out.describe());
 
     // A token without any policy on the path may read help, not the data.

@@ -278,13 +278,13 @@ impl Core {
             // help (Vault checks no ACL for it); no handler runs, so no
             // data is ever returned.
             self.authenticate(&st, req.client_token.as_deref()).await?;
-            let text = route.backend.help(&rel).unwrap_or_default();
+            let text = route.backend.help(&rel, &path).unwrap_or_default();
             return Ok(crate::seal_ops::json_reply(
                 200,
                 serde_json::json!({ "help": text, "openapi": null, "see_also": null }),
             ));
         }
-        let special = route.backend.special_paths();
+        let special = &route.special;
         // Reads of public paths, and only the writes a backend declares
         // (OCSP POST, bootstrap challenge), go without a token; anything
         // else on a public path (an update of `issuer/x/pem`) is checked
@@ -402,7 +402,7 @@ impl Core {
         }
         let router = st.router.read().clone();
         if let Some((route, rel)) = router.resolve(path) {
-            let special = route.backend.special_paths();
+            let special = &route.special;
             if matches_special(&special.available_without_leader, rel) {
                 return Ok(());
             }
@@ -570,6 +570,7 @@ impl Core {
                     full_path,
                     entry: e.clone(),
                     auth: is_auth,
+                    special: backend.special_paths(),
                     backend,
                     storage: Arc::new(View::new(self.barrier.clone(), e.storage_prefix(is_auth))),
                 }));

@@ -16,6 +16,9 @@ pub struct Route {
     pub auth: bool,
     pub backend: Arc<dyn Backend>,
     pub storage: Arc<dyn Storage>,
+    /// The backend's special paths, taken once when the route is built
+    /// (not cloned per request).
+    pub special: arca_sdk::SpecialPaths,
 }
 
 #[derive(Default)]

@@ -135,8 +135,11 @@ mod tests {
     fn factory_picks_the_version() {
         assert_eq!(factory(1).backend_type(), "kv");
         assert_eq!(factory(2).backend_type(), "kv");
-        assert!(factory(2).help("data/x").unwrap().contains("version"));
-        assert!(factory(1).help("x").is_some());
+        assert!(factory(2)
+            .help("data/x", "kv/data/x")
+            .unwrap()
+            .contains("version"));
+        assert!(factory(1).help("x", "kv/x").is_some());
     }
 
     #[tokio::test]
@@ -152,7 +155,7 @@ mod tests {
             "detailed-metadata/",
             "subkeys/a",
         ] {
-            assert!(f.help(p).is_some_and(|h| !h.trim().is_empty()), "{p}");
+            assert!(f.help(p, p).is_some_and(|h| !h.trim().is_empty()), "{p}");
         }
         let e = f
             .handle(

@@ -149,8 +149,9 @@ pub trait Backend: Send + Sync {
     async fn initialize(&self, _storage: &dyn Storage) -> Result<(), LogicalError> {
         Ok(())
     }
-    /// Help text for a path (`path-help`).
-    fn help(&self, _path: &str) -> Option<String> {
+    /// Help text for `path` (below the mount) as requested at
+    /// `request_path` (the full path the client asked about).
+    fn help(&self, _path: &str, _request_path: &str) -> Option<String> {
         None
     }
     /// Whether writes to `path` take their body as bytes, not JSON.
@@ -406,7 +407,7 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
         }
     }
 
-    fn help(&self, path: &str) -> Option<String> {
+    fn help(&self, path: &str, request_path: &str) -> Option<String> {
         let Some((re, p)) = self.paths.iter().find(|(re, _)| re.is_match(path)) else {
             // No route matches: an overview of the engine's paths.
             let mut out = format!(
@@ -419,7 +420,7 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
             return Some(out);
         };
         let mut out = format!(
-            "Request:        {path}\nMatching Route: {}\n\n{}\n",
+            "Request:        {request_path}\nMatching Route: {}\n\n{}\n",
             re.as_str(),
             p.help
         );
