@@ -210,7 +210,6 @@ fn compose_cluster_survives_docker_kill_of_the_leader() {
         run(Command::new("docker").args(["kill", &container])),
         "docker kill",
     );
-    let killed = Instant::now();
     let survivors: Vec<u16> = (0..3).filter(|i| *i != leader).map(|i| PORTS[i]).collect();
     let mut n = 0;
     let gap = wait(
@@ -232,7 +231,6 @@ fn compose_cluster_survives_docker_kill_of_the_leader() {
         leader + 1,
         secs(gap)
     );
-    assert!(killed.elapsed() < Duration::from_secs(30));
     for p in &survivors {
         for i in 0..20 {
             let v = ok(
