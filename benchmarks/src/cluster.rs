@@ -35,9 +35,9 @@
 use super::*;
 
 /// The nodes of one cluster; stopped and their data removed on drop.
-struct Cluster {
+pub(super) struct Cluster {
     kind: ServerKind,
-    nodes: Vec<ServerProc>,
+    pub(super) nodes: Vec<ServerProc>,
     /// Temporary directory holding each node's `node.hcl` and raft data.
     root: PathBuf,
     /// The node (0-based) the failover phase killed, if it did.
@@ -45,7 +45,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    fn start(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<Cluster> {
+    pub(super) fn start(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<Cluster> {
         let root = std::env::temp_dir().join(format!(
             "arca-bench-cluster-{}-{}-{}",
             kind.name(),
@@ -177,7 +177,7 @@ cluster_addr = "{cluster_scheme}://127.0.0.1:{cport}"
 }
 
 /// One setup request; the body parsed as JSON (Null if empty or not JSON).
-async fn call(
+pub(super) async fn call(
     addr: &str,
     token: &str,
     method: Method,
@@ -253,14 +253,16 @@ async fn leaders(addrs: &[String]) -> Vec<usize> {
 }
 
 /// What `form` establishes.
-struct Formed {
-    token: String,
-    version: String,
+pub(super) struct Formed {
+    pub(super) token: String,
+    pub(super) version: String,
+    /// The single unseal key (1 share, threshold 1).
+    pub(super) key: String,
 }
 
 /// Initializes node 1, joins and unseals the others, mounts KV v2 and waits
 /// until every node takes a write and a read.
-async fn form(cluster: &mut Cluster) -> Result<Formed> {
+pub(super) async fn form(cluster: &mut Cluster) -> Result<Formed> {
     let name = cluster.kind.name();
     let addrs: Vec<String> = cluster.nodes.iter().map(|n| n.addr.clone()).collect();
     let timeout = Duration::from_secs(60);
@@ -396,7 +398,11 @@ async fn form(cluster: &mut Cluster) -> Result<Formed> {
     );
     let (_, h) = call(leader, "", Method::GET, "/v1/sys/health", None).await?;
     let version = h["version"].as_str().unwrap_or("?").to_string();
-    Ok(Formed { token, version })
+    Ok(Formed {
+        token,
+        version,
+        key,
+    })
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -46,6 +46,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
 mod cluster;
+mod leases;
 mod pki;
 
 const ROOT_TOKEN: &str = "arca-bench-root";
@@ -58,6 +59,8 @@ enum Mode {
     Cluster,
     /// The PKI engine of one dev server per kind.
     Pki,
+    /// Sealing and unsealing one node holding many leases.
+    Leases,
 }
 
 #[derive(Clone, Debug)]
@@ -74,6 +77,8 @@ struct Config {
     nodes: usize,
     /// PKI mode: revoked certificates to populate.
     revoked: u64,
+    /// Leases mode: lease counts to measure.
+    leases: Vec<u64>,
     arca_bin: Option<PathBuf>,
     bao_bin: String,
     /// `None`: a free loopback port.
@@ -105,7 +110,9 @@ const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrenc
 [--bao-bin bao] [--out-dir DIR]
        arca-bench pki [--servers arca,openbao] [--concurrency 16] [--duration 10s] \
 [--revoked 100000] [--client-threads 1] [--arca-bin PATH] [--bao-bin bao] [--arca-port PORT] \
-[--bao-port PORT] [--out-dir DIR]";
+[--bao-port PORT] [--out-dir DIR]
+       arca-bench leases [--servers arca,openbao] [--leases 10000,100000] [--concurrency 32] \
+[--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]";
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration> {
@@ -134,6 +141,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
         Some("kv") => Mode::Kv,
         Some("cluster") => Mode::Cluster,
         Some("pki") => Mode::Pki,
+        Some("leases") => Mode::Leases,
         Some("-h") | Some("--help") | None => bail!("{USAGE}"),
         Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
     };
@@ -147,6 +155,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
         client_threads: 1,
         nodes: 3,
         revoked: 100_000,
+        leases: vec![10_000, 100_000],
         arca_bin: std::env::var_os("ARCA_BIN").map(PathBuf::from),
         bao_bin: std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()),
         arca_port: None,
@@ -198,7 +207,13 @@ fn parse_args(args: &[String]) -> Result<Config> {
             "--revoked" if mode == Mode::Pki => {
                 c.revoked = value()?.parse().context("--revoked")?
             }
-            "--arca-port" | "--bao-port" if mode == Mode::Cluster => {
+            "--leases" if mode == Mode::Leases => {
+                c.leases = value()?
+                    .split(',')
+                    .map(|v| v.trim().parse::<u64>().context("--leases"))
+                    .collect::<Result<_>>()?;
+            }
+            "--arca-port" | "--bao-port" if mode == Mode::Cluster || mode == Mode::Leases => {
                 bail!("{name} is for `arca-bench kv` (cluster nodes get free ports)")
             }
             "--arca-bin" => c.arca_bin = Some(PathBuf::from(value()?)),
@@ -1123,6 +1138,7 @@ fn run(cfg: Config) -> Result<()> {
         Mode::Kv => run_kv(&cfg, &rt, &out_dir, host),
         Mode::Cluster => cluster::run(&cfg, &rt, &out_dir, host),
         Mode::Pki => pki::run(&cfg, &rt, &out_dir, host),
+        Mode::Leases => leases::run(&cfg, &rt, &out_dir, host),
     }
 }
 

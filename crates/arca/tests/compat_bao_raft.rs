@@ -2,7 +2,8 @@
 //! driven by the real OpenBao CLI the way an operator builds a cluster:
 //! init and unseal the first node, `operator raft join` and unseal the
 //! others, then `list-peers`, `status` on active and standby nodes, KV
-//! writes through a standby, `snapshot save`/`restore`, `step-down` and
+//! writes through a standby, leases (`lease lookup/renew/revoke -prefix`)
+//! on standbys, `snapshot save`/`restore`, `step-down` and
 //! `remove-peer`. Also the load-balancer view of `sys/health`.
 
 mod common;
@@ -135,6 +136,52 @@ fn bao_cli_builds_and_operates_a_three_node_cluster() {
         let v = b.json(&["kv", "get", "-format=json", "secret/app"]);
         assert_eq!(v["data"]["data"]["password"], "one", "{v}");
     }
+
+    // --- leases through standbys: a PKI role with generate_lease; issue,
+    // look up, renew (refused: certificates are not renewable) and revoke
+    // by prefix on standbys (forwarded to the active node)
+    root[2].run(&["secrets", "enable", "pki"]).ok();
+    root[1]
+        .run(&[
+            "write",
+            "pki/root/generate/internal",
+            "common_name=example.com",
+            "key_type=ec",
+        ])
+        .ok();
+    root[2]
+        .run(&[
+            "write",
+            "pki/roles/web",
+            "allowed_domains=example.com",
+            "allow_subdomains=true",
+            "key_type=ec",
+            "generate_lease=true",
+        ])
+        .ok();
+    let v = root[1].json(&[
+        "write",
+        "-format=json",
+        "pki/issue/web",
+        "common_name=a.example.com",
+    ]);
+    let lease = v["lease_id"].as_str().unwrap().to_string();
+    let serial = v["data"]["serial_number"].as_str().unwrap().to_string();
+    assert!(lease.starts_with("pki/issue/web/"), "{v}");
+    let l = root[2].json(&["lease", "lookup", "-format=json", &lease]);
+    assert_eq!(l["data"]["id"], lease.as_str(), "{l}");
+    root[1]
+        .run(&["lease", "renew", &lease])
+        .api_error(400, "not renewable");
+    root[2]
+        .run(&["lease", "revoke", "-prefix", "pki/issue/web"])
+        .ok();
+    let c = root[0].json(&["read", "-format=json", &format!("pki/cert/{serial}")]);
+    assert!(
+        c["data"]["revocation_time"].as_i64().unwrap() > 0,
+        "revoking the lease on a standby revoked the certificate: {c}"
+    );
+    root[1].run(&["lease", "lookup", &lease]).code(2);
 
     // --- snapshot save on a standby, change data, restore on the leader
     let snap = nodes[1].work_dir().join("cluster.snap");

@@ -135,6 +135,7 @@ pub(crate) struct Unsealed {
     pub router: RwLock<Arc<Router>>,
     pub mounts: tokio::sync::Mutex<()>,
     pub tokens: TokenStore,
+    pub leases: crate::expiration::Leases,
     pub policies: PolicyStore,
     pub root_view: Arc<dyn Storage>,
 }
@@ -170,6 +171,9 @@ pub struct Core {
     pub(crate) periodic_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// When this node last became the active node (`sys/leader`).
     pub(crate) active_since: RwLock<Option<chrono::DateTime<chrono::Utc>>>,
+    /// Wakes the expiration manager before its next tick (leases were
+    /// scheduled for revocation now).
+    pub(crate) expiration_wake: tokio::sync::Notify,
 }
 
 pub(crate) fn now() -> i64 {
@@ -201,6 +205,7 @@ impl Core {
             periodic_stop: tokio::sync::watch::channel(false).0,
             periodic_task: Mutex::new(None),
             active_since: RwLock::new(None),
+            expiration_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -339,36 +344,67 @@ impl Core {
 
         let op = req.operation;
         let result = route.backend.handle(&req, storage.as_ref()).await;
-        if let Some(h) = last_use {
-            let revoked = st.tokens.revoke_tree(&h).await?;
-            self.purge_cubbyholes(&revoked).await?;
-        }
-        let resp = result?;
-        let mut reply = Reply {
-            mount_type: route.entry.kind.clone(),
-            ..Default::default()
-        };
-        match resp {
-            None if op == Operation::Read => return Err(LogicalError::NotFound),
-            None => {}
-            Some(mut r) => {
-                if let Some(secret) = r.secret.take() {
-                    if secret.register_lease {
-                        return Err(LogicalError::internal(
-                            "this engine returned a leased secret, but leases are not available in this build",
-                        ));
+        // A secret leased by a token's last use belongs to that token: the
+        // lease is registered before the token (and with it the lease) is
+        // revoked.
+        let out = async {
+            let resp = result?;
+            let mut reply = Reply {
+                mount_type: route.entry.kind.clone(),
+                ..Default::default()
+            };
+            match resp {
+                None if op == Operation::Read => return Err(LogicalError::NotFound),
+                None => {}
+                Some(mut r) => {
+                    if let Some(secret) = r.secret.take() {
+                        if secret.register_lease {
+                            let renewable = secret.renewable;
+                            let (id, ttl) = self
+                                .register_lease(
+                                    &st,
+                                    &route,
+                                    &path,
+                                    token.as_ref().map(|t| t.hash.as_str()),
+                                    secret,
+                                    &mut r.warnings,
+                                )
+                                .await?;
+                            reply.lease_id = id;
+                            reply.lease_duration = ttl;
+                            reply.renewable = renewable;
+                        } else if route.entry.kind == "system" && !secret.lease_id.is_empty() {
+                            // `sys/leases/renew` answers with the lease.
+                            reply.lease_id = secret.lease_id;
+                            reply.lease_duration = secret.ttl;
+                            reply.renewable = secret.renewable;
+                        } else {
+                            reply.lease_duration = if secret.ttl > 0 {
+                                secret.ttl
+                            } else {
+                                self.mount_default_ttl(&route.entry)
+                            };
+                            reply.renewable = false;
+                        }
                     }
-                    reply.lease_duration = if secret.ttl > 0 {
-                        secret.ttl
-                    } else {
-                        self.mount_default_ttl(&route.entry)
-                    };
-                    reply.renewable = false;
+                    if route.auth && route.entry.kind != "token" {
+                        if let Some(auth) = r.auth.take() {
+                            r.auth = Some(
+                                self.login(&st, &route, &path, auth, &mut r.warnings)
+                                    .await?,
+                            );
+                        }
+                    }
+                    reply.response = Some(r);
                 }
-                reply.response = Some(r);
             }
+            Ok::<Reply, LogicalError>(reply)
         }
-        Ok(reply)
+        .await;
+        if let Some(h) = last_use {
+            self.revoke_token_tree(&h).await?;
+        }
+        out
     }
 
     /// In a cluster, makes the request see every write committed before it
@@ -691,6 +727,7 @@ impl Core {
                 renewable: false,
                 path: "auth/token/root".into(),
                 entity_id: String::new(),
+                internal_data: Default::default(),
             })
             .await?;
         Ok(id)
@@ -727,8 +764,7 @@ impl Core {
     pub async fn revoke_token(&self, id: &str) -> Result<(), LogicalError> {
         let st = self.unsealed()?;
         if let Some(t) = st.tokens.lookup(id, now()).await? {
-            let revoked = st.tokens.revoke_tree(&t.hash).await?;
-            self.purge_cubbyholes(&revoked).await?;
+            self.revoke_token_tree(&t.hash).await?;
         }
         Ok(())
     }

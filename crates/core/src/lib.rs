@@ -23,14 +23,17 @@ pub mod cluster;
 pub mod cluster_tls;
 mod core;
 mod cubbyhole;
+pub mod expiration;
 mod invalidate;
 mod join;
+mod login;
 pub mod mounts;
 mod periodic;
 pub mod policies;
 pub mod router;
 mod seal_ops;
 mod sys;
+mod time_index;
 mod token_paths;
 pub mod tokens;
 

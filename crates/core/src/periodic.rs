@@ -11,6 +11,9 @@
 //! certificate on the tick once it is past half its life
 //! (`crate::cluster_tls`).
 //!
+//! The expiration manager (`crate::expiration`) ticks every second on the
+//! same task, also on the active node only.
+//!
 //! Each round first asks the barrier whether its key term is due for
 //! automatic rotation (`sys/rotate/config`: the encryption budget spent or
 //! the term older than `interval`); writes rotate on their own when the
@@ -23,13 +26,17 @@ use arca_sdk::LogicalError;
 
 use crate::core::Core;
 
+/// How often the expiration manager looks for due leases and tokens (it is
+/// also woken at once when a revocation schedules leases).
+const EXPIRATION_TICK: Duration = Duration::from_secs(1);
+
 impl Core {
     /// Starts the ticker (once per process; it ends with the core, or with
     /// [`Core::stop_periodic`]).
     pub fn spawn_periodic(self: &Arc<Self>, interval: Duration) {
         let weak = Arc::downgrade(self);
         let mut stop = self.periodic_stop.subscribe();
-        let task = tokio::spawn(async move {
+        let rounds = async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
@@ -45,6 +52,40 @@ impl Core {
                 core.renew_cluster_identity_if_due().await;
                 core.run_periodic().await;
             }
+        };
+        let weak = Arc::downgrade(self);
+        let mut stop = self.periodic_stop.subscribe();
+        let expirations = async move {
+            let mut tick = tokio::time::interval(EXPIRATION_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let Some(core) = weak.upgrade() else { return };
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = core.expiration_wake.notified() => {}
+                    _ = stop.changed() => return,
+                }
+                if *stop.borrow() {
+                    return;
+                }
+                match core.expire_tick(crate::core::now()).await {
+                    Ok(r) if r.leases_revoked + r.tokens_revoked + r.leases_failed > 0 => {
+                        tracing::debug!(
+                            leases = r.leases_revoked,
+                            failed = r.leases_failed,
+                            tokens = r.tokens_revoked,
+                            "expired leases and tokens revoked"
+                        )
+                    }
+                    Ok(_) | Err(LogicalError::ReadOnly) | Err(LogicalError::Sealed) => {}
+                    Err(e) => tracing::warn!(
+                        "the expiration manager's round failed (retried at the next tick): {e}"
+                    ),
+                }
+            }
+        };
+        let task = tokio::spawn(async move {
+            tokio::join!(rounds, expirations);
         });
         *self.periodic_task.lock() = Some(task);
     }

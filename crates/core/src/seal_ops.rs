@@ -372,6 +372,10 @@ impl Core {
             router: RwLock::new(Arc::new(router)),
             mounts: tokio::sync::Mutex::new(()),
             tokens: TokenStore::new(Arc::new(View::new(self.barrier.clone(), "sys/token/"))),
+            leases: crate::expiration::Leases::new(Arc::new(View::new(
+                self.barrier.clone(),
+                "sys/expire/",
+            ))),
             policies: PolicyStore::new(Arc::new(View::new(self.barrier.clone(), "sys/policy/"))),
             root_view,
         };

@@ -54,6 +54,7 @@ fn auth_of(t: &TokenEntry, id: &str, now_s: i64) -> Auth {
         orphan: t.orphan(),
         entity_id: t.entity_id.clone(),
         token_type: "service".into(),
+        internal_data: Default::default(),
     }
 }
 
@@ -238,6 +239,7 @@ impl TokenBackend {
                 "auth/token/create".into()
             },
             entity_id: String::new(),
+            internal_data: Default::default(),
         };
         st.tokens.create(entry.clone()).await?;
         Ok(Some(Response {
@@ -338,10 +340,15 @@ impl TokenBackend {
         if !t.renewable {
             return Err(LogicalError::invalid("lease is not renewable"));
         }
+        core.auth_renew_check(st, t, inc).await?;
         let n = now();
         let router = core.router()?;
+        // The limits of the mount that issued the token (a login's auth
+        // mount, else the token store's).
         let max = router
-            .resolve("auth/token/")
+            .resolve(&t.path)
+            .filter(|(r, _)| r.auth)
+            .or_else(|| router.resolve("auth/token/"))
             .map(|(r, _)| core.mount_max_ttl(&r.entry))
             .unwrap_or(core.config().max_lease_ttl);
         // A periodic token has no maximum life (only an explicit max TTL);
@@ -431,8 +438,7 @@ impl TokenBackend {
             ));
         }
         if let Some(t) = st.tokens.lookup(&id, now()).await? {
-            let revoked = st.tokens.revoke_tree(&t.hash).await?;
-            core.purge_cubbyholes(&revoked).await?;
+            core.revoke_token_tree(&t.hash).await?;
         }
         Ok(None)
     }
@@ -442,8 +448,7 @@ impl TokenBackend {
         let t = core
             .authenticate(&st, c.req.client_token.as_deref())
             .await?;
-        let revoked = st.tokens.revoke_tree(&t.hash).await?;
-        core.purge_cubbyholes(&revoked).await?;
+        core.revoke_token_tree(&t.hash).await?;
         Ok(None)
     }
 
@@ -455,8 +460,7 @@ impl TokenBackend {
             .lookup_accessor(&acc, now())
             .await?
             .ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
-        let revoked = st.tokens.revoke_tree(&t.hash).await?;
-        core.purge_cubbyholes(&revoked).await?;
+        core.revoke_token_tree(&t.hash).await?;
         Ok(None)
     }
 
@@ -469,7 +473,7 @@ impl TokenBackend {
             .await?
             .ok_or_else(|| LogicalError::invalid("invalid token"))?;
         let revoked = st.tokens.revoke_orphan(&t.hash).await?;
-        core.purge_cubbyholes(&revoked).await?;
+        core.after_token_revocation(&revoked).await?;
         Ok(None)
     }
 

@@ -15,6 +15,9 @@
 //!   request goes to the active node, where the same lock applies.
 //! - Every token carries `default` unless created with `no_default_policy`;
 //!   root tokens carry only `root`.
+//! - A token with a TTL is listed in the time index `expire/…` under its
+//!   expiry second, written in the same batch as the entry (create, renew,
+//!   delete move it): the expiration manager revokes it when due.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,6 +30,8 @@ use subtle::ConstantTimeEq;
 
 use arca_sdk::storage::{get_json, json_op};
 use arca_sdk::{LogicalError, Storage, StorageOp};
+
+use crate::time_index;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokenEntry {
@@ -61,6 +66,9 @@ pub struct TokenEntry {
     pub path: String,
     #[serde(default)]
     pub entity_id: String,
+    /// What the login that created the token wants back on renewal.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub internal_data: serde_json::Map<String, serde_json::Value>,
 }
 
 impl TokenEntry {
@@ -153,6 +161,18 @@ pub struct TokenStore {
     /// read, change, write. Striped by the token's hash, so unrelated
     /// tokens do not wait for each other.
     locks: Vec<tokio::sync::Mutex<()>>,
+    /// The time index covers every stored token (see `index_existing`).
+    indexed: std::sync::atomic::AtomicBool,
+}
+
+/// The token store's time index (`sys/token/expire/…`).
+const EXPIRE: &str = "expire/";
+/// Set once tokens stored before the time index existed are in it.
+const INDEXED_MARK: &str = "meta/expire-indexed";
+
+/// The time index record of a token that expires.
+fn expire_key(e: &TokenEntry) -> Option<String> {
+    (e.expire_time > 0).then(|| time_index::key(EXPIRE, e.expire_time, &e.hash))
 }
 
 /// Number of lock stripes of the token store.
@@ -170,6 +190,7 @@ impl TokenStore {
             locks: (0..LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            indexed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -185,6 +206,9 @@ impl TokenStore {
 
     pub fn clear_cache(&self) {
         self.cache.write().clear();
+        // Restored data may predate the time index: check the mark again.
+        self.indexed
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 
     /// Forget a cached entry (a replicated write changed it).
@@ -283,6 +307,9 @@ impl TokenStore {
                 vec![],
             ));
         }
+        if let Some(k) = expire_key(&entry) {
+            ops.push(StorageOp::Put(k, vec![]));
+        }
         self.storage.batch(ops).await?;
         self.cache
             .write()
@@ -290,11 +317,23 @@ impl TokenStore {
         Ok(())
     }
 
-    /// Rewrites an existing entry (renewal, use counting).
-    pub async fn update(&self, entry: TokenEntry) -> Result<(), LogicalError> {
-        self.storage
-            .batch(vec![json_op(&format!("id/{}", entry.hash), &entry)?])
-            .await?;
+    /// Rewrites an existing entry (renewal, use counting) whose expiry
+    /// was `old_expire`, moving its time index record.
+    async fn update(&self, old_expire: i64, entry: TokenEntry) -> Result<(), LogicalError> {
+        let mut ops = vec![json_op(&format!("id/{}", entry.hash), &entry)?];
+        if old_expire != entry.expire_time {
+            if old_expire > 0 {
+                ops.push(StorageOp::Delete(time_index::key(
+                    EXPIRE,
+                    old_expire,
+                    &entry.hash,
+                )));
+            }
+            if let Some(k) = expire_key(&entry) {
+                ops.push(StorageOp::Put(k, vec![]));
+            }
+        }
+        self.storage.batch(ops).await?;
         self.cache
             .write()
             .insert(entry.hash.clone(), Arc::new(entry));
@@ -314,8 +353,9 @@ impl TokenStore {
         else {
             return Ok(None);
         };
+        let old = e.expire_time;
         f(&mut e);
-        self.update(e.clone()).await?;
+        self.update(old, e.clone()).await?;
         Ok(Some(e))
     }
 
@@ -336,13 +376,14 @@ impl TokenStore {
             return Ok(None);
         }
         let mut e = current;
+        let old = e.expire_time;
         e.num_uses -= 1;
         let last = e.num_uses == 0;
         if last {
             // -1 marks a token whose last use is in flight: no further use.
             e.num_uses = -1;
         }
-        self.update(e).await?;
+        self.update(old, e).await?;
         Ok(Some(last))
     }
 
@@ -358,6 +399,9 @@ impl TokenStore {
             ops.push(StorageOp::Delete(format!("accessor/{}", e.accessor)));
             if !e.parent.is_empty() {
                 ops.push(StorageOp::Delete(format!("parent/{}/{hash}", e.parent)));
+            }
+            if let Some(k) = expire_key(e) {
+                ops.push(StorageOp::Delete(k));
             }
         }
         self.storage.batch(ops).await?;
@@ -405,6 +449,67 @@ impl TokenStore {
         Ok(vec![hash.to_string()])
     }
 
+    /// The stored entry (not the cache; expired or not).
+    pub async fn stored(&self, hash: &str) -> Result<Option<TokenEntry>, LogicalError> {
+        Ok(get_json(self.storage.as_ref(), &format!("id/{hash}")).await?)
+    }
+
+    /// Up to `limit` tokens due at `now`: (index key, expiry, token hash).
+    pub async fn due(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, i64, String)>, LogicalError> {
+        Ok(time_index::due(self.storage.as_ref(), EXPIRE, now, limit)
+            .await?
+            .into_iter()
+            .map(|d| (d.key, d.ts, d.name))
+            .collect())
+    }
+
+    pub async fn delete_index_key(&self, key: &str) -> Result<(), LogicalError> {
+        Ok(self.storage.delete(key).await?)
+    }
+
+    /// Tokens stored before the time index existed get their record, once
+    /// (`expire-indexed` marks it done).
+    pub async fn index_existing(&self) -> Result<(), LogicalError> {
+        if self.indexed.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        if self.storage.get(INDEXED_MARK).await?.is_none() {
+            let mut n = 0;
+            for h in self.storage.list("id/").await? {
+                if let Some(e) = self.stored(&h).await? {
+                    if let Some(k) = expire_key(&e) {
+                        self.storage.put(&k, vec![]).await?;
+                        n += 1;
+                    }
+                }
+            }
+            self.storage.put(INDEXED_MARK, b"1".to_vec()).await?;
+            tracing::info!(tokens = n, "indexed the expiry of existing tokens");
+        }
+        self.indexed
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Hashes of the tokens created on a path under `prefix` (the logins
+    /// of one auth mount). Walks every token: disabling an auth mount is
+    /// rare.
+    pub async fn hashes_with_path(&self, prefix: &str) -> Result<Vec<String>, LogicalError> {
+        let mut out = Vec::new();
+        for h in self.storage.list("id/").await? {
+            if let Some(e) = self.stored(&h).await? {
+                if e.path.starts_with(prefix) {
+                    out.push(h);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// All accessors (for `auth/token/accessors`).
     pub async fn accessors(&self) -> Result<Vec<String>, LogicalError> {
         Ok(self.storage.list("accessor/").await?)
@@ -438,6 +543,7 @@ mod tests {
             renewable: true,
             path: "auth/token/create".into(),
             entity_id: String::new(),
+            internal_data: Default::default(),
         }
     }
 

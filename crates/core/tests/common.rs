@@ -22,7 +22,9 @@ pub async fn unsealed() -> TestCore {
             engines: arca_sdk::Registry::new()
                 .secrets("kv", arca_kv::new_backend)
                 .secrets("pki", arca_pki::new_backend)
-                .secrets("echo", arca_sdk::testing::echo_backend),
+                .secrets("echo", arca_sdk::testing::echo_backend)
+                .secrets("leases", arca_sdk::testing::lease_backend)
+                .auth("leases", arca_sdk::testing::lease_backend),
             ..CoreConfig::default()
         },
     );
@@ -67,6 +69,8 @@ impl TestCore {
                 })).unwrap_or(Value::Null),
                 "warnings": r.warnings,
                 "lease_duration": reply.lease_duration,
+                "lease_id": reply.lease_id,
+                "renewable": reply.renewable,
             })
         }))
     }

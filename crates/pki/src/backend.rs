@@ -39,6 +39,9 @@ impl Pki {
     }
 }
 
+/// The secret type of a certificate issued with a role's `generate_lease`.
+pub(crate) const SECRET_CERTS: &str = "pki";
+
 /// Paths served without a token and from local state during elections.
 const PUBLIC: &[&str] = &[
     "cert/*",
@@ -100,6 +103,11 @@ pub fn factory(system: std::sync::Arc<dyn arca_sdk::SystemView>) -> Framework<Pk
                 .map(|s| s.to_string())
                 .collect(),
             forward_on_standby: vec![],
+        })
+        .with_secret(arca_sdk::SecretType {
+            name: SECRET_CERTS,
+            renew: None,
+            revoke: |b: &Pki, c| Box::pin(b.revoke_leased_cert(c)),
         })
         .with_periodic(|b: &Pki, s| Box::pin(b.periodic(s)))
         .with_invalidate(|b: &Pki, k| Box::pin(b.invalidate(k)))

@@ -143,7 +143,7 @@ impl Pki {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let now = chrono::Utc::now().timestamp();
+        let now = self.system.now();
         // Vault: the requested ttl, else the mount's default lease TTL,
         // capped at the mount's max lease TTL with a warning.
         let (ttl, ttl_warning) = arca_sdk::clamp_ttl(

@@ -145,11 +145,15 @@ impl Pki {
         };
 
         // Names: the CN (unless excluded) and the DNS SANs must pass the role.
-        let mut cn = d.str_or("common_name", "")?;
+        // As in Vault: with `use_csr_common_name` the CSR's CN wins and the
+        // request's is used only when the CSR has none; with `use_csr_sans`
+        // the CSR's DNS and IP names replace `alt_names` and `ip_sans`.
+        let mut cn = String::new();
         let mut csr_dns = vec![];
         let mut csr_ips = vec![];
+        let csr_sans = csr.is_some() && role.use_csr_sans;
         if let Some(csr) = &csr {
-            if cn.is_empty() && role.use_csr_common_name {
+            if role.use_csr_common_name {
                 if let Some(v) = csr
                     .params
                     .distinguished_name
@@ -168,6 +172,9 @@ impl Pki {
                 }
             }
         }
+        if cn.is_empty() {
+            cn = d.str_or("common_name", "")?;
+        }
         if cn.is_empty() && role.require_cn {
             return Err(LogicalError::invalid("the common_name field is required"));
         }
@@ -178,14 +185,24 @@ impl Pki {
                 dns.push(cn.clone());
             }
         }
-        for n in split_list(d, "alt_names")?.into_iter().chain(csr_dns) {
+        let api_dns = if csr_sans {
+            vec![]
+        } else {
+            split_list(d, "alt_names")?
+        };
+        for n in api_dns.into_iter().chain(csr_dns) {
             role.check_name(&n)?;
             if !dns.contains(&n) {
                 dns.push(n);
             }
         }
         let mut ips = vec![];
-        for ip in split_list(d, "ip_sans")?.into_iter().chain(csr_ips) {
+        let api_ips = if csr_sans {
+            vec![]
+        } else {
+            split_list(d, "ip_sans")?
+        };
+        for ip in api_ips.into_iter().chain(csr_ips) {
             let ip = role.check_ip(&ip)?;
             if !ips.contains(&ip) {
                 ips.push(ip);
@@ -241,7 +258,7 @@ impl Pki {
         let (ttl, ttl_warning) =
             arca_sdk::clamp_ttl(d.get_duration("ttl")?.unwrap_or(0), default, max, limit);
         let mut warnings: Vec<String> = ttl_warning.into_iter().collect();
-        let now = chrono::Utc::now().timestamp();
+        let now = self.system.now();
         let mut not_after = now + ttl as i64;
         if not_after > issuer.not_after {
             warnings.push(
@@ -346,10 +363,20 @@ impl Pki {
             );
             data.insert("private_key_type".into(), Value::from(spec.type_name()));
         }
-        data.insert("serial_number".into(), Value::from(serial_s));
+        data.insert("serial_number".into(), Value::from(serial_s.clone()));
         data.insert("expiration".into(), Value::from(not_after));
         let mut r = Response::data(data);
         r.warnings = warnings;
+        if role.generate_lease {
+            // The lease lives as long as the certificate; revoking it (or
+            // its token) revokes the certificate.
+            let mut internal = Map::new();
+            internal.insert("serial_number".into(), Value::from(serial_s));
+            let left = (not_after - self.system.now()).max(1) as u64;
+            let mut secret = arca_sdk::Secret::leased(crate::backend::SECRET_CERTS, left, internal);
+            secret.max_ttl = left;
+            r.secret = Some(secret);
+        }
         Ok(Some(r))
     }
 }

@@ -412,7 +412,7 @@ impl Pki {
         let _g = self.ca_lock.lock().await;
         let mut i = model::resolve_issuer(c.storage, &c.data.str_or("issuer_ref", "")?).await?;
         if i.revocation_time == 0 {
-            let now = chrono::Utc::now().timestamp();
+            let now = self.system.now();
             let der = crypto::pem_to_der(&i.certificate)?;
             let (_, x) = x509_parser::parse_x509_certificate(&der)
                 .map_err(|e| LogicalError::internal(format!("stored issuer unreadable: {e}")))?;

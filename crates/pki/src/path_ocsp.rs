@@ -147,7 +147,7 @@ impl Pki {
         };
         let (issuer, facts) = &issuers[signer];
 
-        let now = chrono::Utc::now().timestamp();
+        let now = self.system.now();
         let next = (cfg.ocsp_expiry > 0).then(|| now + cfg.ocsp_expiry as i64);
         let mut responses = Vec::with_capacity(list.len());
         for r in list {

@@ -48,33 +48,7 @@ fn crl_response(der: &[u8], form: &str) -> Response {
 impl Pki {
     async fn revoke(&self, c: Ctx<'_>) -> HandlerResult {
         let serial = requested_serial(&c.data)?;
-        let entry: CertEntry = model::get(c.storage, &format!("certs/{serial}"))
-            .await?
-            .ok_or_else(|| {
-                LogicalError::invalid(format!(
-                    "certificate with serial {serial} not found (certificates issued with no_store cannot be revoked by serial)"
-                ))
-            })?;
-        let _g = self.ca_lock.lock().await;
-        let key = format!("revoked/{serial}");
-        let rev = match model::get::<Revocation>(c.storage, &key).await? {
-            Some(r) => r,
-            None => {
-                let cfg = crate::path_tidy::crl_config(c.storage).await?;
-                let (seq, mut ops) =
-                    crl::change_ops(c.storage, &entry.issuer_id, &serial, false, &cfg).await?;
-                let r = Revocation {
-                    serial_number: serial.clone(),
-                    issuer_id: entry.issuer_id.clone(),
-                    revocation_time: chrono::Utc::now().timestamp(),
-                    not_after: entry.not_after,
-                    seq,
-                };
-                ops.insert(0, json_op(&key, &r)?);
-                c.storage.batch(ops).await?;
-                r
-            }
-        };
+        let rev = self.revoke_serial(c.storage, &serial).await?;
         let mut data = Map::new();
         data.insert("revocation_time".into(), Value::from(rev.revocation_time));
         data.insert(
@@ -87,6 +61,60 @@ impl Pki {
         );
         data.insert("state".into(), Value::from("revoked"));
         Ok(Some(Response::data(data)))
+    }
+
+    /// The revoke callback of a certificate issued by a role with
+    /// `generate_lease`: its lease expired or was revoked, so the
+    /// certificate is revoked (and appears on the next CRL).
+    pub(crate) async fn revoke_leased_cert(&self, c: Ctx<'_>) -> HandlerResult {
+        let serial = c
+            .req
+            .secret
+            .as_ref()
+            .and_then(|s| s.internal_data.get("serial_number"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| LogicalError::internal("the lease names no certificate serial"))?;
+        self.revoke_serial(c.storage, &crypto::normalize_serial(serial))
+            .await?;
+        Ok(None)
+    }
+
+    /// Revokes a stored certificate (idempotent: the first revocation's
+    /// record is kept).
+    async fn revoke_serial(
+        &self,
+        storage: &dyn arca_sdk::Storage,
+        serial: &str,
+    ) -> Result<Revocation, LogicalError> {
+        let serial = serial.to_string();
+        let entry: CertEntry = model::get(storage, &format!("certs/{serial}"))
+            .await?
+            .ok_or_else(|| {
+                LogicalError::invalid(format!(
+                    "certificate with serial {serial} not found (certificates issued with no_store cannot be revoked by serial)"
+                ))
+            })?;
+        let _g = self.ca_lock.lock().await;
+        let key = format!("revoked/{serial}");
+        let rev = match model::get::<Revocation>(storage, &key).await? {
+            Some(r) => r,
+            None => {
+                let cfg = crate::path_tidy::crl_config(storage).await?;
+                let (seq, mut ops) =
+                    crl::change_ops(storage, &entry.issuer_id, &serial, false, &cfg).await?;
+                let r = Revocation {
+                    serial_number: serial.clone(),
+                    issuer_id: entry.issuer_id.clone(),
+                    revocation_time: self.system.now(),
+                    not_after: entry.not_after,
+                    seq,
+                };
+                ops.insert(0, json_op(&key, &r)?);
+                storage.batch(ops).await?;
+                r
+            }
+        };
+        Ok(rev)
     }
 
     /// `revoke-with-key`: the caller proves it holds the certificate's

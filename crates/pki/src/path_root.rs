@@ -97,7 +97,7 @@ impl Pki {
         let spec = KeySpec::parse(&key_entry.key_type, key_entry.key_bits as i64)?;
         let name = d.str_or("issuer_name", "")?;
         crate::path_manage::check_issuer_name(c.storage, &name, "").await?;
-        let now = chrono::Utc::now().timestamp();
+        let now = self.system.now();
         let mut p = CertificateParams::default();
         p.distinguished_name = subject(d, &cn)?;
         p.is_ca = match d.get_i64("max_path_length")? {

@@ -154,6 +154,11 @@ impl Role {
                 self.key_bits = spec.bits() as i64;
             }
         }
+        if self.generate_lease && self.no_store {
+            return Err(LogicalError::invalid(
+                "generate_lease needs stored certificates (a lease revokes its certificate by serial): set no_store=false or generate_lease=false",
+            ));
+        }
         if self.max_ttl > 0 && self.ttl > self.max_ttl {
             return Err(LogicalError::invalid(
                 "\"ttl\" value must be less than \"max_ttl\" value",

@@ -42,9 +42,24 @@ mod pb {
 }
 
 pub use backend::RaftBackend;
+pub use log_store::LogStore;
 pub use node::{NodeError, NodeStatus, Peer, RaftConfig, RaftNode};
 pub use service::ForwardHandler;
-pub use state_machine::ApplyEvent;
+pub use state_machine::{ApplyEvent, StateMachine};
 pub use tls::{ClusterTls, TlsError};
 pub use types::{node_id_of, NodeInfo};
 pub use wire::{ForwardReq, ForwardResp};
+
+/// Opens the Raft storage a node keeps under `dir` (creating it if
+/// missing): the log store and the state machine over one RocksDB
+/// database, as [`RaftNode::start`] opens them, but without starting Raft
+/// or the cluster port. For testing the storage on its own
+/// (`tests/openraft_suite.rs` runs openraft's storage suite against it);
+/// nothing subscribes to the state machine's [`ApplyEvent`]s.
+pub fn open_storage(dir: &std::path::Path) -> std::io::Result<(LogStore, StateMachine)> {
+    let db = store::open(dir)?;
+    let snaps = snapshot::SnapshotDir::new(dir.join("snapshots"))?;
+    let (events, _) = tokio::sync::broadcast::channel(16);
+    let sm = StateMachine::open(db.clone(), snaps, events, Default::default())?;
+    Ok((LogStore::new(db), sm))
+}

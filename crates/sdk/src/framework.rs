@@ -160,6 +160,16 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// A kind of leased secret an engine hands out (database credentials, a
+/// certificate with `generate_lease`): what to do when its lease is
+/// renewed or revoked. Responses carry it with [`crate::Secret::leased`].
+pub struct SecretType<B> {
+    pub name: &'static str,
+    /// `None`: leases of this type cannot be renewed (400).
+    pub renew: Option<Handler<B>>,
+    pub revoke: Handler<B>,
+}
+
 /// One declared path.
 pub struct Path<B> {
     pub pattern: &'static str,
@@ -234,6 +244,8 @@ pub struct Framework<B> {
     periodic: Option<PeriodicFn<B>>,
     initialize: Option<PeriodicFn<B>>,
     invalidate: Option<InvalidateFn<B>>,
+    secrets: Vec<SecretType<B>>,
+    auth_renew: Option<Handler<B>>,
 }
 
 impl<B: Send + Sync + 'static> Framework<B> {
@@ -254,6 +266,60 @@ impl<B: Send + Sync + 'static> Framework<B> {
             periodic: None,
             initialize: None,
             invalidate: None,
+            secrets: Vec::new(),
+            auth_renew: None,
+        }
+    }
+
+    /// Declares a leased secret type and its renew/revoke callbacks.
+    pub fn with_secret(mut self, s: SecretType<B>) -> Self {
+        self.secrets.push(s);
+        self
+    }
+
+    /// The auth method's renew callback: called when a token its login
+    /// created is renewed (`Request::auth` holds the login); an error
+    /// refuses the renewal (a deleted user, a changed role).
+    pub fn with_auth_renew(mut self, h: Handler<B>) -> Self {
+        self.auth_renew = Some(h);
+        self
+    }
+
+    /// A lease callback (renew or revoke of a secret, renew of a login).
+    async fn lease_callback(&self, req: &Request, storage: &dyn Storage) -> HandlerResult {
+        let ctx = || Ctx {
+            req,
+            storage,
+            data: FieldData::new(serde_json::Map::new(), &[]),
+        };
+        if let Some(secret) = &req.secret {
+            let kind = secret.secret_type().unwrap_or_default();
+            let t = self
+                .secrets
+                .iter()
+                .find(|t| t.name == kind)
+                .ok_or_else(|| {
+                    LogicalError::invalid(format!(
+                        "secret type {kind:?} is unknown to the {} engine",
+                        self.backend_type
+                    ))
+                })?;
+            return match req.operation {
+                Operation::Renew => match t.renew {
+                    Some(h) => h(&self.inner, ctx()).await,
+                    None => Err(LogicalError::invalid("lease is not renewable")),
+                },
+                _ => (t.revoke)(&self.inner, ctx()).await,
+            };
+        }
+        match (req.operation, &req.auth, self.auth_renew) {
+            (Operation::Renew, Some(_), Some(h)) => h(&self.inner, ctx()).await,
+            (Operation::Renew, Some(_), None) => Err(LogicalError::invalid(
+                "this auth method does not support token renewal",
+            )),
+            _ => Err(LogicalError::invalid(
+                "a lease callback needs the secret or login it is about",
+            )),
         }
     }
 
@@ -349,6 +415,9 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
     }
 
     async fn handle(&self, req: &Request, storage: &dyn Storage) -> HandlerResult {
+        if matches!(req.operation, Operation::Renew | Operation::Revoke) {
+            return self.lease_callback(req, storage).await;
+        }
         let (path, data) = self.route(req)?;
         let handler = path
             .handler(req.operation)

@@ -21,9 +21,11 @@ pub mod system;
 pub mod testing;
 
 pub use field::{parse_duration, Field, FieldData, FieldType};
-pub use framework::{Backend, Ctx, Framework, HandlerResult, Path, SpecialPaths};
+pub use framework::{Backend, Ctx, Framework, HandlerResult, Path, SecretType, SpecialPaths};
 pub use logical::{
     Auth, Connection, LogicalError, Operation, RawResponse, Request, Response, Secret,
 };
 pub use storage::{Storage, StorageError, StorageOp};
-pub use system::{clamp_ttl, BackendConfig, Factory, Registry, StaticSystemView, SystemView};
+pub use system::{
+    clamp_ttl, BackendConfig, Factory, Registry, StaticSystemView, SystemView, TestSystemView,
+};

@@ -1,10 +1,19 @@
 //! Requests, responses and errors exchanged between core and backends.
 
+//!
+//! Every type here is plain serde data, so that a backend can run behind the
+//! same [`Backend`](crate::Backend) trait in another process (external
+//! plugins): nothing a backend is given or returns holds a handle into the
+//! server.
+
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 
-/// The logical operation of a request, derived from the HTTP method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The logical operation of a request, derived from the HTTP method, or
+/// one of the lease callbacks core makes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Operation {
     Read,
     /// A write to a path that does not exist yet (decided by the existence check).
@@ -16,6 +25,13 @@ pub enum Operation {
     Patch,
     /// `path-help` style requests.
     Help,
+    /// Lease callback: extend the secret in `Request::secret` (or the
+    /// login in `Request::auth`). Never comes from a client.
+    Renew,
+    /// Lease callback: revoke the secret in `Request::secret` (expired,
+    /// revoked by an operator, or its token revoked). Never comes from a
+    /// client.
+    Revoke,
 }
 
 impl Operation {
@@ -29,12 +45,13 @@ impl Operation {
             Operation::List => "list",
             Operation::Patch => "patch",
             Operation::Help => "read",
+            Operation::Renew | Operation::Revoke => "update",
         }
     }
 }
 
 /// The client connection a request came on.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Connection {
     pub remote_addr: std::net::IpAddr,
     pub remote_port: u16,
@@ -44,7 +61,7 @@ pub struct Connection {
 }
 
 /// A request as a backend sees it. `path` is relative to the mount point.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Request {
     pub id: String,
     pub operation: Operation,
@@ -77,6 +94,15 @@ pub struct Request {
     /// Why the body is not a JSON object, when it is not: core refuses the
     /// request with this message (400) unless the path takes a raw body.
     pub body_error: Option<String>,
+    /// The lease a [`Operation::Renew`] / [`Operation::Revoke`] callback is
+    /// about, as the backend returned it (with its `internal_data`), plus
+    /// the lease id, issue time and requested increment.
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    /// The login an auth-renew callback is about (the token's policies,
+    /// metadata and `internal_data` as the login returned them).
+    #[serde(default)]
+    pub auth: Option<Auth>,
 }
 
 impl Request {
@@ -97,6 +123,8 @@ impl Request {
             mount_accessor: String::new(),
             raw_body: None,
             body_error: None,
+            secret: None,
+            auth: None,
         }
     }
 
@@ -109,7 +137,8 @@ impl Request {
 }
 
 /// A secret returned by a backend: core attaches a lease to it.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Secret {
     /// Lease duration in seconds; 0 means "the mount's default".
     pub ttl: u64,
@@ -119,12 +148,41 @@ pub struct Secret {
     /// When false, no lease is registered and no `lease_id` is returned; the
     /// TTL is only advisory (KV v1 answers this way).
     pub register_lease: bool,
-    /// Data the backend wants back on renew/revoke.
+    /// Data the backend wants back on renew/revoke. The framework keeps
+    /// the secret's type under `secret_type` to route those callbacks.
     pub internal_data: Map<String, Value>,
+    /// Set by core in renew/revoke callbacks: the lease's id,
+    /// issue time (unix seconds) and the TTL extension asked for.
+    pub lease_id: String,
+    pub issue_time: i64,
+    pub increment: u64,
+}
+
+impl Secret {
+    /// A leased secret of a declared secret type (see
+    /// [`Framework::with_secret`](crate::Framework::with_secret)): renew and
+    /// revoke come back to that type's callbacks with `internal_data`.
+    pub fn leased(secret_type: &str, ttl: u64, mut internal_data: Map<String, Value>) -> Secret {
+        internal_data.insert("secret_type".into(), Value::from(secret_type));
+        Secret {
+            ttl,
+            register_lease: true,
+            internal_data,
+            ..Default::default()
+        }
+    }
+
+    /// The secret type stored in `internal_data` by [`Secret::leased`].
+    pub fn secret_type(&self) -> Option<&str> {
+        self.internal_data
+            .get("secret_type")
+            .and_then(Value::as_str)
+    }
 }
 
 /// Authentication produced by a login path; core turns it into a token.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Auth {
     pub policies: Vec<String>,
     pub token_policies: Vec<String>,
@@ -143,10 +201,13 @@ pub struct Auth {
     pub orphan: bool,
     pub entity_id: String,
     pub token_type: String,
+    /// Data the login wants back on the auth-renew callback (never shown
+    /// to the client).
+    pub internal_data: Map<String, Value>,
 }
 
 /// A non-JSON body (PEM, DER, CRLs): written to the client as is.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RawResponse {
     pub status: u16,
     pub content_type: String,
@@ -154,7 +215,8 @@ pub struct RawResponse {
 }
 
 /// What a backend answers.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Response {
     pub data: Option<Map<String, Value>>,
     pub secret: Option<Secret>,
@@ -196,7 +258,7 @@ impl Response {
 
 /// Errors a request can end in. The HTTP layer maps each to one status code:
 /// see `arca-http`'s `error.rs`.
-#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Serialize, Deserialize)]
 pub enum LogicalError {
     /// 400: bad input. The message names the offending field.
     #[error("{0}")]

@@ -25,6 +25,52 @@ pub trait SystemView: Send + Sync {
     fn default_lease_ttl(&self) -> u64;
     /// The mount's maximum lease TTL in seconds (tuned, else the server's).
     fn max_lease_ttl(&self) -> u64;
+    /// The current time, unix seconds. Engines take "now" from here, so
+    /// that tests can set the clock ([`TestSystemView`]).
+    fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+}
+
+/// A system view for unit tests: fixed TTL limits and a clock that only
+/// moves when the test says so.
+#[derive(Debug)]
+pub struct TestSystemView {
+    pub default_lease_ttl: u64,
+    pub max_lease_ttl: u64,
+    now: std::sync::atomic::AtomicI64,
+}
+
+impl TestSystemView {
+    /// Limits as given, the clock at `now` (unix seconds).
+    pub fn new(default_lease_ttl: u64, max_lease_ttl: u64, now: i64) -> TestSystemView {
+        TestSystemView {
+            default_lease_ttl,
+            max_lease_ttl,
+            now: std::sync::atomic::AtomicI64::new(now),
+        }
+    }
+
+    pub fn set_now(&self, t: i64) {
+        self.now.store(t, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn advance(&self, secs: i64) {
+        self.now
+            .fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl SystemView for TestSystemView {
+    fn default_lease_ttl(&self) -> u64 {
+        self.default_lease_ttl
+    }
+    fn max_lease_ttl(&self) -> u64 {
+        self.max_lease_ttl
+    }
+    fn now(&self) -> i64 {
+        self.now.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Fixed values, for unit tests and tools.

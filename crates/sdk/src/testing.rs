@@ -109,6 +109,196 @@ pub fn echo_backend(
     )))
 }
 
+/// A test engine for leases and logins, registered by core's and http's
+/// tests (`Registry::secrets("leases", lease_backend)` and
+/// `.auth("leases", lease_backend)`):
+/// - `creds/:name` (read or write; `ttl`, `max_ttl`, `renewable`) answers
+///   with a leased secret of type `test`;
+/// - its renew callback grants the increment asked for; its revoke
+///   callback records `revoked/:name` = lease id (LIST `revoked/` shows
+///   them), or fails while `config` has `fail_revoke` (`fail_renew` for
+///   renewals, of secrets and of logins);
+/// - `login` (no token needed; `username`, `policies`, `ttl`, `max_ttl`,
+///   `period`, `renewable`) answers with an `Auth`; its auth-renew callback
+///   refuses users written to `blocked/:username`.
+pub fn lease_backend(
+    _cfg: &crate::BackendConfig,
+) -> Result<std::sync::Arc<dyn crate::Backend>, crate::LogicalError> {
+    use crate::storage::{get_json, put_json};
+    use crate::{
+        Auth, Ctx, Field, FieldType, Framework, HandlerResult, LogicalError, Operation, Path,
+        Response, Secret, SecretType, SpecialPaths,
+    };
+    use serde_json::{json, Map, Value};
+
+    struct Leases;
+
+    async fn flag(c: &Ctx<'_>, name: &str) -> Result<bool, LogicalError> {
+        let cfg: Option<Map<String, Value>> = get_json(c.storage, "config").await?;
+        Ok(cfg
+            .and_then(|m| m.get(name).and_then(Value::as_bool))
+            .unwrap_or(false))
+    }
+
+    async fn creds(c: Ctx<'_>) -> HandlerResult {
+        let name = c.data.str_or("name", "")?;
+        let mut internal = Map::new();
+        internal.insert("name".into(), Value::from(name.clone()));
+        let mut secret = Secret::leased("test", c.data.get_duration("ttl")?.unwrap_or(0), internal);
+        secret.max_ttl = c.data.get_duration("max_ttl")?.unwrap_or(0);
+        secret.renewable = c.data.bool_or("renewable", true)?;
+        let mut r = Response::json(json!({ "name": name, "password": "not-a-real-secret" }));
+        r.secret = Some(secret);
+        Ok(Some(r))
+    }
+
+    async fn renew(c: Ctx<'_>) -> HandlerResult {
+        if flag(&c, "fail_renew").await? {
+            return Err(LogicalError::invalid("renewal refused by the test engine"));
+        }
+        let s = c.req.secret.clone().unwrap_or_default();
+        Ok(Some(Response {
+            secret: Some(Secret {
+                ttl: s.increment,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn revoke(c: Ctx<'_>) -> HandlerResult {
+        if flag(&c, "fail_revoke").await? {
+            return Err(LogicalError::internal(
+                "revocation refused by the test engine",
+            ));
+        }
+        let s = c.req.secret.clone().unwrap_or_default();
+        let name = s
+            .internal_data
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        put_json(c.storage, &format!("revoked/{name}"), &s.lease_id).await?;
+        Ok(None)
+    }
+
+    async fn login(c: Ctx<'_>) -> HandlerResult {
+        let username = c.data.str_or("username", "")?;
+        if username.is_empty() {
+            return Err(LogicalError::invalid("missing username"));
+        }
+        let mut internal = Map::new();
+        internal.insert("username".into(), Value::from(username.clone()));
+        Ok(Some(Response {
+            auth: Some(Auth {
+                policies: c.data.get_list("policies")?.unwrap_or_default(),
+                display_name: username.clone(),
+                metadata: [("username".to_string(), username)].into_iter().collect(),
+                ttl: c.data.get_duration("ttl")?.unwrap_or(0),
+                max_ttl: c.data.get_duration("max_ttl")?.unwrap_or(0),
+                period: c.data.get_duration("period")?.unwrap_or(0),
+                renewable: c.data.bool_or("renewable", true)?,
+                internal_data: internal,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn auth_renew(c: Ctx<'_>) -> HandlerResult {
+        let user = c
+            .req
+            .auth
+            .as_ref()
+            .and_then(|a| a.internal_data.get("username"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if c.storage.get(&format!("blocked/{user}")).await?.is_some()
+            || flag(&c, "fail_renew").await?
+        {
+            return Err(LogicalError::invalid(format!(
+                "user {user:?} may no longer renew"
+            )));
+        }
+        Ok(None)
+    }
+
+    async fn write_raw(c: Ctx<'_>, key: String) -> HandlerResult {
+        let body = Value::Object(c.req.data.clone());
+        put_json(c.storage, &key, &body).await?;
+        Ok(None)
+    }
+
+    let flags = |p: Path<Leases>| {
+        p.field(Field::new(
+            "fail_revoke",
+            FieldType::Bool,
+            "Revocations fail.",
+        ))
+        .field(Field::new("fail_renew", FieldType::Bool, "Renewals fail."))
+    };
+    let paths = vec![
+        Path::new("creds/(?P<name>.+)")
+            .field(Field::new("name", FieldType::String, "Name of the secret."))
+            .field(Field::new("ttl", FieldType::Duration, "Lease TTL."))
+            .field(Field::new("max_ttl", FieldType::Duration, "Lease max TTL."))
+            .field(Field::new("renewable", FieldType::Bool, "Renewable lease.").default(true))
+            .op(Operation::Read, |_: &Leases, c| Box::pin(creds(c)))
+            .op(Operation::Update, |_: &Leases, c| Box::pin(creds(c)))
+            .help("A leased test secret."),
+        flags(Path::new("config"))
+            .op(Operation::Update, |_: &Leases, c| {
+                Box::pin(write_raw(c, "config".into()))
+            })
+            .help("Make callbacks fail."),
+        Path::new("blocked/(?P<username>.+)")
+            .field(Field::new("username", FieldType::String, "User."))
+            .op(Operation::Update, |_: &Leases, c| {
+                Box::pin(async move {
+                    let u = c.data.str_or("username", "")?;
+                    c.storage
+                        .put(&format!("blocked/{u}"), b"1".to_vec())
+                        .await?;
+                    Ok(None)
+                })
+            })
+            .help("Block a user's renewals."),
+        Path::new("revoked/?")
+            .op(Operation::List, |_: &Leases, c| {
+                Box::pin(async move { Ok(Some(Response::list(c.storage.list("revoked/").await?))) })
+            })
+            .help("Secrets whose lease was revoked."),
+        Path::new("login")
+            .field(Field::new("username", FieldType::String, "User."))
+            .field(Field::new(
+                "policies",
+                FieldType::CommaStringSlice,
+                "Policies.",
+            ))
+            .field(Field::new("ttl", FieldType::Duration, "Token TTL."))
+            .field(Field::new("max_ttl", FieldType::Duration, "Token max TTL."))
+            .field(Field::new("period", FieldType::Duration, "Token period."))
+            .field(Field::new("renewable", FieldType::Bool, "Renewable token.").default(true))
+            .op(Operation::Update, |_: &Leases, c| Box::pin(login(c)))
+            .help("Log in as anyone (tests only)."),
+    ];
+    Ok(std::sync::Arc::new(
+        Framework::new("leases", Leases, paths)
+            .with_special_paths(SpecialPaths {
+                unauthenticated_writes: vec!["login".into()],
+                ..Default::default()
+            })
+            .with_secret(SecretType {
+                name: "test",
+                renew: Some(|_: &Leases, c| Box::pin(renew(c))),
+                revoke: |_: &Leases, c| Box::pin(revoke(c)),
+            })
+            .with_auth_renew(|_: &Leases, c| Box::pin(auth_renew(c))),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

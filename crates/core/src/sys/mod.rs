@@ -13,6 +13,7 @@ use crate::core::Core;
 mod path_capabilities;
 mod path_internal;
 mod path_keys;
+mod path_leases;
 mod path_mounts;
 mod path_policy;
 mod path_raft;
@@ -37,6 +38,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     paths.extend(path_capabilities::paths());
     paths.extend(path_internal::paths());
     paths.extend(path_keys::paths());
+    paths.extend(path_leases::paths());
     paths.extend(path_raft::paths());
     paths.extend(path_raft_snapshot::paths());
     Framework::new("system", Sys { core }, paths).with_special_paths(SpecialPaths {
@@ -54,6 +56,11 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             "audit",
             "audit/*",
             "step-down",
+            "leases/lookup/*",
+            "leases/revoke-prefix/*",
+            "leases/revoke-force/*",
+            "revoke-prefix/*",
+            "revoke-force/*",
         ]
         .map(String::from)
         .to_vec(),

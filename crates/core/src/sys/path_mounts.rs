@@ -192,6 +192,15 @@ impl Sys {
         if PROTECTED.contains(&path.as_str()) {
             return Err(LogicalError::invalid(format!("cannot unmount {path:?}")));
         }
+        // Vault revokes a mount's leases before it unmounts it: a failure
+        // keeps the mount (and its secrets' records) in place.
+        if core.mount_tables()?.0.get(&path).is_some() {
+            core.revoke_lease_prefix(&path, false).await.map_err(|e| {
+                LogicalError::invalid(format!(
+                    "failed to revoke the leases of {path:?}, so it stays mounted: {e}; fix the cause or remove them with `revoke-force`"
+                ))
+            })?;
+        }
         let removed = core.edit_mounts(false, |t| Ok(t.remove(&path))).await?;
         if let Some(e) = removed {
             core.purge_prefix(&e.storage_prefix(false)).await?;
@@ -323,6 +332,11 @@ impl Sys {
                 "moving auth mounts is not supported by this server yet",
             ));
         }
+        if !core.list_leases(&from).await?.is_empty() {
+            return Err(LogicalError::invalid(format!(
+                "{from:?} has leases; moving leased secrets is not supported yet: revoke them first (`lease revoke -prefix {from}`)"
+            )));
+        }
         core.edit_mounts(false, |t| t.remount(&from, &to, RESERVED_FOR_SECRETS))
             .await?;
         let id = uuid::Uuid::new_v4().to_string();
@@ -346,18 +360,70 @@ impl Sys {
     }
 
     async fn enable_auth(&self, c: Ctx<'_>) -> HandlerResult {
+        let core = self.core()?;
+        let path = normalize_mount_path(&c.data.str_or("path", "")?);
         let kind = c.data.get_str("type")?.unwrap_or_default();
-        Err(LogicalError::invalid(format!(
-            "auth method type {kind:?} is not available in this build (only the token store is)"
-        )))
+        if kind.is_empty() {
+            return Err(LogicalError::invalid(
+                "missing required field \"type\" (the auth method type, e.g. userpass)",
+            ));
+        }
+        if kind == "token" {
+            return Err(LogicalError::invalid(
+                "the token auth method is always enabled at auth/token/ and cannot be enabled twice",
+            ));
+        }
+        let mut e = MountEntry::new(&path, &kind, &c.data.str_or("description", "")?);
+        e.accessor = format!("auth_{}", e.accessor);
+        for (k, v) in options_map(c.data.raw().get("options"))? {
+            e.options.insert(k, opt_str(&v));
+        }
+        if let Some(cfg) = c.data.get_map("config")? {
+            for (k, v) in &cfg {
+                match k.as_str() {
+                    "default_lease_ttl" => {
+                        e.config.default_lease_ttl = ttl_field(Some(v), k)?.unwrap_or(0)
+                    }
+                    "max_lease_ttl" => e.config.max_lease_ttl = ttl_field(Some(v), k)?.unwrap_or(0),
+                    "listing_visibility" => {
+                        e.config.listing_visibility = v.as_str().unwrap_or_default().to_string()
+                    }
+                    other => {
+                        return Err(LogicalError::invalid(format!(
+                            "config key {other:?} is not supported for auth mounts yet (supported: default_lease_ttl, max_lease_ttl, listing_visibility)"
+                        )))
+                    }
+                }
+            }
+        }
+        if e.config.max_lease_ttl > 0 && e.config.default_lease_ttl > e.config.max_lease_ttl {
+            return Err(LogicalError::invalid(
+                "default_lease_ttl cannot be greater than max_lease_ttl",
+            ));
+        }
+        e.local = c.data.bool_or("local", false)?;
+        core.make_backend(&e, true)?;
+        core.edit_mounts(true, |t| t.add(e, &[])).await?;
+        Ok(None)
     }
 
     async fn disable_auth(&self, c: Ctx<'_>) -> HandlerResult {
+        let core = self.core()?;
         let path = normalize_mount_path(&c.data.str_or("path", "")?);
         if path == "token/" {
             return Err(LogicalError::invalid(
                 "token credential backend cannot be disabled",
             ));
+        }
+        let (_, auth) = core.mount_tables()?;
+        if auth.get(&path).is_none() {
+            return Ok(None);
+        }
+        // The tokens its logins issued go with it (their leases too).
+        core.revoke_tokens_of_path(&format!("auth/{path}")).await?;
+        let removed = core.edit_mounts(true, |t| Ok(t.remove(&path))).await?;
+        if let Some(e) = removed {
+            core.purge_prefix(&e.storage_prefix(true)).await?;
         }
         Ok(None)
     }
@@ -530,6 +596,16 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
                 "Mount description.",
             ))
             .field(Field::new("config", FieldType::Map, "Mount configuration."))
+            .field(Field::new(
+                "options",
+                FieldType::Raw,
+                "Auth method options.",
+            ))
+            .field(Field::new(
+                "local",
+                FieldType::Bool,
+                "Local mount (not replicated to other clusters).",
+            ))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.enable_auth(c)))
             .op(Operation::Delete, |b: &Sys, c| Box::pin(b.disable_auth(c)))
             .help("Enable or disable an auth method."),

@@ -39,7 +39,7 @@ impl Core {
             .ok_or_else(|| LogicalError::invalid("raft storage is not in use"))
     }
 
-    fn require_active(&self) -> Result<&dyn Cluster, LogicalError> {
+    fn require_active_cluster(&self) -> Result<&dyn Cluster, LogicalError> {
         let c = self.cluster_or_400()?;
         if !c.state().is_active {
             return Err(LogicalError::ReadOnly);
@@ -84,7 +84,7 @@ impl Sys {
     async fn raft_remove_peer(&self, c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
         let id = server_id(&c)?;
-        let cl = core.require_active()?;
+        let cl = core.require_active_cluster()?;
         cl.remove_member(&id).await.map_err(cluster_error)?;
         Ok(None)
     }
@@ -92,7 +92,7 @@ impl Sys {
     async fn raft_challenge(&self, c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
         let id = server_id(&c)?;
-        core.require_active()?;
+        core.require_active_cluster()?;
         let (challenge, seal_config) = core.join_challenge(&id).await?;
         let mut data = Map::new();
         data.insert("challenge".into(), Value::from(challenge));
@@ -103,7 +103,7 @@ impl Sys {
     async fn raft_answer(&self, c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
         let id = server_id(&c)?;
-        let cl = core.require_active()?;
+        let cl = core.require_active_cluster()?;
         let answer = c.data.get_str("answer")?.unwrap_or_default();
         let answer = base64::engine::general_purpose::STANDARD
             .decode(answer.trim())
