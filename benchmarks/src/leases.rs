@@ -111,7 +111,7 @@ async fn bench_one(kind: ServerKind, n: u64, cfg: &Config, out_dir: &Path) -> Re
     let victim = create_tokens(&addr, &token, n, cfg.concurrency).await?;
     let create_s = t0.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (rss_before, _) = read_mem(pid).unwrap_or((0, 0));
+    let (_, rss_before) = read_mem(pid).unwrap_or((0, 0));
 
     let (status, body) = call(&addr, &token, Method::PUT, "/v1/sys/seal", None).await?;
     if !matches!(status, 200 | 204) {
@@ -172,7 +172,7 @@ async fn bench_one(kind: ServerKind, n: u64, cfg: &Config, out_dir: &Path) -> Re
     })
     .await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (rss_after, hwm) = read_mem(pid).unwrap_or((0, 0));
+    let (hwm, rss_after) = read_mem(pid).unwrap_or((0, 0));
     eprintln!(
         "[{name}] {n} leases: write after {write_s:.3} s, token create after {create_after_s:.3} s, revoke after {revoke_s:.3} s; RSS {} → {} (peak {})",
         mib(rss_before),

@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use arca_core::cluster::{Cluster, ClusterError, ClusterIdentity, ClusterMember, ClusterState};
 use arca_core::Core;
 use arca_raft::{
-    ApplyEvent, ForwardHandler, ForwardReq, ForwardResp, NodeError, NodeInfo, RaftNode,
+    ApplyEvent, ClientConn, ForwardHandler, ForwardReq, ForwardResp, NodeError, NodeInfo, RaftNode,
 };
 
 pub struct RaftCluster {
@@ -198,6 +198,15 @@ impl arca_http::Forwarder for RaftForwarder {
                 uri: req.uri.clone(),
                 headers: req.headers.clone(),
                 body: req.body.clone(),
+                client: req.connection.as_ref().map(|c| ClientConn {
+                    remote_addr: c.remote_addr.to_string(),
+                    remote_port: c.remote_port,
+                    peer_certificates: c
+                        .peer_certificates
+                        .iter()
+                        .map(|d| serde_bytes::ByteBuf::from(d.clone()))
+                        .collect(),
+                }),
             };
             match self.node.forward(fr).await {
                 Ok(r) => {
@@ -257,6 +266,19 @@ impl ForwardHandler for LocalHandler {
                 uri: req.uri,
                 headers: req.headers,
                 body: req.body,
+                // A peer of the authenticated cluster port says where the
+                // client connected; an address it cannot parse is dropped.
+                connection: req.client.and_then(|c| {
+                    Some(arca_sdk::Connection {
+                        remote_addr: c.remote_addr.parse().ok()?,
+                        remote_port: c.remote_port,
+                        peer_certificates: c
+                            .peer_certificates
+                            .into_iter()
+                            .map(|b| b.into_vec())
+                            .collect(),
+                    })
+                }),
             },
         )
         .await;

@@ -175,6 +175,9 @@ fn expire_key(e: &TokenEntry) -> Option<String> {
     (e.expire_time > 0).then(|| time_index::key(EXPIRE, e.expire_time, &e.hash))
 }
 
+/// Token entries kept in memory at most (the rest are read from storage).
+const CACHE_MAX: usize = 8192;
+
 /// Number of lock stripes of the token store.
 const LOCK_STRIPES: usize = 64;
 
@@ -211,6 +214,19 @@ impl TokenStore {
             .store(false, std::sync::atomic::Ordering::Release);
     }
 
+    /// Caches an entry; a full cache first drops an arbitrary eighth of
+    /// itself, so memory stays bounded however many tokens exist.
+    fn cache_put(&self, hash: String, e: Arc<TokenEntry>) {
+        let mut c = self.cache.write();
+        if c.len() >= CACHE_MAX && !c.contains_key(&hash) {
+            let drop: Vec<String> = c.keys().take(CACHE_MAX / 8).cloned().collect();
+            for k in drop {
+                c.remove(&k);
+            }
+        }
+        c.insert(hash, e);
+    }
+
     /// Forget a cached entry (a replicated write changed it).
     pub fn invalidate(&self, hash: &str) {
         self.cache.write().remove(hash);
@@ -223,7 +239,7 @@ impl TokenStore {
         let e: Option<TokenEntry> = get_json(self.storage.as_ref(), &format!("id/{hash}")).await?;
         Ok(e.map(|e| {
             let e = Arc::new(e);
-            self.cache.write().insert(hash.to_string(), e.clone());
+            self.cache_put(hash.to_string(), e.clone());
             e
         }))
     }
@@ -311,9 +327,7 @@ impl TokenStore {
             ops.push(StorageOp::Put(k, vec![]));
         }
         self.storage.batch(ops).await?;
-        self.cache
-            .write()
-            .insert(entry.hash.clone(), Arc::new(entry));
+        self.cache_put(entry.hash.clone(), Arc::new(entry));
         Ok(())
     }
 
@@ -334,9 +348,7 @@ impl TokenStore {
             }
         }
         self.storage.batch(ops).await?;
-        self.cache
-            .write()
-            .insert(entry.hash.clone(), Arc::new(entry));
+        self.cache_put(entry.hash.clone(), Arc::new(entry));
         Ok(())
     }
 

@@ -5,7 +5,11 @@
 //!
 //! Invariants: a forwarded request carries `X-Arca-Forwarded` and is never
 //! forwarded again (a leader that lost leadership meanwhile answers 503 and
-//! the client retries); hop-by-hop headers are not copied.
+//! the client retries); hop-by-hop headers are not copied. The client's
+//! connection (address, port, TLS client certificates) travels beside the
+//! request over the authenticated cluster port and reaches the engines on
+//! the active node as if the client had connected there; no header can
+//! set it.
 
 use std::sync::Arc;
 
@@ -28,6 +32,8 @@ pub struct ForwardedRequest {
     pub uri: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The client's connection to the node that forwards.
+    pub connection: Option<arca_sdk::Connection>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +66,7 @@ pub(crate) fn capture(
     uri: &str,
     headers: &HeaderMap,
     body: &[u8],
+    connection: Option<arca_sdk::Connection>,
 ) -> ForwardedRequest {
     let mut hs: Vec<(String, String)> = headers
         .iter()
@@ -72,6 +79,7 @@ pub(crate) fn capture(
         uri: uri.to_string(),
         headers: hs,
         body: body.to_vec(),
+        connection,
     }
 }
 
@@ -107,10 +115,13 @@ pub async fn serve_forwarded(core: Arc<Core>, req: ForwardedRequest) -> Forwarde
     for (n, v) in &req.headers {
         b = b.header(n.as_str(), v.as_str());
     }
-    let http_req = match b.body(Body::from(req.body)) {
+    let mut http_req = match b.body(Body::from(req.body)) {
         Ok(r) => r,
         Err(e) => return fail(400, format!("bad forwarded request: {e}")),
     };
+    if let Some(c) = req.connection {
+        http_req.extensions_mut().insert(c);
+    }
     let resp = match crate::handler::app(core).oneshot(http_req).await {
         Ok(r) => r,
         Err(e) => return fail(500, format!("forwarded request failed: {e}")),

@@ -176,7 +176,8 @@ async fn handle(
     req.id = uuid::Uuid::new_v4().to_string();
     req.data = data;
     req.client_token = token_of(&headers);
-    req.connection = connection.map(|c| c.0);
+    let connection = connection.map(|c| c.0);
+    req.connection = connection.clone();
     req.forwarded = headers.contains_key(FORWARDED_HEADER);
     if matches!(op, Operation::Update) && !body.is_empty() {
         req.raw_body = Some(body.clone());
@@ -199,7 +200,10 @@ async fn handle(
             match &state.forwarder {
                 Some(f) => {
                     let uri = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                    match f.forward(capture(&method, uri, &headers, &body)).await {
+                    match f
+                        .forward(capture(&method, uri, &headers, &body, connection))
+                        .await
+                    {
                         Ok(r) => to_http(r),
                         Err(e) => json_response(
                             503,

@@ -453,3 +453,50 @@ async fn engines_see_the_client_connection_and_certificate() {
     let v = read_echo(client(None)).await;
     assert_eq!(v["data"]["peer_certificates"], 0, "{v}");
 }
+
+/// A request a standby forwards reaches the active node's engines with the
+/// client's own connection (address, port, certificates), carried beside
+/// the request; a header cannot forge it.
+#[tokio::test]
+async fn a_forwarded_request_keeps_the_client_connection() {
+    let core = Core::new(
+        Arc::new(InmemBackend::new()),
+        CoreConfig {
+            engines: arca_sdk::Registry::new().secrets("echo", arca_sdk::testing::echo_backend),
+            ..CoreConfig::default()
+        },
+    );
+    let init = core.initialize(1, 1).await.unwrap();
+    core.unseal_with_key(&init.keys[0]).await.unwrap();
+    core.mount("echo/", "echo", "", Default::default())
+        .await
+        .unwrap();
+    let forwarded = |connection: Option<arca_sdk::Connection>| arca_http::ForwardedRequest {
+        method: "GET".into(),
+        uri: "/v1/echo/x".into(),
+        headers: vec![
+            ("x-vault-token".into(), init.root_token.clone()),
+            (arca_http::FORWARDED_HEADER.into(), "1".into()),
+            ("x-forwarded-for".into(), "6.6.6.6".into()),
+        ],
+        body: vec![],
+        connection,
+    };
+    let client = arca_sdk::Connection {
+        remote_addr: "192.0.2.7".parse().unwrap(),
+        remote_port: 40123,
+        peer_certificates: vec![vec![0x30, 0x00]],
+    };
+    let r = arca_http::serve_forwarded(core.clone(), forwarded(Some(client))).await;
+    assert_eq!(r.status, 200);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    let d = &v["data"];
+    assert_eq!(d["remote_addr"], "192.0.2.7", "{v}");
+    assert_eq!(d["remote_port"], 40123, "{v}");
+    assert_eq!(d["peer_certificates"], 1, "{v}");
+    assert_eq!(d["forwarded"], true, "{v}");
+    // Without one, none: X-Forwarded-For is not believed.
+    let r = arca_http::serve_forwarded(core, forwarded(None)).await;
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["data"]["remote_addr"], Value::Null, "{v}");
+}

@@ -48,7 +48,7 @@ pub use service::ForwardHandler;
 pub use state_machine::{ApplyEvent, StateMachine};
 pub use tls::{ClusterTls, TlsError};
 pub use types::{node_id_of, NodeInfo};
-pub use wire::{ForwardReq, ForwardResp};
+pub use wire::{ClientConn, ForwardReq, ForwardResp};
 
 /// Opens the Raft storage a node keeps under `dir` (creating it if
 /// missing): the log store and the state machine over one RocksDB

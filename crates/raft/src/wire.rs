@@ -50,6 +50,18 @@ pub struct ForwardReq {
     pub headers: Vec<(String, String)>,
     #[serde(with = "serde_bytes")]
     pub body: Vec<u8>,
+    /// The client's connection to the forwarding node.
+    #[serde(default)]
+    pub client: Option<ClientConn>,
+}
+
+/// Where a forwarded request came from: the client's address and port on
+/// the forwarding node, and the DER certificates it presented over TLS.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientConn {
+    pub remote_addr: String,
+    pub remote_port: u16,
+    pub peer_certificates: Vec<serde_bytes::ByteBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
