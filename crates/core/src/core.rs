@@ -10,7 +10,6 @@ use serde_json::{Map, Value};
 
 use arca_barrier::{Barrier, View};
 use arca_physical::PhysicalBackend;
-use arca_sdk::framework::matches_special;
 use arca_sdk::storage::{get_json, put_json};
 use arca_sdk::{Backend, LogicalError, Operation, Request, Response, Storage};
 use arca_seal::{Seal, UnsealProgress};
@@ -329,7 +328,7 @@ impl Core {
             if !d.allowed {
                 return Err(LogicalError::PermissionDenied);
             }
-            if matches_special(&special.root, &rel) && !d.sudo {
+            if special.root.matches(&rel) && !d.sudo {
                 return Err(LogicalError::PermissionDenied);
             }
         }
@@ -411,6 +410,8 @@ impl Core {
     /// arrived: waits for the read index unless the client (header
     /// `X-Arca-Consistency: stale`) or the operator (`stale_reads`) chose
     /// local reads, or the path is declared available without a leader.
+    /// An operation declared `forward_on_standby` answers read-only on a
+    /// standby (the HTTP layer forwards it) before anything runs.
     async fn linearize(
         &self,
         c: &dyn crate::cluster::Cluster,
@@ -433,13 +434,31 @@ impl Core {
             }
             None => self.config.stale_reads,
         };
+        let router = st.router.read().clone();
+        let resolved = router.resolve(path);
+        if let Some((route, rel)) = &resolved {
+            let props = route
+                .backend
+                .operation_props(rel, req.operation)
+                .unwrap_or_default();
+            // Side effects outside storage run on the active node only,
+            // whatever consistency the client asked for.
+            if (props.forward_on_standby || route.special.forward_on_standby.matches(rel))
+                && !c.state().is_active
+            {
+                return Err(LogicalError::ReadOnly);
+            }
+        }
         if stale {
             return Ok(());
         }
-        let router = st.router.read().clone();
-        if let Some((route, rel)) = router.resolve(path) {
+        if let Some((route, rel)) = resolved {
             let special = &route.special;
-            if matches_special(&special.available_without_leader, rel) {
+            let props = route
+                .backend
+                .operation_props(rel, req.operation)
+                .unwrap_or_default();
+            if props.available_without_leader || special.available_without_leader.matches(rel) {
                 return Ok(());
             }
             // A write to an engine on a standby would only run up to its
@@ -606,7 +625,7 @@ impl Core {
                     full_path,
                     entry: e.clone(),
                     auth: is_auth,
-                    special: backend.special_paths(),
+                    special: arca_sdk::framework::SpecialMatchers::new(&backend.special_paths()),
                     backend,
                     storage: Arc::new(View::new(self.barrier.clone(), e.storage_prefix(is_auth))),
                 }));

@@ -16,9 +16,8 @@ pub struct Route {
     pub auth: bool,
     pub backend: Arc<dyn Backend>,
     pub storage: Arc<dyn Storage>,
-    /// The backend's special paths, taken once when the route is built
-    /// (not cloned per request).
-    pub special: arca_sdk::SpecialPaths,
+    /// The backend's special paths, compiled once when the route is built.
+    pub special: arca_sdk::framework::SpecialMatchers,
 }
 
 #[derive(Default)]

@@ -61,6 +61,71 @@ pub fn matches_special(patterns: &[String], path: &str) -> bool {
     patterns.iter().any(|p| matches_pattern(p, path))
 }
 
+/// Special-path patterns compiled once (per mount, when its route is
+/// built): exact paths in a set, plain prefixes in a list, and only the
+/// patterns with `+` segments walked segment by segment. Same answers as
+/// [`matches_special`].
+#[derive(Debug, Clone, Default)]
+pub struct PathMatcher {
+    exact: std::collections::HashSet<String>,
+    prefixes: Vec<String>,
+    segmented: Vec<String>,
+}
+
+impl PathMatcher {
+    pub fn new(patterns: &[String]) -> PathMatcher {
+        let mut m = PathMatcher::default();
+        for p in patterns {
+            if p.contains('+') {
+                m.segmented.push(p.clone());
+            } else if let Some(prefix) = p.strip_suffix('*') {
+                m.prefixes.push(prefix.to_string());
+            } else {
+                m.exact.insert(p.trim_end_matches('/').to_string());
+            }
+        }
+        m
+    }
+
+    pub fn matches(&self, path: &str) -> bool {
+        self.exact.contains(path.trim_end_matches('/'))
+            || self.prefixes.iter().any(|p| path.starts_with(p.as_str()))
+            || self.segmented.iter().any(|p| matches_pattern(p, path))
+    }
+}
+
+/// A backend's [`SpecialPaths`], compiled once per mount.
+#[derive(Debug, Clone, Default)]
+pub struct SpecialMatchers {
+    pub root: PathMatcher,
+    pub unauthenticated: PathMatcher,
+    pub unauthenticated_writes: PathMatcher,
+    pub available_without_leader: PathMatcher,
+    pub forward_on_standby: PathMatcher,
+}
+
+impl SpecialMatchers {
+    pub fn new(s: &SpecialPaths) -> SpecialMatchers {
+        SpecialMatchers {
+            root: PathMatcher::new(&s.root),
+            unauthenticated: PathMatcher::new(&s.unauthenticated),
+            unauthenticated_writes: PathMatcher::new(&s.unauthenticated_writes),
+            available_without_leader: PathMatcher::new(&s.available_without_leader),
+            forward_on_standby: PathMatcher::new(&s.forward_on_standby),
+        }
+    }
+
+    /// See [`SpecialPaths::is_unauthenticated`].
+    pub fn is_unauthenticated(&self, op: Operation, path: &str) -> bool {
+        match op {
+            Operation::Read | Operation::List => {
+                self.unauthenticated.matches(path) || self.unauthenticated_writes.matches(path)
+            }
+            _ => self.unauthenticated_writes.matches(path),
+        }
+    }
+}
+
 fn matches_pattern(pattern: &str, path: &str) -> bool {
     let (pattern, prefix) = match pattern.strip_suffix('*') {
         Some(p) => (p, true),
@@ -158,6 +223,25 @@ pub trait Backend: Send + Sync {
     fn takes_raw_body(&self, _path: &str) -> bool {
         false
     }
+    /// The declared properties of `op` on `path` (below the mount).
+    fn operation_props(&self, _path: &str, _op: Operation) -> Option<OperationProps> {
+        None
+    }
+}
+
+/// Properties of one operation on one path, declared as data (for routing
+/// in a cluster, `path-help`, and the OpenAPI document later).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OperationProps {
+    /// One line: what the operation does.
+    pub summary: &'static str,
+    /// It has side effects outside storage (it calls other systems, or
+    /// revokes through backends): a standby forwards it to the active node
+    /// before running anything.
+    pub forward_on_standby: bool,
+    /// Answered from this node's state even while the cluster has no
+    /// leader (no read index is awaited).
+    pub available_without_leader: bool,
 }
 
 /// A kind of leased secret an engine hands out (database credentials, a
@@ -181,6 +265,8 @@ pub struct Path<B> {
     pub arbitrary_fields: bool,
     /// Writes take the body as bytes (`Request::raw_body`), not as JSON.
     pub raw_body: bool,
+    /// Per-operation properties ([`OperationProps`]).
+    pub props: Vec<(Operation, OperationProps)>,
 }
 
 impl<B> Path<B> {
@@ -193,7 +279,13 @@ impl<B> Path<B> {
             help: "",
             arbitrary_fields: false,
             raw_body: false,
+            props: Vec::new(),
         }
+    }
+    /// Declares the properties of one of the path's operations.
+    pub fn props(mut self, op: Operation, props: OperationProps) -> Self {
+        self.props.push((op, props));
+        self
     }
     pub fn field(mut self, f: Field) -> Self {
         self.fields.push(f);
@@ -414,6 +506,15 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
             .is_some_and(|(_, p)| p.raw_body)
     }
 
+    fn operation_props(&self, path: &str, op: Operation) -> Option<OperationProps> {
+        let (_, p) = self.paths.iter().find(|(re, _)| re.is_match(path))?;
+        let find = |o: Operation| p.props.iter().find(|(x, _)| *x == o).map(|(_, v)| *v);
+        match op {
+            Operation::Create => find(Operation::Create).or_else(|| find(Operation::Update)),
+            other => find(other),
+        }
+    }
+
     async fn handle(&self, req: &Request, storage: &dyn Storage) -> HandlerResult {
         if matches!(req.operation, Operation::Renew | Operation::Revoke) {
             return self.lease_callback(req, storage).await;
@@ -493,6 +594,12 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
             re.as_str(),
             p.help
         );
+        if !p.props.is_empty() {
+            out.push_str("\n## OPERATIONS\n");
+            for (op, props) in &p.props {
+                out.push_str(&format!("\n    {}: {}\n", op.capability(), props.summary));
+            }
+        }
         if !p.fields.is_empty() {
             out.push_str("\n## PARAMETERS\n");
             let mut fields: Vec<&Field> = p.fields.iter().collect();
@@ -621,6 +728,67 @@ mod tests {
         assert!(s.is_unauthenticated(Operation::Update, "ocsp"));
         assert!(s.is_unauthenticated(Operation::Read, "ocsp"));
         assert!(!s.is_unauthenticated(Operation::Read, "roles/x"));
+    }
+
+    #[test]
+    fn operation_props_are_data_and_show_in_help() {
+        let f = Framework::new(
+            "echo",
+            Echo,
+            vec![Path::new("item/(?P<name>.+)")
+                .field(Field::new("name", FieldType::String, "Item name"))
+                .op(Operation::Read, |b: &Echo, c| Box::pin(b.read(c)))
+                .op(Operation::Update, |b: &Echo, c| Box::pin(b.read(c)))
+                .props(
+                    Operation::Update,
+                    OperationProps {
+                        summary: "Calls the outside world.",
+                        forward_on_standby: true,
+                        available_without_leader: false,
+                    },
+                )
+                .help("Echo an item")],
+        );
+        let p = f.operation_props("item/x", Operation::Create).unwrap();
+        assert!(p.forward_on_standby, "create falls back to update's props");
+        assert_eq!(f.operation_props("item/x", Operation::Read), None);
+        assert_eq!(f.operation_props("nope", Operation::Update), None);
+        let h = f.help("item/x", "echo/item/x").unwrap();
+        assert!(h.contains("update: Calls the outside world."), "{h}");
+    }
+
+    #[test]
+    fn compiled_matchers_agree_with_the_patterns() {
+        let pats: Vec<String> = [
+            "cert/*",
+            "ca",
+            "ca_chain/",
+            "issuer/+/pem",
+            "issuer/+/crl*",
+            "ocsp/*",
+            "ocsp",
+        ]
+        .map(String::from)
+        .to_vec();
+        let m = PathMatcher::new(&pats);
+        for p in [
+            "cert/ca",
+            "ca",
+            "ca/",
+            "ca_chain",
+            "cax",
+            "issuer/x/pem",
+            "issuer/x/crl/delta",
+            "issuer/pem",
+            "issuer//pem",
+            "ocsp",
+            "ocsp/abc",
+            "roles/x",
+            "",
+            "issuer/a/b/pem",
+        ] {
+            assert_eq!(m.matches(p), matches_special(&pats, p), "{p}");
+        }
     }
 
     #[test]

@@ -21,7 +21,9 @@ pub mod system;
 pub mod testing;
 
 pub use field::{parse_duration, Field, FieldData, FieldType};
-pub use framework::{Backend, Ctx, Framework, HandlerResult, Path, SecretType, SpecialPaths};
+pub use framework::{
+    Backend, Ctx, Framework, HandlerResult, OperationProps, Path, SecretType, SpecialPaths,
+};
 pub use logical::{
     Auth, Connection, LogicalError, Operation, RawResponse, Request, Response, Secret,
 };

@@ -1,14 +1,17 @@
 //! `sys/leases/*` and the legacy `sys/renew`, `sys/revoke*`: lookup,
 //! renewal and revocation of leases (see `crate::expiration`).
 //!
-//! Every write here changes leases and calls backends, so a standby
-//! forwards it to the active node (the core functions answer read-only
-//! there); `LIST sys/leases/lookup/:prefix` reads replicated state locally.
+//! Every write here changes leases and calls backends, so it is declared
+//! `forward_on_standby`: a standby forwards it to the active node before
+//! anything runs (the core functions also answer read-only there);
+//! `LIST sys/leases/lookup/:prefix` reads replicated state locally.
 //! Listing, prefix revocation and forced revocation need `sudo`.
 
 use serde_json::json;
 
-use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
+use arca_sdk::{
+    Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, OperationProps, Path, Response,
+};
 
 use super::Sys;
 
@@ -142,17 +145,28 @@ fn prefix() -> Field {
     )
 }
 
+/// A lease write: runs on the active node.
+fn active(summary: &'static str) -> OperationProps {
+    OperationProps {
+        summary,
+        forward_on_standby: true,
+        available_without_leader: false,
+    }
+}
+
 pub(super) fn paths() -> Vec<Path<Sys>> {
     let renew = |p: &'static str| {
         lease_fields(Path::new(p))
             .field(increment())
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.lease_renew(c)))
+            .props(Operation::Update, active("Renew a lease."))
             .help("Renew a lease: extend it by `increment`, within its max TTL.")
     };
     let revoke = |p: &'static str| {
         lease_fields(Path::new(p))
             .field(sync())
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.lease_revoke(c)))
+            .props(Operation::Update, active("Revoke a lease."))
             .help("Revoke a lease: the backend undoes the secret, and the lease is deleted.")
     };
     let revoke_prefix = |p: &'static str| {
@@ -162,6 +176,10 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::Update, |b: &Sys, c| {
                 Box::pin(b.lease_revoke_prefix(c, false))
             })
+            .props(
+                Operation::Update,
+                active("Revoke every lease under a prefix."),
+            )
             .help("Revoke every lease under a prefix (sudo).")
     };
     let revoke_force = |p: &'static str| {
@@ -170,6 +188,7 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::Update, |b: &Sys, c| {
                 Box::pin(b.lease_revoke_prefix(c, true))
             })
+            .props(Operation::Update, active("Delete every lease under a prefix, forcibly."))
             .help("Delete every lease under a prefix even when its backend fails to revoke it (sudo). The secrets may stay valid outside the server.")
     };
     vec![
@@ -180,6 +199,13 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
                 "The lease ID to look up.",
             ))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.lease_lookup(c)))
+            .props(
+                Operation::Update,
+                OperationProps {
+                    summary: "Look up a lease.",
+                    ..Default::default()
+                },
+            )
             .op(Operation::List, |b: &Sys, c| Box::pin(b.lease_list(c)))
             .help("Look up a lease: issue and expire time, TTL, renewability."),
         Path::new("leases/lookup/(?P<prefix>.+)")
@@ -196,6 +222,7 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
         revoke_force("revoke-force/(?P<prefix>.+)"),
         Path::new("leases/tidy/?")
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.lease_tidy(c)))
+            .props(Operation::Update, active("Tidy the lease indexes."))
             .help("Clean up the lease indexes and revoke leases whose token no longer exists."),
     ]
 }
