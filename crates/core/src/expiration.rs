@@ -240,6 +240,13 @@ pub struct TickReport {
     pub tokens_revoked: usize,
 }
 
+/// The second a lease of `ttl` seconds granted at `now_ms` (unix
+/// milliseconds) expires, rounded up: the manager revokes it at that
+/// second's tick or later, never before its full TTL has passed.
+fn expiry(now_ms: i64, ttl: u64) -> i64 {
+    (now_ms + ttl as i64 * 1000 + 999).div_euclid(1000)
+}
+
 fn rfc3339(t: i64) -> Value {
     match chrono::DateTime::from_timestamp(t, 0) {
         Some(d) if t > 0 => Value::from(d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
@@ -283,7 +290,8 @@ impl Core {
             arca_sdk::system::MOUNT_MAX_TTL,
         );
         warnings.extend(warning);
-        let now = crate::core::now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now = now_ms.div_euclid(1000);
         let lease_id = format!(
             "{}/{}",
             request_path.trim_matches('/'),
@@ -297,9 +305,9 @@ impl Core {
             mount_accessor: route.entry.accessor.clone(),
             secret,
             issue_time: now,
-            expire_time: now + ttl as i64,
+            expire_time: expiry(now_ms, ttl),
             last_renewal_time: 0,
-            due: now + ttl as i64,
+            due: expiry(now_ms, ttl),
             revoke_attempts: 0,
             revoke_err: String::new(),
         };
@@ -366,7 +374,8 @@ impl Core {
         if !e.secret.renewable {
             return Err(LogicalError::invalid("lease is not renewable"));
         }
-        let now = crate::core::now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now = now_ms.div_euclid(1000);
         let mount_max = {
             let router = st.router.read().clone();
             router
@@ -414,7 +423,7 @@ impl Core {
             ttl = capped;
         }
         let old_due = e.due;
-        e.expire_time = now + ttl as i64;
+        e.expire_time = expiry(now_ms, ttl);
         e.due = e.expire_time;
         e.last_renewal_time = now;
         st.leases.update(old_due, &e).await?;
@@ -688,5 +697,20 @@ impl Core {
         }
         self.expiration_wake.notify_one();
         Ok((orphaned, reindexed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expiry;
+
+    #[test]
+    fn a_lease_never_expires_before_its_full_ttl() {
+        // Granted at 100.000 s for 5 s: due at 105.
+        assert_eq!(expiry(100_000, 5), 105);
+        // Granted at 100.001 s: its 5 s end at 105.001, so due at 106.
+        assert_eq!(expiry(100_001, 5), 106);
+        assert_eq!(expiry(100_999, 5), 106);
+        assert_eq!(expiry(100_000, 0), 100);
     }
 }

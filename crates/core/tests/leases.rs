@@ -55,7 +55,7 @@ async fn a_leased_secret_can_be_looked_up_renewed_and_revoked() {
     assert_eq!(v["data"]["id"], id.as_str());
     assert_eq!(v["data"]["renewable"], true);
     let left = v["data"]["ttl"].as_i64().unwrap();
-    assert!((3590..=3600).contains(&left), "{v}");
+    assert!((3590..=3601).contains(&left), "{v}");
 
     let v = t
         .root(
