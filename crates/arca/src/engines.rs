@@ -10,4 +10,5 @@ pub fn registry() -> Registry {
     Registry::new()
         .secrets("kv", arca_kv::new_backend)
         .secrets("pki", arca_pki::new_backend)
+        .auth("userpass", arca_userpass::new_backend)
 }

@@ -80,6 +80,20 @@ impl arca_sdk::SystemView for MountSystemView {
     fn max_lease_ttl(&self) -> u64 {
         self.ttl(Core::mount_max_ttl, |c| c.max_lease_ttl)
     }
+
+    fn is_standby(&self) -> bool {
+        self.core
+            .upgrade()
+            .and_then(|c| c.cluster().map(|cl| !cl.state().is_active))
+            .unwrap_or(false)
+    }
+
+    fn cluster_id(&self) -> String {
+        self.core
+            .upgrade()
+            .map(|c| c.cluster_id.read().clone())
+            .unwrap_or_default()
+    }
 }
 
 /// What core answers; the HTTP layer turns it into Vault's envelope.

@@ -132,15 +132,17 @@ impl Core {
     }
 
     /// Before a login token is renewed: its auth method's renew callback
-    /// (an error refuses the renewal). Tokens of the token store pass.
+    /// (an error refuses the renewal; an `Auth` in its answer carries the
+    /// method's current limits, e.g. the user's max TTL). Tokens of the
+    /// token store pass with no limits.
     pub(crate) async fn auth_renew_check(
         &self,
         st: &Unsealed,
         t: &TokenEntry,
         increment: u64,
-    ) -> Result<(), LogicalError> {
+    ) -> Result<Option<Auth>, LogicalError> {
         if t.path.starts_with("auth/token/") || !t.path.starts_with("auth/") {
-            return Ok(());
+            return Ok(None);
         }
         let router = st.router.read().clone();
         let Some((route, rel)) = router.resolve(&t.path) else {
@@ -169,7 +171,7 @@ impl Core {
             internal_data: t.internal_data.clone(),
             ..Default::default()
         });
-        route.backend.handle(&req, route.storage.as_ref()).await?;
-        Ok(())
+        let r = route.backend.handle(&req, route.storage.as_ref()).await?;
+        Ok(r.and_then(|r| r.auth))
     }
 }

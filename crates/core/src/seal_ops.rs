@@ -495,6 +495,11 @@ impl Core {
                 }
             }
         }
+        if let Ok(router) = self.router() {
+            for r in router.routes() {
+                r.backend.cleanup().await;
+            }
+        }
         self.seal_now();
     }
 

@@ -340,7 +340,7 @@ impl TokenBackend {
         if !t.renewable {
             return Err(LogicalError::invalid("lease is not renewable"));
         }
-        core.auth_renew_check(st, t, inc).await?;
+        let method = core.auth_renew_check(st, t, inc).await?;
         let n = now();
         let router = core.router()?;
         // The limits of the mount that issued the token (a login's auth
@@ -360,6 +360,11 @@ impl TokenBackend {
         };
         if let Some(hard) = t.hard_limit() {
             limit = limit.min(hard);
+        }
+        // The auth method's own max TTL for this login (a user's
+        // token_max_ttl) caps it too.
+        if let Some(m) = method.as_ref().filter(|a| a.max_ttl > 0 && t.period == 0) {
+            limit = limit.min(t.creation_time + m.max_ttl as i64);
         }
         let wanted = if t.period > 0 {
             if max > 0 {
@@ -499,7 +504,7 @@ impl Core {
 }
 
 fn token_field() -> Field {
-    Field::new("token", FieldType::String, "The token.")
+    Field::new("token", FieldType::String, "The token.").sensitive()
 }
 
 fn increment_field() -> Field {

@@ -657,6 +657,11 @@ async fn engines_get_no_token_and_a_live_system_view() {
     assert_eq!(v["data"]["client_token"], Value::Null, "{v}");
     assert_eq!(v["data"]["mount_point"], "echo/", "{v}");
     assert_eq!(v["data"]["max_lease_ttl"], 768 * 3600, "{v}");
+    assert_eq!(v["data"]["standby"], false, "{v}");
+    assert!(
+        !v["data"]["cluster_id"].as_str().unwrap().is_empty(),
+        "the cluster id set at init: {v}"
+    );
     t.root(
         Update,
         "sys/mounts/echo/tune",

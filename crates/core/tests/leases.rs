@@ -506,3 +506,27 @@ fn lease_arithmetic() {
     f.revoke_attempts = arca_core::expiration::MAX_REVOKE_ATTEMPTS;
     assert!(f.irrevocable());
 }
+
+/// Backends are cleaned up when their mount is disabled and when the node
+/// seals.
+#[tokio::test]
+async fn backends_are_cleaned_up_on_unmount_and_seal() {
+    use arca_sdk::testing::was_cleaned_up;
+    let t = with_engine().await;
+    t.root(Update, "sys/mounts/other", json!({"type": "leases"}))
+        .await
+        .unwrap();
+    let uuid = |m: &Value, p: &str| m[p]["uuid"].as_str().unwrap().to_string();
+    let mounts = t
+        .root(Read, "sys/mounts", json!({}))
+        .await
+        .unwrap()
+        .unwrap();
+    let (first, other) = (uuid(&mounts, "leases/"), uuid(&mounts, "other/"));
+    assert!(!was_cleaned_up(&first) && !was_cleaned_up(&other));
+    t.root(Delete, "sys/mounts/other", json!({})).await.unwrap();
+    assert!(was_cleaned_up(&other), "disabled");
+    assert!(!was_cleaned_up(&first));
+    t.core.seal().await;
+    assert!(was_cleaned_up(&first), "sealed");
+}

@@ -657,7 +657,7 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.generate_key(c)))
             .help("Generate a key for later issuers (root or intermediate with type existing)."),
         Path::new("keys/import")
-            .field(Field::new("pem_bundle", String, "One PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)."))
+            .field(Field::new("pem_bundle", String, "One PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC).").sensitive())
             .field(Field::new("key_name", String, "A name for the key."))
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.import_key(c)))
             .help("Import a private key."),
@@ -685,7 +685,7 @@ pub(super) fn paths() -> Vec<Path<Pki>> {
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.write_config_issuers(c)))
             .help("The default issuer: what `default` and roles without issuer_ref use."),
         Path::new("(?:issuers/import/(?:bundle|cert)|config/ca)")
-            .field(Field::new("pem_bundle", String, "CA certificates and/or private keys, PEM."))
+            .field(Field::new("pem_bundle", String, "CA certificates and/or private keys, PEM.").sensitive())
             .op(Operation::Update, |b: &Pki, c| Box::pin(b.import_bundle(c)))
             .help("Import CA certificates (as issuers) and keys; each certificate is matched to its key."),
     ]

@@ -57,6 +57,12 @@ pub struct Field {
     pub description: &'static str,
     pub default: Option<Value>,
     pub required: bool,
+    /// The only values accepted (a string field; empty: any). A value
+    /// outside them is refused with a 400 that lists them.
+    pub allowed: &'static [&'static str],
+    /// The value is a secret (a password, a key, a token): audit devices
+    /// HMAC it and logs never show it.
+    pub sensitive: bool,
 }
 
 impl Field {
@@ -67,6 +73,8 @@ impl Field {
             description,
             default: None,
             required: false,
+            allowed: &[],
+            sensitive: false,
         }
     }
     pub fn default(mut self, v: impl Into<Value>) -> Self {
@@ -75,6 +83,16 @@ impl Field {
     }
     pub fn required(mut self) -> Self {
         self.required = true;
+        self
+    }
+    /// Accepts only these values (see [`Field::allowed`]).
+    pub fn allowed(mut self, values: &'static [&'static str]) -> Self {
+        self.allowed = values;
+        self
+    }
+    /// Marks the value secret (see [`Field::sensitive`]).
+    pub fn sensitive(mut self) -> Self {
+        self.sensitive = true;
         self
     }
 }
@@ -137,7 +155,15 @@ impl FieldData {
         for (name, f) in &self.schema {
             match self.raw.get(*name) {
                 Some(v) => {
-                    self.convert(f, v)?;
+                    let v = self.convert(f, v)?;
+                    if let (false, Some(s)) = (f.allowed.is_empty(), v.as_str()) {
+                        if !f.allowed.contains(&s) {
+                            return Err(LogicalError::InvalidRequest(format!(
+                                "invalid value {s:?} for field {name:?}: must be one of {:?}",
+                                f.allowed
+                            )));
+                        }
+                    }
                 }
                 None if f.required => {
                     return Err(LogicalError::InvalidRequest(format!(
@@ -148,6 +174,19 @@ impl FieldData {
             }
         }
         Ok(())
+    }
+
+    /// Names of the sensitive fields the request carries (for audit HMAC
+    /// and log redaction).
+    pub fn sensitive_fields(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = self
+            .schema
+            .values()
+            .filter(|f| f.sensitive && self.raw.contains_key(f.name))
+            .map(|f| f.name)
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     /// Names present in the request but not in the schema.
@@ -370,5 +409,27 @@ mod tests {
         let bad = FieldData::new(json!({"n": "twelve"}).as_object().unwrap().clone(), &fields);
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("\"n\""), "{err}");
+    }
+
+    #[test]
+    fn allowed_values_and_sensitive_fields() {
+        let fields = [
+            Field::new("kind", FieldType::String, "").allowed(&["rsa", "ec"]),
+            Field::new("password", FieldType::String, "").sensitive(),
+            Field::new("user", FieldType::String, ""),
+        ];
+        let ok = FieldData::new(
+            json!({"kind": "ec", "password": "x", "user": "u"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            &fields,
+        );
+        ok.validate().unwrap();
+        assert_eq!(ok.sensitive_fields(), vec!["password"]);
+        let bad = FieldData::new(json!({"kind": "dsa"}).as_object().unwrap().clone(), &fields);
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("\"kind\"") && err.contains("rsa"), "{err}");
+        assert!(bad.sensitive_fields().is_empty());
     }
 }

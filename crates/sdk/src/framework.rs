@@ -26,6 +26,8 @@ pub type Handler<B> = for<'a> fn(&'a B, Ctx<'a>) -> BoxFut<'a, HandlerResult>;
 pub type ExistenceCheck<B> = for<'a> fn(&'a B, Ctx<'a>) -> BoxFut<'a, Result<bool, LogicalError>>;
 /// An engine's [`Backend::periodic`] work.
 pub type PeriodicFn<B> = for<'a> fn(&'a B, &'a dyn Storage) -> BoxFut<'a, Result<(), LogicalError>>;
+/// An engine's [`Backend::cleanup`] hook.
+pub type CleanupFn<B> = for<'a> fn(&'a B) -> BoxFut<'a, ()>;
 /// An engine's [`Backend::invalidate`] hook.
 pub type InvalidateFn<B> = for<'a> fn(&'a B, &'a str) -> BoxFut<'a, ()>;
 
@@ -214,6 +216,10 @@ pub trait Backend: Send + Sync {
     async fn initialize(&self, _storage: &dyn Storage) -> Result<(), LogicalError> {
         Ok(())
     }
+    /// Called when the mount is disabled and when the node seals: close
+    /// connections, stop background work, drop caches. The backend is not
+    /// used afterwards (an unseal builds a new one).
+    async fn cleanup(&self) {}
     /// Help text for `path` (below the mount) as requested at
     /// `request_path` (the full path the client asked about).
     fn help(&self, _path: &str, _request_path: &str) -> Option<String> {
@@ -338,6 +344,7 @@ pub struct Framework<B> {
     invalidate: Option<InvalidateFn<B>>,
     secrets: Vec<SecretType<B>>,
     auth_renew: Option<Handler<B>>,
+    cleanup: Option<CleanupFn<B>>,
 }
 
 impl<B: Send + Sync + 'static> Framework<B> {
@@ -360,7 +367,14 @@ impl<B: Send + Sync + 'static> Framework<B> {
             invalidate: None,
             secrets: Vec::new(),
             auth_renew: None,
+            cleanup: None,
         }
+    }
+
+    /// Teardown on unmount and seal (see [`Backend::cleanup`]).
+    pub fn with_cleanup(mut self, f: CleanupFn<B>) -> Self {
+        self.cleanup = Some(f);
+        self
     }
 
     /// Declares a leased secret type and its renew/revoke callbacks.
@@ -563,6 +577,12 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
         }
     }
 
+    async fn cleanup(&self) {
+        if let Some(f) = self.cleanup {
+            f(&self.inner).await
+        }
+    }
+
     async fn initialize(&self, storage: &dyn Storage) -> Result<(), LogicalError> {
         match self.initialize {
             Some(f) => f(&self.inner, storage).await,
@@ -611,6 +631,12 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
                     f.ty.name(),
                     f.description
                 ));
+                if !f.allowed.is_empty() {
+                    out.push_str(&format!("        One of: {}\n", f.allowed.join(", ")));
+                }
+                if let Some(d) = &f.default {
+                    out.push_str(&format!("        Default: {d}\n"));
+                }
             }
         }
         Some(out)

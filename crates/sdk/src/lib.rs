@@ -19,6 +19,7 @@ pub mod logical;
 pub mod storage;
 pub mod system;
 pub mod testing;
+pub mod token_fields;
 
 pub use field::{parse_duration, Field, FieldData, FieldType};
 pub use framework::{

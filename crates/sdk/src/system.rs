@@ -30,6 +30,16 @@ pub trait SystemView: Send + Sync {
     fn now(&self) -> i64 {
         chrono::Utc::now().timestamp()
     }
+    /// True on a standby node: it serves reads from replicated state and
+    /// its writes are forwarded to the active node.
+    fn is_standby(&self) -> bool {
+        false
+    }
+    /// The id of the cluster this node belongs to (set at `sys/init`; empty
+    /// when unknown).
+    fn cluster_id(&self) -> String {
+        String::new()
+    }
 }
 
 /// A system view for unit tests: fixed TTL limits and a clock that only

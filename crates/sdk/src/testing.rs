@@ -94,6 +94,8 @@ pub fn echo_backend(
                     ),
                     ("default_lease_ttl", json!(b.0.default_lease_ttl())),
                     ("max_lease_ttl", json!(b.0.max_lease_ttl())),
+                    ("standby", json!(b.0.is_standby())),
+                    ("cluster_id", json!(b.0.cluster_id())),
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
@@ -120,9 +122,10 @@ pub fn echo_backend(
 ///   renewals, of secrets and of logins);
 /// - `login` (no token needed; `username`, `policies`, `ttl`, `max_ttl`,
 ///   `period`, `renewable`) answers with an `Auth`; its auth-renew callback
-///   refuses users written to `blocked/:username`.
+///   refuses users written to `blocked/:username`;
+/// - its cleanup hook records the mount ([`was_cleaned_up`]).
 pub fn lease_backend(
-    _cfg: &crate::BackendConfig,
+    cfg: &crate::BackendConfig,
 ) -> Result<std::sync::Arc<dyn crate::Backend>, crate::LogicalError> {
     use crate::storage::{get_json, put_json};
     use crate::{
@@ -131,7 +134,8 @@ pub fn lease_backend(
     };
     use serde_json::{json, Map, Value};
 
-    struct Leases;
+    /// The mount's uuid (reported by the cleanup hook).
+    struct Leases(String);
 
     async fn flag(c: &Ctx<'_>, name: &str) -> Result<bool, LogicalError> {
         let cfg: Option<Map<String, Value>> = get_json(c.storage, "config").await?;
@@ -285,7 +289,7 @@ pub fn lease_backend(
             .help("Log in as anyone (tests only)."),
     ];
     Ok(std::sync::Arc::new(
-        Framework::new("leases", Leases, paths)
+        Framework::new("leases", Leases(cfg.mount_uuid.clone()), paths)
             .with_special_paths(SpecialPaths {
                 unauthenticated_writes: vec!["login".into()],
                 ..Default::default()
@@ -295,8 +299,21 @@ pub fn lease_backend(
                 renew: Some(|_: &Leases, c| Box::pin(renew(c))),
                 revoke: |_: &Leases, c| Box::pin(revoke(c)),
             })
-            .with_auth_renew(|_: &Leases, c| Box::pin(auth_renew(c))),
+            .with_auth_renew(|_: &Leases, c| Box::pin(auth_renew(c)))
+            .with_cleanup(|b: &Leases| {
+                Box::pin(async move {
+                    CLEANED_UP.lock().unwrap().push(b.0.clone());
+                })
+            }),
     ))
+}
+
+/// Mount uuids whose `lease_backend` was cleaned up (unmount, seal).
+static CLEANED_UP: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether the `lease_backend` of the mount with this uuid was cleaned up.
+pub fn was_cleaned_up(mount_uuid: &str) -> bool {
+    CLEANED_UP.lock().unwrap().iter().any(|u| u == mount_uuid)
 }
 
 #[cfg(test)]

@@ -201,8 +201,16 @@ impl Sys {
                 ))
             })?;
         }
+        let backend = core
+            .router()?
+            .resolve(&path)
+            .filter(|(r, _)| r.full_path == path)
+            .map(|(r, _)| r.backend.clone());
         let removed = core.edit_mounts(false, |t| Ok(t.remove(&path))).await?;
         if let Some(e) = removed {
+            if let Some(b) = backend {
+                b.cleanup().await;
+            }
             core.purge_prefix(&e.storage_prefix(false)).await?;
         }
         Ok(None)
@@ -388,6 +396,9 @@ impl Sys {
                     "listing_visibility" => {
                         e.config.listing_visibility = v.as_str().unwrap_or_default().to_string()
                     }
+                    // The CLI sends every key with its zero value: those
+                    // change nothing. A value that would is refused.
+                    _ if unset(v) => {}
                     other => {
                         return Err(LogicalError::invalid(format!(
                             "config key {other:?} is not supported for auth mounts yet (supported: default_lease_ttl, max_lease_ttl, listing_visibility)"
@@ -421,11 +432,33 @@ impl Sys {
         }
         // The tokens its logins issued go with it (their leases too).
         core.revoke_tokens_of_path(&format!("auth/{path}")).await?;
+        let full = format!("auth/{path}");
+        let backend = core
+            .router()?
+            .resolve(&full)
+            .filter(|(r, _)| r.full_path == full)
+            .map(|(r, _)| r.backend.clone());
         let removed = core.edit_mounts(true, |t| Ok(t.remove(&path))).await?;
         if let Some(e) = removed {
+            if let Some(b) = backend {
+                b.cleanup().await;
+            }
             core.purge_prefix(&e.storage_prefix(true)).await?;
         }
         Ok(None)
+    }
+}
+
+/// A configuration value that says nothing: null, false, 0, "", "0s", an
+/// empty list or object.
+fn unset(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty() || s == "0" || s == "0s",
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
     }
 }
 
