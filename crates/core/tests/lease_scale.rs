@@ -1,6 +1,6 @@
 //! The expiration manager touches only what is due: the storage operations a
-//! tick makes are counted under the barrier, with 200 and with 20,000
-//! leases that are not due, and with 100 due among 20,000. Counts, not
+//! tick makes are counted under the barrier, with 200 and with 100,000
+//! leases that are not due, and with 100 due among 100,100. Counts, not
 //! times, are asserted (times are printed as figures; `benchmarks/` has
 //! the 10k/100k/1M measurements).
 
@@ -117,26 +117,26 @@ async fn a_tick_reads_what_is_due_not_every_lease() {
     let (small, revoked, t_small) = tick_reads(&core, &phys, now + 10).await;
     assert_eq!(revoked, 0);
 
-    add_leases(&core, &root, 19_800, "1h", "b").await;
+    add_leases(&core, &root, 99_800, "1h", "b").await;
     let (large, revoked, t_large) = tick_reads(&core, &phys, now + 10).await;
     assert_eq!(revoked, 0);
     println!(
-        "tick with nothing due: {small} reads / {:.3} ms at 200 leases, {large} reads / {:.3} ms at 20,000",
+        "tick with nothing due: {small} reads / {:.3} ms at 200 leases, {large} reads / {:.3} ms at 100,000",
         t_small * 1e3,
         t_large * 1e3
     );
     assert!(
         large <= small + 4,
-        "a tick with nothing due must not read more with more leases: {small} reads at 200, {large} at 20,000"
+        "a tick with nothing due must not read more with more leases: {small} reads at 200, {large} at 100,000"
     );
     assert!(large < 50, "{large} reads for a tick with nothing due");
 
-    // 100 due among 20,100: the reads follow the 100.
+    // 100 due among 100,100: the reads follow the 100.
     add_leases(&core, &root, 100, "5s", "c").await;
     let (due, revoked, t_due) = tick_reads(&core, &phys, now + 60).await;
     assert_eq!(revoked, 100);
     println!(
-        "tick revoking 100 of 20,100 leases: {due} reads / {:.1} ms",
+        "tick revoking 100 of 100,100 leases: {due} reads / {:.1} ms",
         t_due * 1e3
     );
     assert!(

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use crate::logical::LogicalError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FieldType {
     String,
     Int,

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use regex::Regex;
 use serde_json::Value;
 
-use crate::field::{Field, FieldData};
+use crate::field::{Field, FieldData, FieldType};
 use crate::logical::{LogicalError, Operation, Request, Response};
 use crate::storage::Storage;
 
@@ -233,6 +233,10 @@ pub trait Backend: Send + Sync {
     fn operation_props(&self, _path: &str, _op: Operation) -> Option<OperationProps> {
         None
     }
+    /// Every declared path as data (see [`PathSchema`]).
+    fn schema(&self) -> Vec<PathSchema> {
+        Vec::new()
+    }
 }
 
 /// Properties of one operation on one path, declared as data (for routing
@@ -258,6 +262,86 @@ pub struct SecretType<B> {
     /// `None`: leases of this type cannot be renewed (400).
     pub renew: Option<Handler<B>>,
     pub revoke: Handler<B>,
+}
+
+/// A field of a path as data: what `path-help`, the OpenAPI document or a
+/// backend in another process needs to know of it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldSchema {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: FieldType,
+    pub description: String,
+    pub default: Option<Value>,
+    pub required: bool,
+    pub allowed: Vec<String>,
+    pub sensitive: bool,
+}
+
+/// One operation of a path as data.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OperationSchema {
+    pub operation: Operation,
+    pub summary: String,
+    pub forward_on_standby: bool,
+    pub available_without_leader: bool,
+}
+
+/// A declared path as plain serde data (no handlers).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PathSchema {
+    /// The regex over the path below the mount.
+    pub pattern: String,
+    pub help: String,
+    pub fields: Vec<FieldSchema>,
+    pub operations: Vec<OperationSchema>,
+    pub existence_check: bool,
+    pub raw_body: bool,
+    pub arbitrary_fields: bool,
+}
+
+impl<B> Path<B> {
+    /// This path as data.
+    pub fn schema(&self) -> PathSchema {
+        PathSchema {
+            pattern: self.pattern.to_string(),
+            help: self.help.to_string(),
+            fields: self
+                .fields
+                .iter()
+                .map(|f| FieldSchema {
+                    name: f.name.to_string(),
+                    ty: f.ty,
+                    description: f.description.to_string(),
+                    default: f.default.clone(),
+                    required: f.required,
+                    allowed: f.allowed.iter().map(|s| s.to_string()).collect(),
+                    sensitive: f.sensitive,
+                })
+                .collect(),
+            operations: self
+                .operations
+                .iter()
+                .map(|(op, _)| {
+                    let p = self
+                        .props
+                        .iter()
+                        .find(|(o, _)| o == op)
+                        .map(|(_, p)| *p)
+                        .unwrap_or_default();
+                    OperationSchema {
+                        operation: *op,
+                        summary: p.summary.to_string(),
+                        forward_on_standby: p.forward_on_standby,
+                        available_without_leader: p.available_without_leader,
+                    }
+                })
+                .collect(),
+            existence_check: self.existence_check.is_some(),
+            raw_body: self.raw_body,
+            arbitrary_fields: self.arbitrary_fields,
+        }
+    }
 }
 
 /// One declared path.
@@ -518,6 +602,10 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
             .iter()
             .find(|(re, _)| re.is_match(path))
             .is_some_and(|(_, p)| p.raw_body)
+    }
+
+    fn schema(&self) -> Vec<PathSchema> {
+        self.paths.iter().map(|(_, p)| p.schema()).collect()
     }
 
     fn operation_props(&self, path: &str, op: Operation) -> Option<OperationProps> {
@@ -781,6 +869,20 @@ mod tests {
         assert_eq!(f.operation_props("nope", Operation::Update), None);
         let h = f.help("item/x", "echo/item/x").unwrap();
         assert!(h.contains("update: Calls the outside world."), "{h}");
+    }
+
+    #[test]
+    fn the_path_schema_is_plain_serde_data() {
+        let f = fw();
+        let schema = f.schema();
+        assert_eq!(schema.len(), 1);
+        assert_eq!(schema[0].pattern, "item/(?P<name>.+)");
+        assert_eq!(schema[0].fields[0].name, "name");
+        assert_eq!(schema[0].operations.len(), 2);
+        let json = serde_json::to_string(&schema).unwrap();
+        let back: Vec<PathSchema> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, schema);
+        assert!(json.contains("\"type\":\"string\""), "{json}");
     }
 
     #[test]
