@@ -492,14 +492,16 @@ impl Core {
             .get(lease_id)
             .await?
             .ok_or_else(|| LogicalError::invalid("invalid lease"))?;
-        let now = crate::core::now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
         let mut data = json!({
             "id": e.lease_id,
             "issue_time": rfc3339(e.issue_time),
             "expire_time": rfc3339(e.expire_time),
             "last_renewal": rfc3339(e.last_renewal_time),
             "renewable": e.secret.renewable && !e.irrevocable(),
-            "ttl": (e.expire_time - now).max(0),
+            // Seconds left, counted from the millisecond the lease was
+            // looked up (its expiry second is rounded up, see `expiry`).
+            "ttl": (e.expire_time * 1000 - now_ms).max(0) / 1000,
         });
         if e.irrevocable() {
             data["revoke_error"] = Value::from(e.revoke_err.clone());
