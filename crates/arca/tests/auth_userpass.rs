@@ -105,6 +105,11 @@ fn bao_userpass_login_read_only_user() {
         .run(&["kv", "put", "secret/app", "password=mine"])
         .api_error(403, "permission denied");
 
+    // Only login is open without a token: a tokenless write elsewhere on
+    // the mount is refused.
+    anon.run(&["write", "auth/userpass/users/eve", "password=x"])
+        .api_error(403, "permission denied");
+
     // Wrong password and unknown user: the same answer.
     for (u, p) in [("alice", "wrong"), ("nobody", "correct horse")] {
         anon.run(&[

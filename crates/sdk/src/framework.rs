@@ -840,6 +840,17 @@ mod tests {
             assert!(!s.is_unauthenticated(op, "ocsp/abc"), "{op:?}");
         }
         assert!(s.is_unauthenticated(Operation::Update, "ocsp"));
+        // The compiled form answers the same.
+        let m = SpecialMatchers::new(&s);
+        for op in [Operation::Read, Operation::Update, Operation::Delete] {
+            for p in ["issuer/default/pem", "ocsp", "ocsp/abc", "roles/x"] {
+                assert_eq!(
+                    m.is_unauthenticated(op, p),
+                    s.is_unauthenticated(op, p),
+                    "{op:?} {p}"
+                );
+            }
+        }
         assert!(s.is_unauthenticated(Operation::Read, "ocsp"));
         assert!(!s.is_unauthenticated(Operation::Read, "roles/x"));
     }
