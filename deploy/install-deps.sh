@@ -5,7 +5,8 @@
 # deploy/local-cluster.sh and .ci/run, so that the three agree.
 #
 #   deploy/install-deps.sh          # clang/libclang (RocksDB's bindings), g++, curl
-#   deploy/install-deps.sh test     # + openssl, iptables, haproxy, docker-compose, pip
+#   deploy/install-deps.sh test     # + openssl, iptables, haproxy, slapd, ldap-utils,
+#                                   #   docker-compose, pip
 set -euo pipefail
 
 SUDO=""
@@ -21,8 +22,9 @@ fi
 pkgs=(libclang-dev clang curl)
 if [ "${1:-}" = "test" ]; then
   # openssl and curl drive the PKI tests; iptables cuts links in the chaos
-  # tests; haproxy and docker-compose run the compose scenario.
-  pkgs+=(openssl iptables haproxy)
+  # tests; haproxy and docker-compose run the compose scenario; slapd and
+  # ldap-utils run the OpenLDAP server the LDAP auth tests log in against.
+  pkgs+=(openssl iptables haproxy slapd ldap-utils)
 fi
 need=()
 for p in "${pkgs[@]}"; do

@@ -229,19 +229,16 @@ pub(super) fn run(
             rows.push(rt.block_on(bench_one(kind, n, cfg, out_dir))?);
         }
     }
-    let now = unix_now();
-    let summary = json!({
-        "benchmark": "leases",
-        "unix_time": now,
-        "host": host,
-        "config": {
+    write_rows(
+        out_dir,
+        "leases",
+        host,
+        json!({
             "leases": cfg.leases,
             "concurrency": cfg.concurrency,
             "mode": "one node, raft storage in a temporary directory, plain HTTP on loopback; N tokens with a 768h TTL, then sys/seal and sys/unseal",
-        },
-        "results": rows,
-    });
-    let md = markdown(&rows, &summary["host"]);
-    println!("{md}");
-    write_results(out_dir, "leases", now, &summary, &md)
+        }),
+        rows,
+        markdown,
+    )
 }

@@ -47,6 +47,7 @@ use tokio::net::TcpStream;
 
 mod cluster;
 mod leases;
+mod logins;
 mod pki;
 
 const ROOT_TOKEN: &str = "arca-bench-root";
@@ -61,6 +62,8 @@ enum Mode {
     Pki,
     /// Sealing and unsealing one node holding many leases.
     Leases,
+    /// Logins (approle, userpass) and token lookups/renewals.
+    Logins,
 }
 
 #[derive(Clone, Debug)]
@@ -112,6 +115,8 @@ const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrenc
 [--revoked 100000] [--client-threads 1] [--arca-bin PATH] [--bao-bin bao] [--arca-port PORT] \
 [--bao-port PORT] [--out-dir DIR]
        arca-bench leases [--servers arca,openbao] [--leases 10000,100000] [--concurrency 32] \
+[--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
+       arca-bench logins [--servers arca,openbao] [--concurrency 16] [--duration 10s] \
 [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]";
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
@@ -142,13 +147,18 @@ fn parse_args(args: &[String]) -> Result<Config> {
         Some("cluster") => Mode::Cluster,
         Some("pki") => Mode::Pki,
         Some("leases") => Mode::Leases,
+        Some("logins") => Mode::Logins,
         Some("-h") | Some("--help") | None => bail!("{USAGE}"),
         Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
     };
     let mut c = Config {
         mode,
         servers: vec![ServerKind::Arca, ServerKind::OpenBao],
-        concurrency: if mode == Mode::Pki { 16 } else { 32 },
+        concurrency: if matches!(mode, Mode::Pki | Mode::Logins) {
+            16
+        } else {
+            32
+        },
         duration: Duration::from_secs(10),
         payload_bytes: 64,
         keys: 1000,
@@ -1139,6 +1149,7 @@ fn run(cfg: Config) -> Result<()> {
         Mode::Cluster => cluster::run(&cfg, &rt, &out_dir, host),
         Mode::Pki => pki::run(&cfg, &rt, &out_dir, host),
         Mode::Leases => leases::run(&cfg, &rt, &out_dir, host),
+        Mode::Logins => logins::run(&cfg, &rt, &out_dir, host),
     }
 }
 
@@ -1165,6 +1176,29 @@ fn write_results(out_dir: &Path, name: &str, now: u64, summary: &Value, md: &str
         latest_md.display()
     );
     Ok(())
+}
+
+/// The end of a benchmark that yields one JSON row per run: the summary
+/// (`benchmark`, `unix_time`, `host`, `config`, `results`) and its
+/// markdown, printed and written (see [`write_results`]).
+fn write_rows(
+    out_dir: &Path,
+    name: &str,
+    host: Value,
+    config: Value,
+    rows: Vec<Value>,
+    markdown: fn(&[Value], &Value) -> String,
+) -> Result<()> {
+    let now = unix_now();
+    let md = markdown(&rows, &host);
+    let summary = json!({
+        "benchmark": name,
+        "unix_time": now,
+        "host": host,
+        "config": config,
+        "results": rows,
+    });
+    write_results(out_dir, name, now, &summary, &md)
 }
 
 /// Prints the first error of every phase that had errors.

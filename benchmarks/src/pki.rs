@@ -91,13 +91,13 @@ const STORED_EC_ROLE: &str = "ec-stored";
 
 /// One keep-alive connection, reopened (and the request sent again once)
 /// after a transport error, e.g. when the server closed it while idle.
-struct Client {
+pub(super) struct Client {
     target: Target,
     conn: Option<Conn>,
 }
 
 impl Client {
-    fn new(target: &Target) -> Client {
+    pub(super) fn new(target: &Target) -> Client {
         Client {
             target: target.clone(),
             conn: None,
@@ -126,12 +126,12 @@ impl Client {
         Err(last.unwrap().context(format!("{method} {path}")))
     }
 
-    async fn post(&mut self, path: &str, body: Value) -> Result<Bytes> {
+    pub(super) async fn post(&mut self, path: &str, body: Value) -> Result<Bytes> {
         self.call(Method::POST, path, Some(Bytes::from(body.to_string())))
             .await
     }
 
-    async fn get(&mut self, path: &str) -> Result<Bytes> {
+    pub(super) async fn get(&mut self, path: &str) -> Result<Bytes> {
         self.call(Method::GET, path, None).await
     }
 
@@ -222,10 +222,10 @@ fn micros(d: Duration) -> u32 {
 }
 
 /// One load phase: requests made by `make(n)` (n from a shared counter).
-type MakeReq = Arc<dyn Fn(u64) -> (String, Bytes) + Send + Sync>;
+pub(super) type MakeReq = Arc<dyn Fn(u64) -> (String, Bytes) + Send + Sync>;
 
-struct Load {
-    name: &'static str,
+pub(super) struct Load {
+    pub(super) name: &'static str,
     label: &'static str,
     ok: u64,
     errors: u64,
@@ -246,7 +246,7 @@ impl Load {
             .map(|c| self.ok as f64 / c)
     }
 
-    fn to_json(&self) -> Value {
+    pub(super) fn to_json(&self) -> Value {
         json!({
             "description": self.label,
             "requests_ok": self.ok,
@@ -284,8 +284,14 @@ async fn load_worker(
             },
         };
         let (path, body) = make(counter.fetch_add(1, Ordering::Relaxed));
+        // An empty body is a read (GET); anything else is written (POST).
+        let (method, body) = if body.is_empty() {
+            (Method::GET, None)
+        } else {
+            (Method::POST, Some(body))
+        };
         let t0 = Instant::now();
-        let r = send(c, &target, Method::POST, &path, Some(body)).await;
+        let r = send(c, &target, method, &path, body).await;
         let us = micros(t0.elapsed());
         match r {
             Ok((200..=299, _)) => res.latencies_us.push(us),
@@ -310,16 +316,21 @@ async fn load_worker(
 }
 
 /// What a load phase runs against and how long.
-struct LoadCtx<'a> {
-    target: &'a Target,
-    concurrency: usize,
-    duration: Duration,
-    pid: u32,
-    ticks: f64,
-    server: &'static str,
+pub(super) struct LoadCtx<'a> {
+    pub(super) target: &'a Target,
+    pub(super) concurrency: usize,
+    pub(super) duration: Duration,
+    pub(super) pid: u32,
+    pub(super) ticks: f64,
+    pub(super) server: &'static str,
 }
 
-async fn load(ctx: &LoadCtx<'_>, name: &'static str, label: &'static str, make: MakeReq) -> Load {
+pub(super) async fn load(
+    ctx: &LoadCtx<'_>,
+    name: &'static str,
+    label: &'static str,
+    make: MakeReq,
+) -> Load {
     eprintln!(
         "[{}] {label}: {} connections, {:?}",
         ctx.server, ctx.concurrency, ctx.duration

@@ -643,6 +643,21 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// True when none of `nodes` lists any of `accessors` in
+    /// `auth/token/accessors` (a failed LIST counts as still listed).
+    pub async fn accessors_gone(&self, api: &Api, nodes: &[usize], accessors: &[String]) -> bool {
+        for &i in nodes {
+            let r = api
+                .call("LIST", &self.url(i, "/v1/auth/token/accessors"), None, &[])
+                .await;
+            let keys = r.body["data"]["keys"].to_string();
+            if !r.ok() || accessors.iter().any(|a| keys.contains(a.as_str())) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Start `n` nodes, initialise node1 (bootstrapping a one-node Raft
     /// cluster), unseal it, join and unseal the others one by one, mount
     /// `secret/` (KV v2) and wait until every node is healthy and serves it.

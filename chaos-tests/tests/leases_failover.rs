@@ -114,25 +114,8 @@ async fn leases_and_tokens_are_revoked_by_the_new_leader() {
                 certs_done = Some(t_issue.elapsed());
             }
         }
-        if tokens_done.is_none() {
-            let mut all = true;
-            for &i in &survivors {
-                let r = api
-                    .call(
-                        "LIST",
-                        &cluster.url(i, "/v1/auth/token/accessors"),
-                        None,
-                        &[],
-                    )
-                    .await;
-                let keys = r.body["data"]["keys"].to_string();
-                if !r.ok() || accessors.iter().any(|a| keys.contains(a.as_str())) {
-                    all = false;
-                }
-            }
-            if all {
-                tokens_done = Some(t_issue.elapsed());
-            }
+        if tokens_done.is_none() && cluster.accessors_gone(&api, &survivors, &accessors).await {
+            tokens_done = Some(t_issue.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

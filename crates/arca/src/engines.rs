@@ -11,4 +11,8 @@ pub fn registry() -> Registry {
         .secrets("kv", arca_kv::new_backend)
         .secrets("pki", arca_pki::new_backend)
         .auth("userpass", arca_userpass::new_backend)
+        .auth("approle", arca_approle::new_backend)
+        .auth("jwt", arca_jwt::new_backend)
+        .auth("cert", arca_cert::new_backend)
+        .auth("ldap", arca_ldap::new_backend)
 }

@@ -8,10 +8,7 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
-
-use common::{python_bin, run_with_timeout, Server};
+use common::{learning_path_setup, run_python_ok, Server};
 use serde_json::json;
 
 const READONLY: &str = r#"path "secret/data/*" { capabilities = ["read"] }
@@ -24,27 +21,7 @@ fn bao_userpass_login_read_only_user() {
     let root = server.bao().with_token(&init.root_token);
     let anon = server.bao().without_token();
 
-    root.run(&["auth", "enable", "userpass"]).ok();
-    let list = root.json(&["auth", "list", "-format=json"]);
-    assert_eq!(list["userpass/"]["type"], "userpass", "{list}");
-    assert!(
-        list["userpass/"]["accessor"]
-            .as_str()
-            .unwrap()
-            .starts_with("auth_userpass_"),
-        "{list}"
-    );
-    root.run(&["secrets", "enable", "-path=secret", "-version=2", "kv"])
-        .ok();
-    server.wait_kv2_ready("secret", &init.root_token);
-    root.run(&["kv", "put", "secret/app", "password=s3cret"])
-        .ok();
-    server.http_ok(
-        "PUT",
-        "/v1/sys/policies/acl/readonly",
-        Some(&init.root_token),
-        Some(&json!({ "policy": READONLY })),
-    );
+    learning_path_setup(&server, &init.root_token, "userpass", READONLY);
 
     root.run(&[
         "write",
@@ -62,21 +39,61 @@ fn bao_userpass_login_read_only_user() {
     let l = root.json(&["list", "-format=json", "auth/userpass/users"]);
     assert_eq!(l, json!(["alice"]));
 
-    // Refused until they work: batch tokens, bound CIDRs.
+    // A token type that does not exist is refused.
     root.run(&[
         "write",
         "auth/userpass/users/bob",
         "password=x",
-        "token_type=batch",
+        "token_type=bulk",
     ])
-    .api_error(400, "not available yet");
+    .api_error(400, "token_type");
+    // A token bound to CIDR blocks works only from inside them.
+    root.run(&[
+        "write",
+        "auth/userpass/users/bob",
+        "password=x",
+        "token_bound_cidrs=ten.0.0.0/8",
+    ])
+    .api_error(400, "invalid CIDR block");
     root.run(&[
         "write",
         "auth/userpass/users/bob",
         "password=x",
         "token_bound_cidrs=10.0.0.0/8",
     ])
-    .api_error(400, "not available yet");
+    .ok();
+    root.run(&[
+        "write",
+        "auth/userpass/users/carol",
+        "password=y",
+        "token_bound_cidrs=127.0.0.0/8,10.0.0.0/8",
+    ])
+    .ok();
+    for (user, pass, usable) in [("bob", "x", false), ("carol", "y", true)] {
+        let l = anon.json(&[
+            "login",
+            "-method=userpass",
+            "-format=json",
+            "-no-store",
+            &format!("username={user}"),
+            &format!("password={pass}"),
+        ]);
+        let t = l["auth"]["client_token"].as_str().unwrap();
+        let out = server
+            .bao()
+            .with_token(t)
+            .run(&["token", "lookup", "-format=json"]);
+        if usable {
+            let me = out.ok().json();
+            assert_eq!(
+                me["data"]["bound_cidrs"],
+                json!(["127.0.0.0/8", "10.0.0.0/8"]),
+                "{me}"
+            );
+        } else {
+            out.api_error(403, "permission denied");
+        }
+    }
 
     let login = anon.json(&[
         "login",
@@ -195,13 +212,10 @@ except hvac.exceptions.InvalidRequest:
     pass
 print("hvac userpass: ok")
 "#;
-    let work = server.work_dir();
-    let mut c = Command::new(python_bin());
-    c.args(["-c", script, &server.addr, &init.root_token])
-        .env("PYTHONUNBUFFERED", "1")
-        .current_dir(&work);
-    let (code, out, err) = run_with_timeout(c, &work, Duration::from_secs(120))
-        .unwrap_or_else(|e| panic!("cannot run python: {e}"));
-    assert_eq!(code, 0, "hvac userpass script failed\n{out}\n{err}");
-    assert!(out.contains("hvac userpass: ok"), "{out}");
+    run_python_ok(
+        &server,
+        script,
+        &[&server.addr, &init.root_token],
+        "hvac userpass: ok",
+    );
 }

@@ -9,10 +9,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{python_bin, run_with_timeout, Server};
+use common::{run_python_ok, Server};
 use serde_json::json;
 
 fn setup(server: &Server, root: &str) {
@@ -205,15 +204,12 @@ except hvac.exceptions.InvalidRequest:
 c.sys.revoke_prefix(prefix="pki/issue/web")
 print("hvac leases: ok")
 "#;
-    let work = server.work_dir();
-    let mut c = Command::new(python_bin());
-    c.args(["-c", script, &server.addr, &root, &id])
-        .env("PYTHONUNBUFFERED", "1")
-        .current_dir(&work);
-    let (code, out, err) = run_with_timeout(c, &work, Duration::from_secs(120))
-        .unwrap_or_else(|e| panic!("cannot run python: {e}"));
-    assert_eq!(code, 0, "hvac lease script failed\n{out}\n{err}");
-    assert!(out.contains("hvac leases: ok"), "{out}");
+    run_python_ok(
+        &server,
+        script,
+        &[&server.addr, &root, &id],
+        "hvac leases: ok",
+    );
     assert!(revoked(&server, &serial) && revoked(&server, &s2));
     let (status, v) = server.http(
         "LIST",

@@ -187,6 +187,8 @@ pub struct Core {
     /// Wakes the expiration manager before its next tick (leases were
     /// scheduled for revocation now).
     pub(crate) expiration_wake: tokio::sync::Notify,
+    /// Failed-login counts of user lockout (see `lockout`).
+    pub(crate) lockouts: crate::lockout::Lockouts,
 }
 
 pub(crate) fn now() -> i64 {
@@ -219,6 +221,7 @@ impl Core {
             periodic_task: Mutex::new(None),
             active_since: RwLock::new(None),
             expiration_wake: tokio::sync::Notify::new(),
+            lockouts: Default::default(),
         })
     }
 
@@ -295,7 +298,10 @@ impl Core {
             // `?help=1` / `path-help`: any valid token may read a path's
             // help (Vault checks no ACL for it); no handler runs, so no
             // data is ever returned.
-            self.authenticate(&st, req.client_token.as_deref()).await?;
+            let t = self.authenticate(&st, req.client_token.as_deref()).await?;
+            if !t.usable_from(req.connection.as_ref().map(|c| c.remote_addr)) {
+                return Err(LogicalError::PermissionDenied);
+            }
             let text = route.backend.help(&rel, &path).unwrap_or_default();
             return Ok(crate::seal_ops::json_reply(
                 200,
@@ -315,7 +321,12 @@ impl Core {
                 None => None,
             }
         } else {
-            Some(self.authenticate(&st, req.client_token.as_deref()).await?)
+            let t = self.authenticate(&st, req.client_token.as_deref()).await?;
+            // A token bound to CIDR blocks is refused from anywhere else.
+            if !t.usable_from(req.connection.as_ref().map(|c| c.remote_addr)) {
+                return Err(LogicalError::PermissionDenied);
+            }
+            Some(t)
         };
         if let Some(t) = &token {
             req.client_token_accessor = Some(t.accessor.clone());
@@ -326,6 +337,11 @@ impl Core {
         // plugins): only core's own `sys/` and `auth/token/` need it.
         if !matches!(route.entry.kind.as_str(), "system" | "token") {
             req.client_token = None;
+        }
+        if route.entry.kind == "cubbyhole" && token.as_ref().is_some_and(|t| t.batch) {
+            return Err(LogicalError::invalid(
+                "batch tokens have no cubbyhole: use a service token",
+            ));
         }
         let storage = self.storage_for(&route, token.as_deref());
         if req.operation == Operation::Update {
@@ -355,8 +371,37 @@ impl Core {
             }
         }
 
+        // User lockout: a login names its alias; a locked one is refused
+        // before any credential is checked, a failure is counted.
+        let lockout = if route.auth && unauth && req.operation != Operation::Read {
+            route
+                .backend
+                .login_alias(&req)
+                .and_then(|alias| crate::lockout::policy(&route.entry).map(|p| (p, alias)))
+        } else {
+            None
+        };
+        let login_time = now();
+        if let Some((p, alias)) = &lockout {
+            self.lockout_check(&st, *p, &route.entry.accessor, alias, login_time)
+                .await?;
+        }
+
         let op = req.operation;
         let result = route.backend.handle(&req, storage.as_ref()).await;
+        if let Some((p, alias)) = &lockout {
+            match &result {
+                Err(LogicalError::InvalidCredentials(_)) => {
+                    self.lockout_failed(&st, *p, &route.entry.accessor, alias, login_time)
+                        .await?
+                }
+                Ok(Some(r)) if r.auth.is_some() && self.require_active().is_ok() => {
+                    self.lockout_reset(&st, &route.entry.accessor, alias, false)
+                        .await?
+                }
+                _ => {}
+            }
+        }
         // A secret leased by a token's last use belongs to that token: the
         // lease is registered before the token (and with it the lease) is
         // revoked.
@@ -370,18 +415,27 @@ impl Core {
                 None if op == Operation::Read => return Err(LogicalError::NotFound),
                 None => {}
                 Some(mut r) => {
-                    if let Some(secret) = r.secret.take() {
+                    if let Some(mut secret) = r.secret.take() {
                         if secret.register_lease {
                             let renewable = secret.renewable;
+                            // A batch token owns nothing: its leases go to
+                            // its parent (none for an orphan) and end no
+                            // later than it does.
+                            let owner = match token.as_deref() {
+                                Some(t) if t.batch => {
+                                    let left =
+                                        t.ttl_remaining(chrono::Utc::now().timestamp_millis());
+                                    secret.max_ttl = match secret.max_ttl {
+                                        0 => left,
+                                        m => m.min(left),
+                                    };
+                                    (!t.parent.is_empty()).then_some(t.parent.as_str())
+                                }
+                                Some(t) => Some(t.hash.as_str()),
+                                None => None,
+                            };
                             let (id, ttl) = self
-                                .register_lease(
-                                    &st,
-                                    &route,
-                                    &path,
-                                    token.as_ref().map(|t| t.hash.as_str()),
-                                    secret,
-                                    &mut r.warnings,
-                                )
+                                .register_lease(&st, &route, &path, owner, secret, &mut r.warnings)
                                 .await?;
                             reply.lease_id = id;
                             reply.lease_duration = ttl;
@@ -760,6 +814,8 @@ impl Core {
                 renewable: false,
                 path: "auth/token/root".into(),
                 entity_id: String::new(),
+                bound_cidrs: Vec::new(),
+                batch: false,
                 internal_data: Default::default(),
             })
             .await?;

@@ -242,8 +242,9 @@ pub struct TickReport {
 
 /// The second a lease of `ttl` seconds granted at `now_ms` (unix
 /// milliseconds) expires, rounded up: the manager revokes it at that
-/// second's tick or later, never before its full TTL has passed.
-fn expiry(now_ms: i64, ttl: u64) -> i64 {
+/// second's tick or later, never before its full TTL has passed. Tokens
+/// use it too.
+pub(crate) fn expiry(now_ms: i64, ttl: u64) -> i64 {
     (now_ms + ttl as i64 * 1000 + 999).div_euclid(1000)
 }
 
@@ -481,6 +482,15 @@ impl Core {
                 n += 1;
             }
         }
+        // Tokens are leases too (Vault's lease id of a token is its
+        // creation path): `auth/...` prefixes revoke the tokens created
+        // under them, with their trees.
+        if prefix.starts_with("auth/") {
+            for h in st.tokens.hashes_with_path(prefix).await? {
+                self.revoke_token_tree(&h).await?;
+                n += 1;
+            }
+        }
         Ok(n)
     }
 
@@ -592,6 +602,8 @@ impl Core {
         }
         let st = self.unsealed()?;
         st.tokens.index_existing().await?;
+        // Standbys serve batch-token logins and lookups with this key.
+        st.tokens.ensure_batch_key().await?;
         // Tokens first: their leases become due and are revoked below.
         for (key, ts, hash) in st.tokens.due(now, TICK_BATCH).await? {
             match st.tokens.stored(&hash).await? {

@@ -19,6 +19,7 @@
 //! - Every write of core's own records (mount table, tokens, policies) goes
 //!   through the barrier and is therefore encrypted, keys included.
 
+mod batch_tokens;
 pub mod cluster;
 pub mod cluster_tls;
 mod core;
@@ -26,6 +27,7 @@ mod cubbyhole;
 pub mod expiration;
 mod invalidate;
 mod join;
+pub mod lockout;
 mod login;
 pub mod mounts;
 mod periodic;
@@ -35,6 +37,7 @@ mod seal_ops;
 mod sys;
 mod time_index;
 mod token_paths;
+mod token_roles;
 pub mod tokens;
 
 pub use crate::core::{Core, CoreConfig, InitResult, Reply, SealStatus};

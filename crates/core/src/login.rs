@@ -15,7 +15,7 @@
 
 use arca_sdk::{Auth, LogicalError, Operation, Request};
 
-use crate::core::{now, Core, Unsealed};
+use crate::core::{Core, Unsealed};
 use crate::router::Route;
 use crate::tokens::{effective_ttl, hash_token, new_accessor, new_token_id, TokenEntry};
 
@@ -30,15 +30,30 @@ impl Core {
         auth: Auth,
         warnings: &mut Vec<String>,
     ) -> Result<Auth, LogicalError> {
-        self.require_active()?;
-        if !auth.token_type.is_empty()
-            && auth.token_type != "service"
-            && auth.token_type != "default"
-        {
-            return Err(LogicalError::invalid(format!(
-                "token_type {:?} is not available yet: only service tokens are issued",
-                auth.token_type
-            )));
+        // The method's answer (its role's or user's `token_type`) within
+        // the mount's: `service`/`batch` on the mount are binding,
+        // `default-*` is what a login that asks for nothing gets.
+        let asked = match auth.token_type.as_str() {
+            "" | "default" => None,
+            "service" | "default-service" => Some(false),
+            "batch" | "default-batch" => Some(true),
+            other => {
+                return Err(LogicalError::invalid(format!(
+                    "unknown token_type {other:?}: use service or batch"
+                )))
+            }
+        };
+        let batch = match (route.entry.config.token_type.as_str(), asked) {
+            ("service", _) => false,
+            ("batch", _) => true,
+            ("default-batch", None) => true,
+            (_, Some(b)) => b,
+            _ => false,
+        };
+        // A batch token is not stored: a standby issues it where the
+        // login arrived. A service token is written by the active node.
+        if !batch {
+            self.require_active()?;
         }
         let mut policies: Vec<String> = auth
             .policies
@@ -88,9 +103,10 @@ impl Core {
         } else {
             format!("{source}-{}", auth.display_name)
         };
-        let id = new_token_id();
-        let t = now();
-        let entry = TokenEntry {
+        let mut id = new_token_id();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let t = now_ms.div_euclid(1000);
+        let mut entry = TokenEntry {
             hash: hash_token(&id),
             accessor: new_accessor(),
             policies: policies.clone(),
@@ -100,16 +116,29 @@ impl Core {
             num_uses: auth.num_uses.max(0),
             creation_time: t,
             creation_ttl: ttl,
-            expire_time: if ttl > 0 { t + ttl as i64 } else { 0 },
+            // Rounded up: a token never ends before its full TTL.
+            expire_time: if ttl > 0 {
+                crate::expiration::expiry(now_ms, ttl)
+            } else {
+                0
+            },
             issue_time: t,
             explicit_max_ttl: auth.explicit_max_ttl,
             period,
             renewable: auth.renewable && ttl > 0,
             path: request_path.to_string(),
             entity_id: auth.entity_id.clone(),
+            bound_cidrs: auth.bound_cidrs.clone(),
+            batch,
             internal_data: auth.internal_data.clone(),
         };
-        st.tokens.create(entry.clone()).await?;
+        if batch {
+            entry.renewable = false;
+            entry.accessor = String::new();
+            id = st.tokens.create_batch(&entry).await?;
+        } else {
+            st.tokens.create(entry.clone()).await?;
+        }
         Ok(Auth {
             policies: policies.clone(),
             token_policies: policies,
@@ -126,7 +155,8 @@ impl Core {
             accessor: entry.accessor,
             orphan: true,
             entity_id: entry.entity_id,
-            token_type: "service".into(),
+            bound_cidrs: entry.bound_cidrs,
+            token_type: if batch { "batch" } else { "service" }.into(),
             internal_data: Default::default(),
         })
     }
@@ -140,6 +170,7 @@ impl Core {
         st: &Unsealed,
         t: &TokenEntry,
         increment: u64,
+        connection: Option<&arca_sdk::Connection>,
     ) -> Result<Option<Auth>, LogicalError> {
         if t.path.starts_with("auth/token/") || !t.path.starts_with("auth/") {
             return Ok(None);
@@ -152,6 +183,9 @@ impl Core {
         };
         let mut req = Request::new(Operation::Renew, rel);
         req.id = uuid::Uuid::new_v4().to_string();
+        // The renewing client's connection (a cert login checks that the
+        // same certificate is presented).
+        req.connection = connection.cloned();
         req.mount_point = route.full_path.clone();
         req.mount_type = route.entry.kind.clone();
         req.mount_accessor = route.entry.accessor.clone();
@@ -167,6 +201,7 @@ impl Core {
             renewable: t.renewable,
             accessor: t.accessor.clone(),
             entity_id: t.entity_id.clone(),
+            bound_cidrs: t.bound_cidrs.clone(),
             token_type: "service".into(),
             internal_data: t.internal_data.clone(),
             ..Default::default()

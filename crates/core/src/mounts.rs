@@ -25,6 +25,13 @@ pub struct MountConfig {
     pub force_no_cache: bool,
     #[serde(default)]
     pub listing_visibility: String,
+    /// An auth mount's token type (`default-service`, `default-batch`,
+    /// `service`, `batch`); empty: `default-service`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token_type: String,
+    /// User lockout settings of an auth mount (`user_lockout_config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_lockout_config: Option<crate::lockout::UserLockoutConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -32,7 +32,7 @@ fn rfc3339(t: i64) -> Value {
     }
 }
 
-fn auth_of(t: &TokenEntry, id: &str, now_s: i64) -> Auth {
+fn auth_of(t: &TokenEntry, id: &str, now_ms: i64) -> Auth {
     Auth {
         policies: t.policies.clone(),
         token_policies: t.policies.clone(),
@@ -42,7 +42,7 @@ fn auth_of(t: &TokenEntry, id: &str, now_s: i64) -> Auth {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<HashMap<_, _>>(),
         display_name: t.display_name.clone(),
-        ttl: t.ttl_remaining(now_s),
+        ttl: t.ttl_remaining(now_ms),
         max_ttl: t.explicit_max_ttl,
         period: t.period,
         explicit_max_ttl: t.explicit_max_ttl,
@@ -53,9 +53,75 @@ fn auth_of(t: &TokenEntry, id: &str, now_s: i64) -> Auth {
         accessor: t.accessor.clone(),
         orphan: t.orphan(),
         entity_id: t.entity_id.clone(),
-        token_type: "service".into(),
+        bound_cidrs: t.bound_cidrs.clone(),
+        token_type: if t.batch { "batch" } else { "service" }.into(),
         internal_data: Default::default(),
     }
+}
+
+/// Batch tokens are not stored: they end at their TTL or with their
+/// parent, never on their own (Vault's rule).
+fn refuse_batch(t: &TokenEntry) -> Result<(), LogicalError> {
+    if t.batch {
+        return Err(LogicalError::invalid(
+            "batch tokens cannot be revoked: they expire at the end of their TTL, or with their parent",
+        ));
+    }
+    Ok(())
+}
+
+/// Is the new token a batch token? From the request's `type` and the
+/// role's `token_type` (Vault's rules: a role's `service`/`batch` wins
+/// over the request, as the CLI always sends a type; its `default-*` is
+/// what a request without a type gets).
+fn token_type_of(asked: &str, role: Option<&str>) -> bool {
+    let asked = match asked {
+        "" | "default" => None,
+        other => Some(other == "batch"),
+    };
+    match (role.unwrap_or(""), asked) {
+        ("batch", _) => true,
+        ("service", _) => false,
+        ("default-batch", None) => true,
+        (_, Some(b)) => b,
+        _ => false,
+    }
+}
+
+/// A token's policies without a role: the request's (default: the
+/// caller's), a subset of the caller's unless the caller is root, plus
+/// `default` unless left out.
+fn plain_policies(
+    requested: Option<Vec<String>>,
+    caller: &TokenEntry,
+    no_default: bool,
+) -> Result<Vec<String>, LogicalError> {
+    let mut policies: Vec<String> = match requested {
+        Some(p) if !p.is_empty() => p
+            .into_iter()
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        _ => caller.policies.clone(),
+    };
+    if !caller.is_root() {
+        let bad: Vec<&String> = policies
+            .iter()
+            .filter(|p| *p != "default" && !caller.policies.contains(p))
+            .collect();
+        if !bad.is_empty() {
+            return Err(LogicalError::invalid(format!(
+                "child policies must be subset of parent: {bad:?} not held by the calling token"
+            )));
+        }
+    }
+    let is_root = policies.iter().any(|p| p == "root");
+    if !is_root && !no_default && !policies.iter().any(|p| p == "default") {
+        policies.push("default".into());
+    }
+    policies.sort();
+    policies.dedup();
+    Ok(policies)
 }
 
 impl TokenBackend {
@@ -70,17 +136,40 @@ impl TokenBackend {
         let caller = core
             .authenticate(&st, c.req.client_token.as_deref())
             .await?;
+        if caller.batch {
+            return Err(LogicalError::invalid(
+                "batch tokens cannot create more tokens",
+            ));
+        }
         let orphan_path = c.req.path.starts_with("create-orphan");
         let no_parent = c.data.bool_or("no_parent", false)?;
-        if let Some(ty) = c.data.get_str("type")? {
-            if !ty.is_empty() && ty != "service" && ty != "default" {
-                return Err(LogicalError::invalid(format!(
-                    "token type {ty:?} is not supported by this server yet; use \"service\""
-                )));
-            }
+        let asked_type = c.data.str_or("type", "")?;
+        if !matches!(asked_type.as_str(), "" | "default" | "service" | "batch") {
+            return Err(LogicalError::invalid(format!(
+                "invalid token type {asked_type:?}: use service or batch"
+            )));
         }
+        if c.data
+            .get_str("entity_alias")?
+            .is_some_and(|a| !a.is_empty())
+        {
+            return Err(LogicalError::invalid(
+                "entity_alias is not available yet: identity (entities and aliases) is not built",
+            ));
+        }
+        // `create/:role_name`, or `role_name` in the body.
+        let role_name = c.data.str_or("role_name", "")?.to_lowercase();
+        let role = if role_name.is_empty() {
+            None
+        } else {
+            Some(
+                crate::token_roles::load(c.storage, &role_name)
+                    .await?
+                    .ok_or_else(|| LogicalError::invalid(format!("unknown role {role_name}")))?,
+            )
+        };
         // Vault: orphans made through `create` and periodic tokens need root
-        // or sudo on the path the request names.
+        // or sudo on the path the request names (a role's need neither).
         let sudo = caller.is_root()
             || st
                 .policies
@@ -97,47 +186,46 @@ impl TokenBackend {
                 "root or sudo privileges required to create orphan token",
             ));
         }
-        let orphan = orphan_path || no_parent;
+        let orphan = orphan_path || no_parent || role.as_ref().is_some_and(|r| r.orphan);
 
-        let mut policies: Vec<String> = match c.data.get_list("policies")? {
-            Some(p) if !p.is_empty() => p
-                .into_iter()
-                .map(|s| s.trim().to_lowercase())
-                .filter(|s| !s.is_empty())
-                .collect(),
-            _ => caller.policies.clone(),
-        };
-        if !caller.is_root() {
-            let bad: Vec<&String> = policies
-                .iter()
-                .filter(|p| *p != "default" && !caller.policies.contains(p))
-                .collect();
-            if !bad.is_empty() {
-                return Err(LogicalError::invalid(format!(
-                    "child policies must be subset of parent: {bad:?} not held by the calling token"
-                )));
-            }
-        }
-        let is_root = policies.iter().any(|p| p == "root");
         let no_default = c.data.bool_or("no_default_policy", false)?;
-        if !is_root && !no_default && !policies.iter().any(|p| p == "default") {
-            policies.push("default".into());
-        }
-        policies.sort();
-        policies.dedup();
+        let requested = c.data.get_list("policies")?;
+        let policies = match &role {
+            Some(r) => r.policies(requested, &caller.policies, caller.is_root(), no_default)?,
+            None => plain_policies(requested, &caller, no_default)?,
+        };
+        let is_root = policies.iter().any(|p| p == "root");
+        let limits = role.as_ref().map(|r| r.token.clone()).unwrap_or_default();
+        let batch = token_type_of(
+            &asked_type,
+            role.as_ref().map(|r| r.token.token_type.as_str()),
+        );
 
+        // A role's limits apply; the request may only narrow them.
+        let narrow = |asked: u64, limit: u64| {
+            if limit > 0 && (asked == 0 || asked > limit) {
+                limit
+            } else {
+                asked
+            }
+        };
         let num_uses = c.data.get_i64("num_uses")?.unwrap_or(0);
         if num_uses < 0 {
             return Err(LogicalError::invalid("number of uses cannot be negative"));
         }
+        let num_uses = narrow(num_uses as u64, limits.token_num_uses.max(0) as u64) as i64;
         let ttl_req = c.data.get_duration("ttl")?.unwrap_or(0);
-        let explicit_max = c.data.get_duration("explicit_max_ttl")?.unwrap_or(0);
-        let mut period = c.data.get_duration("period")?.unwrap_or(0);
-        if period > 0 && !sudo {
+        let explicit_max = narrow(
+            c.data.get_duration("explicit_max_ttl")?.unwrap_or(0),
+            limits.token_explicit_max_ttl,
+        );
+        let asked_period = c.data.get_duration("period")?.unwrap_or(0);
+        if asked_period > 0 && limits.token_period == 0 && !sudo {
             return Err(LogicalError::invalid(
                 "root or sudo privileges required to create periodic token",
             ));
         }
+        let mut period = narrow(asked_period, limits.token_period);
         let (mounts_default, mounts_max) = {
             let router = core.router()?;
             let r = router.resolve("auth/token/").map(|(r, _)| r.entry.clone());
@@ -213,8 +301,20 @@ impl TokenBackend {
                 )
             })
             .collect();
-        let t = now();
-        let entry = TokenEntry {
+        let path = match &role {
+            Some(r) if !r.path_suffix.is_empty() => {
+                format!("auth/token/create/{role_name}/{}", r.path_suffix)
+            }
+            Some(_) => format!("auth/token/create/{role_name}"),
+            None if orphan_path => "auth/token/create-orphan".into(),
+            None => "auth/token/create".into(),
+        };
+        let renewable = c.data.bool_or("renewable", true)?
+            && role.as_ref().is_none_or(|r| r.renewable)
+            && ttl > 0;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let t = now_ms.div_euclid(1000);
+        let mut entry = TokenEntry {
             hash: hash_token(&id),
             accessor: new_accessor(),
             policies,
@@ -228,28 +328,44 @@ impl TokenBackend {
             num_uses,
             creation_time: t,
             creation_ttl: ttl,
-            expire_time: if ttl > 0 { t + ttl as i64 } else { 0 },
+            // Rounded up: a token never ends before its full TTL.
+            expire_time: if ttl > 0 {
+                crate::expiration::expiry(now_ms, ttl)
+            } else {
+                0
+            },
             issue_time: t,
             explicit_max_ttl: explicit_max,
             period,
-            renewable: c.data.bool_or("renewable", true)? && ttl > 0,
-            path: if orphan_path {
-                "auth/token/create-orphan".into()
-            } else {
-                "auth/token/create".into()
-            },
+            renewable,
+            path,
             entity_id: String::new(),
+            bound_cidrs: limits.token_bound_cidrs,
+            batch: false,
             internal_data: Default::default(),
         };
-        st.tokens.create(entry.clone()).await?;
+        let id = if batch {
+            if c.data.get_str("id")?.is_some_and(|i| !i.is_empty()) {
+                return Err(LogicalError::invalid(
+                    "batch tokens cannot have a custom id",
+                ));
+            }
+            entry.batch = true;
+            entry.renewable = false;
+            entry.accessor = String::new();
+            st.tokens.create_batch(&entry).await?
+        } else {
+            st.tokens.create(entry.clone()).await?;
+            id
+        };
         Ok(Some(Response {
-            auth: Some(auth_of(&entry, &id, t)),
+            auth: Some(auth_of(&entry, &id, now_ms)),
             warnings,
             ..Default::default()
         }))
     }
 
-    fn lookup_data(t: &TokenEntry, id: &str, now_s: i64) -> Response {
+    fn lookup_data(t: &TokenEntry, id: &str, now_ms: i64) -> Response {
         let meta = if t.meta.is_empty() {
             Value::Null
         } else {
@@ -276,11 +392,14 @@ impl TokenBackend {
             "path": t.path,
             "policies": t.policies,
             "renewable": t.renewable,
-            "ttl": t.ttl_remaining(now_s),
-            "type": "service",
+            "ttl": t.ttl_remaining(now_ms),
+            "type": if t.batch { "batch" } else { "service" },
         });
         if t.period > 0 {
             m["period"] = Value::from(t.period);
+        }
+        if !t.bound_cidrs.is_empty() {
+            m["bound_cidrs"] = json!(t.bound_cidrs);
         }
         if t.issue_time != t.creation_time {
             m["last_renewal_time"] = Value::from(t.issue_time);
@@ -297,7 +416,8 @@ impl TokenBackend {
                 "missing \"token\": give the token to look up",
             ));
         }
-        let n = now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let n = now_ms.div_euclid(1000);
         let t = st
             .tokens
             .lookup(&id, n)
@@ -306,27 +426,28 @@ impl TokenBackend {
                 status: 403,
                 message: "bad token".into(),
             })?;
-        Ok(Some(Self::lookup_data(&t, &id, n)))
+        Ok(Some(Self::lookup_data(&t, &id, now_ms)))
     }
 
     async fn lookup_self(&self, c: Ctx<'_>) -> HandlerResult {
         let (core, st) = self.core()?;
-        let n = now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
         let id = c.req.client_token.clone().unwrap_or_default();
         let t = core.authenticate(&st, Some(&id)).await?;
-        Ok(Some(Self::lookup_data(&t, &id, n)))
+        Ok(Some(Self::lookup_data(&t, &id, now_ms)))
     }
 
     async fn lookup_accessor(&self, c: Ctx<'_>) -> HandlerResult {
         let (_, st) = self.core()?;
         let acc = c.data.get_str("accessor")?.unwrap_or_default();
-        let n = now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let n = now_ms.div_euclid(1000);
         let t = st
             .tokens
             .lookup_accessor(&acc, n)
             .await?
             .ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
-        Ok(Some(Self::lookup_data(&t, "", n)))
+        Ok(Some(Self::lookup_data(&t, "", now_ms)))
     }
 
     async fn renew_entry(
@@ -336,12 +457,17 @@ impl TokenBackend {
         t: &TokenEntry,
         id: &str,
         inc: u64,
+        conn: Option<&arca_sdk::Connection>,
     ) -> HandlerResult {
+        if t.batch {
+            return Err(LogicalError::invalid("batch tokens cannot be renewed"));
+        }
         if !t.renewable {
             return Err(LogicalError::invalid("lease is not renewable"));
         }
-        let method = core.auth_renew_check(st, t, inc).await?;
-        let n = now();
+        let method = core.auth_renew_check(st, t, inc, conn).await?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let n = now_ms.div_euclid(1000);
         let router = core.router()?;
         // The limits of the mount that issued the token (a login's auth
         // mount, else the token store's).
@@ -377,7 +503,7 @@ impl TokenBackend {
         } else {
             t.creation_ttl
         };
-        let new_expire = (n + wanted as i64).min(limit);
+        let new_expire = crate::expiration::expiry(now_ms, wanted).min(limit);
         let mut warnings = Vec::new();
         if new_expire < n + wanted as i64 {
             warnings.push(format!(
@@ -396,7 +522,7 @@ impl TokenBackend {
             .await?
             .ok_or(LogicalError::PermissionDenied)?;
         Ok(Some(Response {
-            auth: Some(auth_of(&e, id, n)),
+            auth: Some(auth_of(&e, id, now_ms)),
             warnings,
             ..Default::default()
         }))
@@ -411,7 +537,8 @@ impl TokenBackend {
             .await?
             .ok_or_else(|| LogicalError::invalid("invalid token"))?;
         let inc = c.data.get_duration("increment")?.unwrap_or(0);
-        self.renew_entry(&st, &core, &t, &id, inc).await
+        self.renew_entry(&st, &core, &t, &id, inc, c.req.connection.as_ref())
+            .await
     }
 
     async fn renew_self(&self, c: Ctx<'_>) -> HandlerResult {
@@ -419,7 +546,8 @@ impl TokenBackend {
         let id = c.req.client_token.clone().unwrap_or_default();
         let t = core.authenticate(&st, Some(&id)).await?;
         let inc = c.data.get_duration("increment")?.unwrap_or(0);
-        self.renew_entry(&st, &core, &t, &id, inc).await
+        self.renew_entry(&st, &core, &t, &id, inc, c.req.connection.as_ref())
+            .await
     }
 
     async fn renew_accessor(&self, c: Ctx<'_>) -> HandlerResult {
@@ -431,7 +559,8 @@ impl TokenBackend {
             .await?
             .ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
         let inc = c.data.get_duration("increment")?.unwrap_or(0);
-        self.renew_entry(&st, &core, &t, "", inc).await
+        self.renew_entry(&st, &core, &t, "", inc, c.req.connection.as_ref())
+            .await
     }
 
     async fn revoke(&self, c: Ctx<'_>) -> HandlerResult {
@@ -443,6 +572,7 @@ impl TokenBackend {
             ));
         }
         if let Some(t) = st.tokens.lookup(&id, now()).await? {
+            refuse_batch(&t)?;
             core.revoke_token_tree(&t.hash).await?;
         }
         Ok(None)
@@ -453,6 +583,7 @@ impl TokenBackend {
         let t = core
             .authenticate(&st, c.req.client_token.as_deref())
             .await?;
+        refuse_batch(&t)?;
         core.revoke_token_tree(&t.hash).await?;
         Ok(None)
     }
@@ -477,6 +608,7 @@ impl TokenBackend {
             .lookup(&id, now())
             .await?
             .ok_or_else(|| LogicalError::invalid("invalid token"))?;
+        refuse_batch(&t)?;
         let revoked = st.tokens.revoke_orphan(&t.hash).await?;
         core.after_token_revocation(&revoked).await?;
         Ok(None)
@@ -521,7 +653,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<TokenBackend> {
         p.field(Field::new(
             "role_name",
             FieldType::String,
-            "Token role (not supported yet).",
+            "Token role to create the token with (see auth/token/roles).",
         ))
         .field(Field::new(
             "id",
@@ -585,7 +717,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<TokenBackend> {
         .field(Field::new(
             "entity_alias",
             FieldType::String,
-            "Accepted for compatibility.",
+            "Entity alias of the token (not available yet: identity is not built).",
         ))
         .field(Field::new(
             "lease",
@@ -596,8 +728,13 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<TokenBackend> {
             Box::pin(b.create(c))
         })
     };
-    let paths = vec![
+    let mut paths = vec![
         create_fields(Path::new("create-orphan")).help("Create an orphan token."),
+        create_fields(Path::new(concat!(
+            "create/",
+            crate::token_roles::token_role_name!()
+        )))
+        .help("Create a token with a token role's settings."),
         create_fields(Path::new("create")).help("Create a child token of the calling token."),
         Path::new("lookup")
             .field(token_field())
@@ -683,6 +820,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<TokenBackend> {
             })
             .help("List token accessors."),
     ];
+    paths.extend(crate::token_roles::paths());
     Framework::new("token", TokenBackend { core }, paths).with_special_paths(SpecialPaths {
         root: vec![
             "revoke-orphan".into(),

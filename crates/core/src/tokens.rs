@@ -15,6 +15,9 @@
 //!   request goes to the active node, where the same lock applies.
 //! - Every token carries `default` unless created with `no_default_policy`;
 //!   root tokens carry only `root`.
+//! - A token bound to CIDR blocks (`bound_cidrs`, from its login) is
+//!   refused (403) for a client outside them, and for a request without a
+//!   known client address.
 //! - A token with a TTL is listed in the time index `expire/…` under its
 //!   expiry second, written in the same batch as the entry (create, renew,
 //!   delete move it): the expiration manager revokes it when due.
@@ -66,12 +69,30 @@ pub struct TokenEntry {
     pub path: String,
     #[serde(default)]
     pub entity_id: String,
+    /// A batch token (never stored; see `batch_tokens`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
+    /// CIDR blocks the token may be used from; empty: anywhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bound_cidrs: Vec<String>,
     /// What the login that created the token wants back on renewal.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub internal_data: serde_json::Map<String, serde_json::Value>,
 }
 
 impl TokenEntry {
+    /// May the token be used by a client at `addr`? A bound token with no
+    /// known client address (a request core made itself) may not.
+    pub fn usable_from(&self, addr: Option<std::net::IpAddr>) -> bool {
+        if self.bound_cidrs.is_empty() {
+            return true;
+        }
+        match (addr, arca_sdk::cidr::parse(&self.bound_cidrs)) {
+            (Some(a), Ok(blocks)) => arca_sdk::cidr::contains(&blocks, a),
+            _ => false,
+        }
+    }
+
     pub fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == "root")
     }
@@ -81,12 +102,14 @@ impl TokenEntry {
     pub fn expired(&self, now: i64) -> bool {
         self.expire_time != 0 && now >= self.expire_time
     }
-    /// Seconds left, 0 for tokens without expiry.
-    pub fn ttl_remaining(&self, now: i64) -> u64 {
+    /// Whole seconds left at `now_ms` (unix milliseconds), 0 for tokens
+    /// without expiry. The expiry second is rounded up at creation, so a
+    /// fresh 1h token shows 3600, not 3601.
+    pub fn ttl_remaining(&self, now_ms: i64) -> u64 {
         if self.expire_time == 0 {
             0
         } else {
-            (self.expire_time - now).max(0) as u64
+            ((self.expire_time * 1000 - now_ms).max(0) / 1000) as u64
         }
     }
     /// The absolute limit set by explicit_max_ttl, if any.
@@ -163,6 +186,8 @@ pub struct TokenStore {
     locks: Vec<tokio::sync::Mutex<()>>,
     /// The time index covers every stored token (see `index_existing`).
     indexed: std::sync::atomic::AtomicBool,
+    /// The key of batch tokens (see `batch_tokens`).
+    batch: crate::batch_tokens::BatchKey,
 }
 
 /// The token store's time index (`sys/token/expire/…`).
@@ -194,7 +219,16 @@ impl TokenStore {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
             indexed: std::sync::atomic::AtomicBool::new(false),
+            batch: Default::default(),
         }
+    }
+
+    pub(crate) fn batch_key_cell(&self) -> &crate::batch_tokens::BatchKey {
+        &self.batch
+    }
+
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
     }
 
     /// The lock guarding changes of the token with this hash.
@@ -252,6 +286,16 @@ impl TokenStore {
     ) -> Result<Option<Arc<TokenEntry>>, LogicalError> {
         if id.is_empty() {
             return Ok(None);
+        }
+        if id.starts_with(crate::batch_tokens::BATCH_PREFIX) {
+            // Decrypted, never read from storage (its parent aside).
+            let Some(e) = self.open_batch(id).await? else {
+                return Ok(None);
+            };
+            if e.expired(now) || !self.ancestors_live(&e, now).await? {
+                return Ok(None);
+            }
+            return Ok(Some(Arc::new(e)));
         }
         let h = hash_token(id);
         let e = match self.load(&h).await? {
@@ -529,11 +573,11 @@ impl TokenStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use arca_sdk::testing::InmemStorage;
 
-    fn entry(id: &str, parent: &str, uses: i64) -> TokenEntry {
+    pub(crate) fn entry(id: &str, parent: &str, uses: i64) -> TokenEntry {
         TokenEntry {
             hash: hash_token(id),
             accessor: format!("acc-{id}"),
@@ -555,6 +599,8 @@ mod tests {
             renewable: true,
             path: "auth/token/create".into(),
             entity_id: String::new(),
+            bound_cidrs: Vec::new(),
+            batch: false,
             internal_data: Default::default(),
         }
     }

@@ -5,7 +5,7 @@ use serde_json::json;
 
 pub fn status_of(e: &LogicalError) -> u16 {
     match e {
-        LogicalError::InvalidRequest(_) => 400,
+        LogicalError::InvalidRequest(_) | LogicalError::InvalidCredentials(_) => 400,
         LogicalError::PermissionDenied => 403,
         LogicalError::NotFound | LogicalError::UnsupportedPath(_) => 404,
         LogicalError::UnsupportedOperation => 405,

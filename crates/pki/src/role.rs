@@ -234,7 +234,7 @@ impl Role {
             if self.allow_subdomains && lower.ends_with(&format!(".{d}")) {
                 return Ok(());
             }
-            if self.allow_glob_domains && d.contains('*') && glob_match(&d, &lower) {
+            if self.allow_glob_domains && d.contains('*') && arca_sdk::glob::matches(&d, &lower) {
                 return Ok(());
             }
         }
@@ -268,14 +268,6 @@ fn valid_hostname(h: &str) -> bool {
                 && l.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
-}
-
-/// `*` matches any run of characters within the name.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    let re = format!("^{}$", regex::escape(pattern).replace("\\*", ".*"));
-    regex::Regex::new(&re)
-        .map(|r| r.is_match(name))
-        .unwrap_or(false)
 }
 
 #[cfg(test)]

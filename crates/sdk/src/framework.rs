@@ -220,6 +220,12 @@ pub trait Backend: Send + Sync {
     /// connections, stop background work, drop caches. The backend is not
     /// used afterwards (an unseal builds a new one).
     async fn cleanup(&self) {}
+    /// The alias a login request is for (a username, a role id), or
+    /// `None` when the request is not a login. Core keys user lockout by
+    /// it (Vault's alias lookahead).
+    fn login_alias(&self, _req: &Request) -> Option<String> {
+        None
+    }
     /// Help text for `path` (below the mount) as requested at
     /// `request_path` (the full path the client asked about).
     fn help(&self, _path: &str, _request_path: &str) -> Option<String> {
@@ -429,6 +435,7 @@ pub struct Framework<B> {
     secrets: Vec<SecretType<B>>,
     auth_renew: Option<Handler<B>>,
     cleanup: Option<CleanupFn<B>>,
+    login_alias: Option<fn(&Request) -> Option<String>>,
 }
 
 impl<B: Send + Sync + 'static> Framework<B> {
@@ -451,6 +458,7 @@ impl<B: Send + Sync + 'static> Framework<B> {
             invalidate: None,
             secrets: Vec::new(),
             auth_renew: None,
+            login_alias: None,
             cleanup: None,
         }
     }
@@ -515,6 +523,13 @@ impl<B: Send + Sync + 'static> Framework<B> {
 
     /// Background work for the active node (see [`Backend::periodic`]).
     /// Setup on the active node (see [`Backend::initialize`]).
+    /// How to find the alias (username, role id) of a login request, for
+    /// user lockout (see [`Backend::login_alias`]).
+    pub fn with_login_alias(mut self, f: fn(&Request) -> Option<String>) -> Self {
+        self.login_alias = Some(f);
+        self
+    }
+
     pub fn with_initialize(mut self, f: PeriodicFn<B>) -> Self {
         self.initialize = Some(f);
         self
@@ -663,6 +678,10 @@ impl<B: Send + Sync + 'static> Backend for Framework<B> {
         if let Some(f) = self.invalidate {
             f(&self.inner, key).await
         }
+    }
+
+    fn login_alias(&self, req: &Request) -> Option<String> {
+        self.login_alias.and_then(|f| f(req))
     }
 
     async fn cleanup(&self) {

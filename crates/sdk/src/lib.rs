@@ -12,9 +12,11 @@
 //! - Errors are a [`LogicalError`]; the HTTP crate maps each variant to one
 //!   status code in one place.
 
+pub mod cidr;
 pub mod duration;
 pub mod field;
 pub mod framework;
+pub mod glob;
 pub mod logical;
 pub mod storage;
 pub mod system;

@@ -201,6 +201,9 @@ pub struct Auth {
     pub orphan: bool,
     pub entity_id: String,
     pub token_type: String,
+    /// CIDR blocks the token may be used from (empty: anywhere); core
+    /// refuses the token from any other client address.
+    pub bound_cidrs: Vec<String>,
     /// Data the login wants back on the auth-renew callback (never shown
     /// to the client).
     pub internal_data: Map<String, Value>,
@@ -244,6 +247,14 @@ impl Response {
     }
 
     /// Vault's answer to a list: `{"keys": [...]}`.
+    /// A login's answer: core turns `auth` into a token.
+    pub fn login(auth: Auth) -> Self {
+        Response {
+            auth: Some(auth),
+            ..Default::default()
+        }
+    }
+
     pub fn list(keys: Vec<String>) -> Self {
         let mut m = Map::new();
         m.insert("keys".into(), Value::from(keys));
@@ -263,6 +274,10 @@ pub enum LogicalError {
     /// 400: bad input. The message names the offending field.
     #[error("{0}")]
     InvalidRequest(String),
+    /// 400: credentials that do not match (a wrong password, an unknown
+    /// secret id). Core counts it towards the login's user lockout.
+    #[error("{0}")]
+    InvalidCredentials(String),
     /// 403.
     #[error("permission denied")]
     PermissionDenied,

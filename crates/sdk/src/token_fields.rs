@@ -5,9 +5,10 @@
 //! deprecated `policies`, `ttl`, `max_ttl`, `period`, `bound_cidrs` as
 //! aliases.
 //!
-//! Invariants: a value that cannot be honoured yet is refused with a 400
-//! that says so (batch tokens, bound CIDRs), never stored and ignored; a
-//! TTL above the max is refused at write time, as Vault does.
+//! Invariants: a combination that cannot work (a periodic or limited-use
+//! batch token) is refused with a 400 that says so; a TTL above the
+//! max is refused at write time, as Vault does; bound CIDRs are parsed
+//! (and refused when malformed) at write time and stored normalised.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -26,8 +27,11 @@ pub struct TokenParams {
     pub token_num_uses: i64,
     pub token_no_default_policy: bool,
     pub token_explicit_max_ttl: u64,
-    /// `default` or `service` (the only kinds issued so far).
+    /// `default`, `service` or `batch` (token roles also take
+    /// `default-service` and `default-batch`).
     pub token_type: String,
+    /// CIDR blocks the tokens may be used from (normalised).
+    pub token_bound_cidrs: Vec<String>,
 }
 
 /// The field declarations, to add to a path's own.
@@ -73,7 +77,12 @@ pub fn fields() -> Vec<Field> {
             Duration,
             "Hard limit on the tokens' life, even for periodic tokens.",
         ),
-        Field::new("token_type", String, "Token type: default or service.").allowed(&[
+        Field::new(
+            "token_type",
+            String,
+            "Token type: default, service or batch.",
+        )
+        .allowed(&[
             "",
             "default",
             "service",
@@ -84,7 +93,7 @@ pub fn fields() -> Vec<Field> {
         Field::new(
             "token_bound_cidrs",
             CommaStringSlice,
-            "CIDR blocks the tokens may be used from (not available yet).",
+            "CIDR blocks the tokens may be used from (empty: anywhere).",
         ),
         Field::new(
             "bound_cidrs",
@@ -96,8 +105,16 @@ pub fn fields() -> Vec<Field> {
 
 impl TokenParams {
     /// Applies the fields a write sent (new name first, else the
-    /// deprecated alias); fields not sent keep their value.
+    /// deprecated alias); fields not sent keep their value. All or
+    /// nothing: on an error `self` is unchanged.
     pub fn update(&mut self, d: &FieldData) -> Result<(), LogicalError> {
+        let mut next = self.clone();
+        next.apply(d)?;
+        *self = next;
+        Ok(())
+    }
+
+    fn apply(&mut self, d: &FieldData) -> Result<(), LogicalError> {
         let list =
             |new: &str, old: &str| -> Result<Option<Vec<std::string::String>>, LogicalError> {
                 Ok(match d.get_list(new)? {
@@ -137,22 +154,30 @@ impl TokenParams {
         }
         if let Some(t) = d.get_str("token_type")? {
             match t.as_str() {
-                "" | "default" | "service" | "default-service" => {
+                "" | "default" | "service" | "default-service" | "batch" | "default-batch" => {
                     self.token_type = if t.is_empty() { "default".into() } else { t }
                 }
                 other => {
                     return Err(LogicalError::invalid(format!(
-                        "token_type {other:?} is not available yet: only service tokens are issued (use \"default\" or \"service\")"
+                        "invalid token_type {other:?}: use default, service or batch"
                     )))
                 }
             }
         }
-        if let Some(c) = list("token_bound_cidrs", "bound_cidrs")? {
-            if c.iter().any(|s| !s.trim().is_empty()) {
+        if self.is_batch() {
+            if self.token_period > 0 {
                 return Err(LogicalError::invalid(
-                    "token_bound_cidrs is not available yet: tokens cannot be bound to addresses by this server",
+                    "batch tokens cannot be periodic: remove token_period or use token_type=service",
                 ));
             }
+            if self.token_num_uses > 0 {
+                return Err(LogicalError::invalid(
+                    "batch tokens cannot be limited-use: remove token_num_uses or use token_type=service",
+                ));
+            }
+        }
+        if let Some(c) = list("token_bound_cidrs", "bound_cidrs")? {
+            self.token_bound_cidrs = crate::cidr::to_strings(&crate::cidr::parse(&c)?);
         }
         if self.token_max_ttl > 0 && self.token_ttl > self.token_max_ttl {
             return Err(LogicalError::invalid(
@@ -173,11 +198,16 @@ impl TokenParams {
             "token_no_default_policy": self.token_no_default_policy,
             "token_explicit_max_ttl": self.token_explicit_max_ttl,
             "token_type": if self.token_type.is_empty() { "default" } else { self.token_type.as_str() },
-            "token_bound_cidrs": Vec::<std::string::String>::new(),
+            "token_bound_cidrs": self.token_bound_cidrs,
         }) {
             Value::Object(m) => m,
             _ => Map::new(),
         }
+    }
+
+    /// Do the tokens come out as batch tokens?
+    pub fn is_batch(&self) -> bool {
+        matches!(self.token_type.as_str(), "batch" | "default-batch")
     }
 
     /// Fills a login's [`Auth`] with these settings.
@@ -190,13 +220,44 @@ impl TokenParams {
         auth.num_uses = self.token_num_uses;
         auth.no_default_policy = self.token_no_default_policy;
         auth.explicit_max_ttl = self.token_explicit_max_ttl;
-        auth.token_type = "service".into();
-        auth.renewable = true;
+        // `default` leaves the choice to the auth mount's token type.
+        auth.token_type = match self.token_type.as_str() {
+            "" | "default" => "default",
+            _ if self.is_batch() => "batch",
+            _ => "service",
+        }
+        .into();
+        auth.renewable = !self.is_batch();
+        auth.bound_cidrs = self.token_bound_cidrs.clone();
     }
 }
 
-/// Lower-cased, trimmed, without empties and duplicates, sorted.
-fn clean_policies(v: Vec<String>) -> Vec<String> {
+/// What a login kept under `key` in its `internal_data` (the user or role
+/// it was for), read back by the method's auth-renew callback; a 400 when
+/// the request is not a renewal or the login kept nothing there.
+pub fn renewing(req: &crate::Request, key: &str) -> Result<String, LogicalError> {
+    let a = req
+        .auth
+        .as_ref()
+        .ok_or_else(|| LogicalError::invalid("no login to renew"))?;
+    match a.internal_data.get(key).and_then(Value::as_str) {
+        Some(v) if !v.is_empty() => Ok(v.to_string()),
+        _ => Err(LogicalError::invalid(format!(
+            "the login has no {key} to renew it by"
+        ))),
+    }
+}
+
+/// An auth-renew callback's answer: the token settings as they are now.
+pub fn renewed(params: &TokenParams) -> crate::Response {
+    let mut auth = Auth::default();
+    params.fill(&mut auth);
+    crate::Response::login(auth)
+}
+
+/// Policy names as stored: lower-cased, trimmed, without empties and
+/// duplicates, sorted.
+pub fn clean_policies(v: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = v
         .into_iter()
         .map(|p| p.trim().to_lowercase())
@@ -230,13 +291,25 @@ mod tests {
         assert_eq!(p.token_policies, ["c"]);
         assert_eq!(p.token_ttl, 3600, "unsent fields keep their value");
         let mut q = p.clone();
-        assert!(q.update(&data(json!({"token_type": "batch"}))).is_err());
         assert!(q
-            .update(&data(json!({"token_bound_cidrs": "10.0.0.0/8"})))
+            .update(&data(json!({"token_type": "batch", "token_period": "1h"})))
+            .is_err());
+        let bulk = FieldData::new(
+            json!({"token_type": "bulk"}).as_object().unwrap().clone(),
+            &fields(),
+        );
+        assert!(q.update(&bulk).is_err());
+        assert!(q
+            .update(&data(json!({"token_bound_cidrs": "10.0.0.0/8,bad"})))
             .is_err());
         assert!(q.update(&data(json!({"token_ttl": "3h"}))).is_err());
+        assert_eq!(q, p, "a refused update changes nothing");
+        p.update(&data(json!({"bound_cidrs": "10.1.2.3/8, 127.0.0.1"})))
+            .unwrap();
+        assert_eq!(p.token_bound_cidrs, ["10.0.0.0/8", "127.0.0.1/32"]);
         let mut a = Auth::default();
         p.fill(&mut a);
         assert_eq!((a.ttl, a.max_ttl, a.renewable), (3600, 7200, true));
+        assert_eq!(a.bound_cidrs, ["10.0.0.0/8", "127.0.0.1/32"]);
     }
 }

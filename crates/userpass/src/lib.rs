@@ -13,9 +13,10 @@
 //!   and the plaintext is zeroized after use. Hashing and checking run on
 //!   the blocking pool, at most [`MAX_HASHING`] at a time (each takes
 //!   19 MiB): a flood of logins waits instead of exhausting memory.
-//! - A failed login says only "invalid username or password" (400), and an
+//! - A failed login says only "invalid username or password" (400, counted
+//!   by core's user lockout for the username, known or not), and an
 //!   unknown user costs the same check as a wrong password, so that names
-//!   cannot be found by timing.
+//!   cannot be found by timing or by lockout.
 //! - Usernames are case-insensitive (stored lower-case), as in Vault.
 //! - Renewing a login token asks this method: a deleted user, or a user
 //!   whose policies changed, can no longer renew; the user's `token_max_ttl`
@@ -183,7 +184,9 @@ impl Userpass {
         let user = self.user(&c).await?;
         let ok = verify(password, user.as_ref().map(|u| u.password_hash.clone())).await;
         let Some(user) = user.filter(|_| ok) else {
-            return Err(LogicalError::invalid("invalid username or password"));
+            return Err(LogicalError::InvalidCredentials(
+                "invalid username or password".into(),
+            ));
         };
         let mut auth = Auth {
             display_name: name.clone(),
@@ -195,26 +198,13 @@ impl Userpass {
         user.token.fill(&mut auth);
         auth.internal_data
             .insert("username".into(), Value::from(name));
-        Ok(Some(Response {
-            auth: Some(auth),
-            ..Default::default()
-        }))
+        Ok(Some(Response::login(auth)))
     }
 
     /// A login token is renewed: the user must still exist with the same
     /// policies; its max TTL caps the renewal.
     async fn renew(&self, c: Ctx<'_>) -> HandlerResult {
-        let a = c
-            .req
-            .auth
-            .as_ref()
-            .ok_or_else(|| LogicalError::invalid("no login to renew"))?;
-        let name = a
-            .internal_data
-            .get("username")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let name = token_fields::renewing(c.req, "username")?;
         let user: User = get_json(c.storage, &key(&name))
             .await?
             .ok_or_else(|| LogicalError::invalid(format!("user {name:?} no longer exists")))?;
@@ -223,15 +213,16 @@ impl Userpass {
             v.sort();
             v
         };
-        if without_default(&user.token.token_policies) != without_default(&a.token_policies) {
+        let had = c
+            .req
+            .auth
+            .as_ref()
+            .map(|a| a.token_policies.clone())
+            .unwrap_or_default();
+        if without_default(&user.token.token_policies) != without_default(&had) {
             return Err(LogicalError::invalid("policies have changed, not renewing"));
         }
-        let mut auth = Auth::default();
-        user.token.fill(&mut auth);
-        Ok(Some(Response {
-            auth: Some(auth),
-            ..Default::default()
-        }))
+        Ok(Some(token_fields::renewed(&user.token)))
     }
 }
 
@@ -295,6 +286,13 @@ pub fn backend() -> Framework<Userpass> {
             ..Default::default()
         })
         .with_auth_renew(|b: &Userpass, c| Box::pin(b.renew(c)))
+        // User lockout counts failed logins per (lower-cased) username.
+        .with_login_alias(|r| {
+            r.path
+                .strip_prefix("login/")
+                .filter(|u| !u.is_empty())
+                .map(str::to_lowercase)
+        })
 }
 
 #[cfg(test)]

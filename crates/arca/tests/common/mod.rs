@@ -918,3 +918,54 @@ pub fn ca_issued_cert(dir: &Path, name: &str, subject: &str, ext: &str) {
         ],
     );
 }
+
+/// Runs a python script (hvac, PyJWT) as `python -c script args...` in the
+/// server's work directory, with a 120 s bound, and asserts it exits 0 and
+/// prints `done`. Returns its stdout.
+pub fn run_python_ok(server: &Server, script: &str, args: &[&str], done: &str) -> String {
+    let work = server.work_dir();
+    let mut c = Command::new(python_bin());
+    c.arg("-c")
+        .arg(script)
+        .args(args)
+        .env("PYTHONUNBUFFERED", "1")
+        .current_dir(&work);
+    let (code, out, err) = run_with_timeout(c, &work, std::time::Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("cannot run python: {e}"));
+    assert_eq!(
+        code, 0,
+        "python script failed ({done:?} not reached)\n{out}\n{err}"
+    );
+    assert!(out.contains(done), "{out}");
+    out
+}
+
+/// The learning path's setup for an auth method: `bao auth enable <kind>`
+/// (listed with its type and an `auth_<kind>_` accessor), a KV v2 mount at
+/// `secret/` holding `secret/app` (`password=s3cret`), and a `readonly`
+/// policy with `rules`.
+pub fn learning_path_setup(server: &Server, root_token: &str, kind: &str, rules: &str) {
+    let root = server.bao().with_token(root_token);
+    root.run(&["auth", "enable", kind]).ok();
+    let list = root.json(&["auth", "list", "-format=json"]);
+    let mount = &list[format!("{kind}/")];
+    assert_eq!(mount["type"], kind, "{list}");
+    assert!(
+        mount["accessor"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("auth_{kind}_")),
+        "{list}"
+    );
+    root.run(&["secrets", "enable", "-path=secret", "-version=2", "kv"])
+        .ok();
+    server.wait_kv2_ready("secret", root_token);
+    root.run(&["kv", "put", "secret/app", "password=s3cret"])
+        .ok();
+    server.http_ok(
+        "PUT",
+        "/v1/sys/policies/acl/readonly",
+        Some(root_token),
+        Some(&serde_json::json!({ "policy": rules })),
+    );
+}

@@ -14,6 +14,7 @@ mod path_capabilities;
 mod path_internal;
 mod path_keys;
 mod path_leases;
+mod path_locked_users;
 mod path_mounts;
 mod path_policy;
 mod path_raft;
@@ -39,6 +40,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     paths.extend(path_internal::paths());
     paths.extend(path_keys::paths());
     paths.extend(path_leases::paths());
+    paths.extend(path_locked_users::paths());
     paths.extend(path_raft::paths());
     paths.extend(path_raft_snapshot::paths());
     Framework::new("system", Sys { core }, paths).with_special_paths(SpecialPaths {

@@ -8,6 +8,17 @@ use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Pa
 use super::{legacy, Sys};
 use crate::mounts::{normalize_mount_path, MountEntry, PROTECTED, RESERVED_FOR_SECRETS};
 
+/// An auth mount's `token_type` as given at enable or tune time.
+fn parse_token_type(v: &Value) -> Result<String, LogicalError> {
+    match v.as_str().unwrap_or_default() {
+        "" | "default" | "default-service" => Ok("default-service".into()),
+        t @ ("default-batch" | "service" | "batch") => Ok(t.to_string()),
+        other => Err(LogicalError::invalid(format!(
+            "invalid token_type {other:?}: use default-service, default-batch, service or batch"
+        ))),
+    }
+}
+
 pub(crate) fn mount_json(e: &MountEntry) -> Value {
     let options: Value = if e.options.is_empty() {
         Value::Null
@@ -25,6 +36,7 @@ pub(crate) fn mount_json(e: &MountEntry) -> Value {
             "default_lease_ttl": e.config.default_lease_ttl,
             "max_lease_ttl": e.config.max_lease_ttl,
             "force_no_cache": e.config.force_no_cache,
+            "token_type": if e.config.token_type.is_empty() { "default-service" } else { e.config.token_type.as_str() },
         },
         "description": e.description,
         "external_entropy_access": false,
@@ -242,6 +254,29 @@ impl Sys {
             Value::from(e.config.force_no_cache),
         );
         data.insert("description".into(), Value::from(e.description.clone()));
+        if auth {
+            data.insert(
+                "token_type".into(),
+                json!(if e.config.token_type.is_empty() {
+                    "default-service"
+                } else {
+                    e.config.token_type.as_str()
+                }),
+            );
+        }
+        if let Some(l) = &e.config.user_lockout_config {
+            for (k, v) in [
+                ("user_lockout_threshold", json!(l.lockout_threshold)),
+                ("user_lockout_duration", json!(l.lockout_duration)),
+                (
+                    "user_lockout_counter_reset_duration",
+                    json!(l.lockout_counter_reset),
+                ),
+                ("user_lockout_disable", json!(l.lockout_disable)),
+            ] {
+                data.insert(k.into(), v);
+            }
+        }
         if !e.options.is_empty() {
             data.insert(
                 "options".into(),
@@ -268,6 +303,25 @@ impl Sys {
             .and_then(|v| v.as_str())
             .map(|s| s.to_string());
         let options = options_map(raw.get("options"))?;
+        let token_type = match raw.get("token_type") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) if t.is_empty() => None,
+            Some(_) if !auth => {
+                return Err(LogicalError::invalid(
+                    "token_type applies to auth mounts only",
+                ))
+            }
+            Some(v) => Some(parse_token_type(v)?),
+        };
+        let lockout = match raw.get("user_lockout_config") {
+            None | Some(Value::Null) => None,
+            Some(_) if !auth => {
+                return Err(LogicalError::invalid(
+                    "user_lockout_config applies to auth mounts only",
+                ))
+            }
+            Some(v) => Some(v.clone()),
+        };
         let sys_max = core.config().max_lease_ttl;
         let mut upgrade: Option<MountEntry> = None;
         core.edit_mounts(auth, |t| {
@@ -281,6 +335,24 @@ impl Sys {
                 return Err(LogicalError::invalid(
                     "default_lease_ttl cannot be greater than max_lease_ttl",
                 ));
+            }
+            if let Some(t) = &token_type {
+                if e.kind == "token" {
+                    return Err(LogicalError::invalid(
+                        "the token store's token type is set by token roles, not by tuning auth/token",
+                    ));
+                }
+                e.config.token_type = t.clone();
+            }
+            if let Some(v) = &lockout {
+                if !matches!(e.kind.as_str(), "userpass" | "approle" | "ldap") {
+                    return Err(LogicalError::invalid(format!(
+                        "user lockout applies to userpass, approle and ldap mounts, not {:?}",
+                        e.kind
+                    )));
+                }
+                let base = e.config.user_lockout_config.clone().unwrap_or_default();
+                e.config.user_lockout_config = Some(crate::lockout::parse_config(v, base)?);
             }
             e.config.default_lease_ttl = new_default;
             e.config.max_lease_ttl = new_max;
@@ -396,12 +468,13 @@ impl Sys {
                     "listing_visibility" => {
                         e.config.listing_visibility = v.as_str().unwrap_or_default().to_string()
                     }
+                    "token_type" => e.config.token_type = parse_token_type(v)?,
                     // The CLI sends every key with its zero value: those
                     // change nothing. A value that would is refused.
                     _ if unset(v) => {}
                     other => {
                         return Err(LogicalError::invalid(format!(
-                            "config key {other:?} is not supported for auth mounts yet (supported: default_lease_ttl, max_lease_ttl, listing_visibility)"
+                            "config key {other:?} is not supported for auth mounts yet (supported: default_lease_ttl, max_lease_ttl, listing_visibility, token_type)"
                         )))
                     }
                 }
@@ -473,6 +546,16 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .help("List the mounted secrets engines."),
         Path::new("mounts/auth/(?P<path>.+?)/tune/?")
             .field(path_field())
+            .field(Field::new(
+                "user_lockout_config",
+                FieldType::Map,
+                "User lockout: lockout_threshold, lockout_duration, lockout_counter_reset, lockout_disable.",
+            ))
+            .field(Field::new(
+                "token_type",
+                FieldType::String,
+                "Token type of the mount's logins: default-service, default-batch, service or batch.",
+            ))
             .field(Field::new(
                 "default_lease_ttl",
                 FieldType::Raw,
@@ -598,6 +681,16 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .help("List the enabled auth methods."),
         Path::new("auth/(?P<path>.+?)/tune/?")
             .field(path_field())
+            .field(Field::new(
+                "user_lockout_config",
+                FieldType::Map,
+                "User lockout: lockout_threshold, lockout_duration, lockout_counter_reset, lockout_disable.",
+            ))
+            .field(Field::new(
+                "token_type",
+                FieldType::String,
+                "Token type of the mount's logins: default-service, default-batch, service or batch.",
+            ))
             .field(Field::new(
                 "default_lease_ttl",
                 FieldType::Raw,
