@@ -7,7 +7,7 @@
 //! keep-alive connections each:
 //! 1. `POST auth/approle/login` with the role id and the secret id;
 //! 2. `POST auth/userpass/login/bench` (the password hash is each server's
-//!    default: argon2id for Arca, bcrypt for OpenBao);
+//!    default: bcrypt cost 10 in both, as Vault);
 //! 3. `GET auth/token/lookup-self` with a login token (the default
 //!    policy allows reading it);
 //! 4. `POST auth/token/renew-self` with a login token.

@@ -94,6 +94,12 @@ impl AppRole {
             ..Default::default()
         };
         auth.metadata.insert("role_name".into(), name.clone());
+        // The entity alias is the role id (as in Vault), with the same
+        // metadata as the token.
+        auth.alias = Some(arca_sdk::Alias {
+            name: role_id.clone(),
+            metadata: auth.metadata.clone(),
+        });
         role.token.fill(&mut auth);
         // A secret id's own token CIDRs replace the role's.
         if !token_cidrs.is_empty() {

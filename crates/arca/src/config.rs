@@ -27,6 +27,12 @@
 //! max_lease_ttl     = "768h"
 //! ui                = false      # true is refused: Arca serves no web UI
 //! disable_mlock     = true       # Arca does not mlock; false is refused
+//! user_lockout "all" {           # or "userpass", "ldap", "approle"
+//!   lockout_threshold     = 5    # failed logins before the alias is locked
+//!   lockout_duration      = "15m"
+//!   lockout_counter_reset = "15m"
+//!   disable_lockout       = false
+//! }
 //! ```
 //!
 //! Invariants of a [`Config`] returned by [`load`] / [`parse`]:
@@ -112,6 +118,9 @@ pub struct Config {
     /// `periodic_interval`: how often the active node runs engines'
     /// background work (CRL rebuilds, scheduled tidies). Default 10s.
     pub periodic_interval: u64,
+    /// `user_lockout "<type>"` stanzas: lockout defaults for auth mounts of
+    /// that type (`all`: every type), below a mount's own tune.
+    pub user_lockout: BTreeMap<String, arca_core::lockout::UserLockoutConfig>,
 }
 
 impl Default for Config {
@@ -142,6 +151,7 @@ impl Default for Config {
             pid_file: None,
             stale_reads: false,
             periodic_interval: 10,
+            user_lockout: BTreeMap::new(),
         }
     }
 }
@@ -404,6 +414,16 @@ impl Parser<'_> {
                         storage = Some(self.storage(block)?);
                     }
                     "listener" => listeners.push(self.listener(block)?),
+                    "user_lockout" => {
+                        let (kind, c) = self.user_lockout(block)?;
+                        if cfg.user_lockout.insert(kind.clone(), c).is_some() {
+                            return Err(self.err(
+                                block.span(),
+                                "user_lockout",
+                                format!("user_lockout {kind:?} is given twice"),
+                            ));
+                        }
+                    }
                     other => {
                         return Err(self.err(
                             block.span(),
@@ -554,6 +574,56 @@ impl Parser<'_> {
                 format!("expected exactly one label: {what} \"<type>\" {{ ... }}"),
             )),
         }
+    }
+
+    fn user_lockout(&self, block: &Block) -> R<(String, arca_core::lockout::UserLockoutConfig)> {
+        let kind = self.single_label(block, "user_lockout")?;
+        let types = arca_core::lockout::LOCKOUT_TYPES;
+        if !types.contains(&kind.as_str()) {
+            return Err(self.err(
+                block.span(),
+                "user_lockout",
+                format!(
+                    "unsupported auth type {kind:?} for user_lockout (supported: {})",
+                    types.join(", ")
+                ),
+            ));
+        }
+        let mut c = arca_core::lockout::UserLockoutConfig::default();
+        for structure in block.body.iter() {
+            let Structure::Attribute(attr) = structure else {
+                return Err(self.err(
+                    structure.span(),
+                    "user_lockout",
+                    "user_lockout takes only attributes",
+                ));
+            };
+            let key = attr.key.as_str();
+            let field = format!("user_lockout.{key}");
+            match key {
+                "lockout_threshold" => {
+                    let v = self.scalar(attr, &field)?;
+                    c.lockout_threshold = v.trim().parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        self.err(attr.span(), &field, "must be a whole number greater than zero")
+                    })?;
+                }
+                "lockout_duration" => c.lockout_duration = self.duration(attr, &field)?,
+                "lockout_counter_reset" => {
+                    c.lockout_counter_reset = self.duration(attr, &field)?
+                }
+                "disable_lockout" => c.lockout_disable = self.boolean(attr, &field)?,
+                other => {
+                    return Err(self.err(
+                        attr.span(),
+                        &field,
+                        format!(
+                            "unknown user_lockout key {other:?} (lockout_threshold, lockout_duration, lockout_counter_reset, disable_lockout)"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok((kind, c))
     }
 
     fn storage(&self, block: &Block) -> R<StorageConfig> {
@@ -1015,6 +1085,35 @@ cluster_name      = "arca"
         let cfg = ok("storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = 1 }");
         assert_eq!(cfg.listeners[0].address, "127.0.0.1:8200");
         assert!(cfg.listeners[0].tls_disable);
+    }
+
+    #[test]
+    fn user_lockout_stanzas() {
+        let base = "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\n";
+        let c = ok(&format!(
+            "{base}user_lockout \"all\" {{\n  lockout_threshold = 25\n  lockout_duration = \"10m\"\n}}\nuser_lockout \"userpass\" {{\n  disable_lockout = true\n  lockout_counter_reset = 60\n}}\n"
+        ));
+        let all = &c.user_lockout["all"];
+        assert_eq!((all.lockout_threshold, all.lockout_duration), (25, 600));
+        let up = &c.user_lockout["userpass"];
+        assert!(up.lockout_disable);
+        assert_eq!(up.lockout_counter_reset, 60);
+        let e = bad(&format!(
+            "{base}user_lockout \"github\" {{ lockout_threshold = 3 }}\n"
+        ));
+        assert!(e.contains("unsupported auth type"), "{e}");
+        let e = bad(&format!(
+            "{base}user_lockout \"all\" {{ lockout_treshold = 3 }}\n"
+        ));
+        assert!(e.contains("unknown user_lockout key"), "{e}");
+        let e = bad(&format!(
+            "{base}user_lockout \"all\" {{ lockout_threshold = 0 }}\n"
+        ));
+        assert!(e.contains("greater than zero"), "{e}");
+        let e = bad(&format!(
+            "{base}user_lockout \"all\" {{}}\nuser_lockout \"all\" {{}}\n"
+        ));
+        assert!(e.contains("given twice"), "{e}");
     }
 
     #[test]

@@ -329,6 +329,7 @@ async fn serve_config_inner(
             cluster_name: config.cluster_name.clone().unwrap_or_default(),
             stale_reads: config.stale_reads,
             engines: crate::engines::registry(),
+            user_lockout: config.user_lockout.clone().into_iter().collect(),
         },
     );
     let forwarder: Option<Arc<dyn arca_http::Forwarder>> = match &raft_node {

@@ -207,15 +207,15 @@ fn bao_jwt_login_with_a_jwks_read_only_role() {
     assert_eq!(cfg["data"]["jwks_url"], jwks.url.as_str(), "{cfg}");
     assert_eq!(cfg["data"]["bound_issuer"], ISSUER, "{cfg}");
 
-    // Roles: identity groups and the browser flow are refused.
+    // Roles: the browser flow is refused.
     root.run(&[
         "write",
         "auth/jwt/role/other",
         "role_type=jwt",
         "bound_audiences=arca",
-        "groups_claim=groups",
+        "allowed_redirect_uris=http://localhost:8250/oidc/callback",
     ])
-    .api_error(400, "identity groups are not built");
+    .api_error(400, "not built");
     root.run(&["write", "auth/jwt/role/other", "bound_audiences=arca"])
         .api_error(400, "role_type");
     let bound = write_file(&work, "bound.json", r#"{"project": "org/*"}"#);
@@ -421,4 +421,108 @@ print("hvac jwt: ok")
         ],
         "hvac jwt: ok",
     );
+}
+
+/// `groups_claim`: the groups a token names fill the external identity
+/// groups whose alias (on this mount) has that name; a later login with
+/// other groups takes the entity out again. The group's policies apply.
+#[test]
+fn jwt_groups_claim_fills_external_groups() {
+    let server = Server::start();
+    let init = server.init_and_unseal();
+    let root = server.bao().with_token(&init.root_token);
+    let anon = server.bao().without_token();
+    let work = server.work_dir();
+    publish(&work, "ec1");
+    let jwks = JwksServer::start(&work.join("jwks"), work.join("jwks-server.log"));
+    learning_path_setup(&server, &init.root_token, "jwt", READONLY);
+    let accessor = root.json(&["auth", "list", "-format=json"])["jwt/"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    root.run(&[
+        "write",
+        "auth/jwt/config",
+        &format!("jwks_url={}", jwks.url),
+        &format!("bound_issuer={ISSUER}"),
+    ])
+    .ok();
+    root.run(&[
+        "write",
+        "auth/jwt/role/dev",
+        "role_type=jwt",
+        "bound_audiences=arca",
+        "user_claim=sub",
+        "groups_claim=groups",
+        "token_policies=default",
+    ])
+    .ok();
+    let role = root.json(&["read", "-format=json", "auth/jwt/role/dev"]);
+    assert_eq!(role["data"]["groups_claim"], "groups", "{role}");
+    let g = root.json(&[
+        "write",
+        "-format=json",
+        "identity/group",
+        "name=devs",
+        "type=external",
+        "policies=readonly",
+    ]);
+    let gid = g["data"]["id"].as_str().unwrap().to_string();
+    root.run(&[
+        "write",
+        "identity/group-alias",
+        "name=dev",
+        &format!("mount_accessor={accessor}"),
+        &format!("canonical_id={gid}"),
+    ])
+    .ok();
+    let t = mint(
+        &work,
+        json!({
+            "in": {"key": "ec1", "alg": "ES256", "claims": {"sub": "u1", "groups": ["dev", "other"]}},
+            "out": {"key": "ec1", "alg": "ES256", "claims": {"sub": "u1", "groups": "other"}},
+            "bad": {"key": "ec1", "alg": "ES256", "claims": {"sub": "u1", "groups": 7}},
+            "none": {"key": "ec1", "alg": "ES256", "claims": {"sub": "u1"}},
+        }),
+    );
+    let jwt = |k: &str| format!("jwt={}", t[k].as_str().unwrap());
+    let l = anon.json(&[
+        "write",
+        "-format=json",
+        "auth/jwt/login",
+        "role=dev",
+        &jwt("in"),
+    ]);
+    let eid = l["auth"]["entity_id"].as_str().unwrap().to_string();
+    assert_eq!(l["auth"]["identity_policies"], json!(["readonly"]), "{l}");
+    let token = l["auth"]["client_token"].as_str().unwrap().to_string();
+    let user = server.bao().with_token(&token);
+    user.run(&["kv", "get", "secret/app"]).ok();
+    let gr = root.json(&["read", "-format=json", &format!("identity/group/id/{gid}")]);
+    assert_eq!(gr["data"]["member_entity_ids"], json!([eid]), "{gr}");
+    let e = root.json(&["read", "-format=json", &format!("identity/entity/id/{eid}")]);
+    assert_eq!(e["data"]["aliases"][0]["name"], "u1", "{e}");
+    assert_eq!(e["data"]["aliases"][0]["metadata"]["role"], "dev", "{e}");
+
+    // Not in the group any more: the next login takes the entity out, and
+    // the earlier token loses the group's policy with it.
+    let l = anon.json(&[
+        "write",
+        "-format=json",
+        "auth/jwt/login",
+        "role=dev",
+        &jwt("out"),
+    ]);
+    assert_eq!(l["auth"]["entity_id"], eid.as_str(), "{l}");
+    assert!(l["auth"]["identity_policies"].is_null(), "{l}");
+    let gr = root.json(&["read", "-format=json", &format!("identity/group/id/{gid}")]);
+    assert_eq!(gr["data"]["member_entity_ids"], json!([]), "{gr}");
+    user.run(&["kv", "get", "secret/app"])
+        .api_error(403, "permission denied");
+
+    // A groups claim that is not strings, or missing, is refused.
+    anon.run(&["write", "auth/jwt/login", "role=dev", &jwt("bad")])
+        .api_error(400, "not a string or a list");
+    anon.run(&["write", "auth/jwt/login", "role=dev", &jwt("none")])
+        .api_error(400, "claim not found");
 }

@@ -3,7 +3,8 @@
 //! the right credentials, unknown usernames lock the same way (no
 //! enumeration), `sys/locked-users` lists the alias, an unlock lifts it;
 //! approle locks by role id after wrong secret ids (default threshold 5);
-//! a mount tuned with `lockout_disable` never locks; bad tunes are refused.
+//! a mount tuned with `lockout_disable` never locks; bad tunes are refused;
+//! the server configuration's `user_lockout` stanzas under a mount's tune.
 
 mod common;
 
@@ -151,4 +152,54 @@ fn bao_user_lockout() {
     .api_error(400, "auth mounts only");
     let tune = root.json(&["read", "-format=json", "sys/auth/userpass/tune"]);
     assert_eq!(tune["data"]["user_lockout_threshold"], 3, "{tune}");
+}
+
+/// The server configuration's `user_lockout` stanzas: `userpass` wins over
+/// `all`, a mount's own tune wins over both.
+#[test]
+fn server_config_user_lockout_stanza() {
+    let server = Server::start_rocksdb_with(
+        "",
+        "user_lockout \"all\" {\n  lockout_threshold = 4\n}\nuser_lockout \"userpass\" {\n  lockout_threshold = 2\n  lockout_duration = \"1h\"\n}\n",
+    );
+    let init = server.init_and_unseal();
+    let root = server.bao().with_token(&init.root_token);
+    let anon = server.bao().without_token();
+    root.run(&["auth", "enable", "userpass"]).ok();
+    root.run(&["auth", "enable", "-path=tuned", "userpass"])
+        .ok();
+    root.run(&["auth", "tune", "-user-lockout-threshold=3", "tuned/"])
+        .ok();
+    for mount in ["userpass", "tuned"] {
+        root.run(&[
+            "write",
+            &format!("auth/{mount}/users/bob"),
+            "password=right",
+        ])
+        .ok();
+    }
+    let login = |mount: &str, pass: &str| {
+        anon.run(&[
+            "login",
+            "-method=userpass",
+            &format!("-path={mount}"),
+            "-no-store",
+            "username=bob",
+            &format!("password={pass}"),
+        ])
+    };
+    // The server's userpass stanza: locked after 2 failures.
+    for _ in 0..2 {
+        login("userpass", "wrong").api_error(400, "invalid username or password");
+    }
+    login("userpass", "right").api_error(403, "permission denied");
+    // The tuned mount: 3.
+    for _ in 0..2 {
+        login("tuned", "wrong").api_error(400, "invalid username or password");
+    }
+    login("tuned", "right").ok();
+    for _ in 0..3 {
+        login("tuned", "wrong").api_error(400, "invalid username or password");
+    }
+    login("tuned", "right").api_error(403, "permission denied");
 }

@@ -81,6 +81,11 @@ impl CertAuth {
             auth.metadata.insert(k.to_string(), val);
         }
         e.token.fill(&mut auth);
+        // The identity alias is the certificate's common name (Vault's).
+        auth.alias = Some(arca_sdk::Alias {
+            name: v.common_name.clone(),
+            metadata: Default::default(),
+        });
         let d = &mut auth.internal_data;
         d.insert("cert_name".into(), Value::from(e.name.clone()));
         d.insert("certificate".into(), Value::from(B64.encode(&presented[0])));

@@ -35,6 +35,10 @@ pub struct CoreConfig {
     /// The engines this server can mount (the binary registers them; core
     /// adds only its own: system, token, cubbyhole).
     pub engines: arca_sdk::Registry,
+    /// The server configuration's `user_lockout "<type>"` stanzas (`all`,
+    /// `userpass`, `ldap`, `approle`): defaults for mounts of that type,
+    /// below a mount's own `user_lockout_config`.
+    pub user_lockout: HashMap<String, crate::lockout::UserLockoutConfig>,
 }
 
 impl Default for CoreConfig {
@@ -47,6 +51,7 @@ impl Default for CoreConfig {
             cluster_name: String::new(),
             stale_reads: false,
             engines: arca_sdk::Registry::new(),
+            user_lockout: HashMap::new(),
         }
     }
 }
@@ -150,6 +155,7 @@ pub(crate) struct Unsealed {
     pub tokens: TokenStore,
     pub leases: crate::expiration::Leases,
     pub policies: PolicyStore,
+    pub identity: Arc<crate::identity::IdentityStore>,
     pub root_view: Arc<dyn Storage>,
 }
 
@@ -351,7 +357,7 @@ impl Core {
         }
 
         if let (Some(t), false) = (&token, unauth) {
-            let acl = st.policies.acl(&t.policies).await?;
+            let acl = self.token_acl(&st, t).await?;
             // Parameter constraints apply to the request's data whatever
             // the operation: a read's query parameters are its data.
             let d = acl.check(&path, req.operation.capability(), Some(&req.data));
@@ -374,10 +380,9 @@ impl Core {
         // User lockout: a login names its alias; a locked one is refused
         // before any credential is checked, a failure is counted.
         let lockout = if route.auth && unauth && req.operation != Operation::Read {
-            route
-                .backend
-                .login_alias(&req)
-                .and_then(|alias| crate::lockout::policy(&route.entry).map(|p| (p, alias)))
+            route.backend.login_alias(&req).and_then(|alias| {
+                crate::lockout::policy(&route.entry, &self.config.user_lockout).map(|p| (p, alias))
+            })
         } else {
             None
         };
@@ -568,6 +573,29 @@ impl Core {
         }
     }
 
+    /// The ACL of a token: its own policies and, when it has an entity,
+    /// the entity's and its groups' (computed now, so a changed group
+    /// changes what the token may do). The tokens of a disabled or deleted
+    /// entity are refused.
+    pub(crate) async fn token_acl(
+        &self,
+        st: &Unsealed,
+        t: &TokenEntry,
+    ) -> Result<Arc<arca_policy::Acl>, LogicalError> {
+        if t.entity_id.is_empty() {
+            return st.policies.acl(&t.policies).await;
+        }
+        let extra = st.identity.token_policies(&t.entity_id).await?;
+        if extra.is_empty() {
+            return st.policies.acl(&t.policies).await;
+        }
+        let mut all = t.policies.clone();
+        all.extend(extra);
+        all.sort();
+        all.dedup();
+        st.policies.acl(&all).await
+    }
+
     /// Resolves a client token or answers 403.
     pub(crate) async fn authenticate(
         &self,
@@ -606,6 +634,7 @@ impl Core {
         match (auth, e.kind.as_str()) {
             (false, "cubbyhole") => return Ok(Arc::new(crate::cubbyhole::backend())),
             (false, "system") => return Ok(Arc::new(crate::sys::backend(weak))),
+            (false, "identity") => return Ok(Arc::new(crate::identity::backend(weak))),
             (true, "token") => return Ok(Arc::new(crate::token_paths::backend(weak))),
             _ => {}
         }
@@ -730,7 +759,11 @@ impl Core {
     ) -> Result<(MountTable, MountTable), LogicalError> {
         let mounts: Option<MountTable> = get_json(root, "core/mounts").await?;
         let auth: Option<MountTable> = get_json(root, "core/auth").await?;
-        Ok((mounts.unwrap_or_default(), auth.unwrap_or_default()))
+        let mut mounts = mounts.unwrap_or_default();
+        if !mounts.entries.is_empty() && mounts.get("identity/").is_none() {
+            mounts.add(MountEntry::identity_upgrade(), &[])?;
+        }
+        Ok((mounts, auth.unwrap_or_default()))
     }
 
     /// Applies an edit to the secret (or auth) mount table, persists it and

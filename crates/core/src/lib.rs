@@ -25,6 +25,7 @@ pub mod cluster_tls;
 mod core;
 mod cubbyhole;
 pub mod expiration;
+mod identity;
 mod invalidate;
 mod join;
 pub mod lockout;

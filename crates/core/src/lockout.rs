@@ -5,7 +5,9 @@
 //! credentials. On by default (5 attempts, 15 minutes, 15 minutes) for
 //! every auth method that names its login alias
 //! (`Framework::with_login_alias`: userpass, approle); tuned per mount
-//! (`sys/auth/:path/tune user_lockout_config`), or off everywhere with
+//! (`sys/auth/:path/tune user_lockout_config`), per auth type or for all
+//! in the server configuration (`user_lockout "userpass" { ... }`, below
+//! a mount's own settings), or off everywhere with
 //! `BAO_DISABLE_USER_LOCKOUT=true` (or `VAULT_DISABLE_USER_LOCKOUT`).
 //!
 //! Invariants:
@@ -37,7 +39,7 @@ const PREFIX: &str = "sys/locked-users/";
 
 /// A mount's lockout settings (`user_lockout_config`), as tuned; a zero
 /// or empty value means the default.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UserLockoutConfig {
     pub lockout_threshold: u64,
@@ -60,18 +62,35 @@ fn env_disabled() -> bool {
         .any(|v| std::env::var(v).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True")))
 }
 
-pub(crate) fn policy(e: &MountEntry) -> Option<Policy> {
-    let c = e.config.user_lockout_config.clone().unwrap_or_default();
-    if c.lockout_disable || env_disabled() {
+pub(crate) fn policy(
+    e: &MountEntry,
+    server: &HashMap<String, UserLockoutConfig>,
+) -> Option<Policy> {
+    let tuned = e.config.user_lockout_config.clone().unwrap_or_default();
+    let none = UserLockoutConfig::default();
+    // The mount's own settings, then the server's for its type, then the
+    // server's for all, then Vault's defaults; any of them may turn it off.
+    let layers = [
+        &tuned,
+        server.get(&e.kind).unwrap_or(&none),
+        server.get("all").unwrap_or(&none),
+    ];
+    if layers.iter().any(|c| c.lockout_disable) || env_disabled() {
         return None;
     }
-    let or = |v: u64, d: u64| if v == 0 { d } else { v };
+    let pick = |f: fn(&UserLockoutConfig) -> u64, d: u64| {
+        layers.iter().map(|c| f(c)).find(|v| *v != 0).unwrap_or(d)
+    };
     Some(Policy {
-        threshold: or(c.lockout_threshold, 5),
-        duration: or(c.lockout_duration, 900) as i64,
-        counter_reset: or(c.lockout_counter_reset, 900) as i64,
+        threshold: pick(|c| c.lockout_threshold, 5),
+        duration: pick(|c| c.lockout_duration, 900) as i64,
+        counter_reset: pick(|c| c.lockout_counter_reset, 900) as i64,
     })
 }
+
+/// Auth types the server configuration's `user_lockout` stanza may name
+/// (`all`, or a method that takes part in lockout).
+pub const LOCKOUT_TYPES: &[&str] = &["all", "userpass", "ldap", "approle"];
 
 /// Applies a tune's `user_lockout_config` (an object, or its JSON text;
 /// strings or numbers, durations like `5m`) to `base`: keys not given keep
@@ -290,7 +309,7 @@ impl Core {
                 .entries
                 .iter()
                 .find(|e| e.accessor == acc)
-                .and_then(policy)
+                .and_then(|e| policy(e, &self.config.user_lockout))
                 .map(|p| p.duration)
                 .unwrap_or(0);
             let mut aliases = Vec::new();
@@ -328,6 +347,41 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_tune_wins_over_the_server_type_which_wins_over_all() {
+        let mut e = MountEntry::new("userpass/", "userpass", "");
+        let mut server = HashMap::new();
+        let p = policy(&e, &server).unwrap();
+        assert_eq!((p.threshold, p.duration, p.counter_reset), (5, 900, 900));
+        server.insert(
+            "all".to_string(),
+            UserLockoutConfig {
+                lockout_threshold: 20,
+                lockout_duration: 60,
+                ..Default::default()
+            },
+        );
+        server.insert(
+            "userpass".to_string(),
+            UserLockoutConfig {
+                lockout_threshold: 10,
+                ..Default::default()
+            },
+        );
+        let p = policy(&e, &server).unwrap();
+        assert_eq!((p.threshold, p.duration, p.counter_reset), (10, 60, 900));
+        e.config.user_lockout_config = Some(UserLockoutConfig {
+            lockout_threshold: 3,
+            ..Default::default()
+        });
+        assert_eq!(policy(&e, &server).unwrap().threshold, 3);
+        // Another type gets only `all`.
+        let ldap = MountEntry::new("ldap/", "ldap", "");
+        assert_eq!(policy(&ldap, &server).unwrap().threshold, 20);
+        server.get_mut("all").unwrap().lockout_disable = true;
+        assert!(policy(&ldap, &server).is_none());
+    }
 
     #[test]
     fn tune_values_parse_as_vault_sends_them() {

@@ -12,6 +12,9 @@
 //!   one first asks the method's auth-renew callback, which may refuse (a
 //!   deleted user, a changed role).
 //! - The token id is returned once, in the response, and never stored.
+//! - A login whose method names an alias gets the alias' identity entity
+//!   (created on first login); the token carries the entity id, and the
+//!   entity's and its groups' policies apply at request time.
 
 use arca_sdk::{Auth, LogicalError, Operation, Request};
 
@@ -71,6 +74,22 @@ impl Core {
         }
         policies.sort();
         policies.dedup();
+        // Who logged in: the entity of the method's alias (created on the
+        // first login), its external groups refreshed from the method's
+        // group aliases; a disabled entity cannot log in.
+        let (entity_id, identity_policies) = match &auth.alias {
+            Some(alias) => {
+                st.identity
+                    .login(&crate::identity::LoginAlias {
+                        accessor: &route.entry.accessor,
+                        local: route.entry.local,
+                        alias,
+                        group_aliases: &auth.group_aliases,
+                    })
+                    .await?
+            }
+            None => (auth.entity_id.clone(), Vec::new()),
+        };
         let default = self.mount_default_ttl(&route.entry);
         let max = self.mount_max_ttl(&route.entry);
         let max = if auth.max_ttl > 0 {
@@ -127,7 +146,7 @@ impl Core {
             period,
             renewable: auth.renewable && ttl > 0,
             path: request_path.to_string(),
-            entity_id: auth.entity_id.clone(),
+            entity_id,
             bound_cidrs: auth.bound_cidrs.clone(),
             batch,
             internal_data: auth.internal_data.clone(),
@@ -139,9 +158,14 @@ impl Core {
         } else {
             st.tokens.create(entry.clone()).await?;
         }
+        let mut all_policies = policies.clone();
+        all_policies.extend(identity_policies.iter().cloned());
+        all_policies.sort();
+        all_policies.dedup();
         Ok(Auth {
-            policies: policies.clone(),
+            policies: all_policies,
             token_policies: policies,
+            identity_policies,
             metadata: auth.metadata,
             display_name: entry.display_name,
             ttl,
@@ -158,6 +182,8 @@ impl Core {
             bound_cidrs: entry.bound_cidrs,
             token_type: if batch { "batch" } else { "service" }.into(),
             internal_data: Default::default(),
+            alias: None,
+            group_aliases: Vec::new(),
         })
     }
 

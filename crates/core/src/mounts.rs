@@ -84,6 +84,21 @@ impl MountEntry {
         }
     }
 
+    /// The builtin `identity/` mount, as a new cluster gets it.
+    pub fn identity() -> Self {
+        MountEntry::new("identity/", "identity", "identity store")
+    }
+
+    /// The `identity/` mount of a cluster created before the identity
+    /// store existed: the same uuid and accessor on every node, without a
+    /// write (it is stored with the next change of the mount table).
+    pub fn identity_upgrade() -> Self {
+        let mut e = MountEntry::identity();
+        e.uuid = "00000000-0000-4000-8000-1de7717e5702".into();
+        e.accessor = "identity_1de7717e".into();
+        e
+    }
+
     pub fn kv_version(&self) -> Option<u8> {
         if self.kind != "kv" {
             return None;

@@ -329,6 +329,7 @@ impl Core {
         );
         cubby.local = true;
         mounts.add(cubby, &[])?;
+        mounts.add(MountEntry::identity(), &[])?;
         let mut auth = MountTable::default();
         auth.add(
             MountEntry::new("token/", "token", "token based credentials"),
@@ -359,6 +360,10 @@ impl Core {
     async fn activate(&self, root_view: Arc<dyn Storage>) -> Result<(), LogicalError> {
         let (mounts, auth) = self.load_tables(root_view.as_ref()).await?;
         let router = self.build_router(&mounts, &auth)?;
+        let identity_prefix = mounts
+            .get("identity/")
+            .map(|e| e.storage_prefix(false))
+            .unwrap_or_else(|| MountEntry::identity_upgrade().storage_prefix(false));
         let cluster: Option<Value> =
             arca_sdk::storage::get_json(root_view.as_ref(), "core/cluster").await?;
         if let Some(id) = cluster
@@ -377,6 +382,10 @@ impl Core {
                 "sys/expire/",
             ))),
             policies: PolicyStore::new(Arc::new(View::new(self.barrier.clone(), "sys/policy/"))),
+            identity: Arc::new(crate::identity::IdentityStore::new(Arc::new(View::new(
+                self.barrier.clone(),
+                identity_prefix,
+            )))),
             root_view,
         };
         *self.state.write() = Some(Arc::new(st));

@@ -56,6 +56,9 @@ fn auth_of(t: &TokenEntry, id: &str, now_ms: i64) -> Auth {
         bound_cidrs: t.bound_cidrs.clone(),
         token_type: if t.batch { "batch" } else { "service" }.into(),
         internal_data: Default::default(),
+        alias: None,
+        group_aliases: Vec::new(),
+        identity_policies: Vec::new(),
     }
 }
 
@@ -149,14 +152,6 @@ impl TokenBackend {
                 "invalid token type {asked_type:?}: use service or batch"
             )));
         }
-        if c.data
-            .get_str("entity_alias")?
-            .is_some_and(|a| !a.is_empty())
-        {
-            return Err(LogicalError::invalid(
-                "entity_alias is not available yet: identity (entities and aliases) is not built",
-            ));
-        }
         // `create/:role_name`, or `role_name` in the body.
         let role_name = c.data.str_or("role_name", "")?.to_lowercase();
         let role = if role_name.is_empty() {
@@ -171,9 +166,8 @@ impl TokenBackend {
         // Vault: orphans made through `create` and periodic tokens need root
         // or sudo on the path the request names (a role's need neither).
         let sudo = caller.is_root()
-            || st
-                .policies
-                .acl(&caller.policies)
+            || core
+                .token_acl(&st, &caller)
                 .await?
                 .check(
                     &format!("{}{}", c.req.mount_point, c.req.path),
@@ -301,6 +295,38 @@ impl TokenBackend {
                 )
             })
             .collect();
+        // A child gets its parent's entity; `entity_alias` (through a role
+        // that allows it) names another, on the token mount.
+        let entity_alias = c.data.str_or("entity_alias", "")?;
+        let entity_id = if entity_alias.is_empty() {
+            if orphan {
+                String::new()
+            } else {
+                caller.entity_id.clone()
+            }
+        } else {
+            let Some(r) = &role else {
+                return Err(LogicalError::invalid(
+                    "'entity_alias' is only allowed in combination with token role",
+                ));
+            };
+            if !r.allows_entity_alias(&entity_alias) {
+                return Err(LogicalError::invalid("invalid 'entity_alias' value"));
+            }
+            let alias = arca_sdk::Alias {
+                name: entity_alias.clone(),
+                metadata: Default::default(),
+            };
+            st.identity
+                .login(&crate::identity::LoginAlias {
+                    accessor: &c.req.mount_accessor,
+                    local: false,
+                    alias: &alias,
+                    group_aliases: &[],
+                })
+                .await?
+                .0
+        };
         let path = match &role {
             Some(r) if !r.path_suffix.is_empty() => {
                 format!("auth/token/create/{role_name}/{}", r.path_suffix)
@@ -339,7 +365,7 @@ impl TokenBackend {
             period,
             renewable,
             path,
-            entity_id: String::new(),
+            entity_id,
             bound_cidrs: limits.token_bound_cidrs,
             batch: false,
             internal_data: Default::default(),
@@ -365,7 +391,7 @@ impl TokenBackend {
         }))
     }
 
-    fn lookup_data(t: &TokenEntry, id: &str, now_ms: i64) -> Response {
+    fn lookup_data(t: &TokenEntry, id: &str, now_ms: i64, identity: Vec<String>) -> Response {
         let meta = if t.meta.is_empty() {
             Value::Null
         } else {
@@ -401,6 +427,10 @@ impl TokenBackend {
         if !t.bound_cidrs.is_empty() {
             m["bound_cidrs"] = json!(t.bound_cidrs);
         }
+        if !identity.is_empty() {
+            m["identity_policies"] = json!(identity);
+            m["external_namespace_policies"] = json!({});
+        }
         if t.issue_time != t.creation_time {
             m["last_renewal_time"] = Value::from(t.issue_time);
             m["last_renewal"] = rfc3339(t.issue_time);
@@ -426,7 +456,12 @@ impl TokenBackend {
                 status: 403,
                 message: "bad token".into(),
             })?;
-        Ok(Some(Self::lookup_data(&t, &id, now_ms)))
+        Ok(Some(Self::lookup_data(
+            &t,
+            &id,
+            now_ms,
+            st.identity.policies_of(&t.entity_id).await?,
+        )))
     }
 
     async fn lookup_self(&self, c: Ctx<'_>) -> HandlerResult {
@@ -434,7 +469,12 @@ impl TokenBackend {
         let now_ms = chrono::Utc::now().timestamp_millis();
         let id = c.req.client_token.clone().unwrap_or_default();
         let t = core.authenticate(&st, Some(&id)).await?;
-        Ok(Some(Self::lookup_data(&t, &id, now_ms)))
+        Ok(Some(Self::lookup_data(
+            &t,
+            &id,
+            now_ms,
+            st.identity.policies_of(&t.entity_id).await?,
+        )))
     }
 
     async fn lookup_accessor(&self, c: Ctx<'_>) -> HandlerResult {
@@ -447,7 +487,12 @@ impl TokenBackend {
             .lookup_accessor(&acc, n)
             .await?
             .ok_or_else(|| LogicalError::invalid("invalid accessor"))?;
-        Ok(Some(Self::lookup_data(&t, "", now_ms)))
+        Ok(Some(Self::lookup_data(
+            &t,
+            "",
+            now_ms,
+            st.identity.policies_of(&t.entity_id).await?,
+        )))
     }
 
     async fn renew_entry(
@@ -466,6 +511,25 @@ impl TokenBackend {
             return Err(LogicalError::invalid("lease is not renewable"));
         }
         let method = core.auth_renew_check(st, t, inc, conn).await?;
+        // A method that reports the user's groups again (LDAP, JWT) keeps
+        // the entity's external groups in step.
+        if let Some(a) = method.as_ref().filter(|a| a.alias.is_some()) {
+            if let (Some(alias), Some((route, _))) = (&a.alias, core.router()?.resolve(&t.path)) {
+                if !t.entity_id.is_empty() {
+                    st.identity
+                        .refresh_groups(
+                            &t.entity_id,
+                            &crate::identity::LoginAlias {
+                                accessor: &route.entry.accessor,
+                                local: route.entry.local,
+                                alias,
+                                group_aliases: &a.group_aliases,
+                            },
+                        )
+                        .await?;
+                }
+            }
+        }
         let now_ms = chrono::Utc::now().timestamp_millis();
         let n = now_ms.div_euclid(1000);
         let router = core.router()?;

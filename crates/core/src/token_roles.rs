@@ -15,8 +15,9 @@
 //! - A role's `token_type` `service`/`batch` wins over the request's
 //!   `type`; `default-service` / `default-batch` is what a request that
 //!   names no type gets.
-//! - Settings that cannot be honoured yet (entity aliases) are refused,
-//!   never stored and ignored.
+//! - `entity_alias` on create binds the token to the identity entity of
+//!   that alias on the token mount (created if new), only when the role's
+//!   `allowed_entity_aliases` match it.
 //!
 //! Roles live in the token mount's own storage (`roles/<name>`),
 //! encrypted by the barrier and replicated.
@@ -43,6 +44,8 @@ pub(crate) struct TokenRole {
     pub orphan: bool,
     pub renewable: bool,
     pub path_suffix: String,
+    /// Lowercased; globs allowed.
+    pub allowed_entity_aliases: Vec<String>,
     /// `token_bound_cidrs`, `token_explicit_max_ttl`, `token_period`,
     /// `token_no_default_policy`, `token_num_uses`, `token_type` (the
     /// other token fields are not token-role settings).
@@ -112,7 +115,7 @@ pub(crate) fn fields() -> Vec<Field> {
         Field::new(
             "allowed_entity_aliases",
             CommaStringSlice,
-            "Entity aliases tokens may be created for (not available yet: identity is not built).",
+            "Entity aliases (globs allowed) tokens of this role may be created for (entity_alias).",
         ),
     ];
     v.extend(
@@ -152,6 +155,14 @@ pub(crate) fn paths() -> Vec<Path<TokenBackend>> {
 }
 
 impl TokenRole {
+    /// Whether `entity_alias` may be used with this role.
+    pub(crate) fn allows_entity_alias(&self, alias: &str) -> bool {
+        let alias = alias.to_lowercase();
+        self.allowed_entity_aliases
+            .iter()
+            .any(|g| glob::matches(g, &alias))
+    }
+
     fn to_json(&self, name: &str) -> Map<String, Value> {
         let token_type = if self.token.token_type.is_empty() {
             "default-service"
@@ -164,7 +175,7 @@ impl TokenRole {
             "disallowed_policies": self.disallowed_policies,
             "allowed_policies_glob": self.allowed_policies_glob,
             "disallowed_policies_glob": self.disallowed_policies_glob,
-            "allowed_entity_aliases": Vec::<String>::new(),
+            "allowed_entity_aliases": self.allowed_entity_aliases,
             "orphan": self.orphan,
             "renewable": self.renewable,
             "path_suffix": self.path_suffix,
@@ -285,12 +296,15 @@ impl TokenBackend {
             ..Default::default()
         });
         let d = &c.data;
-        if d.get_list("allowed_entity_aliases")?
-            .is_some_and(|v| v.iter().any(|s| !s.trim().is_empty()))
-        {
-            return Err(LogicalError::invalid(
-                "allowed_entity_aliases is not available yet: identity (entities and aliases) is not built",
-            ));
+        if let Some(v) = d.get_list("allowed_entity_aliases")? {
+            let mut v: Vec<String> = v
+                .into_iter()
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect();
+            v.sort();
+            v.dedup();
+            role.allowed_entity_aliases = v;
         }
         // A role declares only some token fields; the update reads them all
         // (the others are absent: the path refuses them).

@@ -319,7 +319,7 @@ fn render(reply: Reply, request_id: &str) -> HttpResponse {
                     .collect(),
             )
         };
-        json!({
+        let mut v = json!({
             "client_token": a.client_token,
             "accessor": a.accessor,
             "policies": a.policies,
@@ -332,7 +332,11 @@ fn render(reply: Reply, request_id: &str) -> HttpResponse {
             "orphan": a.orphan,
             "mfa_requirement": null,
             "num_uses": a.num_uses,
-        })
+        });
+        if !a.identity_policies.is_empty() {
+            v["identity_policies"] = json!(a.identity_policies);
+        }
+        v
     });
     let body = json!({
         "request_id": request_id,

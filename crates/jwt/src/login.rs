@@ -150,9 +150,42 @@ impl JwtAuth {
         token::validate_bound_claims(&role.bound_claims, role.is_glob(), &claims)
             .map_err(|e| LogicalError::invalid(format!("error validating claims: {e}")))?;
 
+        let mut group_aliases = Vec::new();
+        if !role.groups_claim.is_empty() {
+            let groups = token::lookup_auto(&claims, &role.groups_claim).ok_or_else(|| {
+                LogicalError::invalid(format!(
+                    "{:?} claim not found in token (the role's groups_claim)",
+                    role.groups_claim
+                ))
+            })?;
+            let names: Vec<&Value> = match groups {
+                Value::Array(a) => a.iter().collect(),
+                v => vec![v],
+            };
+            for n in names {
+                match n {
+                    Value::String(s) if !s.is_empty() => group_aliases.push(arca_sdk::Alias {
+                        name: s.clone(),
+                        metadata: Default::default(),
+                    }),
+                    Value::String(_) => {}
+                    _ => {
+                        return Err(LogicalError::invalid(format!(
+                            "the {:?} claim (the role's groups_claim) is not a string or a list of strings",
+                            role.groups_claim
+                        )))
+                    }
+                }
+            }
+        }
         metadata.insert("role".into(), role_name.clone());
         let mut auth = Auth {
-            display_name: user,
+            display_name: user.clone(),
+            alias: Some(arca_sdk::Alias {
+                name: user,
+                metadata: metadata.clone(),
+            }),
+            group_aliases,
             metadata,
             ..Default::default()
         };

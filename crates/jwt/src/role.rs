@@ -31,6 +31,9 @@ pub struct Role {
     pub claim_mappings: BTreeMap<String, String>,
     pub user_claim: String,
     pub user_claim_json_pointer: bool,
+    /// Claim (name or JSON pointer) listing the user's groups: each is
+    /// reported as a group alias (identity external groups).
+    pub groups_claim: String,
     /// Seconds; 0: the default; negative: none.
     pub clock_skew_leeway: i64,
     pub expiration_leeway: i64,
@@ -71,7 +74,6 @@ macro_rules! role_name {
 /// Role fields of the browser OIDC flow and of identity, refused when
 /// given a value.
 const NOT_AVAILABLE: &[(&str, &str)] = &[
-    ("groups_claim", "identity groups are not built"),
     (
         "allowed_redirect_uris",
         "the browser OIDC login flow is not built",
@@ -158,7 +160,11 @@ fn fields() -> Vec<Field> {
         )
         .default(DEFAULT_LEEWAY),
         Field::new("num_uses", Int, "Deprecated: use token_num_uses."),
-        Field::new("groups_claim", String, "Identity groups: not available yet."),
+        Field::new(
+            "groups_claim",
+            String,
+            "Claim (name, or JSON pointer /a/b) with the user's groups: external identity groups with an alias of that name on this mount get the user as a member.",
+        ),
         Field::new(
             "allowed_redirect_uris",
             CommaStringSlice,
@@ -298,8 +304,8 @@ impl JwtAuth {
             "clock_skew_leeway": r.clock_skew_leeway,
             "expiration_leeway": r.expiration_leeway,
             "not_before_leeway": r.not_before_leeway,
+            "groups_claim": r.groups_claim,
             // Features not built: always empty.
-            "groups_claim": "",
             "allowed_redirect_uris": Vec::<String>::new(),
             "oidc_scopes": Vec::<String>::new(),
             "oauth2_metadata": Vec::<String>::new(),
@@ -418,6 +424,9 @@ impl JwtAuth {
         }
         if role.user_claim.is_empty() {
             return Err(LogicalError::invalid("a role needs a user_claim"));
+        }
+        if let Some(g) = d.get_str("groups_claim")? {
+            role.groups_claim = g.trim().to_string();
         }
         if let Some(p) = d.get_bool("user_claim_json_pointer")? {
             role.user_claim_json_pointer = p;

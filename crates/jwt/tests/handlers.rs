@@ -796,13 +796,6 @@ async fn role_rules() {
     assert!(m.contains("invalid role_type"), "{m}");
     let m = invalid(role(json!({"role_type": "jwt"})).await);
     assert!(m.contains("at least one bound constraint"), "{m}");
-    let m = invalid(
-        role(json!({"role_type": "jwt", "bound_subject": "s", "groups_claim": "groups"})).await,
-    );
-    assert!(
-        m.contains("not available yet: identity groups are not built"),
-        "{m}"
-    );
     for (field, value) in [
         (
             "allowed_redirect_uris",

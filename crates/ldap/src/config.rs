@@ -15,8 +15,7 @@
 //!   available yet" when set to anything but their default, and read back
 //!   with the default: `insecure_tls` (certificate checks cannot be turned
 //!   off), `deny_null_bind=false` (an empty password is always refused: no
-//!   unauthenticated bind is ever made), `username_as_alias` (identity is
-//!   not built), `use_token_groups` (Active Directory's tokenGroups) and
+//!   unauthenticated bind is ever made), `use_token_groups` (Active Directory's tokenGroups) and
 //!   `max_page_size` (paged searches).
 
 use serde::{Deserialize, Serialize};
@@ -69,6 +68,9 @@ pub(crate) struct Config {
     pub tls_min_version: String,
     pub tls_max_version: String,
     pub case_sensitive_names: bool,
+    /// The identity alias is the login's username (else the user's
+    /// `userattr` value, or its DN).
+    pub username_as_alias: bool,
     pub use_pre111_group_cn_behavior: bool,
     pub request_timeout: u64,
     pub connection_timeout: u64,
@@ -99,6 +101,7 @@ impl Default for Config {
             tls_min_version: "tls12".into(),
             tls_max_version: "tls12".into(),
             case_sensitive_names: false,
+            username_as_alias: false,
             use_pre111_group_cn_behavior: false,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
@@ -269,7 +272,7 @@ impl Config {
             "deny_null_bind": true,
             "case_sensitive_names": self.case_sensitive_names,
             "use_pre111_group_cn_behavior": self.use_pre111_group_cn_behavior,
-            "username_as_alias": false,
+            "username_as_alias": self.username_as_alias,
             "use_token_groups": false,
             "max_page_size": 0,
             "request_timeout": self.request_timeout,
@@ -285,7 +288,7 @@ impl Config {
     /// Applies the fields a write sent. Settings this method does not
     /// implement are refused (see the module docs).
     pub fn apply(&mut self, d: &arca_sdk::FieldData) -> Result<(), LogicalError> {
-        let refusals: [(&str, bool, &str); 4] = [
+        let refusals: [(&str, bool, &str); 3] = [
             (
                 "insecure_tls",
                 true,
@@ -295,11 +298,6 @@ impl Config {
                 "deny_null_bind",
                 false,
                 "deny_null_bind=false is not available: an empty password is always refused (no unauthenticated bind is made)",
-            ),
-            (
-                "username_as_alias",
-                true,
-                "username_as_alias is not available yet: identity (entities and aliases) is not built",
             ),
             (
                 "use_token_groups",
@@ -344,11 +342,12 @@ impl Config {
         }
         self.url = self.url.trim().to_lowercase();
         self.userattr = self.userattr.trim().to_lowercase();
-        let bools: [(&str, &mut bool); 5] = [
+        let bools: [(&str, &mut bool); 6] = [
             ("discoverdn", &mut self.discoverdn),
             ("anonymous_group_search", &mut self.anonymous_group_search),
             ("starttls", &mut self.starttls),
             ("case_sensitive_names", &mut self.case_sensitive_names),
+            ("username_as_alias", &mut self.username_as_alias),
             (
                 "use_pre111_group_cn_behavior",
                 &mut self.use_pre111_group_cn_behavior,
@@ -668,7 +667,6 @@ mod tests {
         for (k, v) in [
             ("insecure_tls", json!(true)),
             ("deny_null_bind", json!(false)),
-            ("username_as_alias", json!("true")),
             ("use_token_groups", json!(true)),
             ("max_page_size", json!(100)),
         ] {

@@ -63,6 +63,9 @@ fn without_default(v: &[String]) -> Vec<String> {
 /// What a login found in the directory.
 struct Found {
     user_dn: String,
+    /// The identity alias name when not `username_as_alias`: the user's
+    /// `userattr` value when the user was searched, else the bind DN.
+    alias: String,
     /// Group names from LDAP, as found.
     groups: Vec<String>,
 }
@@ -119,14 +122,22 @@ async fn find_user(
     conn: &mut Conn,
     cfg: &Config,
     username: &str,
-) -> Result<Option<String>, LogicalError> {
+) -> Result<Option<(String, Option<String>)>, LogicalError> {
     let f = user_filter(cfg, username)?;
     let found = conn
         .search(&cfg.userdn, Scope::Subtree, &f, &[cfg.userattr.as_str()], 2)
         .await
         .map_err(|e| op_failed(format!("LDAP search for binddn failed: {e}")))?;
     Ok(match found.as_slice() {
-        [one] => Some(one.dn.clone()),
+        [one] => {
+            // The user's `userattr` value, as the directory spells it.
+            let attr = one
+                .attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&cfg.userattr))
+                .and_then(|(_, v)| v.first().cloned());
+            Some((one.dn.clone(), attr))
+        }
         _ => None,
     })
 }
@@ -211,21 +222,28 @@ async fn authenticate(cfg: &Config, username: &str, password: &str) -> Result<Fo
         .await
         .map_err(|e| op_failed(format!("failed to connect to LDAP server: {e}")))?;
     let r: Result<Found, LogicalError> = async {
-        let bind_dn = if cfg.searches_user() {
+        let (bind_dn, attr) = if cfg.searches_user() {
             service_bind(&mut conn, cfg).await?;
             find_user(&mut conn, cfg, username)
                 .await?
                 .ok_or_else(bind_failed)?
         } else if !cfg.upndomain.is_empty() {
-            format!("{}@{}", escape_dn_value(username), cfg.upndomain)
+            (
+                format!("{}@{}", escape_dn_value(username), cfg.upndomain),
+                None,
+            )
         } else {
-            format!(
-                "{}={},{}",
-                cfg.userattr,
-                escape_dn_value(username),
-                cfg.userdn
+            (
+                format!(
+                    "{}={},{}",
+                    cfg.userattr,
+                    escape_dn_value(username),
+                    cfg.userdn
+                ),
+                None,
             )
         };
+        let alias = attr.unwrap_or_else(|| bind_dn.clone());
         match conn.bind(&bind_dn, password).await {
             Ok(()) => {}
             Err(BindError::Refused(e)) => {
@@ -260,7 +278,11 @@ async fn authenticate(cfg: &Config, username: &str, password: &str) -> Result<Fo
             })?
         };
         let groups = groups(&mut conn, cfg, &user_dn, username).await?;
-        Ok(Found { user_dn, groups })
+        Ok(Found {
+            user_dn,
+            alias,
+            groups,
+        })
     }
     .await;
     conn.close().await;
@@ -329,6 +351,25 @@ impl Ldap {
             ..Default::default()
         };
         cfg.token.fill(&mut auth);
+        auth.alias = Some(arca_sdk::Alias {
+            name: if cfg.username_as_alias {
+                username.clone()
+            } else {
+                found.alias.clone()
+            },
+            metadata: [("name".to_string(), username.clone())]
+                .into_iter()
+                .collect(),
+        });
+        auth.group_aliases = found
+            .groups
+            .iter()
+            .filter(|g| !g.is_empty())
+            .map(|g| arca_sdk::Alias {
+                name: g.clone(),
+                metadata: Default::default(),
+            })
+            .collect();
         auth.policies = policies.clone();
         auth.token_policies = policies;
         auth.internal_data
@@ -370,7 +411,7 @@ impl Ldap {
             service_bind(&mut conn, &cfg).await?;
             if cfg.searches_user() {
                 match find_user(&mut conn, &cfg, &username).await? {
-                    Some(dn) if dn.eq_ignore_ascii_case(&user_dn) => {}
+                    Some((dn, _)) if dn.eq_ignore_ascii_case(&user_dn) => {}
                     _ => {
                         return Err(LogicalError::invalid(format!(
                             "user {username:?} is no longer found in the directory, not renewing"
@@ -387,6 +428,23 @@ impl Ldap {
         if without_default(&policies) != without_default(&login.token_policies) {
             return Err(LogicalError::invalid("policies have changed, not renewing"));
         }
-        Ok(Some(token_fields::renewed(&cfg.token)))
+        // The groups as the directory has them now: the entity's external
+        // groups follow (core refreshes them).
+        let mut r = token_fields::renewed(&cfg.token);
+        if let Some(a) = r.auth.as_mut() {
+            a.alias = Some(arca_sdk::Alias {
+                name: username.clone(),
+                metadata: Default::default(),
+            });
+            a.group_aliases = groups
+                .iter()
+                .filter(|g| !g.is_empty())
+                .map(|g| arca_sdk::Alias {
+                    name: g.clone(),
+                    metadata: Default::default(),
+                })
+                .collect();
+        }
+        Ok(Some(r))
     }
 }

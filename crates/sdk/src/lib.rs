@@ -28,7 +28,7 @@ pub use framework::{
     Backend, Ctx, Framework, HandlerResult, OperationProps, Path, SecretType, SpecialPaths,
 };
 pub use logical::{
-    Auth, Connection, LogicalError, Operation, RawResponse, Request, Response, Secret,
+    Alias, Auth, Connection, LogicalError, Operation, RawResponse, Request, Response, Secret,
 };
 pub use storage::{Storage, StorageError, StorageOp};
 pub use system::{

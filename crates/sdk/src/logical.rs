@@ -180,6 +180,18 @@ impl Secret {
     }
 }
 
+/// Who logged in, as the auth method knows them: core finds or creates
+/// the identity entity of this alias (on the login's mount), or the
+/// external group of a group alias.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Alias {
+    /// The user's name at the method (username, role id, claim value).
+    pub name: String,
+    /// Facts about the login kept on the entity alias.
+    pub metadata: HashMap<String, String>,
+}
+
 /// Authentication produced by a login path; core turns it into a token.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -207,6 +219,12 @@ pub struct Auth {
     /// Data the login wants back on the auth-renew callback (never shown
     /// to the client).
     pub internal_data: Map<String, Value>,
+    /// The identity alias of who logged in (`None`: no entity).
+    pub alias: Option<Alias>,
+    /// Groups the method says the user is in (external groups' aliases).
+    pub group_aliases: Vec<Alias>,
+    /// Filled by core: policies the token gets from its entity and groups.
+    pub identity_policies: Vec<String>,
 }
 
 /// A non-JSON body (PEM, DER, CRLs): written to the client as is.

@@ -8,15 +8,28 @@
 //! `login/:username` (no token needed).
 //!
 //! Invariants:
-//! - A password is stored only as an argon2id hash (PHC string, the argon2
-//!   crate's defaults: 19 MiB, 2 passes, a random salt), never returned,
-//!   and the plaintext is zeroized after use. Hashing and checking run on
-//!   the blocking pool, at most [`MAX_HASHING`] at a time (each takes
-//!   19 MiB): a flood of logins waits instead of exhausting memory.
+//! - A password is stored only as a bcrypt hash of cost [`BCRYPT_COST`]
+//!   (10, Vault's: Go's `bcrypt.DefaultCost`; `$2b$10$…`, a random salt),
+//!   never returned, and the plaintext is zeroized after use. Users stored
+//!   by earlier versions keep their argon2id hashes (PHC strings,
+//!   `$argon2id$…`) until their password is next set: those still verify
+//!   (the hash's prefix picks the algorithm), and logins never rewrite a
+//!   hash.
+//! - bcrypt reads only a password's first 72 bytes: a longer password is
+//!   refused when a user is created or its password set (400, as Go's
+//!   bcrypt refuses it in Vault), and a login with one fails as a wrong
+//!   password does, after the same full check. (Against an argon2id hash
+//!   any length is checked whole, as it was hashed.)
+//! - Hashing and checking run on the blocking pool, at most
+//!   [`max_hashing`] at a time (one per CPU): each is ~70 ms of one core,
+//!   so a flood of logins queues (first come, first served) instead of
+//!   taking every core and blocking-pool thread.
 //! - A failed login says only "invalid username or password" (400, counted
 //!   by core's user lockout for the username, known or not), and an
-//!   unknown user costs the same check as a wrong password, so that names
-//!   cannot be found by timing or by lockout.
+//!   unknown user costs the same check as a wrong password (against
+//!   [`DUMMY_HASH`], of the same cost), so that names cannot be found by
+//!   timing or by lockout. Exception: a user whose hash is still argon2id
+//!   costs argon2id's time, not bcrypt's, until its password is set again.
 //! - Usernames are case-insensitive (stored lower-case), as in Vault.
 //! - Renewing a login token asks this method: a deleted user, or a user
 //!   whose policies changed, can no longer renew; the user's `token_max_ttl`
@@ -35,9 +48,23 @@ use arca_sdk::{
     Operation, Path, Response, SpecialPaths,
 };
 
-/// Password hashes computed or checked at the same time, at most.
-pub const MAX_HASHING: usize = 4;
-static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_HASHING);
+/// bcrypt's cost (log2 of its rounds) for new hashes: Vault's.
+pub const BCRYPT_COST: u32 = 10;
+
+/// The longest password bcrypt hashes whole; it ignores the bytes after.
+pub const MAX_PASSWORD_BYTES: usize = 72;
+
+/// Password hashes computed or checked at the same time, at most: the
+/// number of CPUs this process may use. bcrypt needs only 4 KiB of state,
+/// so memory no longer bounds it (argon2id's 19 MiB did, at 4); it is
+/// CPU-bound, so more checks in flight than cores would only make each
+/// one slower, while tying up more of the blocking pool's threads that
+/// storage also uses. Waiting checks are served in arrival order.
+pub fn max_hashing() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get())
+}
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(max_hashing()));
 
 /// A username: what Vault's userpass accepts in its paths.
 macro_rules! username {
@@ -46,31 +73,39 @@ macro_rules! username {
     };
 }
 
-/// A hash no password matches, checked when the user does not exist
-/// (computed once, on the blocking pool, at the first such login).
-static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The hash checked when the user does not exist, so that an unknown user
+/// costs what a wrong password does: bcrypt, cost 10, of a random password
+/// nobody kept (and a match would not matter: there is no user to log in).
+pub const DUMMY_HASH: &str = "$2b$10$ZspfPDPsyXqtWC3vxLqDeekKTp5wrdZBc/MdBfdJk4hLsaruxDXX.";
 
+/// The prefix of the argon2id hashes (PHC strings) of earlier versions.
+const ARGON2_PREFIX: &str = "$argon2";
+
+/// A new hash of `password`. The caller has checked its length.
 fn hash_blocking(password: &[u8]) -> Result<String, String> {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
-    let salt = SaltString::generate(&mut OsRng);
-    argon2::Argon2::default()
-        .hash_password(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    bcrypt::hash(password, BCRYPT_COST).map_err(|e| e.to_string())
 }
 
+/// Does `password` match `hash` (bcrypt, or argon2id from an earlier
+/// version)? A bcrypt check always runs in full, even for a password it
+/// would truncate, which then fails.
 fn verify_blocking(password: &[u8], hash: &str) -> bool {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    PasswordHash::new(hash).is_ok_and(|h| {
-        argon2::Argon2::default()
-            .verify_password(password, &h)
-            .is_ok()
-    })
+    if hash.starts_with(ARGON2_PREFIX) {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        return PasswordHash::new(hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(password, &h)
+                .is_ok()
+        });
+    }
+    let matches = bcrypt::verify(password, hash).unwrap_or(false);
+    matches && password.len() <= MAX_PASSWORD_BYTES
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct User {
-    /// argon2id hash of the password (PHC string).
+    /// bcrypt hash of the password (`$2b$10$…`), or the argon2id PHC
+    /// string stored by an earlier version.
     password_hash: String,
     #[serde(flatten)]
     token: TokenParams,
@@ -84,6 +119,11 @@ fn key(username: &str) -> String {
 
 async fn hash(password: String) -> Result<String, LogicalError> {
     let password = Zeroizing::new(password);
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(LogicalError::invalid(format!(
+            "password is longer than {MAX_PASSWORD_BYTES} bytes, which bcrypt cannot hash"
+        )));
+    }
     let _permit = HASHING.acquire().await.map_err(LogicalError::internal)?;
     tokio::task::spawn_blocking(move || hash_blocking(password.as_bytes()))
         .await
@@ -99,12 +139,7 @@ async fn verify(password: String, hash: Option<String>) -> bool {
         return false;
     };
     tokio::task::spawn_blocking(move || {
-        let hash = hash.unwrap_or_else(|| {
-            DUMMY_HASH
-                .get_or_init(|| hash_blocking(b"arca userpass: no such user").unwrap_or_default())
-                .clone()
-        });
-        verify_blocking(password.as_bytes(), &hash)
+        verify_blocking(password.as_bytes(), hash.as_deref().unwrap_or(DUMMY_HASH))
     })
     .await
     .unwrap_or(false)
@@ -196,6 +231,10 @@ impl Userpass {
             ..Default::default()
         };
         user.token.fill(&mut auth);
+        auth.alias = Some(arca_sdk::Alias {
+            name: name.clone(),
+            metadata: Default::default(),
+        });
         auth.internal_data
             .insert("username".into(), Value::from(name));
         Ok(Some(Response::login(auth)))
@@ -297,9 +336,71 @@ pub fn backend() -> Framework<Userpass> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn paths_are_declared_completely() {
         let f = super::backend();
         assert!(f.lint().is_empty(), "{:?}", f.lint());
+    }
+
+    #[test]
+    fn new_hashes_are_bcrypt_cost_10() {
+        let start = std::time::Instant::now();
+        let h = hash_blocking(b"correct horse").unwrap();
+        eprintln!("one bcrypt cost-{BCRYPT_COST} hash: {:?}", start.elapsed());
+        assert!(h.starts_with("$2b$10$"), "{h}");
+        assert_eq!(h.len(), 60);
+        assert!(verify_blocking(b"correct horse", &h));
+        assert!(!verify_blocking(b"correct horsf", &h));
+    }
+
+    /// The unknown-user check costs what a real one does: the dummy hash
+    /// parses, with the same cost as new hashes.
+    #[test]
+    fn dummy_hash_is_bcrypt_cost_10() {
+        assert!(DUMMY_HASH.starts_with("$2b$10$"), "{DUMMY_HASH}");
+        let start = std::time::Instant::now();
+        assert!(matches!(bcrypt::verify("x", DUMMY_HASH), Ok(false)));
+        eprintln!("one bcrypt cost-{BCRYPT_COST} check: {:?}", start.elapsed());
+    }
+
+    /// bcrypt ignores the bytes after the 72nd: a login with a longer
+    /// password whose first 72 bytes are right still fails.
+    #[test]
+    fn passwords_past_72_bytes_never_match_a_bcrypt_hash() {
+        let right = [b'a'; MAX_PASSWORD_BYTES];
+        let h = hash_blocking(&right).unwrap();
+        assert!(verify_blocking(&right, &h), "72 bytes are hashed whole");
+        let mut longer = right.to_vec();
+        longer.push(b'b');
+        assert!(!verify_blocking(&longer, &h));
+    }
+
+    /// A hash as the argon2id version stored it (the argon2 crate's
+    /// defaults, a PHC string) still verifies, at any password length.
+    #[test]
+    fn argon2id_hashes_of_earlier_versions_still_verify() {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let password = "p".repeat(100);
+        let salt = SaltString::encode_b64(b"a 16-byte salt..").unwrap();
+        let h = argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        let start = std::time::Instant::now();
+        assert!(verify_blocking(password.as_bytes(), &h));
+        eprintln!("one argon2id (default) check: {:?}", start.elapsed());
+        assert!(!verify_blocking(b"wrong", &h));
+        assert!(!verify_blocking(&password.as_bytes()[..72], &h));
+    }
+
+    #[test]
+    fn malformed_hashes_match_nothing() {
+        for h in ["", "$argon2id$garbage", "$2b$10$short", "plain"] {
+            assert!(!verify_blocking(b"", h), "{h}");
+            assert!(!verify_blocking(h.as_bytes(), h), "{h}");
+        }
     }
 }

@@ -22,7 +22,7 @@ impl Sys {
                 "missing \"paths\": give the paths to check",
             ));
         }
-        let acl = st.policies.acl(&t.policies).await?;
+        let acl = self.core()?.token_acl(&st, t).await?;
         let mut data = Map::new();
         let mut first: Option<Vec<String>> = None;
         for p in &paths {

@@ -27,7 +27,7 @@ impl Sys {
 
     async fn visible(&self, t: &TokenEntry, full_mount_path: &str) -> Result<bool, LogicalError> {
         let st = self.core()?.unsealed()?;
-        let acl = st.policies.acl(&t.policies).await?;
+        let acl = self.core()?.token_acl(&st, t).await?;
         Ok(acl.has_mount_access(full_mount_path))
     }
 

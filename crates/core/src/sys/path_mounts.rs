@@ -187,6 +187,12 @@ impl Sys {
             .get("seal_wrap")
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
+        if kind == "identity" {
+            return Err(LogicalError::Status {
+                status: 403,
+                message: "mount type of \"identity\" is not mountable".into(),
+            });
+        }
         if kind == "system" || kind == "cubbyhole" || kind == "token" {
             return Err(LogicalError::invalid(format!(
                 "cannot mount a second {kind:?} engine"
@@ -296,6 +302,13 @@ impl Sys {
         let path = normalize_mount_path(&c.data.str_or("path", "")?);
         let auth = c.req.path.starts_with("mounts/auth/") || c.req.path.starts_with("auth/");
         let raw = c.data.raw().clone();
+        if !auth && path == "identity/" {
+            if let Some(k) = raw.keys().find(|k| *k != "path") {
+                return Err(LogicalError::invalid(format!(
+                    "cannot tune parameter {k} of identity/"
+                )));
+            }
+        }
         let default_ttl = ttl_field(raw.get("default_lease_ttl"), "default_lease_ttl")?;
         let max_ttl = ttl_field(raw.get("max_lease_ttl"), "max_lease_ttl")?;
         let description = raw
