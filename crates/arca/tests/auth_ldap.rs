@@ -77,6 +77,11 @@ cn: devs
 member: uid=alice,ou=people,dc=example,dc=com
 member: uid=carol,ou=people,dc=example,dc=com
 
+dn: cn=testers,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+cn: testers
+member: uid=alice,ou=people,dc=example,dc=com
+
 dn: cn=ops,ou=groups,dc=example,dc=com
 objectClass: posixGroup
 cn: ops
@@ -312,7 +317,7 @@ fn bao_ldap_login_against_slapd() {
     assert!(cfg["data"].get("bindpass").is_none(), "{cfg}");
     assert!(!cfg.to_string().contains(ROOT_PW), "{cfg}");
     // Settings that are not built are refused, not ignored.
-    root.run(&["write", "auth/ldap/config", "insecure_tls=true"])
+    root.run(&["write", "auth/ldap/config", "use_token_groups=true"])
         .api_error(400, "not available");
 
     root.run(&["write", "auth/ldap/groups/devs", "policies=readonly"])
@@ -506,4 +511,54 @@ fn bao_ldap_login_over_starttls_and_ldaps() {
     let out = login().api_error(400, "failed to connect to LDAP server");
     let all = format!("{}{}", out.stdout, out.stderr).to_lowercase();
     assert!(all.contains("certificate"), "{}", out.describe());
+
+    // insecure_tls (Vault's option): the certificate is not checked.
+    configure(&["insecure_tls=true"]).ok();
+    login().ok();
+    let cfg = root.json(&["read", "-format=json", "auth/ldap/config"]);
+    assert_eq!(cfg["data"]["insecure_tls"], true, "{cfg}");
+
+    // Paged group searches, one group per page, find both of alice's
+    // groups; her LDAP groups fill the external identity group whose
+    // alias names one of them, and her entity's alias is her uid.
+    configure(&["insecure_tls=false", ca.as_str(), "max_page_size=1"]).ok();
+    root.run(&["write", "auth/ldap/groups/testers", "policies=qa"])
+        .ok();
+    let accessor = root.json(&["auth", "list", "-format=json"])["ldap/"]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let g = root.json(&[
+        "write",
+        "-format=json",
+        "identity/group",
+        "name=testers-ext",
+        "type=external",
+        "policies=ext",
+    ]);
+    let gid = g["data"]["id"].as_str().unwrap().to_string();
+    root.run(&[
+        "write",
+        "identity/group-alias",
+        "name=testers",
+        &format!("mount_accessor={accessor}"),
+        &format!("canonical_id={gid}"),
+    ])
+    .ok();
+    let out = login().ok().json();
+    assert_eq!(
+        out["auth"]["token_policies"],
+        json!(["default", "dev", "qa"]),
+        "{out}"
+    );
+    assert_eq!(out["auth"]["identity_policies"], json!(["ext"]), "{out}");
+    let e = root.json(&[
+        "write",
+        "-format=json",
+        "identity/lookup/entity",
+        "alias_name=alice",
+        &format!("alias_mount_accessor={accessor}"),
+    ]);
+    assert_eq!(e["data"]["id"], out["auth"]["entity_id"], "{e}");
+    assert_eq!(e["data"]["group_ids"], json!([gid]), "{e}");
 }

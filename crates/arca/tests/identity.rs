@@ -46,6 +46,14 @@ fn bao_entities_groups_and_request_time_policies() {
         .api_error(403, "not mountable");
     root.run(&["secrets", "tune", "-max-lease-ttl=1h", "identity/"])
         .api_error(400, "cannot tune");
+    // Nothing listed yet: 404, as Vault answers an empty list.
+    let (status, _) = server.http(
+        "LIST",
+        "/v1/identity/group/id",
+        Some(&init.root_token),
+        None,
+    );
+    assert_eq!(status, 404);
 
     learning_path_setup(&server, &init.root_token, "userpass", READONLY);
     let accessor = root.json(&["auth", "list", "-format=json"])["userpass/"]["accessor"]

@@ -6,9 +6,15 @@
 //!   TLS handshake or StartTLS) by `connection_timeout`, each bind, search
 //!   and unbind by `request_timeout`. A step that runs out answers an
 //!   error naming it; nothing waits on a silent server.
-//! - TLS always verifies the server's certificate: against the configured
+//! - TLS verifies the server's certificate: against the configured
 //!   `certificate` when given, else the system's CA store, for the host
-//!   named in the URL; only the configured TLS versions are offered.
+//!   named in the URL; only the configured TLS versions are offered. Only
+//!   `insecure_tls` (Vault's option, off by default) skips the certificate
+//!   check; the handshake's signatures are still verified, so the session
+//!   is encrypted to whoever holds the presented certificate's key.
+//! - With `max_page_size`, group searches ask for pages of that size
+//!   (the paged-results control, RFC 2696), for directories that cap what
+//!   one search returns; the whole paged search is bounded like one search.
 //! - A bind is made only with a non-empty password or as the anonymous
 //!   service bind (empty DN and password); an unauthenticated bind with a
 //!   DN (RFC 4513 §5.1.2) is never sent.
@@ -60,10 +66,16 @@ pub(crate) fn tls_config(cfg: &Config) -> Result<rustls::ClientConfig, String> {
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&cfg.tls_versions()?)
-        .map_err(|e| format!("TLS versions: {e}"))?
-        .with_root_certificates(roots);
+        .map_err(|e| format!("TLS versions: {e}"))?;
+    let builder = if cfg.insecure_tls {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+    } else {
+        builder.with_root_certificates(roots)
+    };
     if cfg.client_tls_cert.is_empty() && cfg.client_tls_key.is_empty() {
         return Ok(builder.with_no_client_auth());
     }
@@ -80,6 +92,56 @@ pub(crate) fn tls_config(cfg: &Config) -> Result<rustls::ClientConfig, String> {
     builder
         .with_client_auth_cert(chain, key)
         .map_err(|e| format!("failed to parse client X509 key pair: {e}"))
+}
+
+/// `insecure_tls`: any certificate is accepted (no chain, name or date
+/// check), but the handshake must be signed with its key.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Why a bind did not succeed.
@@ -127,7 +189,10 @@ async fn dial_one(cfg: &Config, url: &str) -> Result<Conn, String> {
     let mut settings = LdapConnSettings::new().set_conn_timeout(connect);
     let tls = url.starts_with("ldaps://") || cfg.starttls;
     if tls {
-        settings = settings.set_config(Arc::new(tls_config(cfg)?));
+        settings = settings
+            .set_config(Arc::new(tls_config(cfg)?))
+            // (lets ldap3 connect to an IP address without a name check)
+            .set_no_tls_verify(cfg.insecure_tls);
     }
     if url.starts_with("ldap://") && cfg.starttls {
         settings = settings.set_starttls(true);
@@ -218,6 +283,42 @@ impl Conn {
             return Err(format!("search: {}", r.1));
         }
         Ok(r.0.into_iter().map(SearchEntry::construct).collect())
+    }
+
+    /// A search in pages of `page` entries (the paged-results control);
+    /// the whole search is bounded by the request timeout.
+    pub async fn search_paged(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+        page: i32,
+    ) -> Result<Vec<SearchEntry>, String> {
+        use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+        let opts = SearchOptions::new().deref(self.deref);
+        let secs = self.timeout.as_secs();
+        let ldap = &mut self.ldap;
+        let run = async move {
+            let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+                Box::new(EntriesOnly::new()),
+                Box::new(PagedResults::new(page)),
+            ];
+            let mut stream = ldap
+                .with_search_options(opts)
+                .streaming_search_with(adapters, base, scope, filter, attrs.to_vec())
+                .await?;
+            let mut out = Vec::new();
+            while let Some(e) = stream.next().await? {
+                out.push(SearchEntry::construct(e));
+            }
+            stream.finish().await.success()?;
+            Ok::<_, ldap3::LdapError>(out)
+        };
+        tokio::time::timeout(self.timeout, run)
+            .await
+            .map_err(|_| format!("search: no answer within {secs}s"))?
+            .map_err(|e| format!("search: {e}"))
     }
 
     /// Unbinds and closes the connection.

@@ -13,10 +13,9 @@
 //! - `bindpass` and `client_tls_key` are never returned by a read.
 //! - Settings this method does not implement are refused with a 400 "not
 //!   available yet" when set to anything but their default, and read back
-//!   with the default: `insecure_tls` (certificate checks cannot be turned
-//!   off), `deny_null_bind=false` (an empty password is always refused: no
-//!   unauthenticated bind is ever made), `use_token_groups` (Active Directory's tokenGroups) and
-//!   `max_page_size` (paged searches).
+//!   with the default: `deny_null_bind=false` (an empty password is always
+//!   refused: no unauthenticated bind is ever made) and `use_token_groups`
+//!   (Active Directory's tokenGroups).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -71,6 +70,11 @@ pub(crate) struct Config {
     /// The identity alias is the login's username (else the user's
     /// `userattr` value, or its DN).
     pub username_as_alias: bool,
+    /// Skip the check of the server's certificate (Vault's option; the
+    /// handshake is still verified against the presented key).
+    pub insecure_tls: bool,
+    /// Group searches in pages of this size (0: no paging).
+    pub max_page_size: i64,
     pub use_pre111_group_cn_behavior: bool,
     pub request_timeout: u64,
     pub connection_timeout: u64,
@@ -102,6 +106,8 @@ impl Default for Config {
             tls_max_version: "tls12".into(),
             case_sensitive_names: false,
             username_as_alias: false,
+            insecure_tls: false,
+            max_page_size: 0,
             use_pre111_group_cn_behavior: false,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             connection_timeout: DEFAULT_CONNECTION_TIMEOUT,
@@ -266,7 +272,7 @@ impl Config {
             "certificate": self.certificate,
             "client_tls_cert": self.client_tls_cert,
             "starttls": self.starttls,
-            "insecure_tls": false,
+            "insecure_tls": self.insecure_tls,
             "tls_min_version": self.tls_min_version,
             "tls_max_version": self.tls_max_version,
             "deny_null_bind": true,
@@ -274,7 +280,7 @@ impl Config {
             "use_pre111_group_cn_behavior": self.use_pre111_group_cn_behavior,
             "username_as_alias": self.username_as_alias,
             "use_token_groups": false,
-            "max_page_size": 0,
+            "max_page_size": self.max_page_size,
             "request_timeout": self.request_timeout,
             "connection_timeout": self.connection_timeout,
             "dereference_aliases": self.dereference_aliases,
@@ -288,12 +294,7 @@ impl Config {
     /// Applies the fields a write sent. Settings this method does not
     /// implement are refused (see the module docs).
     pub fn apply(&mut self, d: &arca_sdk::FieldData) -> Result<(), LogicalError> {
-        let refusals: [(&str, bool, &str); 3] = [
-            (
-                "insecure_tls",
-                true,
-                "insecure_tls is not available: the server's certificate is always verified (give its CA in certificate)",
-            ),
+        let refusals: [(&str, bool, &str); 2] = [
             (
                 "deny_null_bind",
                 false,
@@ -310,10 +311,9 @@ impl Config {
                 return Err(LogicalError::invalid(why));
             }
         }
-        if d.is_set("max_page_size") && d.get_i64("max_page_size")?.unwrap_or(0) > 0 {
-            return Err(LogicalError::invalid(
-                "max_page_size is not available yet: paged searches are not built",
-            ));
+        if d.is_set("max_page_size") {
+            // 0 or less: one search without paging (Vault's default).
+            self.max_page_size = d.get_i64("max_page_size")?.unwrap_or(0).max(0);
         }
         let strings: [(&str, &mut String); 15] = [
             ("url", &mut self.url),
@@ -342,12 +342,13 @@ impl Config {
         }
         self.url = self.url.trim().to_lowercase();
         self.userattr = self.userattr.trim().to_lowercase();
-        let bools: [(&str, &mut bool); 6] = [
+        let bools: [(&str, &mut bool); 7] = [
             ("discoverdn", &mut self.discoverdn),
             ("anonymous_group_search", &mut self.anonymous_group_search),
             ("starttls", &mut self.starttls),
             ("case_sensitive_names", &mut self.case_sensitive_names),
             ("username_as_alias", &mut self.username_as_alias),
+            ("insecure_tls", &mut self.insecure_tls),
             (
                 "use_pre111_group_cn_behavior",
                 &mut self.use_pre111_group_cn_behavior,
@@ -665,15 +666,22 @@ mod tests {
     #[test]
     fn unimplemented_settings_are_refused_not_ignored() {
         for (k, v) in [
-            ("insecure_tls", json!(true)),
             ("deny_null_bind", json!(false)),
             ("use_token_groups", json!(true)),
-            ("max_page_size", json!(100)),
         ] {
             let e = applied(json!({ k: v })).unwrap_err();
             assert!(e.contains("not available"), "{k}: {e}");
         }
-        // Their defaults are accepted.
+        // Their defaults are accepted; the implemented ones are kept.
+        let cfg =
+            applied(json!({"insecure_tls": true, "max_page_size": 100, "username_as_alias": true}))
+                .unwrap();
+        assert!(cfg.insecure_tls && cfg.username_as_alias);
+        assert_eq!(cfg.max_page_size, 100);
+        assert_eq!(
+            applied(json!({"max_page_size": -1})).unwrap().max_page_size,
+            0
+        );
         applied(json!({
             "insecure_tls": false, "deny_null_bind": true, "username_as_alias": false,
             "use_token_groups": false, "max_page_size": 0,

@@ -160,16 +160,16 @@ async fn ldap_groups(
         ],
     )
     .map_err(op_failed)?;
-    let found = conn
-        .search(
-            &cfg.groupdn,
-            Scope::Subtree,
-            &f,
-            &[cfg.groupattr.as_str()],
-            0,
-        )
-        .await
-        .map_err(|e| op_failed(format!("LDAP group search failed: {e}")))?;
+    let attrs = [cfg.groupattr.as_str()];
+    let found = if cfg.max_page_size > 0 {
+        let page = i32::try_from(cfg.max_page_size).unwrap_or(i32::MAX);
+        conn.search_paged(&cfg.groupdn, Scope::Subtree, &f, &attrs, page)
+            .await
+    } else {
+        conn.search(&cfg.groupdn, Scope::Subtree, &f, &attrs, 0)
+            .await
+    }
+    .map_err(|e| op_failed(format!("LDAP group search failed: {e}")))?;
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for e in &found {

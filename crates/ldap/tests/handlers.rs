@@ -110,7 +110,7 @@ async fn config_is_stored_whole_and_never_shows_bindpass() {
             "invalid LDAP scheme",
         ),
         (
-            json!({"insecure_tls": true, "userdn": "o=changed"}),
+            json!({"use_token_groups": true, "userdn": "o=changed"}),
             "not available",
         ),
         (json!({"deny_null_bind": false}), "not available"),

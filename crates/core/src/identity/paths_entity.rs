@@ -235,6 +235,7 @@ impl IdentityBackend {
                 }))))
             })
             .await
+            .and_then(|r| r.map(Some).ok_or(LogicalError::NotFound))
     }
 
     /// `entity-alias` writes: by `id`, or by (mount_accessor, name), which
@@ -462,6 +463,7 @@ impl IdentityBackend {
                 }))))
             })
             .await
+            .and_then(|r| r.map(Some).ok_or(LogicalError::NotFound))
     }
 }
 

@@ -297,6 +297,7 @@ impl IdentityBackend {
                 }))))
             })
             .await
+            .and_then(|r| r.map(Some).ok_or(LogicalError::NotFound))
     }
 
     async fn write_group_alias(&self, c: Ctx<'_>) -> HandlerResult {
@@ -465,6 +466,7 @@ impl IdentityBackend {
                 }))))
             })
             .await
+            .and_then(|r| r.map(Some).ok_or(LogicalError::NotFound))
     }
 }
 
