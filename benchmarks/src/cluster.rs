@@ -118,7 +118,7 @@ impl Cluster {
             .with_context(|| format!("kill -9 {} node{} (pid {})", n.kind.name(), i + 1, n.pid()))
     }
 
-    fn stop(&mut self) {
+    pub(super) fn stop(&mut self) {
         for (i, n) in self.nodes.iter().enumerate() {
             if self.killed != Some(i) {
                 n.terminate();

@@ -1,10 +1,17 @@
 //! `arca-bench logins`: auth methods and tokens of `arca server -dev` and
-//! `bao server -dev` (OpenBao), one after the other, on this machine.
+//! `bao server -dev` (OpenBao), one after the other, on this machine; with
+//! `--nodes N` (N > 1), of a raft cluster of N nodes of each server instead
+//! (`cluster::Cluster`, `cluster::form`, as `arca-bench cluster` starts
+//! them: raft storage in a temporary directory per node, init 1/1, every
+//! node joined, unsealed and a voter).
 //!
-//! For each server: start it as in `kv`, enable `approle` and `userpass`,
-//! create a role (default settings: a secret id with unlimited uses) and a
-//! user, then run load phases of `--duration` with `--concurrency`
-//! keep-alive connections each:
+//! For each server: start it as in `kv` (or the cluster), enable `approle`
+//! and `userpass`, create a role (default settings: a secret id with
+//! unlimited uses) and a user (on node 1 of a cluster, then wait until an
+//! approle login goes through every node), then run load phases of
+//! `--duration` with `--concurrency` keep-alive connections each
+//! (connection `i` to node `i mod N`; standbys forward logins and token
+//! writes to the leader in both servers):
 //! 1. `POST auth/approle/login` with the role id and the secret id;
 //! 2. `POST auth/userpass/login/bench` (the password hash is each server's
 //!    default: bcrypt cost 10 in both, as Vault);
@@ -13,9 +20,11 @@
 //! 4. `POST auth/token/renew-self` with a login token.
 //!
 //! Results: markdown on stdout (throughput, p50/p99 latency, requests per
-//! server CPU second, Arca/OpenBao ratios), `logins-latest.json` /
-//! `logins-latest.md` in `--out-dir`.
+//! server CPU second — summed over the nodes of a cluster, with each node's
+//! share —, Arca/OpenBao ratios), `logins-latest.json` / `logins-latest.md`
+//! in `--out-dir` (`logins-cluster-latest.*` with `--nodes` > 1).
 
+use super::cluster::{form, Cluster};
 use super::pki::{load, Client, Load, LoadCtx, MakeReq};
 use super::*;
 
@@ -74,21 +83,118 @@ async fn setup(c: &mut Client) -> Result<(String, String)> {
     Ok((role_id, secret_id))
 }
 
+/// The servers under load: one dev server, or the nodes of a raft cluster
+/// (stopped when dropped).
+enum Deployment {
+    Dev(ServerProc),
+    Cluster(Cluster),
+}
+
+impl Deployment {
+    fn stop(&mut self) {
+        match self {
+            Deployment::Dev(s) => s.stop(),
+            Deployment::Cluster(c) => c.stop(),
+        }
+    }
+}
+
+/// A started deployment: the API address and pid of every node (node 1
+/// first), the root token and the version.
+struct Running {
+    deployment: Deployment,
+    addrs: Vec<String>,
+    pids: Vec<u32>,
+    token: String,
+    version: String,
+}
+
+async fn start(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<Running> {
+    if cfg.nodes <= 1 {
+        let mut server = ServerProc::start(kind, cfg, out_dir)?;
+        let version = wait_ready(&mut server).await?;
+        return Ok(Running {
+            addrs: vec![server.addr.clone()],
+            pids: vec![server.pid()],
+            token: ROOT_TOKEN.to_string(),
+            version,
+            deployment: Deployment::Dev(server),
+        });
+    }
+    let mut cluster = Cluster::start(kind, cfg, out_dir)?;
+    for (i, n) in cluster.nodes.iter().enumerate() {
+        eprintln!(
+            "[{}] node{} pid {} on {} (log {})",
+            kind.name(),
+            i + 1,
+            n.pid(),
+            n.addr,
+            n.log.display()
+        );
+    }
+    let formed = form(&mut cluster).await?;
+    Ok(Running {
+        addrs: cluster.nodes.iter().map(|n| n.addr.clone()).collect(),
+        pids: cluster.nodes.iter().map(|n| n.pid()).collect(),
+        token: formed.token,
+        version: formed.version,
+        deployment: Deployment::Cluster(cluster),
+    })
+}
+
+/// Waits until an approle login goes through every node (a standby learns
+/// of the new mount and role by replication).
+async fn wait_logins_everywhere(name: &str, anon: &[Target], body: &Bytes) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for t in anon {
+        loop {
+            let answer = once(
+                t,
+                Method::POST,
+                "/v1/auth/approle/login",
+                Some(body.clone()),
+            )
+            .await;
+            match answer {
+                Ok((200, _)) => break,
+                other if Instant::now() > deadline => {
+                    let why = match other {
+                        Ok((s, b)) => format!("HTTP {s} {}", String::from_utf8_lossy(&b)),
+                        Err(e) => e.to_string(),
+                    };
+                    bail!("{name}: approle login through {}: {why}", t.addr);
+                }
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn bench_server(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<Value> {
     let name = kind.name();
-    let mut server = ServerProc::start(kind, cfg, out_dir)?;
-    let version = wait_ready(&mut server).await?;
-    let pid = server.pid();
-    let sampler = MemSampler::start(pid);
-    let root = Target::dev(&server.addr);
-    let mut c = Client::new(&root);
-    let (role_id, secret_id) = setup(&mut c).await?;
-    let anon = Target {
-        token: String::new(),
-        ..root.clone()
+    let mut running = start(kind, cfg, out_dir).await?;
+    let pids = running.pids.clone();
+    let samplers: Vec<MemSampler> = pids.iter().map(|&p| MemSampler::start(p)).collect();
+    let targets = |token: &str| -> Vec<Target> {
+        running
+            .addrs
+            .iter()
+            .map(|a| Target {
+                addr: a.clone(),
+                token: token.to_string(),
+                stale: false,
+            })
+            .collect()
     };
+    let root = targets(&running.token);
+    let mut c = Client::new(&root[0]);
+    let (role_id, secret_id) = setup(&mut c).await?;
+    let anon = targets("");
+    let approle_body = Bytes::from(json!({"role_id": role_id, "secret_id": secret_id}).to_string());
+    wait_logins_everywhere(name, &anon, &approle_body).await?;
     let login: Value = serde_json::from_slice(
-        &Client::new(&anon)
+        &Client::new(&anon[0])
             .post(
                 "/v1/auth/approle/login",
                 json!({"role_id": role_id, "secret_id": secret_id}),
@@ -99,17 +205,13 @@ async fn bench_server(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<
         .as_str()
         .ok_or_else(|| anyhow!("approle login: {login}"))?
         .to_string();
-    let as_login = Target {
-        token,
-        ..root.clone()
-    };
+    let as_login = targets(&token);
     let ticks = clock_ticks_per_sec();
     let mut loads: Vec<Load> = Vec::new();
     for p in &PHASES {
-        let (target, make): (&Target, MakeReq) = match p.name {
+        let (targets, make): (&[Target], MakeReq) = match p.name {
             "approle_login" => {
-                let body =
-                    Bytes::from(json!({"role_id": role_id, "secret_id": secret_id}).to_string());
+                let body = approle_body.clone();
                 (
                     &anon,
                     Arc::new(move |_| ("/v1/auth/approle/login".into(), body.clone())),
@@ -143,31 +245,44 @@ async fn bench_server(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<
             ),
         };
         let ctx = LoadCtx {
-            target,
+            targets,
             concurrency: cfg.concurrency,
             duration: cfg.duration,
-            pid,
+            pids: &pids,
             ticks,
             server: name,
         };
         loads.push(load(&ctx, p.name, p.label, make).await);
     }
-    let (hwm, _) = sampler.finish(pid);
-    server.stop();
+    let hwm: Vec<u64> = samplers
+        .into_iter()
+        .zip(&pids)
+        .map(|(s, &pid)| s.finish(pid).0)
+        .collect();
+    running.deployment.stop();
     let mut phases = serde_json::Map::new();
     for l in &loads {
         phases.insert(l.name.to_string(), l.to_json());
     }
     Ok(json!({
         "server": name,
-        "version": version,
-        "peak_rss_kib": hwm,
+        "version": running.version,
+        "nodes": running.addrs.len(),
+        "peak_rss_kib": hwm.iter().sum::<u64>(),
+        "node_peak_rss_kib": hwm,
         "phases": phases,
     }))
 }
 
 fn markdown(rows: &[Value], host: &Value) -> String {
-    let mut md = String::from(
+    let nodes = rows.first().and_then(|r| r["nodes"].as_u64()).unwrap_or(1);
+    let mut md = String::new();
+    if nodes > 1 {
+        md.push_str(&format!(
+            "{nodes}-node raft cluster of each server; connections spread round-robin over the {nodes} nodes; CPU summed over the nodes\n\n"
+        ));
+    }
+    md.push_str(
         "| phase | server | req/s | p50 | p99 | req per server CPU s | errors |\n|---|---|---:|---:|---:|---:|---:|\n",
     );
     for p in &PHASES {
@@ -189,28 +304,69 @@ fn markdown(rows: &[Value], host: &Value) -> String {
             ));
         }
         if let [a, b] = rows {
-            let t = |r: &Value| {
-                r["phases"][p.name]["throughput_rps"]
-                    .as_f64()
-                    .unwrap_or(0.0)
+            let get = |r: &Value, k: &str| r["phases"][p.name][k].as_f64().unwrap_or(0.0);
+            let t = |r: &Value| get(r, "throughput_rps");
+            let lat = |r: &Value, q: &str| r["phases"][p.name]["latency_us"][q].as_f64();
+            let lat_ratio = |q: &str| match (lat(a, q), lat(b, q)) {
+                (Some(x), Some(y)) if y > 0.0 => format!("{:.2}×", x / y),
+                _ => String::new(),
             };
             if t(b) > 0.0 {
                 md.push_str(&format!(
-                    "| {} | ratio {}/{} | {:.2}× | | | | |\n",
+                    "| {} | ratio {}/{} | {:.2}× | {} | {} | | |\n",
                     p.label,
                     a["server"].as_str().unwrap_or("?"),
                     b["server"].as_str().unwrap_or("?"),
-                    t(a) / t(b)
+                    t(a) / t(b),
+                    lat_ratio("p50"),
+                    lat_ratio("p99"),
                 ));
             }
         }
     }
-    md.push_str("\n| server | peak RSS |\n|---|---:|\n");
+    if nodes > 1 {
+        md.push_str("\nServer CPU seconds per node (node1 / node2 / ...), node1 the leader:\n\n");
+        for r in rows {
+            let per_phase: Vec<String> = PHASES
+                .iter()
+                .map(|p| {
+                    let cpu: Vec<String> = r["phases"][p.name]["node_cpu_s"]
+                        .as_array()
+                        .map(|v| {
+                            v.iter()
+                                .map(|c| {
+                                    c.as_f64()
+                                        .map(|c| format!("{c:.1}"))
+                                        .unwrap_or_else(|| "?".into())
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    format!("{} {}", p.label, cpu.join(" / "))
+                })
+                .collect();
+            md.push_str(&format!(
+                "- {}: {}\n",
+                r["server"].as_str().unwrap_or("?"),
+                per_phase.join("; ")
+            ));
+        }
+    }
+    md.push_str("\n| server | peak RSS MiB |\n|---|---:|\n");
     for r in rows {
+        let per_node: Vec<String> = r["node_peak_rss_kib"]
+            .as_array()
+            .map(|v| v.iter().map(|k| mib(k.as_u64().unwrap_or(0))).collect())
+            .unwrap_or_default();
         md.push_str(&format!(
-            "| {} | {} |\n",
+            "| {} | {}{} |\n",
             r["server"].as_str().unwrap_or("?"),
-            mib(r["peak_rss_kib"].as_u64().unwrap_or(0))
+            mib(r["peak_rss_kib"].as_u64().unwrap_or(0)),
+            if per_node.len() > 1 {
+                format!(" ({})", per_node.join(" + "))
+            } else {
+                String::new()
+            }
         ));
     }
     md.push_str(&format!("\nHost: {host}\n"));
@@ -227,16 +383,85 @@ pub(super) fn run(
     for &kind in &cfg.servers {
         rows.push(rt.block_on(bench_server(kind, cfg, out_dir))?);
     }
+    let (name, mode) = if cfg.nodes > 1 {
+        (
+            "logins-cluster",
+            format!(
+                "{}-node raft cluster per server (raft storage in a temporary directory per node), plain HTTP on loopback, connection i to node i mod {}",
+                cfg.nodes, cfg.nodes
+            ),
+        )
+    } else {
+        (
+            "logins",
+            "one dev server (in memory), plain HTTP on loopback".to_string(),
+        )
+    };
     write_rows(
         out_dir,
-        "logins",
+        name,
         host,
         json!({
+            "nodes": cfg.nodes,
             "concurrency": cfg.concurrency,
             "duration_s": cfg.duration.as_secs_f64(),
-            "mode": "one dev server (in memory), plain HTTP on loopback",
+            "mode": mode,
         }),
         rows,
         markdown,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logins_args() {
+        let a = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+        let c = parse_args(&a("logins")).unwrap();
+        assert_eq!(c.mode, Mode::Logins);
+        assert_eq!((c.nodes, c.concurrency), (1, 16));
+        let c = parse_args(&a("logins --nodes 3 -d 5s")).unwrap();
+        assert_eq!((c.nodes, c.duration), (3, Duration::from_secs(5)));
+        assert!(parse_args(&a("logins --nodes 0")).is_err());
+        assert!(parse_args(&a("logins --leases 5")).is_err());
+        assert!(parse_args(&a("logins --arca-port 8200 --nodes 3")).is_err());
+        assert!(parse_args(&a("logins --nodes 3 --bao-port 8200")).is_err());
+        assert!(parse_args(&a("logins --arca-port 8200")).is_ok());
+    }
+
+    fn row(server: &str, nodes: u64, rps: f64) -> Value {
+        let phase = json!({
+            "throughput_rps": rps,
+            "latency_us": {"p50": 1000, "p99": 4000},
+            "requests_per_server_cpu_s": rps / 2.0,
+            "errors": 0,
+            "node_cpu_s": [1.0, 0.5, 0.3],
+        });
+        let mut phases = serde_json::Map::new();
+        for p in &PHASES {
+            phases.insert(p.name.to_string(), phase.clone());
+        }
+        json!({
+            "server": server, "version": "v", "nodes": nodes,
+            "peak_rss_kib": 3072, "node_peak_rss_kib": [1024, 1024, 1024],
+            "phases": phases,
+        })
+    }
+
+    #[test]
+    fn markdown_ratios_and_nodes() {
+        let md = markdown(
+            &[row("arca", 3, 300.0), row("openbao", 3, 100.0)],
+            &json!({}),
+        );
+        assert!(md.starts_with("3-node raft cluster"));
+        assert!(md.contains("| approle login | ratio arca/openbao | 3.00× | 1.00× | 1.00× | | |"));
+        assert!(md.contains("- arca: approle login 1.0 / 0.5 / 0.3"));
+        assert!(md.contains("| arca | 3.0 (1.0 + 1.0 + 1.0) |"));
+        let md = markdown(&[row("arca", 1, 300.0)], &json!({}));
+        assert!(md.starts_with("| phase |"));
+        assert!(!md.contains("per node"));
+    }
 }

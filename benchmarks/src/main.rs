@@ -1,7 +1,10 @@
 //! `arca-bench`: the same KV v2 load against `arca server -dev` and
 //! `bao server -dev` (OpenBao), one after the other, on this machine
 //! (`kv`), or against a raft cluster of each (`cluster`, see `cluster.rs`);
-//! `pki` benchmarks the PKI engine of both dev servers instead (`pki.rs`).
+//! `pki` benchmarks the PKI engine of both dev servers instead (`pki.rs`),
+//! `leases` a seal and unseal with many leases (`leases.rs`), `logins` auth
+//! methods and tokens on a dev server or a cluster (`logins.rs`), `expire`
+//! the expiration manager with many tokens due at once (`expire.rs`).
 //!
 //! ```text
 //! arca-bench kv [--servers arca,openbao] [--concurrency 32] [--duration 10s]
@@ -10,6 +13,10 @@
 //! arca-bench cluster [--nodes 3] [same flags, no --arca-port/--bao-port]
 //! arca-bench pki [--servers ..] [--concurrency 16] [--duration 10s]
 //!                [--revoked 100000] [--arca-bin ..] [--bao-bin ..] [--out-dir ..]
+//! arca-bench leases [--servers ..] [--leases 10000,100000] [--concurrency 32]
+//! arca-bench logins [--nodes 1] [--servers ..] [--concurrency 16] [--duration 10s]
+//! arca-bench expire [--servers ..] [--leases 10000,100000] [--concurrency 32]
+//!                   [--timeout 15m]
 //! ```
 //!
 //! For each server: start it in dev mode on its own loopback port, wait for
@@ -46,6 +53,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
 mod cluster;
+mod expire;
 mod leases;
 mod logins;
 mod pki;
@@ -64,6 +72,8 @@ enum Mode {
     Leases,
     /// Logins (approle, userpass) and token lookups/renewals.
     Logins,
+    /// The expiration manager revoking many tokens due at the same second.
+    Expire,
 }
 
 #[derive(Clone, Debug)]
@@ -76,12 +86,16 @@ struct Config {
     /// Distinct keys the write phase cycles over (0: a new key per write).
     keys: u64,
     client_threads: usize,
-    /// Cluster mode: nodes per cluster.
+    /// Cluster and logins modes: nodes per cluster (logins: 1, a dev
+    /// server).
     nodes: usize,
     /// PKI mode: revoked certificates to populate.
     revoked: u64,
-    /// Leases mode: lease counts to measure.
+    /// Leases and expire modes: lease counts to measure.
     leases: Vec<u64>,
+    /// Expire mode: how long after the due second to wait for the last
+    /// revocation.
+    expire_timeout: Duration,
     arca_bin: Option<PathBuf>,
     bao_bin: String,
     /// `None`: a free loopback port.
@@ -116,8 +130,10 @@ const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrenc
 [--bao-port PORT] [--out-dir DIR]
        arca-bench leases [--servers arca,openbao] [--leases 10000,100000] [--concurrency 32] \
 [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
-       arca-bench logins [--servers arca,openbao] [--concurrency 16] [--duration 10s] \
-[--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]";
+       arca-bench logins [--nodes 1] [--servers arca,openbao] [--concurrency 16] \
+[--duration 10s] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
+       arca-bench expire [--servers arca,openbao] [--leases 10000,100000] [--concurrency 32] \
+[--timeout 15m] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]";
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration> {
@@ -148,6 +164,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
         Some("pki") => Mode::Pki,
         Some("leases") => Mode::Leases,
         Some("logins") => Mode::Logins,
+        Some("expire") => Mode::Expire,
         Some("-h") | Some("--help") | None => bail!("{USAGE}"),
         Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
     };
@@ -163,9 +180,10 @@ fn parse_args(args: &[String]) -> Result<Config> {
         payload_bytes: 64,
         keys: 1000,
         client_threads: 1,
-        nodes: 3,
+        nodes: if mode == Mode::Cluster { 3 } else { 1 },
         revoked: 100_000,
         leases: vec![10_000, 100_000],
+        expire_timeout: Duration::from_secs(900),
         arca_bin: std::env::var_os("ARCA_BIN").map(PathBuf::from),
         bao_bin: std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()),
         arca_port: None,
@@ -213,17 +231,22 @@ fn parse_args(args: &[String]) -> Result<Config> {
             "--client-threads" => {
                 c.client_threads = value()?.parse().context("--client-threads")?
             }
-            "--nodes" if mode == Mode::Cluster => c.nodes = value()?.parse().context("--nodes")?,
+            "--nodes" if matches!(mode, Mode::Cluster | Mode::Logins) => {
+                c.nodes = value()?.parse().context("--nodes")?
+            }
             "--revoked" if mode == Mode::Pki => {
                 c.revoked = value()?.parse().context("--revoked")?
             }
-            "--leases" if mode == Mode::Leases => {
+            "--leases" if matches!(mode, Mode::Leases | Mode::Expire) => {
                 c.leases = value()?
                     .split(',')
                     .map(|v| v.trim().parse::<u64>().context("--leases"))
                     .collect::<Result<_>>()?;
             }
-            "--arca-port" | "--bao-port" if mode == Mode::Cluster || mode == Mode::Leases => {
+            "--timeout" if mode == Mode::Expire => c.expire_timeout = parse_duration(&value()?)?,
+            "--arca-port" | "--bao-port"
+                if matches!(mode, Mode::Cluster | Mode::Leases | Mode::Expire) =>
+            {
                 bail!("{name} is for `arca-bench kv` (cluster nodes get free ports)")
             }
             "--arca-bin" => c.arca_bin = Some(PathBuf::from(value()?)),
@@ -237,6 +260,12 @@ fn parse_args(args: &[String]) -> Result<Config> {
     }
     if c.concurrency == 0 || c.client_threads == 0 || c.nodes == 0 {
         bail!("--concurrency, --client-threads and --nodes must be at least 1");
+    }
+    if c.nodes > 1 && (c.arca_port.is_some() || c.bao_port.is_some()) {
+        bail!("--arca-port and --bao-port are for one server (cluster nodes get free ports)");
+    }
+    if c.leases.is_empty() || c.leases.contains(&0) {
+        bail!("--leases takes counts of at least 1");
     }
     Ok(c)
 }
@@ -1150,6 +1179,7 @@ fn run(cfg: Config) -> Result<()> {
         Mode::Pki => pki::run(&cfg, &rt, &out_dir, host),
         Mode::Leases => leases::run(&cfg, &rt, &out_dir, host),
         Mode::Logins => logins::run(&cfg, &rt, &out_dir, host),
+        Mode::Expire => expire::run(&cfg, &rt, &out_dir, host),
     }
 }
 

@@ -232,7 +232,10 @@ pub(super) struct Load {
     first_error: Option<String>,
     elapsed: Duration,
     lat: Lat,
+    /// Summed over the server processes under load.
     server_cpu_s: Option<f64>,
+    /// Per server process (one entry for a single server).
+    node_cpu_s: Vec<Option<f64>>,
 }
 
 impl Load {
@@ -247,7 +250,7 @@ impl Load {
     }
 
     pub(super) fn to_json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "description": self.label,
             "requests_ok": self.ok,
             "errors": self.errors,
@@ -257,7 +260,15 @@ impl Load {
             "latency_us": self.lat.to_json(),
             "server_cpu_s": self.server_cpu_s.map(|v| round(v, 2)),
             "requests_per_server_cpu_s": self.per_cpu_s().map(|v| round(v, 1)),
-        })
+        });
+        if self.node_cpu_s.len() > 1 {
+            v["node_cpu_s"] = json!(self
+                .node_cpu_s
+                .iter()
+                .map(|c| c.map(|c| round(c, 2)))
+                .collect::<Vec<_>>());
+        }
+        v
     }
 }
 
@@ -317,10 +328,13 @@ async fn load_worker(
 
 /// What a load phase runs against and how long.
 pub(super) struct LoadCtx<'a> {
-    pub(super) target: &'a Target,
+    /// Connection `i` goes to `targets[i % targets.len()]` (one server, or
+    /// every node of a cluster).
+    pub(super) targets: &'a [Target],
     pub(super) concurrency: usize,
     pub(super) duration: Duration,
-    pub(super) pid: u32,
+    /// The server processes whose CPU time the phase accounts for.
+    pub(super) pids: &'a [u32],
     pub(super) ticks: f64,
     pub(super) server: &'static str,
 }
@@ -332,17 +346,29 @@ pub(super) async fn load(
     make: MakeReq,
 ) -> Load {
     eprintln!(
-        "[{}] {label}: {} connections, {:?}",
-        ctx.server, ctx.concurrency, ctx.duration
+        "[{}] {label}: {} connections{}, {:?}",
+        ctx.server,
+        ctx.concurrency,
+        match ctx.targets.len() {
+            1 => String::new(),
+            n => format!(" over {n} nodes"),
+        },
+        ctx.duration
     );
-    let cpu0 = cpu_seconds(ctx.pid, ctx.ticks);
+    let node_cpu = || -> Vec<Option<f64>> {
+        ctx.pids
+            .iter()
+            .map(|&p| cpu_seconds(p, ctx.ticks))
+            .collect()
+    };
+    let cpu0 = node_cpu();
     let start = Instant::now();
     let deadline = start + ctx.duration;
     let counter = Arc::new(AtomicU64::new(0));
     let handles: Vec<_> = (0..ctx.concurrency)
-        .map(|_| {
+        .map(|i| {
             tokio::spawn(load_worker(
-                ctx.target.clone(),
+                ctx.targets[i % ctx.targets.len()].clone(),
                 deadline,
                 counter.clone(),
                 make.clone(),
@@ -359,7 +385,12 @@ pub(super) async fn load(
         }
     }
     let elapsed = start.elapsed();
-    let cpu1 = cpu_seconds(ctx.pid, ctx.ticks);
+    let cpu1 = node_cpu();
+    let node_cpu_s: Vec<Option<f64>> = cpu0
+        .iter()
+        .zip(&cpu1)
+        .map(|(a, b)| Some(b.as_ref()? - a.as_ref()?))
+        .collect();
     let l = Load {
         name,
         label,
@@ -368,7 +399,8 @@ pub(super) async fn load(
         first_error,
         elapsed,
         lat: Lat::of(all),
-        server_cpu_s: cpu0.zip(cpu1).map(|(a, b)| b - a),
+        server_cpu_s: node_cpu_s.iter().copied().sum(),
+        node_cpu_s,
     };
     eprintln!(
         "[{}]   {} ok, {} errors, {:.0} req/s, p50 {} ms, p99 {} ms",
@@ -753,10 +785,10 @@ async fn bench_server(
 
     // 1-2. Issuance and signing under load.
     let ctx = LoadCtx {
-        target: &target,
+        targets: std::slice::from_ref(&target),
         concurrency: cfg.concurrency,
         duration: cfg.duration,
-        pid,
+        pids: &[pid],
         ticks: clock_ticks_per_sec(),
         server: name,
     };

@@ -37,6 +37,8 @@ use sha2::{Digest, Sha256};
 use arca_sdk::storage::{collect_keys, get_json, json_op};
 use arca_sdk::{LogicalError, Operation, Request, Response, Secret, Storage, StorageOp};
 
+use futures::StreamExt;
+
 use crate::core::{Core, Reply, Unsealed};
 use crate::router::Route;
 use crate::time_index;
@@ -45,10 +47,13 @@ use crate::time_index;
 pub const MAX_REVOKE_ATTEMPTS: u32 = 6;
 /// Seconds before the first retry of a failed revocation (doubling).
 pub const REVOKE_RETRY_BASE: i64 = 10;
-/// Leases (and tokens) one tick handles at most; the rest wait one tick.
+/// Leases (and tokens) one read of the time index returns at most.
 const TICK_BATCH: usize = 512;
 /// Revocations one tick runs at the same time.
 const TICK_PARALLEL: usize = 16;
+/// How long a tick keeps taking further batches of what is due; the rest
+/// waits for the next tick.
+const TICK_BUDGET: std::time::Duration = std::time::Duration::from_millis(800);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LeaseEntry {
@@ -605,40 +610,82 @@ impl Core {
         // Standbys serve batch-token logins and lookups with this key.
         st.tokens.ensure_batch_key().await?;
         // Tokens first: their leases become due and are revoked below.
-        for (key, ts, hash) in st.tokens.due(now, TICK_BATCH).await? {
-            match st.tokens.stored(&hash).await? {
-                Some(t) if t.expire_time == ts && t.expire_time <= now => {
-                    self.revoke_token_tree(&hash).await?;
-                    report.tokens_revoked += 1;
-                }
-                // Renewed or already gone: the record is stale.
-                _ => st.tokens.delete_index_key(&key).await?,
-            }
-        }
-        let due = st.leases.due(now, TICK_BATCH).await?;
-        let results = futures::future::join_all(due.chunks(TICK_PARALLEL).map(|chunk| {
-            let st = st.clone();
-            async move {
-                let mut r = TickReport::default();
-                for (key, ts, id) in chunk {
-                    match self.expire_one(&st, key, *ts, id, now).await {
-                        Ok(true) => r.leases_revoked += 1,
-                        Ok(false) => {}
-                        Err(LogicalError::ReadOnly) => return Err(LogicalError::ReadOnly),
-                        Err(e) => {
-                            r.leases_failed += 1;
-                            tracing::warn!(lease_id = %id, "revoking an expired lease failed: {e}");
+        // Batches are taken until none is full or the tick's budget is
+        // spent, TICK_PARALLEL revocations at a time (each is a few
+        // replicated writes: one after another, they capped the rate).
+        let started = std::time::Instant::now();
+        loop {
+            let due = st.tokens.due(now, TICK_BATCH).await?;
+            let full = due.len() == TICK_BATCH;
+            let results: Vec<Result<bool, LogicalError>> =
+                futures::stream::iter(due.into_iter().map(|(key, ts, hash)| {
+                    let st = st.clone();
+                    async move {
+                        match st.tokens.stored(&hash).await? {
+                            Some(t) if t.expire_time == ts && t.expire_time <= now => {
+                                self.revoke_token_tree(&hash).await?;
+                                Ok(true)
+                            }
+                            // Renewed or already gone: the record is stale.
+                            _ => {
+                                st.tokens.delete_index_key(&key).await?;
+                                Ok(false)
+                            }
                         }
                     }
+                }))
+                .buffer_unordered(TICK_PARALLEL)
+                .collect()
+                .await;
+            let mut failed = false;
+            for r in results {
+                match r {
+                    Ok(true) => report.tokens_revoked += 1,
+                    Ok(false) => {}
+                    Err(LogicalError::ReadOnly) => return Err(LogicalError::ReadOnly),
+                    Err(e) => {
+                        // Its index record stays: the next tick tries again.
+                        failed = true;
+                        tracing::warn!("revoking an expired token failed: {e}");
+                    }
                 }
-                Ok::<_, LogicalError>(r)
             }
-        }))
-        .await;
-        for r in results {
-            let r = r?;
-            report.leases_revoked += r.leases_revoked;
-            report.leases_failed += r.leases_failed;
+            if !full || failed || started.elapsed() >= TICK_BUDGET {
+                break;
+            }
+        }
+        // Then leases, the same way (a failed one is rescheduled, so it is
+        // not taken again in this tick).
+        loop {
+            let due = st.leases.due(now, TICK_BATCH).await?;
+            let full = due.len() == TICK_BATCH;
+            let results = futures::future::join_all(due.chunks(TICK_PARALLEL).map(|chunk| {
+                let st = st.clone();
+                async move {
+                    let mut r = TickReport::default();
+                    for (key, ts, id) in chunk {
+                        match self.expire_one(&st, key, *ts, id, now).await {
+                            Ok(true) => r.leases_revoked += 1,
+                            Ok(false) => {}
+                            Err(LogicalError::ReadOnly) => return Err(LogicalError::ReadOnly),
+                            Err(e) => {
+                                r.leases_failed += 1;
+                                tracing::warn!(lease_id = %id, "revoking an expired lease failed: {e}");
+                            }
+                        }
+                    }
+                    Ok::<_, LogicalError>(r)
+                }
+            }))
+            .await;
+            for r in results {
+                let r = r?;
+                report.leases_revoked += r.leases_revoked;
+                report.leases_failed += r.leases_failed;
+            }
+            if !full || started.elapsed() >= TICK_BUDGET {
+                break;
+            }
         }
         Ok(report)
     }
