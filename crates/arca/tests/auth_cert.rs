@@ -9,12 +9,21 @@
 //! revoked by a CRL made with `openssl ca -gencrl` refused once the CRL is
 //! stored, renewal working until the entry is deleted. hvac's
 //! `auth.cert.login` on the same server.
+//!
+//! OCSP with Arca's own PKI engine as the CA and the OCSP responder (on the
+//! same server's plain listener): client certificates from `pki/issue`, an
+//! entry with `ocsp_enabled` and `ocsp_servers_override` (or the
+//! certificate's AIA URL from `pki/config/urls`); a login works until
+//! `pki/revoke`, then is refused; a dead responder refuses, unless
+//! `ocsp_fail_open`.
 
 mod common;
 
 use std::path::Path;
 
-use common::{free_port, learning_path_setup, openssl, run_python_ok, wait_until, Bao, Server};
+use common::{
+    free_port, learning_path_setup, openssl, run_python_ok, wait_until, write_pem, Bao, Out, Server,
+};
 use serde_json::json;
 
 const READONLY: &str = r#"path "secret/data/*" { capabilities = ["read"] }"#;
@@ -83,13 +92,6 @@ fn path(dir: &Path, name: &str) -> String {
 fn bao_and_hvac_log_in_with_client_certificates() {
     // The server's TLS certificate, from its own CA.
     let tls = tempfile::tempdir().unwrap();
-    common::self_signed_cert(tls.path(), "ca", "/CN=Arca Listener CA");
-    common::ca_issued_cert(
-        tls.path(),
-        "server",
-        "/CN=127.0.0.1",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
-    );
     // The CA that issues client certificates, and another one.
     let pki = tempfile::tempdir().unwrap();
     let dir = pki.path();
@@ -101,20 +103,7 @@ fn bao_and_hvac_log_in_with_client_certificates() {
     common::self_signed_cert(other.path(), "ca", "/CN=Client CA");
     client_cert(other.path(), "client", "web.example.com");
 
-    let tls_port = free_port();
-    let server = Server::start_rocksdb_with(
-        "",
-        &format!(
-            "listener \"tcp\" {{\naddress = \"127.0.0.1:{tls_port}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n}}",
-            path(tls.path(), "server.pem"),
-            path(tls.path(), "server.key"),
-        ),
-    );
-    wait_until(
-        "the TLS listener",
-        std::time::Duration::from_secs(60),
-        || std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok(),
-    );
+    let (server, tls_port) = tls_server(tls.path());
     let init = server.init_and_unseal();
     let root = server.bao().with_token(&init.root_token);
     learning_path_setup(&server, &init.root_token, "cert", READONLY);
@@ -132,8 +121,10 @@ fn bao_and_hvac_log_in_with_client_certificates() {
         "auth/cert/certs/web",
         &format!("certificate=@{}", path(dir, "ca.pem")),
         "ocsp_enabled=true",
+        "ocsp_servers_override=ocsp.example.com",
     ])
-    .api_error(400, "not available yet");
+    .api_error(400, "ocsp_servers_override");
+    root.run(&["read", "auth/cert/certs/web"]).code(2);
 
     root.run(&[
         "write",
@@ -314,4 +305,205 @@ print("hvac cert: ok")
     root.run(&["delete", "auth/cert/certs/web"]).ok();
     app_tls.run(&renew).api_error(400, "no longer exists");
     login(dir, "client", &[]).api_error(400, "invalid certificate");
+}
+
+/// A server with a plain listener and a TLS one (`tls/server.pem`, from
+/// the CA `tls/ca.pem`) that asks for client certificates; the TLS port.
+fn tls_server(tls: &Path) -> (Server, u16) {
+    common::self_signed_cert(tls, "ca", "/CN=Arca Listener CA");
+    common::ca_issued_cert(
+        tls,
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    );
+    let tls_port = free_port();
+    let server = Server::start_rocksdb_with(
+        "",
+        &format!(
+            "listener \"tcp\" {{\naddress = \"127.0.0.1:{tls_port}\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n}}",
+            path(tls, "server.pem"),
+            path(tls, "server.key"),
+        ),
+    );
+    wait_until(
+        "the TLS listener",
+        std::time::Duration::from_secs(60),
+        || std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok(),
+    );
+    (server, tls_port)
+}
+
+/// `bao login -method=cert` over the TLS listener with `dir/NAME.pem` and
+/// `dir/NAME.key`.
+fn cert_login(over_tls: &Bao, tls: &Path, dir: &Path, name: &str) -> Out {
+    over_tls.run(&[
+        "login",
+        "-method=cert",
+        "-no-store",
+        "-format=json",
+        &format!("-ca-cert={}", path(tls, "ca.pem")),
+        &format!("-client-cert={}", path(dir, &format!("{name}.pem"))),
+        &format!("-client-key={}", path(dir, &format!("{name}.key"))),
+    ])
+}
+
+/// `pki/issue/client` for `cn`: writes `dir/NAME.pem` and `NAME.key` and
+/// returns the serial number (`aa:bb:..`).
+fn pki_client_cert(root: &Bao, dir: &Path, name: &str, cn: &str) -> String {
+    let out = root.json(&[
+        "write",
+        "-format=json",
+        "pki/issue/client",
+        &format!("common_name={cn}"),
+        "ttl=1h",
+    ]);
+    let d = &out["data"];
+    write_pem(
+        dir,
+        &format!("{name}.pem"),
+        d["certificate"].as_str().unwrap(),
+    );
+    write_pem(
+        dir,
+        &format!("{name}.key"),
+        d["private_key"].as_str().unwrap(),
+    );
+    d["serial_number"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn ocsp_with_arcas_own_pki_refuses_revoked_client_certificates() {
+    let tls = tempfile::tempdir().unwrap();
+    let (server, tls_port) = tls_server(tls.path());
+    let init = server.init_and_unseal();
+    let root = server.bao().with_token(&init.root_token);
+    learning_path_setup(&server, &init.root_token, "cert", READONLY);
+    let over_tls = Bao {
+        addr: format!("https://127.0.0.1:{tls_port}"),
+        ..server.bao().without_token()
+    };
+
+    // Arca's PKI: an EC root, a client-certificate role. Its OCSP answers
+    // carry no nextUpdate (ocsp_expiry=0), so the method caches none and
+    // every login asks (an answer with nextUpdate is cached until then, as
+    // in Vault).
+    root.run(&["secrets", "enable", "pki"]).ok();
+    root.run(&["secrets", "tune", "-max-lease-ttl=87600h", "pki"])
+        .ok();
+    let ca = root.json(&[
+        "write",
+        "-format=json",
+        "pki/root/generate/internal",
+        "common_name=Arca Client Root",
+        "key_type=ec",
+        "ttl=87600h",
+    ]);
+    let pki = tempfile::tempdir().unwrap();
+    let dir = pki.path();
+    write_pem(dir, "ca.pem", ca["data"]["certificate"].as_str().unwrap());
+    root.run(&["write", "pki/config/crl", "ocsp_expiry=0"]).ok();
+    root.run(&[
+        "write",
+        "pki/roles/client",
+        "allow_any_name=true",
+        "client_flag=true",
+        "server_flag=false",
+        "key_type=ec",
+    ])
+    .ok();
+    let client_serial = pki_client_cert(&root, dir, "client", "web.example.com");
+    pki_client_cert(&root, dir, "other", "api.example.com");
+
+    let ocsp_url = format!("{}/v1/pki/ocsp", server.addr);
+    root.run(&[
+        "write",
+        "auth/cert/certs/web",
+        &format!("certificate=@{}", path(dir, "ca.pem")),
+        "token_policies=readonly",
+        "ocsp_enabled=true",
+        &format!("ocsp_servers_override={ocsp_url}"),
+    ])
+    .ok();
+    let e = root.json(&["read", "-format=json", "auth/cert/certs/web"]);
+    assert_eq!(e["data"]["ocsp_enabled"], true, "{e}");
+    assert_eq!(e["data"]["ocsp_servers_override"], json!([ocsp_url]), "{e}");
+    assert_eq!(e["data"]["ocsp_fail_open"], false, "{e}");
+
+    // Good: the login works and the token reads.
+    let out = cert_login(&over_tls, tls.path(), dir, "client").ok().json();
+    assert_eq!(out["auth"]["metadata"]["cert_name"], "web", "{out}");
+    let token = out["auth"]["client_token"].as_str().unwrap().to_string();
+    let v = server
+        .bao()
+        .with_token(&token)
+        .json(&["kv", "get", "-format=json", "secret/app"]);
+    assert_eq!(v["data"]["data"]["password"], "s3cret", "{v}");
+
+    // Revoked at the PKI: the next login is refused, the other certificate
+    // still logs in.
+    root.run(&[
+        "write",
+        "pki/revoke",
+        &format!("serial_number={client_serial}"),
+    ])
+    .ok();
+    let refused = cert_login(&over_tls, tls.path(), dir, "client")
+        .api_error(400, "no chain matching all constraints");
+    let text = refused.describe();
+    assert!(text.contains("has been revoked"), "{text}");
+    assert!(text.contains(&client_serial), "{text}");
+    cert_login(&over_tls, tls.path(), dir, "other").ok();
+
+    // A responder that is not there refuses every login...
+    let dead = format!("http://127.0.0.1:{}/v1/pki/ocsp", free_port());
+    root.run(&[
+        "write",
+        "auth/cert/certs/web",
+        &format!("ocsp_servers_override={dead}"),
+        "ocsp_max_retries=0",
+    ])
+    .ok();
+    cert_login(&over_tls, tls.path(), dir, "other").api_error(400, "no OCSP responder answered");
+    // ...unless the entry fails open.
+    root.run(&["write", "auth/cert/certs/web", "ocsp_fail_open=true"])
+        .ok();
+    cert_login(&over_tls, tls.path(), dir, "other").ok();
+    // Failing open never lets a revoked certificate in once a responder
+    // says so.
+    root.run(&[
+        "write",
+        "auth/cert/certs/web",
+        &format!("ocsp_servers_override={dead},{ocsp_url}"),
+    ])
+    .ok();
+    cert_login(&over_tls, tls.path(), dir, "client").api_error(400, "has been revoked");
+    cert_login(&over_tls, tls.path(), dir, "other").ok();
+
+    // Without an override, the responder named in the certificate's AIA
+    // extension (pki/config/urls) is asked.
+    root.run(&[
+        "write",
+        "pki/config/urls",
+        &format!("ocsp_servers={ocsp_url}"),
+    ])
+    .ok();
+    let aia_serial = pki_client_cert(&root, dir, "aia", "aia.example.com");
+    root.run(&[
+        "write",
+        "auth/cert/certs/web",
+        "ocsp_servers_override=",
+        "ocsp_fail_open=false",
+    ])
+    .ok();
+    cert_login(&over_tls, tls.path(), dir, "aia").ok();
+    // "other" names no responder: nobody to ask, refused.
+    cert_login(&over_tls, tls.path(), dir, "other").api_error(400, "no OCSP responder");
+    root.run(&[
+        "write",
+        "pki/revoke",
+        &format!("serial_number={aia_serial}"),
+    ])
+    .ok();
+    cert_login(&over_tls, tls.path(), dir, "aia").api_error(400, "has been revoked");
 }

@@ -7,8 +7,12 @@
 //!   write changes nothing.
 //! - Unsent fields keep their stored value on an update; `display_name`
 //!   defaults to the entry's name.
-//! - The OCSP fields are refused when given a non-default value (OCSP is
-//!   not built) and read back with their defaults.
+//! - The OCSP settings (see the `ocsp` module) are stored only when valid:
+//!   `ocsp_ca_certificates` empty or PEM certificates (or base64 of PEM),
+//!   every `ocsp_servers_override` an absolute http(s) URL,
+//!   `ocsp_max_retries` within 0..=10 (Vault's default 4),
+//!   `ocsp_this_update_max_age` a non-negative duration (read back in
+//!   seconds).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -17,7 +21,7 @@ use arca_sdk::storage::{get_json, put_json};
 use arca_sdk::token_fields::{self, TokenParams};
 use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
 
-use crate::config::is_default_value;
+use crate::ocsp;
 use crate::verify::{self, Constraints};
 use crate::{name_field, name_re, page, paging_fields, CertAuth};
 
@@ -34,6 +38,8 @@ pub(crate) struct CertEntry {
     pub constraints: Constraints,
     #[serde(flatten)]
     pub token: TokenParams,
+    #[serde(flatten)]
+    pub ocsp: ocsp::Settings,
 }
 
 impl CertEntry {
@@ -70,15 +76,6 @@ pub(crate) async fn load_all(s: &dyn arca_sdk::Storage) -> Result<Vec<CertEntry>
     }
     Ok(out)
 }
-
-/// Fields of Vault's OCSP support, refused when set (OCSP is not built).
-const OCSP_FIELDS: [&str; 5] = [
-    "ocsp_enabled",
-    "ocsp_ca_certificates",
-    "ocsp_servers_override",
-    "ocsp_fail_open",
-    "ocsp_query_all_servers",
-];
 
 fn fields() -> Vec<Field> {
     use FieldType::*;
@@ -135,23 +132,46 @@ fn fields() -> Vec<Field> {
             "OIDs of extensions whose values are added to the token's metadata (key: the OID with dashes).",
         ),
         Field::new("lease", Int, "Deprecated: use token_ttl (seconds)."),
-        Field::new("ocsp_enabled", Bool, "OCSP checking: not available yet."),
+        Field::new(
+            "ocsp_enabled",
+            Bool,
+            "Check the client certificate's revocation status over OCSP at login (and renewal).",
+        )
+        .default(false),
         Field::new(
             "ocsp_ca_certificates",
             String,
-            "OCSP checking: not available yet.",
+            "PEM certificates (or base64 of PEM) that may sign OCSP answers besides the issuer; also trusted for https responders.",
         ),
         Field::new(
             "ocsp_servers_override",
             CommaStringSlice,
-            "OCSP checking: not available yet.",
+            "OCSP responder URLs to ask instead of those in the certificate's Authority Information Access extension.",
         ),
-        Field::new("ocsp_fail_open", Bool, "OCSP checking: not available yet."),
+        Field::new(
+            "ocsp_fail_open",
+            Bool,
+            "Allow the login when no responder gives a known status (a revoked certificate is refused regardless).",
+        )
+        .default(false),
         Field::new(
             "ocsp_query_all_servers",
             Bool,
-            "OCSP checking: not available yet.",
-        ),
+            "Ask every responder (a revoked answer from any refuses) instead of taking the first answer.",
+        )
+        .default(false),
+        Field::new(
+            "ocsp_max_retries",
+            Int,
+            "Further attempts per responder after a network error or an HTTP 5xx (0 to 10).",
+        )
+        .default(ocsp::DEFAULT_MAX_RETRIES),
+        Field::new(
+            "ocsp_this_update_max_age",
+            Duration,
+            "Refuse OCSP answers whose thisUpdate is older than this (0: any age).",
+        )
+        .default(0),
     ];
     v.extend(token_fields::fields());
     v
@@ -218,6 +238,55 @@ fn lists(c: &Ctx<'_>, e: &mut Constraints) -> Result<(), LogicalError> {
     Ok(())
 }
 
+/// Applies the OCSP fields sent (unsent ones keep their value) and checks
+/// the result.
+fn ocsp_settings(c: &Ctx<'_>, o: &mut ocsp::Settings) -> Result<(), LogicalError> {
+    let d = &c.data;
+    if d.is_set("ocsp_enabled") {
+        o.ocsp_enabled = d.bool_or("ocsp_enabled", false)?;
+    }
+    if d.is_set("ocsp_ca_certificates") {
+        o.ocsp_ca_certificates = d.str_or("ocsp_ca_certificates", "")?;
+    }
+    if d.is_set("ocsp_servers_override") {
+        o.ocsp_servers_override = d
+            .get_list("ocsp_servers_override")?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+    }
+    if d.is_set("ocsp_fail_open") {
+        o.ocsp_fail_open = d.bool_or("ocsp_fail_open", false)?;
+    }
+    if d.is_set("ocsp_query_all_servers") {
+        o.ocsp_query_all_servers = d.bool_or("ocsp_query_all_servers", false)?;
+    }
+    if d.is_set("ocsp_max_retries") {
+        o.ocsp_max_retries = d
+            .get_i64("ocsp_max_retries")?
+            .unwrap_or(ocsp::DEFAULT_MAX_RETRIES);
+    }
+    if d.is_set("ocsp_this_update_max_age") {
+        o.ocsp_this_update_max_age = d.get_duration("ocsp_this_update_max_age")?.unwrap_or(0);
+    }
+    if !(0..=ocsp::MAX_RETRIES).contains(&o.ocsp_max_retries) {
+        return Err(LogicalError::invalid(format!(
+            "ocsp_max_retries must be between 0 and {}",
+            ocsp::MAX_RETRIES
+        )));
+    }
+    ocsp::extra_certificates(&o.ocsp_ca_certificates).map_err(|why| {
+        LogicalError::invalid(format!("failed to parse ocsp_ca_certificates: {why}"))
+    })?;
+    for url in &o.ocsp_servers_override {
+        ocsp::check_url(url)
+            .map_err(|why| LogicalError::invalid(format!("ocsp_servers_override: {why}")))?;
+    }
+    Ok(())
+}
+
 impl CertAuth {
     async fn cert_exists(&self, c: Ctx<'_>) -> Result<bool, LogicalError> {
         let name = c.data.str_or("name", "")?;
@@ -230,13 +299,6 @@ impl CertAuth {
     }
 
     async fn write_cert(&self, c: Ctx<'_>) -> HandlerResult {
-        for name in OCSP_FIELDS {
-            if c.data.is_set(name) && !is_default_value(&c.data.get(name)?) {
-                return Err(LogicalError::invalid(format!(
-                    "{name} is not available yet: OCSP checking is not built (use crls/ for revocation)"
-                )));
-            }
-        }
         let name = c.data.str_or("name", "")?.to_lowercase();
         let mut e = load(c.storage, &name).await?.unwrap_or_default();
         e.name = name.clone();
@@ -262,6 +324,7 @@ impl CertAuth {
                 LogicalError::invalid(format!("allowed_metadata_extensions: {why}"))
             })?;
         }
+        ocsp_settings(&c, &mut e.ocsp)?;
         e.token.update(&c.data)?;
         // The deprecated `lease` (seconds) counts when neither TTL is sent.
         if !c.data.is_set("token_ttl") && !c.data.is_set("ttl") {
@@ -322,11 +385,13 @@ impl CertAuth {
             "allowed_organizational_units": k.allowed_organizational_units,
             "required_extensions": k.required_extensions,
             "allowed_metadata_extensions": k.allowed_metadata_extensions,
-            "ocsp_enabled": false,
-            "ocsp_ca_certificates": "",
-            "ocsp_servers_override": Vec::<String>::new(),
-            "ocsp_fail_open": false,
-            "ocsp_query_all_servers": false,
+            "ocsp_enabled": e.ocsp.ocsp_enabled,
+            "ocsp_ca_certificates": e.ocsp.ocsp_ca_certificates,
+            "ocsp_servers_override": e.ocsp.ocsp_servers_override,
+            "ocsp_fail_open": e.ocsp.ocsp_fail_open,
+            "ocsp_query_all_servers": e.ocsp.ocsp_query_all_servers,
+            "ocsp_max_retries": e.ocsp.ocsp_max_retries,
+            "ocsp_this_update_max_age": e.ocsp.ocsp_this_update_max_age,
         });
         if let Value::Object(m) = extra {
             data.extend(m);

@@ -6,15 +6,18 @@
 //!
 //! Paths: `certs` (LIST), `certs/:name` (create, update, read, delete;
 //! `certificate`, the `allowed_*` name constraints, `required_extensions`,
-//! `allowed_metadata_extensions`, `display_name`, the common token
-//! fields), `crls` (LIST), `crls/:name` (write, read, delete; `crl`),
-//! `config` (read, write) and `login` (no token needed; optional `name`).
+//! `allowed_metadata_extensions`, `display_name`, the `ocsp_*` settings,
+//! the common token fields), `crls` (LIST), `crls/:name` (write, read,
+//! delete; `crl`), `config` (read, write: `disable_binding`,
+//! `enable_identity_alias_metadata`, `ocsp_cache_size`) and `login` (no
+//! token needed; optional `name`).
 //!
-//! Storage: `cert/<name>` (an entry: certificate, constraints, token
-//! settings; names lower-cased), `crls/<name>` (a CRL's revoked serial
-//! numbers, issuer and update times) and `config`. Nothing is cached in
-//! memory: every login reads the entries and CRLs it needs, so a write is
-//! seen by the next login on any node.
+//! Storage: `cert/<name>` (an entry: certificate, constraints, OCSP and
+//! token settings; names lower-cased), `crls/<name>` (a CRL's revoked
+//! serial numbers, issuer and update times) and `config`. Every login reads
+//! the entries, CRLs and config it needs, so a write is seen by the next
+//! login on any node. The only thing kept in memory is the OCSP answer
+//! cache ([`ocsp`]), per node.
 //!
 //! Invariants:
 //! - A certificate entry holds only PEM certificates that parse (a CA
@@ -30,26 +33,36 @@
 //!   client sent) to one of a CA entry's certificates valid at that time,
 //!   verified by WebPKI with the same clock; then the entry's constraints
 //!   must all hold and no certificate of the chain may be on a stored CRL
-//!   (see [`verify`]). Each of these refusals is a 400 that says which
-//!   stage failed, never which entry came close.
+//!   (see [`verify`]); for an entry with `ocsp_enabled`, OCSP must then
+//!   allow the leaf (see [`ocsp`]: "revoked" always refuses, no known status
+//!   refuses unless `ocsp_fail_open`), else the next trusting entry is
+//!   tried. Each of these refusals is a 400 that says which stage failed,
+//!   never which entry came close.
 //! - A CRL is applied as Vault applies it: a serial number on any stored
 //!   CRL refuses every chain holding a certificate with that serial (the
 //!   CRL's issuer is not compared, so a revocation is never missed over a
 //!   name encoding; the CRL's signature is not checked — writing one
 //!   needs a token allowed to).
-//! - Vault options this method does not implement (OCSP, CRL distribution
-//!   point URLs, identity alias metadata) are refused with a 400 "not
-//!   available yet" when given a non-default value; none is accepted and
-//!   ignored.
+//! - OCSP requests go only to the entry's `ocsp_servers_override` or the
+//!   leaf's AIA OCSP URLs, bounded in time and size; answers count only when
+//!   signed by the issuer, its delegated responder or an
+//!   `ocsp_ca_certificates` certificate, for this certificate, and current
+//!   by the engine's clock.
+//! - The Vault option this method does not implement (CRL distribution
+//!   point URLs, `crls/:name url`) is refused with a 400 "not available
+//!   yet"; it is never accepted and ignored.
 //! - A login token carries the entry's name and the login certificate.
 //!   Renewing it needs the entry to still exist with the same policies;
 //!   unless `config.disable_binding` is set, the login certificate (and
 //!   the chain it came with) must also still verify against the entry as
-//!   it is now — still valid, not revoked, constraints still met — and,
-//!   when the renew request carries its connection, the presented leaf
-//!   must be the one the login used (core does not pass the connection to
-//!   auth-renew callbacks today, so a renewal is not yet bound to the
-//!   certificate presented on the renewing connection).
+//!   it is now — still valid, not revoked (CRLs, and OCSP when the entry
+//!   enables it), constraints still met — and, when the renew request
+//!   carries its connection, the presented leaf must be the one the login
+//!   used (core does not pass the connection to auth-renew callbacks today,
+//!   so a renewal is not yet bound to the certificate presented on the
+//!   renewing connection).
+//! - With `config.enable_identity_alias_metadata` the identity alias (the
+//!   common name) carries the token's metadata; without it, none.
 //! - An entry's `token_bound_cidrs` refuse logins from other addresses
 //!   (403) and bind the token (core enforces it on every use).
 //! - `login` runs on the active node (it creates a token): a standby
@@ -59,6 +72,7 @@ mod config;
 mod crl;
 mod entry;
 mod login;
+pub mod ocsp;
 pub mod verify;
 
 use std::sync::Arc;
@@ -68,9 +82,11 @@ use arca_sdk::{
     Path, SpecialPaths, SystemView,
 };
 
-/// The engine state: the mount's system view (the clock, TTL limits).
+/// The engine state: the mount's system view (the clock, TTL limits) and
+/// this node's OCSP answer cache.
 pub struct CertAuth {
     system: Arc<dyn SystemView>,
+    ocsp_cache: ocsp::Cache,
 }
 
 /// An entry or CRL name: what Vault's `GenericNameRegex` accepts.
@@ -148,7 +164,11 @@ pub fn factory(system: Arc<dyn SystemView>) -> Framework<CertAuth> {
                  has the policies of the trusted certificate entry it matches.",
             ),
     );
-    Framework::new("cert", CertAuth { system }, paths)
+    let state = CertAuth {
+        system,
+        ocsp_cache: ocsp::Cache::new(config::DEFAULT_OCSP_CACHE_SIZE as usize),
+    };
+    Framework::new("cert", state, paths)
         .with_special_paths(SpecialPaths {
             unauthenticated_writes: vec!["login".into()],
             forward_on_standby: vec!["login".into()],

@@ -5,7 +5,15 @@
 //! (`aa:bb:..`), plus the `allowed_metadata_extensions` values. Its
 //! internal data (never shown) keeps the entry name and the login
 //! certificate with the intermediates it came with (base64 DER), which
-//! renewal re-verifies.
+//! renewal re-verifies. The identity alias is the common name; it carries
+//! the token's metadata only with `config.enable_identity_alias_metadata`.
+//!
+//! An entry with `ocsp_enabled` accepts a login only once OCSP allows it
+//! (see the `ocsp` module); when OCSP refuses, the next entry that trusts
+//! the chain is tried, and if none is left the login is refused with what
+//! OCSP said. Renewal with binding checks OCSP again for the entry.
+
+use std::collections::HashSet;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -14,7 +22,7 @@ use serde_json::Value;
 use arca_sdk::{cidr, token_fields, Auth, Ctx, HandlerResult, LogicalError, Response};
 
 use crate::verify::{self, Refusal};
-use crate::{config, crl, entry, CertAuth};
+use crate::{config, crl, entry, ocsp, CertAuth};
 
 fn refused(r: Refusal) -> LogicalError {
     LogicalError::invalid(r.to_string())
@@ -29,6 +37,39 @@ fn without_default(v: &[String]) -> Vec<String> {
 }
 
 impl CertAuth {
+    /// OCSP for a verified login against entry `e` (nothing when the entry
+    /// does not ask for it): `Err` says why it refuses.
+    async fn ocsp_allows(
+        &self,
+        e: &entry::CertEntry,
+        leaf: &[u8],
+        v: &verify::Verified,
+        now: i64,
+    ) -> Result<(), String> {
+        if !e.ocsp.ocsp_enabled {
+            return Ok(());
+        }
+        // A trusted leaf's issuer may also be among ocsp_ca_certificates.
+        let issuer = v.issuer.clone().or_else(|| {
+            let extras = ocsp::extra_certificates(&e.ocsp.ocsp_ca_certificates).ok()?;
+            verify::find_issuer(leaf, &extras, now)
+        });
+        match ocsp::check(&self.ocsp_cache, &e.ocsp, leaf, issuer.as_deref(), now).await {
+            ocsp::Verdict::Good => Ok(()),
+            ocsp::Verdict::Revoked(why) => Err(why),
+            ocsp::Verdict::Failed(why) if e.ocsp.ocsp_fail_open => {
+                tracing::warn!(
+                    entry = %e.name,
+                    serial = %v.serial_number,
+                    error = %why,
+                    "OCSP could not establish the login certificate's status; allowed by ocsp_fail_open"
+                );
+                Ok(())
+            }
+            ocsp::Verdict::Failed(why) => Err(why),
+        }
+    }
+
     pub(crate) async fn login(&self, c: Ctx<'_>) -> HandlerResult {
         let presented: &[Vec<u8>] = c
             .req
@@ -48,8 +89,29 @@ impl CertAuth {
         let candidates: Vec<verify::Candidate<'_>> =
             entries.iter().map(entry::CertEntry::candidate).collect();
         let revoked = crl::revoked(c.storage).await?;
-        let v = verify::authenticate(presented, &candidates, &revoked, self.system.now())
-            .map_err(refused)?;
+        let cfg = config::load(c.storage).await?;
+        self.ocsp_cache.set_capacity(cfg.cache_capacity());
+        let now = self.system.now();
+        let mut skip = HashSet::new();
+        let mut ocsp_errors: Vec<String> = Vec::new();
+        let v = loop {
+            match verify::authenticate_except(presented, &candidates, &revoked, now, &skip) {
+                Ok(v) => match self
+                    .ocsp_allows(&entries[v.entry], &presented[0], &v, now)
+                    .await
+                {
+                    Ok(()) => break v,
+                    Err(why) => {
+                        skip.insert(v.entry);
+                        if !ocsp_errors.contains(&why) {
+                            ocsp_errors.push(why);
+                        }
+                    }
+                },
+                Err(r) if ocsp_errors.is_empty() => return Err(refused(r)),
+                Err(_) => return Err(refused(Refusal::Ocsp(ocsp_errors.join("; ")))),
+            }
+        };
         let e = &entries[v.entry];
         if !e.token.token_bound_cidrs.is_empty() {
             let blocks = cidr::parse(&e.token.token_bound_cidrs)?;
@@ -81,10 +143,15 @@ impl CertAuth {
             auth.metadata.insert(k.to_string(), val);
         }
         e.token.fill(&mut auth);
-        // The identity alias is the certificate's common name (Vault's).
+        // The identity alias is the certificate's common name (Vault's),
+        // with the token's metadata when the config asks for it.
         auth.alias = Some(arca_sdk::Alias {
             name: v.common_name.clone(),
-            metadata: Default::default(),
+            metadata: if cfg.enable_identity_alias_metadata {
+                auth.metadata.clone()
+            } else {
+                Default::default()
+            },
         });
         let d = &mut auth.internal_data;
         d.insert("cert_name".into(), Value::from(e.name.clone()));
@@ -127,7 +194,9 @@ impl CertAuth {
         if without_default(&e.token.token_policies) != without_default(&login.token_policies) {
             return Err(LogicalError::invalid("policies have changed, not renewing"));
         }
-        if !config::load(c.storage).await?.disable_binding {
+        let cfg = config::load(c.storage).await?;
+        self.ocsp_cache.set_capacity(cfg.cache_capacity());
+        if !cfg.disable_binding {
             let decode = |v: Option<&Value>| -> Option<Vec<u8>> {
                 v.and_then(Value::as_str).and_then(|s| B64.decode(s).ok())
             };
@@ -156,12 +225,17 @@ impl CertAuth {
                 }
             };
             let revoked = crl::revoked(c.storage).await?;
-            verify::authenticate(&presented, &[e.candidate()], &revoked, self.system.now())
-                .map_err(|r| {
-                    LogicalError::invalid(format!(
-                        "the login certificate no longer verifies against certificate entry {name:?}, not renewing: {r}"
-                    ))
-                })?;
+            let now = self.system.now();
+            let no_longer = |why: String| {
+                LogicalError::invalid(format!(
+                    "the login certificate no longer verifies against certificate entry {name:?}, not renewing: {why}"
+                ))
+            };
+            let v = verify::authenticate(&presented, &[e.candidate()], &revoked, now)
+                .map_err(|r| no_longer(r.to_string()))?;
+            self.ocsp_allows(&e, &presented[0], &v, now)
+                .await
+                .map_err(|why| no_longer(Refusal::Ocsp(why).to_string()))?;
         }
         Ok(Some(token_fields::renewed(&e.token)))
     }

@@ -20,10 +20,14 @@
 //!    chain — leaf, intermediates, anchor; for a byte-for-byte match the
 //!    entry's certificates — has a serial number on a stored CRL.
 //!
-//! The first entry that passes wins. A refusal says "invalid certificate
-//! or no client certificate supplied" when no entry trusts the chain, and
-//! "no chain matching all constraints could be found" when one does but
-//! its constraints or a CRL refuse it (Vault's words).
+//! The first entry that passes wins; the login then checks OCSP for it
+//! when the entry asks for it (crate `ocsp`), and if OCSP refuses, the
+//! entries are tried again without that one ([`authenticate_except`]).
+//! A refusal says "invalid certificate or no client certificate supplied"
+//! when no entry trusts the chain, and "no chain matching all constraints
+//! could be found" when one does but its constraints, a CRL or OCSP refuse
+//! it (Vault's words; an OCSP refusal adds "additionally got errors during
+//! verification:" and what OCSP said).
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet};
@@ -89,6 +93,11 @@ pub struct Verified {
     pub authority_key_id: Vec<u8>,
     /// From `allowed_metadata_extensions`.
     pub extension_metadata: BTreeMap<String, String>,
+    /// DER of the certificate that issued the leaf in the path that
+    /// verified it (the client's first intermediate, or the entry's CA
+    /// certificate); for a byte-for-byte match, an entry certificate that
+    /// issued the leaf, if any. OCSP asks about the leaf under this issuer.
+    pub issuer: Option<Vec<u8>>,
 }
 
 /// Why a login is refused (each is a 400 with this text).
@@ -100,6 +109,9 @@ pub enum Refusal {
     Invalid(String),
     /// An entry trusts the chain but its constraints or a CRL refuse it.
     Constraints,
+    /// Entries trust the chain and its constraints hold, but OCSP refused
+    /// it (revoked, or no usable status without `ocsp_fail_open`): why.
+    Ocsp(String),
 }
 
 impl std::fmt::Display for Refusal {
@@ -119,6 +131,11 @@ impl std::fmt::Display for Refusal {
             Refusal::Constraints => f.write_str(
                 "no chain matching all constraints could be found for this login certificate",
             ),
+            Refusal::Ocsp(why) => write!(
+                f,
+                "no chain matching all constraints could be found for this login certificate; \
+                 additionally got errors during verification: {why}"
+            ),
         }
     }
 }
@@ -129,20 +146,7 @@ impl std::fmt::Display for Refusal {
 /// usable as trust anchors; a leaf entry's first certificate must allow
 /// client authentication if it names extended key usages.
 pub fn parse_trusted(pem: &str) -> Result<TrustedCerts, String> {
-    let mut ders = Vec::new();
-    for (i, block) in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()).enumerate() {
-        let block = block.map_err(|e| format!("PEM block {} is malformed: {e}", i + 1))?;
-        if block.label != "CERTIFICATE" {
-            return Err(format!(
-                "PEM block {} is a {:?}, not a CERTIFICATE: give only certificates",
-                i + 1,
-                block.label
-            ));
-        }
-        parse_whole(&block.contents)
-            .map_err(|e| format!("certificate {} does not parse: {e}", i + 1))?;
-        ders.push(block.contents);
-    }
+    let ders = pem_certificates(pem)?;
     let Some(first) = ders.first() else {
         return Err("no PEM certificate found".into());
     };
@@ -164,6 +168,30 @@ pub fn parse_trusted(pem: &str) -> Result<TrustedCerts, String> {
         );
     }
     Ok(TrustedCerts { ders, is_ca })
+}
+
+/// The DER of PEM `CERTIFICATE` blocks, each a whole X.509 certificate
+/// (text around the blocks is ignored, any other block is refused, and
+/// there must be at least one).
+pub fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut ders = Vec::new();
+    for (i, block) in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()).enumerate() {
+        let block = block.map_err(|e| format!("PEM block {} is malformed: {e}", i + 1))?;
+        if block.label != "CERTIFICATE" {
+            return Err(format!(
+                "PEM block {} is a {:?}, not a CERTIFICATE: give only certificates",
+                i + 1,
+                block.label
+            ));
+        }
+        parse_whole(&block.contents)
+            .map_err(|e| format!("certificate {} does not parse: {e}", i + 1))?;
+        ders.push(block.contents);
+    }
+    if ders.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    Ok(ders)
 }
 
 /// Parses one DER certificate with nothing after it.
@@ -199,6 +227,18 @@ pub fn authenticate(
     candidates: &[Candidate<'_>],
     revoked: &HashSet<String>,
     now: i64,
+) -> Result<Verified, Refusal> {
+    authenticate_except(presented, candidates, revoked, now, &HashSet::new())
+}
+
+/// [`authenticate`], passing over the candidates whose index is in `skip`
+/// (entries that OCSP refused): the next entry that passes wins.
+pub fn authenticate_except(
+    presented: &[Vec<u8>],
+    candidates: &[Candidate<'_>],
+    revoked: &HashSet<String>,
+    now: i64,
+    skip: &HashSet<usize>,
 ) -> Result<Verified, Refusal> {
     let Some(leaf_der) = presented.first() else {
         return Err(Refusal::NoCertificate);
@@ -236,6 +276,9 @@ pub fn authenticate(
             continue;
         }
         trusted_somewhere = true;
+        if skip.contains(&i) {
+            continue;
+        }
         let chain_revoked = revoked.contains(&leaf_serial)
             || certs
                 .ders
@@ -243,7 +286,8 @@ pub fn authenticate(
                 .filter_map(|d| parse_whole(d).ok())
                 .any(|c| revoked.contains(&c.serial.to_string()));
         if !chain_revoked && matches_constraints(&leaf, cand.constraints) {
-            return Ok(verified(i, &leaf, cand.constraints));
+            let issuer = find_issuer(leaf_der, &certs.ders, now);
+            return Ok(verified(i, &leaf, cand.constraints, issuer));
         }
     }
 
@@ -267,6 +311,9 @@ pub fn authenticate(
         let Some(certs) = certs.as_ref().filter(|c| c.is_ca) else {
             continue;
         };
+        if skip.contains(&i) {
+            continue;
+        }
         // The anchors: the entry's certificates valid now, with their
         // serial numbers (to check the anchor against the CRLs).
         let ders: Vec<CertificateDer<'_>> = certs
@@ -277,10 +324,12 @@ pub fn authenticate(
             .collect();
         let mut anchors: Vec<TrustAnchor<'_>> = Vec::new();
         let mut anchor_serials: Vec<String> = Vec::new();
+        let mut anchor_ders: Vec<&[u8]> = Vec::new();
         for d in &ders {
             if let (Ok(a), Ok(c)) = (webpki::anchor_from_trusted_cert(d), parse_whole(d)) {
                 anchors.push(a);
                 anchor_serials.push(c.serial.to_string());
+                anchor_ders.push(d.as_ref());
             }
         }
         if anchors.is_empty() {
@@ -318,10 +367,26 @@ pub fn authenticate(
             Some(&not_revoked),
         );
         match result {
-            Ok(_) => {
+            Ok(path) => {
                 trusted_somewhere = true;
                 if matches_constraints(&leaf, cand.constraints) {
-                    return Ok(verified(i, &leaf, cand.constraints));
+                    // The leaf's issuer: the first intermediate, else the
+                    // anchor (one of the entry's certificates).
+                    let issuer = match path.intermediate_certificates().next() {
+                        Some(c) => Some(c.der().as_ref().to_vec()),
+                        None => {
+                            let a = path.anchor();
+                            anchors
+                                .iter()
+                                .position(|x| {
+                                    x.subject.as_ref() == a.subject.as_ref()
+                                        && x.subject_public_key_info.as_ref()
+                                            == a.subject_public_key_info.as_ref()
+                                })
+                                .map(|k| anchor_ders[k].to_vec())
+                        }
+                    };
+                    return Ok(verified(i, &leaf, cand.constraints, issuer));
                 }
             }
             Err(_) if saw_revoked.get() => trusted_somewhere = true,
@@ -335,7 +400,43 @@ pub fn authenticate(
     }
 }
 
-fn verified(entry: usize, leaf: &X509Certificate<'_>, c: &Constraints) -> Verified {
+/// Among `certs` (DER), one that issued `leaf_der` (its subject is the
+/// leaf's issuer and its key verifies the leaf's signature), other than the
+/// leaf itself.
+pub fn find_issuer(leaf_der: &[u8], certs: &[Vec<u8>], now: i64) -> Option<Vec<u8>> {
+    let leaf = parse_whole(leaf_der).ok()?;
+    let leaf_cert = CertificateDer::from(leaf_der);
+    let ee = webpki::EndEntityCert::try_from(&leaf_cert).ok()?;
+    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.max(0) as u64));
+    certs
+        .iter()
+        .filter(|d| d.as_slice() != leaf_der)
+        .filter(|d| parse_whole(d).is_ok_and(|c| c.subject().as_raw() == leaf.issuer().as_raw()))
+        .find(|d| {
+            let der = CertificateDer::from(d.as_slice());
+            let Ok(anchor) = webpki::anchor_from_trusted_cert(&der) else {
+                return false;
+            };
+            ee.verify_for_usage(
+                webpki::ALL_VERIFICATION_ALGS,
+                &[anchor],
+                &[],
+                time,
+                webpki::KeyUsage::client_auth(),
+                None,
+                None,
+            )
+            .is_ok()
+        })
+        .cloned()
+}
+
+fn verified(
+    entry: usize,
+    leaf: &X509Certificate<'_>,
+    c: &Constraints,
+    issuer: Option<Vec<u8>>,
+) -> Verified {
     let mut skid = Vec::new();
     let mut akid = Vec::new();
     for ext in leaf.extensions() {
@@ -363,6 +464,7 @@ fn verified(entry: usize, leaf: &X509Certificate<'_>, c: &Constraints) -> Verifi
         subject_key_id: skid,
         authority_key_id: akid,
         extension_metadata,
+        issuer,
     }
 }
 
