@@ -825,11 +825,17 @@ pub(crate) fn alias_json(a: &Alias, mounts: &HashMap<String, MountInfo>, full: b
         m["custom_metadata"] = json!(a.custom_metadata);
         m["local"] = json!(a.local);
     }
-    if let Some(mi) = mounts.get(&a.mount_accessor) {
-        m["mount_path"] = json!(mi.path);
-        m["mount_type"] = json!(mi.kind);
-    }
+    add_mount(&mut m, mounts, &a.mount_accessor);
     m
+}
+
+/// Adds `mount_path` and `mount_type` of the alias' mount (none when the
+/// mount is gone), as Vault shows them.
+pub(crate) fn add_mount(v: &mut Value, mounts: &HashMap<String, MountInfo>, accessor: &str) {
+    if let Some(mi) = mounts.get(accessor) {
+        v["mount_path"] = json!(mi.path);
+        v["mount_type"] = json!(mi.kind);
+    }
 }
 
 pub(crate) fn backend(core: Weak<Core>) -> Framework<IdentityBackend> {

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
 
 use super::{
-    alias_json, clean_policies, generated_name, metadata, time, Alias, Changes, Entity,
+    add_mount, alias_json, clean_policies, generated_name, metadata, time, Alias, Changes, Entity,
     IdentityBackend, Index, MountInfo,
 };
 
@@ -219,10 +219,7 @@ impl IdentityBackend {
                                     "name": a.name,
                                     "mount_accessor": a.mount_accessor,
                                 });
-                                if let Some(mi) = mounts.get(&a.mount_accessor) {
-                                    x["mount_path"] = json!(mi.path);
-                                    x["mount_type"] = json!(mi.kind);
-                                }
+                                add_mount(&mut x, &mounts, &a.mount_accessor);
                                 x
                             })
                             .collect::<Vec<_>>());
@@ -451,10 +448,7 @@ impl IdentityBackend {
                         "custom_metadata": a.custom_metadata,
                         "local": a.local,
                     });
-                    if let Some(mi) = mounts.get(&a.mount_accessor) {
-                        v["mount_path"] = json!(mi.path);
-                        v["mount_type"] = json!(mi.kind);
-                    }
+                    add_mount(&mut v, &mounts, &a.mount_accessor);
                     info.insert(a.id.clone(), v);
                 }
                 Some(Response::data(obj(json!({

@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
 
 use super::{
-    alias_json, clean_policies, generated_name, metadata, time, Alias, Changes, Group,
+    add_mount, alias_json, clean_policies, generated_name, metadata, time, Alias, Changes, Group,
     IdentityBackend, Index, MountInfo,
 };
 
@@ -283,10 +283,7 @@ impl IdentityBackend {
                             "name": a.name,
                             "mount_accessor": a.mount_accessor,
                         });
-                        if let Some(mi) = mounts.get(&a.mount_accessor) {
-                            x["mount_path"] = json!(mi.path);
-                            x["mount_type"] = json!(mi.kind);
-                        }
+                        add_mount(&mut x, &mounts, &a.mount_accessor);
                         v["alias"] = x;
                     }
                     info.insert(g.id.clone(), v);
@@ -454,10 +451,7 @@ impl IdentityBackend {
                         "custom_metadata": null,
                         "local": false,
                     });
-                    if let Some(mi) = mounts.get(&a.mount_accessor) {
-                        v["mount_path"] = json!(mi.path);
-                        v["mount_type"] = json!(mi.kind);
-                    }
+                    add_mount(&mut v, &mounts, &a.mount_accessor);
                     info.insert(a.id.clone(), v);
                 }
                 Some(Response::data(obj(json!({
