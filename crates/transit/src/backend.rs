@@ -60,6 +60,11 @@ impl Transit {
         }
     }
 
+    /// Now, by the system view's clock (creation times, rotation schedules).
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(self.system.now(), 0).unwrap_or_else(chrono::Utc::now)
+    }
+
     /// The key `name`, from the cache or storage.
     pub(crate) async fn load(
         &self,
@@ -190,7 +195,7 @@ impl Transit {
                 continue;
             }
             let mut policy = policy;
-            policy.rotate()?;
+            policy.rotate(self.now())?;
             tracing::info!(key = %name, version = policy.latest_version, "transit key rotated automatically");
             self.store(s, policy).await?;
         }

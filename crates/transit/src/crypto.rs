@@ -124,7 +124,7 @@ pub fn seal(
 /// or a tampered ciphertext all give the same answer.
 pub fn open(key: &LessSafeKey, data: &[u8], aad: &[u8]) -> Result<Secret, CryptoError> {
     if data.len() < NONCE_LEN + 16 {
-        return Err(invalid("invalid ciphertext: too short"));
+        return Err(invalid("invalid ciphertext length"));
     }
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&data[..NONCE_LEN]);

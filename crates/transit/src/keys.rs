@@ -231,7 +231,7 @@ impl Policy {
     }
 
     /// Adds a freshly generated version.
-    pub fn rotate(&mut self) -> Result<(), CryptoError> {
+    pub fn rotate(&mut self, now: DateTime<Utc>) -> Result<(), CryptoError> {
         let t = self.key_type;
         let (key, public_key) = if let Some(c) = t.cipher() {
             (crypto::random(c.key_len()), String::new())
@@ -270,7 +270,7 @@ impl Policy {
             key,
             hmac_key,
             public_key,
-            creation_time: Utc::now(),
+            creation_time: now,
         });
         Ok(())
     }
@@ -386,6 +386,8 @@ impl Policy {
         put("supports_derivation", json!(t.derivation()));
         put("auto_rotate_period", json!(self.auto_rotate_period));
         put("imported_key", json!(self.imported));
+        // Soft deletion is not offered: no key is ever soft-deleted.
+        put("soft_deleted", json!(false));
         if self.key_size != 0 {
             put("key_size", json!(self.key_size));
         }

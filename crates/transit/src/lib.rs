@@ -24,5 +24,7 @@ mod path_crypt;
 mod path_keys;
 mod path_misc;
 mod path_sign;
+#[cfg(test)]
+mod tests;
 
 pub use backend::{factory, new_backend, Transit};

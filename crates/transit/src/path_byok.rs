@@ -152,6 +152,7 @@ impl Transit {
             let target = self.unwrap(&c, &ciphertext).await?;
             import_private(key_type, &target)?
         };
+        version.creation_time = self.now();
         if key_type == KeyType::Hmac {
             p.key_size = version.key.len();
             version.hmac_key = version.key.clone();
@@ -205,6 +206,7 @@ impl Transit {
             Some(t) => import_private(p.key_type, t)?,
             None => import_public(p.key_type, &public_key)?,
         };
+        version.creation_time = self.now();
         if p.key_type == KeyType::Hmac {
             version.hmac_key = version.key.clone();
         } else if version.hmac_key.is_empty() {

@@ -399,7 +399,7 @@ impl Transit {
                         let mut p = Policy::new(&name, key_type);
                         p.derived = derived;
                         p.convergent_encryption = convergent;
-                        p.rotate()?;
+                        p.rotate(self.now())?;
                         self.store(c.storage, p).await?
                     }
                 }

@@ -163,7 +163,7 @@ impl Transit {
                     .with_warning(format!("key {name} already existed")),
             ));
         }
-        p.rotate()?;
+        p.rotate(self.now())?;
         let k = self.store(c.storage, p).await?;
         Ok(Some(Response::data(k.policy.describe(&[])?)))
     }
@@ -298,7 +298,7 @@ impl Transit {
                 "imported key {name} does not allow rotation within Vault"
             )));
         }
-        p.rotate()?;
+        p.rotate(self.now())?;
         p.imported = false;
         let k = self.store(c.storage, p).await?;
         Ok(Some(Response::data(k.policy.describe(&[])?)))

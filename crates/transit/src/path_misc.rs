@@ -193,7 +193,7 @@ impl Transit {
         }
         let mut p = k.policy.clone();
         p.backup_info = Some(Stamp {
-            time: chrono::Utc::now(),
+            time: self.now(),
             version: p.latest_version,
         });
         let k = self.store(c.storage, p).await?;
@@ -238,7 +238,7 @@ impl Transit {
             )));
         }
         p.restore_info = Some(Stamp {
-            time: chrono::Utc::now(),
+            time: self.now(),
             version: p.latest_version,
         });
         self.store(c.storage, p).await?;
