@@ -218,7 +218,12 @@ impl arca_http::Forwarder for RaftForwarder {
                         .find(|(n, _)| n == INDEX_HEADER)
                         .and_then(|(_, v)| v.parse::<u64>().ok())
                     {
-                        self.node.wait_applied(idx, Duration::from_secs(2)).await;
+                        if self.node.wait_applied(idx, Duration::from_secs(2)).await {
+                            // ... and its caches have seen it (a rotated
+                            // transit key, a changed policy).
+                            let target = self.node.events_sent();
+                            self.handled.wait_for(target, Duration::from_secs(2)).await;
+                        }
                     }
                     return Ok(arca_http::ForwardedResponse {
                         status: r.status,
