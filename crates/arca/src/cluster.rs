@@ -182,6 +182,8 @@ impl Cluster for RaftCluster {
 /// Sends requests this node cannot serve to the leader.
 pub struct RaftForwarder {
     pub node: Arc<RaftNode>,
+    /// Progress of [`watch_applied`] (read-your-writes includes caches).
+    pub handled: Arc<Handled>,
 }
 
 #[async_trait]

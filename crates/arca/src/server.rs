@@ -353,10 +353,11 @@ async fn serve_config_inner(
             if core.initialized().await.unwrap_or(false) {
                 node.set_electable(false);
             }
-            crate::cluster::watch_applied(node, core.clone(), handled);
+            crate::cluster::watch_applied(node, core.clone(), handled.clone());
             crate::cluster::spawn_retry_join(&config, core.clone(), node.clone())?;
             Some(Arc::new(crate::cluster::RaftForwarder {
                 node: node.clone(),
+                handled,
             }))
         }
         None => None,
