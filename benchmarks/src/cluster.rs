@@ -165,7 +165,7 @@ fn node_hcl(kind: ServerKind, i: usize, data: &Path, api: u16, cport: u16) -> St
 listener "tcp" {{
   address         = "127.0.0.1:{api}"
   cluster_address = "127.0.0.1:{cport}"
-  tls_disable     = true
+  tls_disable     = true{limits}
 }}
 
 api_addr     = "http://127.0.0.1:{api}"
@@ -173,6 +173,12 @@ cluster_addr = "{cluster_scheme}://127.0.0.1:{cport}"
 "#,
         data = data.display(),
         n = i + 1,
+        // OpenBao refuses JSON bodies of more than 1000 strings by default
+        // (a 1000-item transit batch has 2001); Arca has no such limit.
+        limits = match kind {
+            ServerKind::Arca => "",
+            ServerKind::OpenBao => "\n  max_request_json_strings = -1",
+        },
     )
 }
 
@@ -1213,6 +1219,72 @@ pub(super) fn run(
             .map(move |(p, ph)| (r.kind.name(), p.key(), ph))
     }));
     Ok(())
+}
+
+/// The servers under load: one dev server, or the nodes of a raft cluster
+/// (stopped when dropped).
+pub(super) enum Deployment {
+    Dev(ServerProc),
+    Cluster(Cluster),
+}
+
+impl Deployment {
+    pub(super) fn stop(&mut self) {
+        match self {
+            Deployment::Dev(s) => s.stop(),
+            Deployment::Cluster(c) => c.stop(),
+        }
+    }
+}
+
+/// A started deployment: the API address and pid of every node (node 1
+/// first), the root token and the version.
+pub(super) struct Running {
+    pub(super) deployment: Deployment,
+    pub(super) addrs: Vec<String>,
+    pub(super) pids: Vec<u32>,
+    pub(super) token: String,
+    pub(super) version: String,
+}
+
+/// Starts `kind` as `cfg.nodes` says: a dev server made by `dev` (a bench
+/// may give OpenBao's dev server options), or a formed raft cluster.
+pub(super) async fn start(
+    kind: ServerKind,
+    cfg: &Config,
+    out_dir: &Path,
+    dev: fn(ServerKind, &Config, &Path) -> Result<ServerProc>,
+) -> Result<Running> {
+    if cfg.nodes <= 1 {
+        let mut server = dev(kind, cfg, out_dir)?;
+        let version = wait_ready(&mut server).await?;
+        return Ok(Running {
+            addrs: vec![server.addr.clone()],
+            pids: vec![server.pid()],
+            token: ROOT_TOKEN.to_string(),
+            version,
+            deployment: Deployment::Dev(server),
+        });
+    }
+    let mut cluster = Cluster::start(kind, cfg, out_dir)?;
+    for (i, n) in cluster.nodes.iter().enumerate() {
+        eprintln!(
+            "[{}] node{} pid {} on {} (log {})",
+            kind.name(),
+            i + 1,
+            n.pid(),
+            n.addr,
+            n.log.display()
+        );
+    }
+    let formed = form(&mut cluster).await?;
+    Ok(Running {
+        addrs: cluster.nodes.iter().map(|n| n.addr.clone()).collect(),
+        pids: cluster.nodes.iter().map(|n| n.pid()).collect(),
+        token: formed.token,
+        version: formed.version,
+        deployment: Deployment::Cluster(cluster),
+    })
 }
 
 #[cfg(test)]

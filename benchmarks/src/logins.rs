@@ -24,7 +24,7 @@
 //! share —, Arca/OpenBao ratios), `logins-latest.json` / `logins-latest.md`
 //! in `--out-dir` (`logins-cluster-latest.*` with `--nodes` > 1).
 
-use super::cluster::{form, Cluster};
+use super::cluster::start;
 use super::pki::{load, Client, Load, LoadCtx, MakeReq};
 use super::*;
 
@@ -83,65 +83,6 @@ async fn setup(c: &mut Client) -> Result<(String, String)> {
     Ok((role_id, secret_id))
 }
 
-/// The servers under load: one dev server, or the nodes of a raft cluster
-/// (stopped when dropped).
-enum Deployment {
-    Dev(ServerProc),
-    Cluster(Cluster),
-}
-
-impl Deployment {
-    fn stop(&mut self) {
-        match self {
-            Deployment::Dev(s) => s.stop(),
-            Deployment::Cluster(c) => c.stop(),
-        }
-    }
-}
-
-/// A started deployment: the API address and pid of every node (node 1
-/// first), the root token and the version.
-struct Running {
-    deployment: Deployment,
-    addrs: Vec<String>,
-    pids: Vec<u32>,
-    token: String,
-    version: String,
-}
-
-async fn start(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<Running> {
-    if cfg.nodes <= 1 {
-        let mut server = ServerProc::start(kind, cfg, out_dir)?;
-        let version = wait_ready(&mut server).await?;
-        return Ok(Running {
-            addrs: vec![server.addr.clone()],
-            pids: vec![server.pid()],
-            token: ROOT_TOKEN.to_string(),
-            version,
-            deployment: Deployment::Dev(server),
-        });
-    }
-    let mut cluster = Cluster::start(kind, cfg, out_dir)?;
-    for (i, n) in cluster.nodes.iter().enumerate() {
-        eprintln!(
-            "[{}] node{} pid {} on {} (log {})",
-            kind.name(),
-            i + 1,
-            n.pid(),
-            n.addr,
-            n.log.display()
-        );
-    }
-    let formed = form(&mut cluster).await?;
-    Ok(Running {
-        addrs: cluster.nodes.iter().map(|n| n.addr.clone()).collect(),
-        pids: cluster.nodes.iter().map(|n| n.pid()).collect(),
-        token: formed.token,
-        version: formed.version,
-        deployment: Deployment::Cluster(cluster),
-    })
-}
-
 /// Waits until an approle login goes through every node (a standby learns
 /// of the new mount and role by replication).
 async fn wait_logins_everywhere(name: &str, anon: &[Target], body: &Bytes) -> Result<()> {
@@ -173,7 +114,7 @@ async fn wait_logins_everywhere(name: &str, anon: &[Target], body: &Bytes) -> Re
 
 async fn bench_server(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<Value> {
     let name = kind.name();
-    let mut running = start(kind, cfg, out_dir).await?;
+    let mut running = start(kind, cfg, out_dir, ServerProc::start).await?;
     let pids = running.pids.clone();
     let samplers: Vec<MemSampler> = pids.iter().map(|&p| MemSampler::start(p)).collect();
     let targets = |token: &str| -> Vec<Target> {

@@ -4,7 +4,9 @@
 //! `pki` benchmarks the PKI engine of both dev servers instead (`pki.rs`),
 //! `leases` a seal and unseal with many leases (`leases.rs`), `logins` auth
 //! methods and tokens on a dev server or a cluster (`logins.rs`), `expire`
-//! the expiration manager with many tokens due at once (`expire.rs`).
+//! the expiration manager with many tokens due at once (`expire.rs`),
+//! `transit` the transit engine on a dev server or a cluster
+//! (`transit.rs`).
 //!
 //! ```text
 //! arca-bench kv [--servers arca,openbao] [--concurrency 32] [--duration 10s]
@@ -17,6 +19,7 @@
 //! arca-bench logins [--nodes 1] [--servers ..] [--concurrency 16] [--duration 10s]
 //! arca-bench expire [--servers ..] [--leases 10000,100000] [--concurrency 32]
 //!                   [--timeout 15m]
+//! arca-bench transit [--nodes 1] [--servers ..] [--concurrency 32] [--duration 10s]
 //! ```
 //!
 //! For each server: start it in dev mode on its own loopback port, wait for
@@ -57,6 +60,7 @@ mod expire;
 mod leases;
 mod logins;
 mod pki;
+mod transit;
 
 const ROOT_TOKEN: &str = "arca-bench-root";
 
@@ -74,6 +78,8 @@ enum Mode {
     Logins,
     /// The expiration manager revoking many tokens due at the same second.
     Expire,
+    /// The transit engine (encrypt, decrypt, batch, sign, verify, hmac).
+    Transit,
 }
 
 #[derive(Clone, Debug)]
@@ -86,8 +92,8 @@ struct Config {
     /// Distinct keys the write phase cycles over (0: a new key per write).
     keys: u64,
     client_threads: usize,
-    /// Cluster and logins modes: nodes per cluster (logins: 1, a dev
-    /// server).
+    /// Cluster, logins and transit modes: nodes per cluster (logins and
+    /// transit: 1, a dev server).
     nodes: usize,
     /// PKI mode: revoked certificates to populate.
     revoked: u64,
@@ -133,7 +139,9 @@ const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrenc
        arca-bench logins [--nodes 1] [--servers arca,openbao] [--concurrency 16] \
 [--duration 10s] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
        arca-bench expire [--servers arca,openbao] [--leases 10000,100000] [--concurrency 32] \
-[--timeout 15m] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]";
+[--timeout 15m] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
+       arca-bench transit [--nodes 1] [--servers arca,openbao] [--concurrency 32] \
+[--duration 10s] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]";
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration> {
@@ -165,6 +173,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
         Some("leases") => Mode::Leases,
         Some("logins") => Mode::Logins,
         Some("expire") => Mode::Expire,
+        Some("transit") => Mode::Transit,
         Some("-h") | Some("--help") | None => bail!("{USAGE}"),
         Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
     };
@@ -223,7 +232,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
             }
             "--concurrency" | "-c" => c.concurrency = value()?.parse().context("--concurrency")?,
             "--duration" | "-d" => c.duration = parse_duration(&value()?)?,
-            "--payload-bytes" | "--keys" if mode == Mode::Pki => {
+            "--payload-bytes" | "--keys" if matches!(mode, Mode::Pki | Mode::Transit) => {
                 bail!("{name} is for `arca-bench kv` and `cluster`")
             }
             "--payload-bytes" => c.payload_bytes = value()?.parse().context("--payload-bytes")?,
@@ -231,7 +240,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
             "--client-threads" => {
                 c.client_threads = value()?.parse().context("--client-threads")?
             }
-            "--nodes" if matches!(mode, Mode::Cluster | Mode::Logins) => {
+            "--nodes" if matches!(mode, Mode::Cluster | Mode::Logins | Mode::Transit) => {
                 c.nodes = value()?.parse().context("--nodes")?
             }
             "--revoked" if mode == Mode::Pki => {
@@ -1180,6 +1189,7 @@ fn run(cfg: Config) -> Result<()> {
         Mode::Leases => leases::run(&cfg, &rt, &out_dir, host),
         Mode::Logins => logins::run(&cfg, &rt, &out_dir, host),
         Mode::Expire => expire::run(&cfg, &rt, &out_dir, host),
+        Mode::Transit => transit::run(&cfg, &rt, &out_dir, host),
     }
 }
 

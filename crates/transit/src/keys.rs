@@ -416,13 +416,14 @@ impl Policy {
         if t.cipher().is_some() {
             let keys: serde_json::Map<String, Value> = self
                 .keys
-                .iter()
+                .range(self.min_decryption_version..)
                 .map(|(v, e)| (v.to_string(), json!(e.creation_time.timestamp())))
                 .collect();
             put("keys", Value::Object(keys));
         } else if t.asymmetric() {
             let mut keys = serde_json::Map::new();
-            for (v, e) in &self.keys {
+            // As Vault: versions below min_decryption_version are not shown.
+            for (v, e) in self.keys.range(self.min_decryption_version..) {
                 let name = match t {
                     KeyType::Ed25519 => "ed25519",
                     _ => t.curve().map(|c| c.name()).unwrap_or(t.name()),

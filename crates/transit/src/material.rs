@@ -80,17 +80,23 @@ fn parse(policy: &Policy, e: &KeyVersion) -> Result<Parsed, CryptoError> {
             ($m:ident, $S:ident, $V:ident) => {{
                 if !e.key.is_empty() {
                     let sk = $m::SecretKey::from_pkcs8_der(&e.key).map_err(|_| bad("ECDSA"))?;
+                    let fast =
+                        aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(curve.aws_signing(), &e.key)
+                            .ok();
                     p.signer = Some(SigningKey::$S(
                         $m::ecdsa::SigningKey::from_bytes(&sk.to_bytes())
                             .map_err(|_| bad("ECDSA"))?,
+                        fast,
                     ));
                 }
                 let pk = $m::PublicKey::from_public_key_pem(&e.public_key)
                     .map_err(|_| bad("ECDSA public"))?;
                 use $m::elliptic_curve::sec1::ToEncodedPoint;
+                let point = pk.to_encoded_point(false).as_bytes().to_vec();
                 p.verifier = Some(VerifyingKey::$V(
-                    $m::ecdsa::VerifyingKey::from_sec1_bytes(pk.to_encoded_point(false).as_bytes())
+                    $m::ecdsa::VerifyingKey::from_sec1_bytes(&point)
                         .map_err(|_| bad("ECDSA public"))?,
+                    point,
                 ));
             }};
         }

@@ -138,7 +138,7 @@ pub(crate) fn respond(
     batch: bool,
     items: &[Item],
     results: Vec<Result<Map<String, Value>, CryptoError>>,
-    error_field_always: bool,
+    blank_on_error: &[&str],
 ) -> HandlerResult {
     if !batch {
         return match results.into_iter().next() {
@@ -169,8 +169,11 @@ pub(crate) fn respond(
                     m
                 }
             };
-            if error_field_always {
-                m.entry("error").or_insert(Value::from(""));
+            if m.contains_key("error") {
+                // Fields Vault's batch items always carry.
+                for f in blank_on_error {
+                    m.insert(f.to_string(), Value::from(""));
+                }
             }
             m.insert("reference".into(), Value::from(it.reference.clone()));
             Value::Object(m)
@@ -417,7 +420,7 @@ impl Transit {
                 Ok(m)
             })
             .collect();
-        let mut r = respond(&c, batch, &items, results, false)?;
+        let mut r = respond(&c, batch, &items, results, &[])?;
         if let (Some(r), Some(w)) = (r.as_mut(), warning) {
             r.warnings.push(w.to_string());
         }
@@ -453,7 +456,7 @@ impl Transit {
                 Ok(m)
             })
             .collect();
-        respond(&c, batch, &items, results, false)
+        respond(&c, batch, &items, results, &["plaintext"])
     }
 
     async fn rewrap_path(&self, c: Ctx<'_>) -> HandlerResult {
@@ -487,7 +490,7 @@ impl Transit {
                 Ok(m)
             })
             .collect();
-        respond(&c, batch, &items, results, false)
+        respond(&c, batch, &items, results, &[])
     }
 
     async fn datakey_path(&self, c: Ctx<'_>) -> HandlerResult {

@@ -209,7 +209,7 @@ impl Transit {
             )));
         }
         let results = items.iter().map(|it| sign_one(&k, it, &o)).collect();
-        respond(&c, batch, &items, results, false)
+        respond(&c, batch, &items, results, &[])
     }
 
     async fn verify_path(&self, c: Ctx<'_>) -> HandlerResult {
@@ -286,7 +286,7 @@ impl Transit {
                 })
                 .collect()
         };
-        respond(&c, batch, &items, results, false)
+        respond(&c, batch, &items, results, &[])
     }
 
     async fn hmac_path(&self, c: Ctx<'_>) -> HandlerResult {
@@ -309,7 +309,7 @@ impl Transit {
                 hmac_one(&k, it, alg)
             })
             .collect();
-        respond(&c, batch, &items, results, false)
+        respond(&c, batch, &items, results, &[])
     }
 }
 

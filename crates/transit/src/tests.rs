@@ -399,3 +399,62 @@ async fn batch_items_fail_alone() {
         .starts_with("vault:v1:"));
     assert!(items[1]["error"].as_str().unwrap().contains("base64"));
 }
+
+#[tokio::test]
+async fn ecdsa_signatures_verify_across_hashes_and_encodings() {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    use p256::pkcs8::DecodePublicKey;
+    let t = T::new();
+    for (key, own, other) in [
+        ("p256", "sha2-256", "sha2-512"),
+        ("p384", "sha2-384", "sha2-256"),
+        ("p521", "sha2-512", "sha3-512"),
+    ] {
+        t.ok(
+            Operation::Update,
+            &format!("keys/{key}"),
+            json!({"type": format!("ecdsa-{key}")}),
+        )
+        .await;
+        for hash in [own, other] {
+            for marshaling in ["asn1", "jws"] {
+                let args = json!({"input": b64(b"msg"), "hash_algorithm": hash, "marshaling_algorithm": marshaling});
+                let sig = t
+                    .ok(Operation::Update, &format!("sign/{key}"), args.clone())
+                    .await["signature"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                let mut v = args.clone();
+                v["signature"] = json!(sig);
+                let ok = t
+                    .ok(Operation::Update, &format!("verify/{key}"), v.clone())
+                    .await;
+                assert_eq!(ok["valid"], true, "{key} {hash} {marshaling}");
+                v["input"] = json!(b64(b"other"));
+                let bad = t.ok(Operation::Update, &format!("verify/{key}"), v).await;
+                assert_eq!(bad["valid"], false, "{key} {hash} {marshaling}");
+            }
+        }
+    }
+    // The fast path's P-256 signature checks with an independent verifier.
+    let sig = t
+        .ok(
+            Operation::Update,
+            "sign/p256",
+            json!({"input": b64(b"msg")}),
+        )
+        .await["signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let der = B64.decode(sig.strip_prefix("vault:v1:").unwrap()).unwrap();
+    let pem = t.ok(Operation::Read, "keys/p256", json!({})).await["keys"]["1"]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vk = p256::ecdsa::VerifyingKey::from_public_key_pem(&pem).unwrap();
+    let s = p256::ecdsa::Signature::from_der(&der).unwrap();
+    vk.verify_prehash(&crypto::HashAlg::Sha256.digest(b"msg"), &s)
+        .unwrap();
+}
