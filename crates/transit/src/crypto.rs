@@ -67,6 +67,21 @@ pub fn hkdf_sha256(ikm: &[u8], info: &[u8], len: usize) -> Result<Secret, Crypto
     Ok(out)
 }
 
+/// NIST SP 800-108 counter mode, HMAC-SHA256, 256 bits of output: one
+/// round of HMAC(key, BE32(0) ‖ context ‖ BE32(256)) (Vault's
+/// `hmac-sha256-counter` KDF).
+pub fn counter_kdf_sha256(key: &[u8], context: &[u8]) -> Secret {
+    let mut input = Vec::with_capacity(context.len() + 8);
+    input.extend_from_slice(&0u32.to_be_bytes());
+    input.extend_from_slice(context);
+    input.extend_from_slice(&256u32.to_be_bytes());
+    Zeroizing::new(
+        HashAlg::Sha256
+            .hmac(key, &input)
+            .expect("HMAC-SHA256 accepts any key length"),
+    )
+}
+
 /// The AEAD ciphers of symmetric transit keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cipher {
@@ -442,6 +457,20 @@ fn message_digest(input: &[u8], o: &SignOptions) -> Vec<u8> {
     }
 }
 
+/// The digest as an ECDSA integer of the curve's size: a shorter digest is
+/// left-padded with zeros, the same number (Go reads any digest length this
+/// way; RustCrypto refuses digests under half the field size, e.g.
+/// SHA-256 on P-521).
+fn ecdsa_digest(input: &[u8], o: &SignOptions, field_len: usize) -> Vec<u8> {
+    let d = message_digest(input, o);
+    if d.len() >= field_len {
+        return d;
+    }
+    let mut padded = vec![0u8; field_len - d.len()];
+    padded.extend_from_slice(&d);
+    padded
+}
+
 impl SigningKey {
     /// Signs `input`: the raw signature bytes.
     pub fn sign(&self, input: &[u8], o: &SignOptions) -> Result<Vec<u8>, CryptoError> {
@@ -462,7 +491,7 @@ impl SigningKey {
                     });
                 }
                 let sig: p256::ecdsa::Signature = k
-                    .sign_prehash_with_rng(&mut rand::rngs::OsRng, &message_digest(input, o))
+                    .sign_prehash_with_rng(&mut rand::rngs::OsRng, &ecdsa_digest(input, o, 32))
                     .map_err(ecdsa_err)?;
                 Ok(if o.jws {
                     sig.to_bytes().to_vec()
@@ -483,7 +512,7 @@ impl SigningKey {
                     });
                 }
                 let sig: p384::ecdsa::Signature = k
-                    .sign_prehash_with_rng(&mut rand::rngs::OsRng, &message_digest(input, o))
+                    .sign_prehash_with_rng(&mut rand::rngs::OsRng, &ecdsa_digest(input, o, 48))
                     .map_err(ecdsa_err)?;
                 Ok(if o.jws {
                     sig.to_bytes().to_vec()
@@ -504,7 +533,7 @@ impl SigningKey {
                     });
                 }
                 let sig: p521::ecdsa::Signature = k
-                    .sign_prehash_with_rng(&mut rand::rngs::OsRng, &message_digest(input, o))
+                    .sign_prehash_with_rng(&mut rand::rngs::OsRng, &ecdsa_digest(input, o, 66))
                     .map_err(ecdsa_err)?;
                 Ok(if o.jws {
                     sig.to_bytes().to_vec()
@@ -567,7 +596,7 @@ impl VerifyingKey {
                 } else {
                     p256::ecdsa::Signature::from_der(sig)
                 };
-                s.is_ok_and(|s| k.verify_prehash(&message_digest(input, o), &s).is_ok())
+                s.is_ok_and(|s| k.verify_prehash(&ecdsa_digest(input, o, 32), &s).is_ok())
             }
             VerifyingKey::P384(k, point) => {
                 if let Some(ok) = aws_ecdsa_verify(Curve::P384, point, input, sig, o) {
@@ -578,7 +607,7 @@ impl VerifyingKey {
                 } else {
                     p384::ecdsa::Signature::from_der(sig)
                 };
-                s.is_ok_and(|s| k.verify_prehash(&message_digest(input, o), &s).is_ok())
+                s.is_ok_and(|s| k.verify_prehash(&ecdsa_digest(input, o, 48), &s).is_ok())
             }
             VerifyingKey::P521(k, point) => {
                 if let Some(ok) = aws_ecdsa_verify(Curve::P521, point, input, sig, o) {
@@ -589,7 +618,7 @@ impl VerifyingKey {
                 } else {
                     p521::ecdsa::Signature::from_der(sig)
                 };
-                s.is_ok_and(|s| k.verify_prehash(&message_digest(input, o), &s).is_ok())
+                s.is_ok_and(|s| k.verify_prehash(&ecdsa_digest(input, o, 66), &s).is_ok())
             }
             VerifyingKey::Rsa(k) => rsa_verify(k, input, sig, o)?,
         })

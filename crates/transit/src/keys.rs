@@ -159,6 +159,20 @@ fn empty_secret() -> Secret {
     Zeroizing::new(Vec::new())
 }
 
+/// How a derived key is made from a version's key and a context.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kdf {
+    /// HKDF-SHA256 (keys created in Arca, as in Vault since 0.7).
+    #[default]
+    #[serde(rename = "hkdf_sha256")]
+    HkdfSha256,
+    /// NIST SP 800-108 counter mode with HMAC-SHA256, 256 bits: what
+    /// Vault's import path gives derived keys, so imported keys derive
+    /// the same keys here as there.
+    #[serde(rename = "hmac-sha256-counter")]
+    HmacSha256Counter,
+}
+
 /// When a backup or restore happened, as key reads show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stamp {
@@ -173,6 +187,8 @@ pub struct Policy {
     #[serde(rename = "type")]
     pub key_type: KeyType,
     pub derived: bool,
+    #[serde(default)]
+    pub kdf: Kdf,
     pub convergent_encryption: bool,
     pub exportable: bool,
     pub allow_plaintext_backup: bool,
@@ -197,15 +213,13 @@ pub struct Policy {
     pub keys: BTreeMap<u64, KeyVersion>,
 }
 
-/// The convergent scheme new keys use (Vault's current, version 3).
-pub const CONVERGENT_VERSION: u64 = 3;
-
 impl Policy {
     pub fn new(name: &str, key_type: KeyType) -> Policy {
         Policy {
             name: name.to_string(),
             key_type,
             derived: false,
+            kdf: Kdf::HkdfSha256,
             convergent_encryption: false,
             exportable: false,
             allow_plaintext_backup: false,
@@ -356,7 +370,16 @@ impl Policy {
                  perform operations with the key",
             ));
         }
-        crypto::hkdf_sha256(&entry.key, context, len)
+        match self.kdf {
+            Kdf::HkdfSha256 => crypto::hkdf_sha256(&entry.key, context, len),
+            Kdf::HmacSha256Counter => {
+                let key = crypto::counter_kdf_sha256(&entry.key, context);
+                if key.len() < len {
+                    return Err(crypto::invalid("could not derive key, length too small"));
+                }
+                Ok(key)
+            }
+        }
     }
 
     /// Key information as `keys/:name` answers it.
@@ -407,10 +430,18 @@ impl Policy {
             );
         }
         if self.derived {
-            put("kdf", json!("hkdf_sha256"));
+            match self.kdf {
+                Kdf::HkdfSha256 => put("kdf", json!("hkdf_sha256")),
+                Kdf::HmacSha256Counter => {
+                    put("kdf", json!("hmac-sha256-counter"));
+                    put("kdf_mode", json!("hmac-sha256-counter"));
+                }
+            }
             put("convergent_encryption", json!(self.convergent_encryption));
             if self.convergent_encryption {
-                put("convergent_encryption_version", json!(CONVERGENT_VERSION));
+                // Vault shows the policy-level marker, -1 ("the current
+                // version", 3, recorded per key version).
+                put("convergent_encryption_version", json!(-1));
             }
         }
         if t.cipher().is_some() {

@@ -134,6 +134,13 @@ impl Transit {
         }
         let mut p = Policy::new(&name, key_type);
         apply_new_key_fields(&c, &mut p)?;
+        if p.convergent_encryption {
+            return Err(LogicalError::invalid(
+                "import cannot be used on keys with convergent encryption enabled",
+            ));
+        }
+        // Vault's import path derives with the counter-mode KDF.
+        p.kdf = crate::keys::Kdf::HmacSha256Counter;
         p.imported = true;
         p.allow_imported_key_rotation = c.data.bool_or("allow_rotation", false)?;
         if key_type == KeyType::Hmac && p.derived {
@@ -179,11 +186,6 @@ impl Transit {
                 "one (and only one) of ciphertext or public_key must be provided",
             ));
         }
-        let target = if ciphertext.is_empty() {
-            None
-        } else {
-            Some(self.unwrap(&c, &ciphertext).await?)
-        };
         let _guard = self.write_lock.lock().await;
         let k = self.load(c.storage, &name).await?.ok_or_else(|| {
             LogicalError::invalid(format!(
@@ -201,6 +203,11 @@ impl Transit {
                 "import_version cannot be used on keys with convergent encryption enabled",
             ));
         }
+        let target = if ciphertext.is_empty() {
+            None
+        } else {
+            Some(self.unwrap(&c, &ciphertext).await?)
+        };
         let requested = c.data.get_i64("version")?.unwrap_or(0);
         let mut version = match &target {
             Some(t) => import_private(p.key_type, t)?,

@@ -131,6 +131,20 @@ fn item_from_map(i: usize, m: &Map<String, Value>) -> Result<Item, LogicalError>
     Ok(it)
 }
 
+/// A field a failed batch item still carries, and its value.
+pub(crate) type ErrorField<'a> = (&'a str, fn() -> Value);
+
+/// How a path answers a batch with failed items.
+pub(crate) struct BatchErrors<'a> {
+    /// Fields Vault's failed items still carry (`"plaintext": ""`,
+    /// `"key_version": 0`, `"valid": false`).
+    pub fields: &'a [ErrorField<'a>],
+    /// encrypt and decrypt answer 400 (or `partial_failure_response_code`)
+    /// when an item failed; sign, verify, hmac and rewrap answer 200, with
+    /// the errors in the items, as Vault does.
+    pub status: bool,
+}
+
 /// The answer to a batch or single request whose items each ended in
 /// `Ok(fields)` or `Err(error)`.
 pub(crate) fn respond(
@@ -138,7 +152,7 @@ pub(crate) fn respond(
     batch: bool,
     items: &[Item],
     results: Vec<Result<Map<String, Value>, CryptoError>>,
-    blank_on_error: &[&str],
+    on_error: BatchErrors<'_>,
 ) -> HandlerResult {
     if !batch {
         return match results.into_iter().next() {
@@ -165,16 +179,13 @@ pub(crate) fn respond(
                         CryptoError::Internal(_) => internal_error = true,
                     }
                     let mut m = Map::new();
+                    for (f, v) in on_error.fields {
+                        m.insert(f.to_string(), v());
+                    }
                     m.insert("error".into(), Value::from(e.to_string()));
                     m
                 }
             };
-            if m.contains_key("error") {
-                // Fields Vault's batch items always carry.
-                for f in blank_on_error {
-                    m.insert(f.to_string(), Value::from(""));
-                }
-            }
             m.insert("reference".into(), Value::from(it.reference.clone()));
             Value::Object(m)
         })
@@ -182,7 +193,7 @@ pub(crate) fn respond(
     let mut data = Map::new();
     data.insert("batch_results".into(), Value::Array(out));
     let mut r = Response::data(data);
-    if user_error || internal_error {
+    if on_error.status && (user_error || internal_error) {
         let mut code = if user_error { 400 } else { 500 };
         if success && c.data.is_set("partial_failure_response_code") {
             let want = c
@@ -200,6 +211,31 @@ pub(crate) fn respond(
         r.status = Some(code);
     }
     Ok(Some(r))
+}
+
+const ENCRYPT_ERRORS: BatchErrors<'static> = BatchErrors {
+    fields: &[],
+    status: true,
+};
+const DECRYPT_ERRORS: BatchErrors<'static> = BatchErrors {
+    fields: &[("plaintext", || Value::from(""))],
+    status: true,
+};
+/// rewrap and hmac: failed items carry only `error` and `reference`.
+pub(crate) const ITEM_ERRORS: BatchErrors<'static> = BatchErrors {
+    fields: &[],
+    status: false,
+};
+
+/// Refuses items without a ciphertext (decrypt, rewrap).
+fn require_ciphertext(items: &[Item], batch: bool, what: &str) -> Result<(), LogicalError> {
+    match items.iter().position(|i| i.ciphertext.is_none()) {
+        None => Ok(()),
+        Some(i) if batch => Err(LogicalError::invalid(format!(
+            "failed to parse batch input: '[{i}].ciphertext' missing ciphertext to {what}"
+        ))),
+        Some(_) => Err(LogicalError::invalid("missing ciphertext to decrypt")),
+    }
 }
 
 fn b64(what: &str, v: &str) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
@@ -284,7 +320,7 @@ pub(crate) fn decrypt(
     if let Some(cipher) = p.key_type.cipher() {
         let plain = if p.derived {
             let key = p.symmetric_key(v, context, cipher.key_len())?;
-            crypto::open(&cipher.key(&key)?, &raw, aad)?
+            crypto::open(&cipher.key(&key[..cipher.key_len()])?, &raw, aad)?
         } else {
             let parsed = k.parsed(v)?;
             let key = parsed
@@ -420,7 +456,7 @@ impl Transit {
                 Ok(m)
             })
             .collect();
-        let mut r = respond(&c, batch, &items, results, &[])?;
+        let mut r = respond(&c, batch, &items, results, ENCRYPT_ERRORS)?;
         if let (Some(r), Some(w)) = (r.as_mut(), warning) {
             r.warnings.push(w.to_string());
         }
@@ -430,15 +466,7 @@ impl Transit {
     async fn decrypt_path(&self, c: Ctx<'_>) -> HandlerResult {
         let name = c.data.str_or("name", "")?;
         let (items, batch) = items(&c)?;
-        if let Some(i) = items.iter().position(|i| i.ciphertext.is_none()) {
-            return Err(LogicalError::invalid(if batch {
-                format!(
-                    "failed to parse batch input: '[{i}].ciphertext' missing ciphertext to decrypt"
-                )
-            } else {
-                "missing ciphertext to decrypt".to_string()
-            }));
-        }
+        require_ciphertext(&items, batch, "decrypt")?;
         check_context_uniform(&items)?;
         let k = self.must_load(c.storage, &name, "encryption").await?;
         let results = items
@@ -456,21 +484,13 @@ impl Transit {
                 Ok(m)
             })
             .collect();
-        respond(&c, batch, &items, results, &["plaintext"])
+        respond(&c, batch, &items, results, DECRYPT_ERRORS)
     }
 
     async fn rewrap_path(&self, c: Ctx<'_>) -> HandlerResult {
         let name = c.data.str_or("name", "")?;
         let (items, batch) = items(&c)?;
-        if let Some(i) = items.iter().position(|i| i.ciphertext.is_none()) {
-            return Err(LogicalError::invalid(if batch {
-                format!(
-                    "failed to parse batch input: '[{i}].ciphertext' missing ciphertext to rewrap"
-                )
-            } else {
-                "missing ciphertext to decrypt".to_string()
-            }));
-        }
+        require_ciphertext(&items, batch, "rewrap")?;
         check_context_uniform(&items)?;
         let k = self.must_load(c.storage, &name, "encryption").await?;
         let results = items
@@ -490,12 +510,17 @@ impl Transit {
                 Ok(m)
             })
             .collect();
-        respond(&c, batch, &items, results, &[])
+        respond(&c, batch, &items, results, ITEM_ERRORS)
     }
 
     async fn datakey_path(&self, c: Ctx<'_>) -> HandlerResult {
         let name = c.data.str_or("name", "")?;
         let kind = c.data.str_or("plaintext", "")?;
+        if kind != "plaintext" && kind != "wrapped" {
+            return Err(LogicalError::invalid(format!(
+                "invalid path: datakey/{kind}; use datakey/plaintext/:name or datakey/wrapped/:name"
+            )));
+        }
         let bits = c.data.get_i64("bits")?.unwrap_or(256);
         if !matches!(bits, 128 | 256 | 512) {
             return Err(LogicalError::invalid(format!("invalid bits value {bits}")));
@@ -553,16 +578,20 @@ fn item_fields(p: Path<Transit>) -> Path<Transit> {
             FieldType::Raw,
             "Items to process in one request, each with the single-item fields and a `reference`.",
         ))
-        .field(Field::new(
-            "partial_failure_response_code",
-            FieldType::Int,
-            "Status when some batch items failed and others succeeded (default 400).",
-        ))
+}
+
+fn partial_failure_field() -> Field {
+    Field::new(
+        "partial_failure_response_code",
+        FieldType::Int,
+        "Status when some batch items failed and others succeeded (default 400).",
+    )
 }
 
 pub(crate) fn paths() -> Vec<Path<Transit>> {
     vec![
         item_fields(Path::new(concat!("encrypt/", name_re!())))
+            .field(partial_failure_field())
             .field(
                 Field::new("plaintext", FieldType::String, "Base64 plaintext to encrypt.")
                     .sensitive(),
@@ -581,6 +610,7 @@ pub(crate) fn paths() -> Vec<Path<Transit>> {
             .op(Operation::Update, |b: &Transit, c| Box::pin(b.encrypt_path(c)))
             .help("Encrypt base64 plaintext with a named key (created on first use if policy allows create)."),
         item_fields(Path::new(concat!("decrypt/", name_re!())))
+            .field(partial_failure_field())
             .field(Field::new(
                 "ciphertext",
                 FieldType::String,
@@ -596,7 +626,7 @@ pub(crate) fn paths() -> Vec<Path<Transit>> {
             ))
             .op(Operation::Update, |b: &Transit, c| Box::pin(b.rewrap_path(c)))
             .help("Re-encrypt a ciphertext with the newest key version, without revealing the plaintext."),
-        Path::new(concat!("datakey/(?P<plaintext>plaintext|wrapped)/", name_re!()))
+        Path::new(concat!(r"datakey/(?P<plaintext>\w+)/", name_re!()))
             .field(name_field())
             .field(Field::new(
                 "plaintext",

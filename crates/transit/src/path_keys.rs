@@ -155,6 +155,10 @@ impl Transit {
                 )));
             }
             p.key_size = key_size as usize;
+        } else if key_type == KeyType::Hmac {
+            return Err(LogicalError::invalid(format!(
+                "invalid key size for HMAC key, must be between {HMAC_MIN_KEY} and {HMAC_MAX_KEY} bytes (key_size)"
+            )));
         }
         let _guard = self.write_lock.lock().await;
         if let Some(existing) = self.load(c.storage, &name).await? {
@@ -260,21 +264,21 @@ impl Transit {
         if let Some(b) = c.data.get_bool("deletion_allowed")? {
             p.deletion_allowed = b;
         }
+        // Both flags only ever turn on; `false` on an enabled key changes
+        // nothing (clients such as Terraform send every field), as in Vault.
         if let Some(b) = c.data.get_bool("exportable")? {
             if !b && p.exportable {
-                return Err(LogicalError::invalid(
-                    "export cannot be disabled on a key that already has it enabled",
-                ));
+                warnings.push("exportable stays true: it cannot be disabled once enabled".into());
             }
-            p.exportable = b;
+            p.exportable |= b;
         }
         if let Some(b) = c.data.get_bool("allow_plaintext_backup")? {
             if !b && p.allow_plaintext_backup {
-                return Err(LogicalError::invalid(
-                    "plaintext backup cannot be disabled on a key that already has it enabled",
-                ));
+                warnings.push(
+                    "allow_plaintext_backup stays true: it cannot be disabled once enabled".into(),
+                );
             }
-            p.allow_plaintext_backup = b;
+            p.allow_plaintext_backup |= b;
         }
         if let Some(period) = auto_rotate_period(&c)? {
             p.auto_rotate_period = period;

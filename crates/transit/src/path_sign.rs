@@ -18,7 +18,16 @@ use crate::crypto::{
 };
 use crate::keys::KeyType;
 use crate::material::{derived_ed25519, Loaded};
-use crate::path_crypt::{items, respond, Item};
+use crate::path_crypt::{items, respond, BatchErrors, Item, ITEM_ERRORS};
+
+const SIGN_ERRORS: BatchErrors<'static> = BatchErrors {
+    fields: &[("key_version", || Value::from(0))],
+    status: false,
+};
+const VERIFY_ERRORS: BatchErrors<'static> = BatchErrors {
+    fields: &[("valid", || Value::from(false))],
+    status: false,
+};
 use crate::path_keys::{name_field, name_re};
 
 fn input(it: &Item) -> Result<Vec<u8>, CryptoError> {
@@ -93,7 +102,12 @@ fn encode_sig(sig: &[u8], o: &SignOptions) -> String {
     }
 }
 
-fn sign_one(k: &Loaded, it: &Item, o: &SignOptions) -> Result<Map<String, Value>, CryptoError> {
+fn sign_one(
+    k: &Loaded,
+    it: &Item,
+    o: &SignOptions,
+    batch: bool,
+) -> Result<Map<String, Value>, CryptoError> {
     let p = &k.policy;
     let v = p.encryption_version(it.key_version, "signing")?;
     let input = input(it)?;
@@ -102,7 +116,8 @@ fn sign_one(k: &Loaded, it: &Item, o: &SignOptions) -> Result<Map<String, Value>
         let kp = derived_ed25519(p, v, &context(it)?)?;
         use aws_lc_rs::signature::KeyPair;
         m.insert(
-            "public_key".into(),
+            // Vault's batch items name it `publickey`.
+            if batch { "publickey" } else { "public_key" }.into(),
             Value::from(B64.encode(kp.public_key().as_ref())),
         );
         SigningKey::Ed25519(kp).sign(&input, o)?
@@ -208,8 +223,8 @@ impl Transit {
                 k.policy.key_type.name()
             )));
         }
-        let results = items.iter().map(|it| sign_one(&k, it, &o)).collect();
-        respond(&c, batch, &items, results, &[])
+        let results = items.iter().map(|it| sign_one(&k, it, &o, batch)).collect();
+        respond(&c, batch, &items, results, SIGN_ERRORS)
     }
 
     async fn verify_path(&self, c: Ctx<'_>) -> HandlerResult {
@@ -286,7 +301,7 @@ impl Transit {
                 })
                 .collect()
         };
-        respond(&c, batch, &items, results, &[])
+        respond(&c, batch, &items, results, VERIFY_ERRORS)
     }
 
     async fn hmac_path(&self, c: Ctx<'_>) -> HandlerResult {
@@ -309,7 +324,7 @@ impl Transit {
                 hmac_one(&k, it, alg)
             })
             .collect();
-        respond(&c, batch, &items, results, &[])
+        respond(&c, batch, &items, results, ITEM_ERRORS)
     }
 }
 
@@ -376,12 +391,7 @@ fn common(p: Path<Transit>) -> Path<Transit> {
         .field(Field::new(
             "batch_input",
             FieldType::Raw,
-            "Items to process in one request.",
-        ))
-        .field(Field::new(
-            "partial_failure_response_code",
-            FieldType::Int,
-            "Status when some batch items failed and others succeeded.",
+            "Items to process in one request (failed items carry their error; the answer is 200).",
         ))
 }
 

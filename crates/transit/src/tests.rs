@@ -291,14 +291,21 @@ async fn backup_restores_every_version_and_export_needs_exportable() {
         json!({"exportable": true, "allow_plaintext_backup": true}),
     )
     .await;
-    let e = t
-        .err(
+    let r = t
+        .call(
             Operation::Update,
             "keys/b/config",
             json!({"exportable": false}),
         )
-        .await;
-    assert!(e.contains("cannot be disabled"), "{e}");
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        r.warnings[0].contains("cannot be disabled"),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!(r.data.unwrap()["exportable"], true);
     let sk = t
         .ok(Operation::Read, "export/signing-key/b", json!({}))
         .await;
