@@ -658,12 +658,53 @@ fn rsa_verify(
             }
             try_salt(n)
         }
-        // Any salt length: the common ones first (Go's maximum, the
-        // digest's length), then the rest.
-        SaltLength::Auto => {
-            try_salt(max) || try_salt(hlen) || (0..max).filter(|&s| s != hlen).any(try_salt)
-        }
+        // Any salt length (Go's PSSSaltLengthAuto): read it from the
+        // signature's encoded message, then verify with it.
+        SaltLength::Auto => pss_salt_len(k, sig, o.hash).is_some_and(try_salt),
     })
+}
+
+/// The salt length an RSA-PSS signature was made with (RFC 8017 9.1.2
+/// steps 7-10: unmask DB, skip the zero padding, expect 0x01), or `None`
+/// when the signature is not a PSS encoding for this key and hash. The
+/// signature itself is then checked in full with that length.
+fn pss_salt_len(k: &rsa::RsaPublicKey, sig: &[u8], hash: HashAlg) -> Option<usize> {
+    use rsa::traits::PublicKeyParts;
+    let size = k.size();
+    if sig.len() != size {
+        return None;
+    }
+    let s = rsa::BigUint::from_bytes_be(sig);
+    if &s >= k.n() {
+        return None;
+    }
+    let m = rsa::hazmat::rsa_encrypt(k, &s).ok()?.to_bytes_be();
+    let em_bits = k.n().bits() - 1;
+    let em_len = em_bits.div_ceil(8);
+    if m.len() > em_len {
+        return None;
+    }
+    let mut em = vec![0u8; em_len - m.len()];
+    em.extend_from_slice(&m);
+    let hlen = hash.len();
+    if em_len < hlen + 2 || em[em_len - 1] != 0xbc {
+        return None;
+    }
+    let (masked_db, rest) = em.split_at(em_len - hlen - 1);
+    let h = &rest[..hlen];
+    // MGF1 with the same hash.
+    let mut mask = Vec::with_capacity(masked_db.len() + hlen);
+    let mut counter = 0u32;
+    while mask.len() < masked_db.len() {
+        let mut block = h.to_vec();
+        block.extend_from_slice(&counter.to_be_bytes());
+        mask.extend_from_slice(&hash.digest(&block));
+        counter += 1;
+    }
+    let mut db: Vec<u8> = masked_db.iter().zip(&mask).map(|(a, b)| a ^ b).collect();
+    db[0] &= 0xff >> (8 * em_len - em_bits);
+    let one = db.iter().position(|&b| b != 0)?;
+    (db[one] == 0x01).then(|| db.len() - one - 1)
 }
 
 /// RSA-OAEP with SHA-256 (label empty), as Vault's RSA keys encrypt.
