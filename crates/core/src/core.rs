@@ -77,6 +77,7 @@ impl MountSystemView {
     }
 }
 
+#[async_trait::async_trait]
 impl arca_sdk::SystemView for MountSystemView {
     fn default_lease_ttl(&self) -> u64 {
         self.ttl(Core::mount_default_ttl, |c| c.default_lease_ttl)
@@ -98,6 +99,22 @@ impl arca_sdk::SystemView for MountSystemView {
             .upgrade()
             .map(|c| c.cluster_id.read().clone())
             .unwrap_or_default()
+    }
+
+    /// From `sys/policies/password/<name>` (read where the request runs,
+    /// cached per node), else Vault's default.
+    async fn generate_password(&self, policy: Option<&str>) -> Result<String, LogicalError> {
+        let Some(name) = policy.filter(|p| !p.is_empty()) else {
+            return arca_sdk::PasswordPolicy::vault_default().generate();
+        };
+        let core = self.core.upgrade().ok_or(LogicalError::Sealed)?;
+        let st = core.unsealed()?;
+        let p = st
+            .password_policies
+            .get(name)
+            .await?
+            .ok_or_else(|| arca_sdk::system::unknown_password_policy(name))?;
+        p.generate()
     }
 }
 
@@ -155,6 +172,7 @@ pub(crate) struct Unsealed {
     pub tokens: TokenStore,
     pub leases: crate::expiration::Leases,
     pub policies: PolicyStore,
+    pub password_policies: crate::password_policies::PasswordPolicyStore,
     pub identity: Arc<crate::identity::IdentityStore>,
     pub root_view: Arc<dyn Storage>,
 }

@@ -8,6 +8,7 @@
 //! - `core/mounts`, `core/auth` → the router is rebuilt (mount, unmount,
 //!   tune, remount on another node);
 //! - `sys/policy/<name>` → that policy and every compiled ACL;
+//! - `sys/password_policy/<name>` → that parsed password policy;
 //! - `sys/token/id/<hash>` → that token entry;
 //! - anything under a mount's storage prefix → that backend's `invalidate`.
 //!
@@ -36,6 +37,8 @@ impl Core {
                 reload_router = true;
             } else if let Some(name) = p.strip_prefix("sys/policy/") {
                 st.policies.invalidate(name);
+            } else if let Some(name) = p.strip_prefix("sys/password_policy/") {
+                st.password_policies.invalidate(name);
             } else if let Some(hash) = p.strip_prefix("sys/token/id/") {
                 st.tokens.invalidate(hash);
             } else if let Some((route, rel)) = router.routes().iter().find_map(|r| {
@@ -63,6 +66,7 @@ impl Core {
             tracing::warn!("reloading the keyring after a snapshot install failed: {e}");
         }
         st.policies.clear_cache();
+        st.password_policies.clear_cache();
         st.tokens.clear_cache();
         self.reload_router().await;
         let router = st.router.read().clone();

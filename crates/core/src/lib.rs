@@ -31,6 +31,7 @@ mod join;
 pub mod lockout;
 mod login;
 pub mod mounts;
+pub mod password_policies;
 mod periodic;
 pub mod policies;
 pub mod router;

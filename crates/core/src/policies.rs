@@ -23,6 +23,19 @@ struct StoredPolicy {
     raw: String,
 }
 
+/// The names stored at the top of `storage` (folders left out), sorted: the
+/// listing of a policy store, ACL or password.
+pub(crate) async fn stored_names(storage: &dyn Storage) -> Result<Vec<String>, LogicalError> {
+    let mut names: Vec<String> = storage
+        .list("")
+        .await?
+        .into_iter()
+        .filter(|k| !k.ends_with('/'))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 pub struct PolicyStore {
     storage: Arc<dyn Storage>,
     policies: RwLock<HashMap<String, Arc<Policy>>>,
@@ -108,19 +121,12 @@ impl PolicyStore {
             _ => {}
         }
         self.storage.delete(&name).await?;
-        self.policies.write().remove(&name);
-        self.acls.write().clear();
+        self.invalidate(&name);
         Ok(())
     }
 
     pub async fn list(&self) -> Result<Vec<String>, LogicalError> {
-        let mut names: Vec<String> = self
-            .storage
-            .list("")
-            .await?
-            .into_iter()
-            .filter(|k| !k.ends_with('/'))
-            .collect();
+        let mut names = stored_names(self.storage.as_ref()).await?;
         names.push("root".into());
         names.sort();
         names.dedup();

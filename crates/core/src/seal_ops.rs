@@ -382,6 +382,9 @@ impl Core {
                 "sys/expire/",
             ))),
             policies: PolicyStore::new(Arc::new(View::new(self.barrier.clone(), "sys/policy/"))),
+            password_policies: crate::password_policies::PasswordPolicyStore::new(Arc::new(
+                View::new(self.barrier.clone(), "sys/password_policy/"),
+            )),
             identity: Arc::new(crate::identity::IdentityStore::new(Arc::new(View::new(
                 self.barrier.clone(),
                 identity_prefix,

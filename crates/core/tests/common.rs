@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arca_core::{Core, CoreConfig};
 use arca_physical::InmemBackend;
-use arca_sdk::{LogicalError, Operation, Request};
+use arca_sdk::{LogicalError, Operation, Registry, Request};
 use serde_json::{json, Value};
 
 pub struct TestCore {
@@ -14,17 +14,25 @@ pub struct TestCore {
 }
 
 pub async fn unsealed() -> TestCore {
+    unsealed_with(|engines| engines).await
+}
+
+/// As [`unsealed`], with the engine registry passed through `engines` first
+/// (to add an engine type, or replace one: a later registration wins).
+pub async fn unsealed_with(engines: impl FnOnce(Registry) -> Registry) -> TestCore {
     // Reading an undeclared field fails loudly under tests.
     std::env::set_var("ARCA_STRICT_FIELDS", "1");
     let core = Core::new(
         Arc::new(InmemBackend::new()),
         CoreConfig {
-            engines: arca_sdk::Registry::new()
-                .secrets("kv", arca_kv::new_backend)
-                .secrets("pki", arca_pki::new_backend)
-                .secrets("echo", arca_sdk::testing::echo_backend)
-                .secrets("leases", arca_sdk::testing::lease_backend)
-                .auth("leases", arca_sdk::testing::lease_backend),
+            engines: engines(
+                Registry::new()
+                    .secrets("kv", arca_kv::new_backend)
+                    .secrets("pki", arca_pki::new_backend)
+                    .secrets("echo", arca_sdk::testing::echo_backend)
+                    .secrets("leases", arca_sdk::testing::lease_backend)
+                    .auth("leases", arca_sdk::testing::lease_backend),
+            ),
             ..CoreConfig::default()
         },
     );

@@ -18,6 +18,7 @@ pub mod field;
 pub mod framework;
 pub mod glob;
 pub mod logical;
+pub mod password;
 pub mod storage;
 pub mod system;
 pub mod testing;
@@ -30,6 +31,7 @@ pub use framework::{
 pub use logical::{
     Alias, Auth, Connection, LogicalError, Operation, RawResponse, Request, Response, Secret,
 };
+pub use password::PasswordPolicy;
 pub use storage::{Storage, StorageError, StorageOp};
 pub use system::{
     clamp_ttl, BackendConfig, Factory, Registry, StaticSystemView, SystemView, TestSystemView,

@@ -11,15 +11,19 @@
 //!   (`default_lease_ttl` / `max_lease_ttl`, 768h each unless configured).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
 
 use crate::framework::Backend;
 use crate::logical::LogicalError;
+use crate::password::PasswordPolicy;
 
 /// Vault's default for both the default and the maximum lease TTL: 768h.
 pub const DEFAULT_LEASE_TTL: u64 = 768 * 3600;
 
 /// The server as a backend sees it.
+#[async_trait]
 pub trait SystemView: Send + Sync {
     /// The mount's default lease TTL in seconds (tuned, else the server's).
     fn default_lease_ttl(&self) -> u64;
@@ -40,15 +44,33 @@ pub trait SystemView: Send + Sync {
     fn cluster_id(&self) -> String {
         String::new()
     }
+    /// A password for a credential the engine creates: from the named
+    /// password policy (`sys/policies/password/:name`), or, with no name
+    /// (or an empty one), from Vault's default
+    /// ([`PasswordPolicy::vault_default`]). A policy that does not exist
+    /// is a 400 naming it. This default knows no named policy; core's
+    /// view reads them from replicated storage.
+    async fn generate_password(&self, policy: Option<&str>) -> Result<String, LogicalError> {
+        match policy.filter(|p| !p.is_empty()) {
+            None => PasswordPolicy::vault_default().generate(),
+            Some(name) => Err(unknown_password_policy(name)),
+        }
+    }
 }
 
-/// A system view for unit tests: fixed TTL limits and a clock that only
-/// moves when the test says so.
+/// The error for a password policy that does not exist.
+pub fn unknown_password_policy(name: &str) -> LogicalError {
+    LogicalError::invalid(format!("password policy {name:?} does not exist"))
+}
+
+/// A system view for unit tests: fixed TTL limits, a clock that only
+/// moves when the test says so, and the password policies the test sets.
 #[derive(Debug)]
 pub struct TestSystemView {
     pub default_lease_ttl: u64,
     pub max_lease_ttl: u64,
     now: std::sync::atomic::AtomicI64,
+    password_policies: Mutex<BTreeMap<String, PasswordPolicy>>,
 }
 
 impl TestSystemView {
@@ -58,7 +80,21 @@ impl TestSystemView {
             default_lease_ttl,
             max_lease_ttl,
             now: std::sync::atomic::AtomicI64::new(now),
+            password_policies: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// Makes `name` a password policy [`SystemView::generate_password`]
+    /// uses (`None` removes it).
+    pub fn set_password_policy(&self, name: &str, policy: Option<PasswordPolicy>) {
+        let mut m = self
+            .password_policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match policy {
+            Some(p) => m.insert(name.to_string(), p),
+            None => m.remove(name),
+        };
     }
 
     pub fn set_now(&self, t: i64) {
@@ -71,6 +107,7 @@ impl TestSystemView {
     }
 }
 
+#[async_trait]
 impl SystemView for TestSystemView {
     fn default_lease_ttl(&self) -> u64 {
         self.default_lease_ttl
@@ -80,6 +117,19 @@ impl SystemView for TestSystemView {
     }
     fn now(&self) -> i64 {
         self.now.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    async fn generate_password(&self, policy: Option<&str>) -> Result<String, LogicalError> {
+        let Some(name) = policy.filter(|p| !p.is_empty()) else {
+            return PasswordPolicy::vault_default().generate();
+        };
+        let p = self
+            .password_policies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+            .ok_or_else(|| unknown_password_policy(name))?;
+        p.generate()
     }
 }
 
@@ -238,6 +288,31 @@ mod tests {
             "{w}"
         );
         assert_eq!(clamp_ttl(500, 60, 0, "x"), (500, None));
+    }
+
+    #[tokio::test]
+    async fn system_views_generate_default_and_named_passwords() {
+        let s = StaticSystemView::default();
+        let pw = s.generate_password(None).await.unwrap();
+        assert!(PasswordPolicy::vault_default().passes(&pw), "{pw}");
+        assert!(s.generate_password(Some("")).await.is_ok());
+        let e = s.generate_password(Some("db")).await.unwrap_err();
+        assert!(e.to_string().contains("\"db\" does not exist"), "{e}");
+
+        let t = TestSystemView::new(60, 60, 0);
+        assert!(t.generate_password(Some("db")).await.is_err());
+        let digits = PasswordPolicy {
+            length: 8,
+            rules: vec![crate::password::CharsetRule::new("0123456789", 8)],
+        };
+        t.set_password_policy("db", Some(digits));
+        let pw = t.generate_password(Some("db")).await.unwrap();
+        assert!(
+            pw.len() == 8 && pw.chars().all(|c| c.is_ascii_digit()),
+            "{pw}"
+        );
+        t.set_password_policy("db", None);
+        assert!(t.generate_password(Some("db")).await.is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod path_keys;
 mod path_leases;
 mod path_locked_users;
 mod path_mounts;
+mod path_password_policies;
 mod path_policy;
 mod path_raft;
 mod path_raft_snapshot;
@@ -36,6 +37,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     let mut paths = Vec::new();
     paths.extend(path_mounts::paths());
     paths.extend(path_policy::paths());
+    paths.extend(path_password_policies::paths());
     paths.extend(path_capabilities::paths());
     paths.extend(path_internal::paths());
     paths.extend(path_keys::paths());
