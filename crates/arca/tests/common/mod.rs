@@ -63,6 +63,15 @@ pub fn random_hex(n: usize) -> String {
 /// Runs `openssl ARGS` in `dir`, asserts success, returns stdout + stderr.
 #[track_caller]
 pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let (ok, text) = openssl_status(dir, args);
+    assert!(ok, "openssl {args:?}: {text}");
+    text
+}
+
+/// Runs `openssl ARGS` in `dir`: (exit status 0, stdout + stderr), for
+/// checks that expect a failure (a signature that must not verify).
+#[track_caller]
+pub fn openssl_status(dir: &Path, args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -73,8 +82,7 @@ pub fn openssl(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success(), "openssl {args:?}: {text}");
-    text
+    (out.status.success(), text)
 }
 
 /// `GET addr+path` with curl and no token: (status, raw body), for the
