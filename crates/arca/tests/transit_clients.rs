@@ -5,7 +5,7 @@
 //!   rewrap, `min_decryption_version`, data keys, hash, random, HMAC,
 //!   ed25519 signatures, list, an encrypt-only token, a restart, guarded
 //!   deletion);
-//! * hvac 2.4.0's `client.secrets.transit` methods (`compat/hvac_transit.py`);
+//! * hvac 2.4.0's `client.secrets.transit` methods (`tests/compat/hvac_transit.py`);
 //! * signatures (ed25519 plain and derived, ECDSA P-256/P-384/P-521, RSA PSS
 //!   and PKCS#1 v1.5) verified by `openssl` with the published public key;
 //! * every key type created on both servers: the key read has the same
@@ -696,7 +696,7 @@ fn hvac_transit_methods() {
     let (server, api) = arca_with_transit();
     let out = run_python_ok(
         &server,
-        include_str!("compat/hvac_transit.py"),
+        include_str!("../../../tests/compat/hvac_transit.py"),
         &[&api.addr, &api.token],
         "hvac transit: done",
     );
