@@ -11,6 +11,7 @@ pub fn registry() -> Registry {
         .secrets("kv", arca_kv::new_backend)
         .secrets("pki", arca_pki::new_backend)
         .secrets("transit", arca_transit::new_backend)
+        .secrets("database", arca_database::new_backend)
         .auth("userpass", arca_userpass::new_backend)
         .auth("approle", arca_approle::new_backend)
         .auth("jwt", arca_jwt::new_backend)

@@ -1,0 +1,211 @@
+//! Dynamic credentials: `creds/:name` creates a database user and hands it
+//! out with a renewable lease; the lease's renew runs the role's renew
+//! statements (by default `ALTER ROLE ... VALID UNTIL`), its revoke the
+//! revocation statements (by default: end the user's sessions, hand over
+//! and drop what it owns, drop the role).
+//!
+//! Invariants: a user exists in the database only while its lease does
+//! (a user whose creation failed is rolled back in the same transaction);
+//! the username and password come from fixed alphabets; `VALID UNTIL` is
+//! the lease's expiry.
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde_json::{Map, Value};
+
+use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
+
+use crate::backend::{Database, SECRET_CREDS};
+use crate::model;
+use crate::path_config::name_re;
+use crate::postgres::{self, Values};
+
+/// PostgreSQL identifiers are at most 63 bytes.
+const MAX_USERNAME: usize = 63;
+
+/// Vault's default username: `v-<display name, 8>-<role, 8>-<20 random>-<unix time>`.
+fn username(display_name: &str, role: &str, now: i64) -> String {
+    let trunc = |s: &str| s.chars().take(8).collect::<String>();
+    let random: String = rand::rngs::OsRng
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect();
+    let display = if display_name.is_empty() {
+        "token"
+    } else {
+        display_name
+    };
+    let mut name = format!("v-{}-{}-{random}-{now}", trunc(display), trunc(role));
+    name.truncate(MAX_USERNAME);
+    name
+}
+
+/// The format Vault's PostgreSQL plugin gives `{{expiration}}`.
+fn expiration(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S%z").to_string()
+}
+
+fn lease_str<'a>(c: &'a Ctx<'_>, key: &str) -> Result<&'a str, LogicalError> {
+    c.req
+        .secret
+        .as_ref()
+        .and_then(|s| s.internal_data.get(key))
+        .and_then(Value::as_str)
+        .ok_or_else(|| LogicalError::internal(format!("the lease has no {key}")))
+}
+
+impl Database {
+    async fn creds(&self, c: Ctx<'_>) -> HandlerResult {
+        let role_name = c.data.str_or("name", "")?;
+        let role = model::get_role(c.storage, &role_name)
+            .await?
+            .ok_or_else(|| LogicalError::invalid(format!("unknown role: {role_name}")))?;
+        let (pool, cfg) = self.pool(c.storage, &role.db_name).await?;
+        if !cfg.allows(&role_name) {
+            return Err(LogicalError::invalid(format!(
+                "{role_name:?} is not an allowed role for database {:?} (allowed_roles)",
+                role.db_name
+            )));
+        }
+        let now = self.system.now();
+        let mount_default = self.system.default_lease_ttl();
+        let mount_max = self.system.max_lease_ttl();
+        let mut ttl = if role.default_ttl > 0 {
+            role.default_ttl
+        } else {
+            mount_default
+        };
+        let max = match (role.max_ttl, mount_max) {
+            (0, m) => m,
+            (r, 0) => r,
+            (r, m) => r.min(m),
+        };
+        if max > 0 {
+            ttl = ttl.min(max);
+        }
+        let name = username(&c.req.display_name, &role_name, now);
+        let password = zeroize::Zeroizing::new(
+            self.system
+                .generate_password(Some(cfg.password_policy.as_str()))
+                .await?,
+        );
+        let stmt_password = zeroize::Zeroizing::new(postgres::statement_password(&cfg, &password));
+        let until = DateTime::from_timestamp(now + ttl as i64, 0).unwrap_or_else(Utc::now);
+        postgres::run(
+            &pool,
+            &role.creation_statements,
+            &Values {
+                name: &name,
+                password: &stmt_password,
+                expiration: &expiration(until),
+            },
+        )
+        .await
+        .map_err(|e| postgres::to_logical("failed to create the database user", e))?;
+        let mut data = Map::new();
+        data.insert("username".into(), Value::from(name.clone()));
+        data.insert("password".into(), Value::from(password.to_string()));
+        let mut internal = Map::new();
+        internal.insert("username".into(), Value::from(name));
+        internal.insert("role".into(), Value::from(role_name));
+        internal.insert("db_name".into(), Value::from(role.db_name));
+        let mut secret = arca_sdk::Secret::leased(SECRET_CREDS, ttl, internal);
+        secret.max_ttl = role.max_ttl;
+        secret.renewable = true;
+        let mut r = Response::data(data);
+        r.secret = Some(secret);
+        Ok(Some(r))
+    }
+
+    pub(crate) async fn renew_creds(&self, c: Ctx<'_>) -> HandlerResult {
+        let name = lease_str(&c, "username")?.to_string();
+        let db = lease_str(&c, "db_name")?.to_string();
+        let role = model::get_role(c.storage, lease_str(&c, "role")?).await?;
+        let secret = c.req.secret.as_ref().expect("checked by lease_str");
+        let now = self.system.now();
+        let mut ttl = secret.increment.max(1);
+        if let Some(r) = &role {
+            if r.max_ttl > 0 {
+                let left = (secret.issue_time + r.max_ttl as i64 - now).max(0) as u64;
+                ttl = ttl.min(left);
+            }
+        }
+        let (pool, _) = self.pool(c.storage, &db).await?;
+        let until = DateTime::from_timestamp(now + ttl as i64, 0).unwrap_or_else(Utc::now);
+        let statements = match &role {
+            Some(r) if !r.renew_statements.is_empty() => r.renew_statements.clone(),
+            _ => vec![r#"ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}';"#.to_string()],
+        };
+        postgres::run(
+            &pool,
+            &statements,
+            &Values {
+                name: &name,
+                password: "",
+                expiration: &expiration(until),
+            },
+        )
+        .await
+        .map_err(|e| postgres::to_logical("failed to renew the database user", e))?;
+        let mut secret = secret.clone();
+        secret.ttl = ttl;
+        Ok(Some(Response {
+            secret: Some(secret),
+            ..Default::default()
+        }))
+    }
+
+    pub(crate) async fn revoke_creds(&self, c: Ctx<'_>) -> HandlerResult {
+        let name = lease_str(&c, "username")?.to_string();
+        let db = lease_str(&c, "db_name")?.to_string();
+        let role = model::get_role(c.storage, lease_str(&c, "role")?).await?;
+        let (pool, _) = self.pool(c.storage, &db).await?;
+        let result = match &role {
+            Some(r) if !r.revocation_statements.is_empty() => {
+                postgres::run(
+                    &pool,
+                    &r.revocation_statements,
+                    &Values {
+                        name: &name,
+                        password: "",
+                        expiration: "",
+                    },
+                )
+                .await
+            }
+            _ => postgres::drop_user(&pool, &name).await,
+        };
+        result.map_err(|e| postgres::to_logical("failed to revoke the database user", e))?;
+        Ok(None)
+    }
+}
+
+pub(crate) fn paths() -> Vec<Path<Database>> {
+    vec![Path::new(concat!("creds/", name_re!()))
+        .field(Field::new("name", FieldType::String, "Name of the role.").required())
+        .op(Operation::Read, |b: &Database, c| Box::pin(b.creds(c)))
+        .help("Create a database user for the role, with a lease.")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_vaults_default_template() {
+        let u = username("token", "readonly-role", 1_700_000_000);
+        assert!(u.starts_with("v-token-readonly-"), "{u}");
+        assert!(u.ends_with("-1700000000"), "{u}");
+        assert_eq!(u.len(), 2 + 5 + 1 + 8 + 1 + 20 + 1 + 10);
+        let long = username(&"x".repeat(40), &"y".repeat(40), 1_700_000_000);
+        assert!(long.len() <= MAX_USERNAME);
+        assert!(u.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+
+    #[test]
+    fn expiration_is_in_postgres_timestamp_form() {
+        let t = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(expiration(t), "2023-11-14 22:13:20+0000");
+    }
+}
