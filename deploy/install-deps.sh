@@ -6,7 +6,7 @@
 #
 #   deploy/install-deps.sh          # clang/libclang (RocksDB's bindings), g++, curl
 #   deploy/install-deps.sh test     # + openssl, iptables, haproxy, slapd, ldap-utils,
-#                                   #   docker-compose, pip
+#                                   #   postgresql, docker-compose, pip
 set -euo pipefail
 
 SUDO=""
@@ -23,8 +23,10 @@ pkgs=(libclang-dev clang curl)
 if [ "${1:-}" = "test" ]; then
   # openssl and curl drive the PKI tests; iptables cuts links in the chaos
   # tests; haproxy and docker-compose run the compose scenario; slapd and
-  # ldap-utils run the OpenLDAP server the LDAP auth tests log in against.
-  pkgs+=(openssl iptables haproxy slapd ldap-utils)
+  # ldap-utils run the OpenLDAP server the LDAP auth tests log in against;
+  # postgresql brings the server binaries (initdb, pg_ctl, psql) the
+  # database engine tests start a throwaway cluster with.
+  pkgs+=(openssl iptables haproxy slapd ldap-utils postgresql)
 fi
 need=()
 for p in "${pkgs[@]}"; do
