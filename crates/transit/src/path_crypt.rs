@@ -368,6 +368,18 @@ fn decode_item(it: &Item) -> Result<Decoded, CryptoError> {
     })
 }
 
+/// One item's ciphertext decrypted, with its decoded fields.
+fn decrypt_item(k: &Loaded, it: &Item) -> Result<(Secret, Decoded), CryptoError> {
+    let d = decode_item(it)?;
+    let (plain, _) = decrypt(
+        k,
+        it.ciphertext.as_deref().unwrap_or(""),
+        &d.context,
+        &d.aad,
+    )?;
+    Ok((plain, d))
+}
+
 fn check_context_uniform(items: &[Item]) -> Result<(), LogicalError> {
     let set = !items[0].context.is_empty();
     if items.iter().any(|i| i.context.is_empty() == set) {
@@ -463,22 +475,26 @@ impl Transit {
         Ok(r)
     }
 
-    async fn decrypt_path(&self, c: Ctx<'_>) -> HandlerResult {
+    /// The items of a decrypt or rewrap and the key they name.
+    async fn ciphertext_items(
+        &self,
+        c: &Ctx<'_>,
+        what: &str,
+    ) -> Result<(Vec<Item>, bool, std::sync::Arc<Loaded>), LogicalError> {
         let name = c.data.str_or("name", "")?;
-        let (items, batch) = items(&c)?;
-        require_ciphertext(&items, batch, "decrypt")?;
+        let (items, batch) = items(c)?;
+        require_ciphertext(&items, batch, what)?;
         check_context_uniform(&items)?;
         let k = self.must_load(c.storage, &name, "encryption").await?;
+        Ok((items, batch, k))
+    }
+
+    async fn decrypt_path(&self, c: Ctx<'_>) -> HandlerResult {
+        let (items, batch, k) = self.ciphertext_items(&c, "decrypt").await?;
         let results = items
             .iter()
             .map(|it| {
-                let d = decode_item(it)?;
-                let (plain, _) = decrypt(
-                    &k,
-                    it.ciphertext.as_deref().unwrap_or(""),
-                    &d.context,
-                    &d.aad,
-                )?;
+                let (plain, _) = decrypt_item(&k, it)?;
                 let mut m = Map::new();
                 m.insert("plaintext".into(), Value::from(B64.encode(&*plain)));
                 Ok(m)
@@ -488,21 +504,11 @@ impl Transit {
     }
 
     async fn rewrap_path(&self, c: Ctx<'_>) -> HandlerResult {
-        let name = c.data.str_or("name", "")?;
-        let (items, batch) = items(&c)?;
-        require_ciphertext(&items, batch, "rewrap")?;
-        check_context_uniform(&items)?;
-        let k = self.must_load(c.storage, &name, "encryption").await?;
+        let (items, batch, k) = self.ciphertext_items(&c, "rewrap").await?;
         let results = items
             .iter()
             .map(|it| {
-                let d = decode_item(it)?;
-                let (plain, _) = decrypt(
-                    &k,
-                    it.ciphertext.as_deref().unwrap_or(""),
-                    &d.context,
-                    &d.aad,
-                )?;
+                let (plain, d) = decrypt_item(&k, it)?;
                 let (ct, v) = encrypt(&k, &plain, &d.context, &d.nonce, it.key_version, &d.aad)?;
                 let mut m = Map::new();
                 m.insert("ciphertext".into(), Value::from(ct));
