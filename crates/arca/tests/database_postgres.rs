@@ -1,5 +1,5 @@
 //! The database secrets engine (`postgresql-database-plugin`) against a
-//! real PostgreSQL cluster started by the test (`common::postgres`), driven
+//! real PostgreSQL cluster started by the test (`arca_testdb::postgres`), driven
 //! with the real `bao` CLI along Vault's learning path: `bao secrets enable
 //! database`, a templated `connection_url` with the superuser's credentials
 //! (never shown back), a `readonly` role with the tutorial's creation
@@ -20,7 +20,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::postgres::Postgres;
+use arca_testdb::postgres::Postgres;
 use common::{wait_until, write_file, Bao, Out, Server};
 use serde_json::Value;
 
@@ -359,7 +359,7 @@ fn scram_password_authentication_keeps_passwords_out_of_postgres() {
     let c = read_creds(&bao, "readonly");
     let hash = pg.psql(&format!(
         "SELECT rolpassword FROM pg_authid WHERE rolname = {}",
-        common::postgres::quote_literal(&c.username)
+        arca_testdb::postgres::quote_literal(&c.username)
     ));
     assert!(hash.starts_with("SCRAM-SHA-256$"), "{hash}");
     let sel = pg.psql_as(&c.username, &c.password, "SELECT count(*) FROM products");

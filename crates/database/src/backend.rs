@@ -16,7 +16,7 @@ use std::sync::Arc;
 use arca_sdk::{Framework, LogicalError, SpecialPaths, Storage};
 
 use crate::model::{self, CONFIG_PREFIX};
-use crate::postgres::{self, Pool};
+use crate::plugin::{self, Pool};
 use crate::{path_config, path_creds, path_roles};
 
 /// The secret type of dynamic credentials (Vault's name).
@@ -42,7 +42,7 @@ impl Database {
         if let Some(p) = self.pools.lock().get(name) {
             return Ok((p.clone(), cfg));
         }
-        let pool = Pool::new(&cfg).map_err(|e| postgres::to_logical("invalid connection", e))?;
+        let pool = Pool::new(&cfg).map_err(|e| plugin::to_logical("invalid connection", e))?;
         let pool = self
             .pools
             .lock()

@@ -16,6 +16,7 @@ mod model;
 mod path_config;
 mod path_creds;
 mod path_roles;
+mod plugin;
 mod postgres;
 
 pub use backend::{factory, new_backend, Database};

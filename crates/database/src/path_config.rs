@@ -11,7 +11,7 @@ use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Pa
 
 use crate::backend::Database;
 use crate::model::{self, DbConfig, CONFIG_PREFIX, POSTGRES_PLUGIN};
-use crate::postgres::{self, Pool};
+use crate::plugin::{self, Pool};
 
 macro_rules! name_re {
     () => {
@@ -131,12 +131,12 @@ impl Database {
                 .generate_password(Some(&cfg.password_policy))
                 .await?;
         }
-        let pool = Pool::new(&cfg).map_err(|e| postgres::to_logical("invalid connection", e))?;
+        let pool = Pool::new(&cfg).map_err(|e| plugin::to_logical("invalid connection", e))?;
         if cfg.verify_connection {
-            postgres::verify(&pool).await.map_err(|e| {
+            pool.verify().await.map_err(|e| {
                 LogicalError::invalid(format!(
                     "error creating database object: error verifying connection: {}",
-                    e.detail()
+                    e
                 ))
             })?;
         }

@@ -18,13 +18,11 @@ use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Pa
 use crate::backend::{Database, SECRET_CREDS};
 use crate::model;
 use crate::path_config::name_re;
-use crate::postgres::{self, Values};
+use crate::plugin::{self, Values};
 
-/// PostgreSQL identifiers are at most 63 bytes.
-const MAX_USERNAME: usize = 63;
-
-/// Vault's default username: `v-<display name, 8>-<role, 8>-<20 random>-<unix time>`.
-fn username(display_name: &str, role: &str, now: i64) -> String {
+/// Vault's default username: `v-<display name, 8>-<role, 8>-<20 random>-<unix time>`,
+/// cut to the longest name the database takes (`max`).
+fn username(display_name: &str, role: &str, now: i64, max: usize) -> String {
     let trunc = |s: &str| s.chars().take(8).collect::<String>();
     let random: String = rand::rngs::OsRng
         .sample_iter(&rand::distributions::Alphanumeric)
@@ -37,7 +35,7 @@ fn username(display_name: &str, role: &str, now: i64) -> String {
         display_name
     };
     let mut name = format!("v-{}-{}-{random}-{now}", trunc(display), trunc(role));
-    name.truncate(MAX_USERNAME);
+    name.truncate(max);
     name
 }
 
@@ -84,16 +82,20 @@ impl Database {
         if max > 0 {
             ttl = ttl.min(max);
         }
-        let name = username(&c.req.display_name, &role_name, now);
+        let name = username(
+            &c.req.display_name,
+            &role_name,
+            now,
+            plugin::max_username_len(&cfg.plugin_name),
+        );
         let password = zeroize::Zeroizing::new(
             self.system
                 .generate_password(Some(cfg.password_policy.as_str()))
                 .await?,
         );
-        let stmt_password = zeroize::Zeroizing::new(postgres::statement_password(&cfg, &password));
+        let stmt_password = zeroize::Zeroizing::new(plugin::statement_password(&cfg, &password));
         let until = DateTime::from_timestamp(now + ttl as i64, 0).unwrap_or_else(Utc::now);
-        postgres::run(
-            &pool,
+        pool.run(
             &role.creation_statements,
             &Values {
                 name: &name,
@@ -102,7 +104,7 @@ impl Database {
             },
         )
         .await
-        .map_err(|e| postgres::to_logical("failed to create the database user", e))?;
+        .map_err(|e| plugin::to_logical("failed to create the database user", e))?;
         let mut data = Map::new();
         data.insert("username".into(), Value::from(name.clone()));
         data.insert("password".into(), Value::from(password.to_string()));
@@ -131,14 +133,13 @@ impl Database {
                 ttl = ttl.min(left);
             }
         }
-        let (pool, _) = self.pool(c.storage, &db).await?;
+        let (pool, cfg) = self.pool(c.storage, &db).await?;
         let until = DateTime::from_timestamp(now + ttl as i64, 0).unwrap_or_else(Utc::now);
         let statements = match &role {
             Some(r) if !r.renew_statements.is_empty() => r.renew_statements.clone(),
-            _ => vec![r#"ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}';"#.to_string()],
+            _ => plugin::default_renew_statements(&cfg.plugin_name),
         };
-        postgres::run(
-            &pool,
+        pool.run(
             &statements,
             &Values {
                 name: &name,
@@ -147,7 +148,7 @@ impl Database {
             },
         )
         .await
-        .map_err(|e| postgres::to_logical("failed to renew the database user", e))?;
+        .map_err(|e| plugin::to_logical("failed to renew the database user", e))?;
         let mut secret = secret.clone();
         secret.ttl = ttl;
         Ok(Some(Response {
@@ -163,8 +164,7 @@ impl Database {
         let (pool, _) = self.pool(c.storage, &db).await?;
         let result = match &role {
             Some(r) if !r.revocation_statements.is_empty() => {
-                postgres::run(
-                    &pool,
+                pool.run(
                     &r.revocation_statements,
                     &Values {
                         name: &name,
@@ -174,9 +174,9 @@ impl Database {
                 )
                 .await
             }
-            _ => postgres::drop_user(&pool, &name).await,
+            _ => pool.drop_user(&name).await,
         };
-        result.map_err(|e| postgres::to_logical("failed to revoke the database user", e))?;
+        result.map_err(|e| plugin::to_logical("failed to revoke the database user", e))?;
         Ok(None)
     }
 }
@@ -194,12 +194,12 @@ mod tests {
 
     #[test]
     fn usernames_follow_vaults_default_template() {
-        let u = username("token", "readonly-role", 1_700_000_000);
+        let u = username("token", "readonly-role", 1_700_000_000, 63);
         assert!(u.starts_with("v-token-readonly-"), "{u}");
         assert!(u.ends_with("-1700000000"), "{u}");
         assert_eq!(u.len(), 2 + 5 + 1 + 8 + 1 + 20 + 1 + 10);
-        let long = username(&"x".repeat(40), &"y".repeat(40), 1_700_000_000);
-        assert!(long.len() <= MAX_USERNAME);
+        let long = username(&"x".repeat(40), &"y".repeat(40), 1_700_000_000, 63);
+        assert!(long.len() <= 63);
         assert!(u.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
     }
 

@@ -1,12 +1,10 @@
-//! A throwaway PostgreSQL cluster for tests (and, later, chaos tests and
-//! benchmarks): `initdb` into a temporary directory with a superuser
-//! `postgres` whose password is random (`--auth-local=trust
+//! A throwaway PostgreSQL cluster for tests, chaos tests and benchmarks:
+//! `initdb` into a temporary directory with a superuser `postgres` whose
+//! password is random (`--auth-local=trust
 //! --auth-host=scram-sha-256`), `pg_ctl start` on a free loopback port with
 //! its Unix socket in that directory, and `pg_ctl stop -m immediate` on drop.
 //!
 //! Invariants:
-//! * self-contained (std + tempfile only), so it can move to a shared crate
-//!   without change;
 //! * the server binaries are required: a missing `initdb` fails the test
 //!   with an install hint (`deploy/install-deps.sh test`), it never skips;
 //! * `initdb` refuses to run as root: as root, the cluster is created and
@@ -14,7 +12,6 @@
 //!   creates, else `nobody`) that owns the temporary directory;
 //! * every command runs with stdin closed and a time limit; the client
 //!   environment (`PG*` variables) of the caller is ignored.
-#![allow(dead_code)]
 
 use std::fs::{self, File};
 use std::io::Read;
