@@ -6,7 +6,8 @@
 #
 #   deploy/install-deps.sh          # clang/libclang (RocksDB's bindings), g++, curl
 #   deploy/install-deps.sh test     # + openssl, iptables, haproxy, slapd, ldap-utils,
-#                                   #   postgresql, docker-compose, pip
+#                                   #   postgresql, mariadb-server, mariadb-client,
+#                                   #   docker-compose, pip
 set -euo pipefail
 
 SUDO=""
@@ -25,8 +26,11 @@ if [ "${1:-}" = "test" ]; then
   # tests; haproxy and docker-compose run the compose scenario; slapd and
   # ldap-utils run the OpenLDAP server the LDAP auth tests log in against;
   # postgresql brings the server binaries (initdb, pg_ctl, psql) the
-  # database engine tests start a throwaway cluster with.
-  pkgs+=(openssl iptables haproxy slapd ldap-utils postgresql)
+  # database engine tests start a throwaway cluster with; mariadb-server
+  # (mariadbd, mariadb-install-db, and the `mysql` system user that runs
+  # them when the tests run as root) and mariadb-client (`mariadb`) the same
+  # for the MySQL/MariaDB plugin's tests.
+  pkgs+=(openssl iptables haproxy slapd ldap-utils postgresql mariadb-server mariadb-client)
 fi
 need=()
 for p in "${pkgs[@]}"; do

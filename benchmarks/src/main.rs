@@ -6,7 +6,8 @@
 //! methods and tokens on a dev server or a cluster (`logins.rs`), `expire`
 //! the expiration manager with many tokens due at once (`expire.rs`),
 //! `transit` the transit engine on a dev server or a cluster
-//! (`transit.rs`).
+//! (`transit.rs`), `database` the database engine's dynamic PostgreSQL
+//! credentials on a dev server or a cluster (`database.rs`).
 //!
 //! ```text
 //! arca-bench kv [--servers arca,openbao] [--concurrency 32] [--duration 10s]
@@ -20,6 +21,8 @@
 //! arca-bench expire [--servers ..] [--leases 10000,100000] [--concurrency 32]
 //!                   [--timeout 15m]
 //! arca-bench transit [--nodes 1] [--servers ..] [--concurrency 32] [--duration 10s]
+//! arca-bench database [--nodes 1] [--servers ..] [--concurrency 16] [--duration 10s]
+//!                     [--db-connections 4]
 //! ```
 //!
 //! For each server: start it in dev mode on its own loopback port, wait for
@@ -56,6 +59,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
 mod cluster;
+mod database;
 mod expire;
 mod leases;
 mod logins;
@@ -80,6 +84,8 @@ enum Mode {
     Expire,
     /// The transit engine (encrypt, decrypt, batch, sign, verify, hmac).
     Transit,
+    /// The database engine: dynamic PostgreSQL users, created and revoked.
+    Database,
 }
 
 #[derive(Clone, Debug)]
@@ -102,6 +108,9 @@ struct Config {
     /// Expire mode: how long after the due second to wait for the last
     /// revocation.
     expire_timeout: Duration,
+    /// Database mode: `max_open_connections` of the connection (both
+    /// servers).
+    db_connections: u32,
     arca_bin: Option<PathBuf>,
     bao_bin: String,
     /// `None`: a free loopback port.
@@ -141,7 +150,9 @@ const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrenc
        arca-bench expire [--servers arca,openbao] [--leases 10000,100000] [--concurrency 32] \
 [--timeout 15m] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
        arca-bench transit [--nodes 1] [--servers arca,openbao] [--concurrency 32] \
-[--duration 10s] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]";
+[--duration 10s] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
+       arca-bench database [--nodes 1] [--servers arca,openbao] [--concurrency 16] \
+[--duration 10s] [--db-connections 4] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]";
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration> {
@@ -174,13 +185,14 @@ fn parse_args(args: &[String]) -> Result<Config> {
         Some("logins") => Mode::Logins,
         Some("expire") => Mode::Expire,
         Some("transit") => Mode::Transit,
+        Some("database") => Mode::Database,
         Some("-h") | Some("--help") | None => bail!("{USAGE}"),
         Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
     };
     let mut c = Config {
         mode,
         servers: vec![ServerKind::Arca, ServerKind::OpenBao],
-        concurrency: if matches!(mode, Mode::Pki | Mode::Logins) {
+        concurrency: if matches!(mode, Mode::Pki | Mode::Logins | Mode::Database) {
             16
         } else {
             32
@@ -193,6 +205,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
         revoked: 100_000,
         leases: vec![10_000, 100_000],
         expire_timeout: Duration::from_secs(900),
+        db_connections: 4,
         arca_bin: std::env::var_os("ARCA_BIN").map(PathBuf::from),
         bao_bin: std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()),
         arca_port: None,
@@ -232,7 +245,9 @@ fn parse_args(args: &[String]) -> Result<Config> {
             }
             "--concurrency" | "-c" => c.concurrency = value()?.parse().context("--concurrency")?,
             "--duration" | "-d" => c.duration = parse_duration(&value()?)?,
-            "--payload-bytes" | "--keys" if matches!(mode, Mode::Pki | Mode::Transit) => {
+            "--payload-bytes" | "--keys"
+                if matches!(mode, Mode::Pki | Mode::Transit | Mode::Database) =>
+            {
                 bail!("{name} is for `arca-bench kv` and `cluster`")
             }
             "--payload-bytes" => c.payload_bytes = value()?.parse().context("--payload-bytes")?,
@@ -240,8 +255,19 @@ fn parse_args(args: &[String]) -> Result<Config> {
             "--client-threads" => {
                 c.client_threads = value()?.parse().context("--client-threads")?
             }
-            "--nodes" if matches!(mode, Mode::Cluster | Mode::Logins | Mode::Transit) => {
+            "--nodes"
+                if matches!(
+                    mode,
+                    Mode::Cluster | Mode::Logins | Mode::Transit | Mode::Database
+                ) =>
+            {
                 c.nodes = value()?.parse().context("--nodes")?
+            }
+            "--db-connections" if mode == Mode::Database => {
+                c.db_connections = value()?.parse().context("--db-connections")?;
+                if c.db_connections == 0 {
+                    bail!("--db-connections must be at least 1");
+                }
             }
             "--revoked" if mode == Mode::Pki => {
                 c.revoked = value()?.parse().context("--revoked")?
@@ -1190,6 +1216,7 @@ fn run(cfg: Config) -> Result<()> {
         Mode::Logins => logins::run(&cfg, &rt, &out_dir, host),
         Mode::Expire => expire::run(&cfg, &rt, &out_dir, host),
         Mode::Transit => transit::run(&cfg, &rt, &out_dir, host),
+        Mode::Database => database::run(&cfg, &rt, &out_dir, host),
     }
 }
 

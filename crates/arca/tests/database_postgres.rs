@@ -556,3 +556,246 @@ fn database_users_dropped_with_their_token_and_on_expiry() {
     });
     bao.run(&["lease", "lookup", &s.lease_id]).code(2);
 }
+
+/// `database/static-creds/NAME` as JSON `data`.
+fn static_creds(bao: &Bao, role: &str) -> Value {
+    bao.json(&[
+        "read",
+        "-format=json",
+        &format!("database/static-creds/{role}"),
+    ])["data"]
+        .clone()
+}
+
+#[test]
+fn static_roles_rotate_on_creation_on_demand_and_on_schedule() {
+    let (server, pg, root) = setup();
+    let bao = server.bao().with_token(&root);
+    pg.psql("CREATE ROLE app LOGIN PASSWORD 'set-by-a-human';");
+    assert!(pg.psql_as("app", "set-by-a-human", "SELECT 1").ok);
+    write_config(&bao, &pg, "pg", &pg.password, &["allowed_roles=*"]).ok();
+
+    // Refusals store nothing.
+    let base = ["db_name=pg", "username=app"];
+    let with = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec!["write".to_string(), "database/static-roles/app".into()];
+        a.extend(base.iter().chain(extra).map(|s| s.to_string()));
+        a
+    };
+    let run = |args: Vec<String>| bao.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    run(with(&[])).api_error(400, "rotation_period");
+    run(with(&["rotation_period=2s"])).api_error(400, "5 seconds");
+    run(with(&["rotation_period=1h", "rotation_schedule=0 * * * *"]))
+        .api_error(400, "mutually exclusive");
+    run(with(&["rotation_schedule=61 * * * *"])).api_error(400, "rotation_schedule");
+    run(with(&[
+        "rotation_schedule=0 * * * *",
+        "rotation_window=10m",
+    ]))
+    .api_error(400, "rotation_window");
+    bao.run(&[
+        "write",
+        "database/static-roles/ghost",
+        "db_name=pg",
+        "username=no_such_user",
+        "rotation_period=1h",
+    ])
+    .api_error(400, "no_such_user");
+    let (status, body) = server.http("GET", "/v1/database/static-roles/ghost", Some(&root), None);
+    assert_eq!(
+        status, 404,
+        "a static role whose rotation failed was stored: {body}"
+    );
+    assert!(pg.psql_as("app", "set-by-a-human", "SELECT 1").ok);
+
+    // Creation rotates: the human's password stops working, Arca's works.
+    run(with(&["rotation_period=5s"])).ok();
+    assert!(
+        !pg.psql_as("app", "set-by-a-human", "SELECT 1").ok,
+        "the password set before the static role still works"
+    );
+    let first = static_creds(&bao, "app");
+    println!("static-creds: {first}");
+    assert_eq!(first["username"], "app");
+    assert_eq!(first["rotation_period"], 5);
+    let ttl = first["ttl"].as_i64().unwrap();
+    assert!((0..=5).contains(&ttl), "ttl {ttl} outside the period");
+    assert!(first["last_vault_rotation"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    let p1 = first["password"].as_str().unwrap().to_string();
+    assert!(
+        pg.psql_as("app", &p1, "SELECT 1").ok,
+        "Arca's password does not log in"
+    );
+    let role = bao.json(&["read", "-format=json", "database/static-roles/app"]);
+    assert_eq!(role["data"]["username"], "app", "{role}");
+    assert!(
+        !role.to_string().contains(&p1),
+        "the role shows the password: {role}"
+    );
+
+    // The username cannot change; a dynamic role cannot take the name.
+    bao.run(&["write", "database/static-roles/app", "username=other"])
+        .api_error(400, "username");
+    write_role(&bao, "app", "pg", READONLY_SQL, &[]).api_error(400, "unique");
+
+    // On demand.
+    bao.run(&["write", "-f", "database/rotate-role/app"]).ok();
+    let p2 = static_creds(&bao, "app")["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(p1, p2);
+    assert!(pg.psql_as("app", &p2, "SELECT 1").ok);
+    assert!(!pg.psql_as("app", &p1, "SELECT 1").ok);
+    bao.run(&["write", "-f", "database/rotate-role/nope"])
+        .api_error(400, "no static role");
+
+    // On schedule: the periodic tick (1 s here) rotates once the period is
+    // over; each stored password is the one PostgreSQL takes.
+    let started = std::time::Instant::now();
+    let mut p3 = String::new();
+    wait_until("a scheduled rotation", CLEANUP_BOUND, || {
+        p3 = static_creds(&bao, "app")["password"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        p3 != p2
+    });
+    println!(
+        "scheduled rotation seen after {:?} (period 5s)",
+        started.elapsed()
+    );
+    assert!(pg.psql_as("app", &p3, "SELECT 1").ok);
+
+    // A longer period moves the next rotation; the new schedule reads back.
+    bao.run(&["write", "database/static-roles/app", "rotation_period=1h"])
+        .ok();
+    let c = static_creds(&bao, "app");
+    assert!(c["ttl"].as_i64().unwrap() > 3000, "{c}");
+    bao.run(&[
+        "write",
+        "database/static-roles/app",
+        "rotation_schedule=0 3 * * *",
+        "rotation_window=2h",
+    ])
+    .ok();
+    let role = bao.json(&["read", "-format=json", "database/static-roles/app"]);
+    assert_eq!(role["data"]["rotation_schedule"], "0 3 * * *", "{role}");
+    assert_eq!(role["data"]["rotation_window"], 7200, "{role}");
+    assert!(role["data"].get("rotation_period").is_none(), "{role}");
+    let list = bao.json(&["list", "-format=json", "database/static-roles"]);
+    assert_eq!(list, serde_json::json!(["app"]));
+
+    // Delete forgets the role; the user stays, with the last password.
+    let last = static_creds(&bao, "app")["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    bao.run(&["delete", "database/static-roles/app"]).ok();
+    let (status, _) = server.http("GET", "/v1/database/static-creds/app", Some(&root), None);
+    assert_eq!(status, 400);
+    assert!(pg.role_exists("app"));
+    assert!(pg.psql_as("app", &last, "SELECT 1").ok);
+}
+
+#[test]
+fn rotate_root_leaves_a_password_only_arca_knows() {
+    let (server, pg, root) = setup();
+    let bao = server.bao().with_token(&root);
+    pg.psql("CREATE ROLE arca_admin LOGIN CREATEROLE PASSWORD 'typed-in-a-terminal';");
+    let url = format!("connection_url={}", pg.connection_url_template());
+    bao.run(&[
+        "write",
+        "database/config/pg",
+        "plugin_name=postgresql-database-plugin",
+        &url,
+        "username=arca_admin",
+        "password=typed-in-a-terminal",
+        "allowed_roles=readonly",
+        r#"root_rotation_statements=ALTER ROLE "{{username}}" WITH PASSWORD '{{password}}'"#,
+    ])
+    .ok();
+    let cfg = bao.json(&["read", "-format=json", "database/config/pg"]);
+    assert_eq!(
+        cfg["data"]["root_credentials_rotate_statements"][0],
+        r#"ALTER ROLE "{{username}}" WITH PASSWORD '{{password}}'"#,
+        "{cfg}"
+    );
+    write_role(
+        &bao,
+        "readonly",
+        "pg",
+        "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        &[],
+    )
+    .ok();
+
+    bao.run(&["write", "-f", "database/rotate-root/pg"]).ok();
+    assert!(
+        !pg.psql_as("arca_admin", "typed-in-a-terminal", "SELECT 1")
+            .ok,
+        "the old root password still works after rotate-root"
+    );
+    let cfg = bao
+        .run(&["read", "-format=json", "database/config/pg"])
+        .ok();
+    assert!(!cfg.stdout.contains("typed-in-a-terminal"));
+    // Arca keeps working with the password only it knows.
+    let c = read_creds(&bao, "readonly");
+    assert!(pg.psql_as(&c.username, &c.password, "SELECT 1").ok);
+    bao.run(&["lease", "revoke", &c.lease_id]).ok();
+    assert!(!pg.role_exists(&c.username));
+    // Twice in a row works too (the second change uses the first's password).
+    bao.run(&["write", "-f", "database/rotate-root/pg"]).ok();
+    read_creds(&bao, "readonly");
+
+    // A statement PostgreSQL refuses: the stored password still works.
+    bao.run(&[
+        "write",
+        "database/config/pg",
+        "root_rotation_statements=ALTER ROLE nobody_here WITH PASSWORD '{{password}}'",
+    ])
+    .ok();
+    bao.run(&["write", "-f", "database/rotate-root/pg"])
+        .api_error(400, "nobody_here");
+    read_creds(&bao, "readonly");
+    bao.run(&["write", "-f", "database/rotate-root/missing"])
+        .api_error(400, "not found");
+}
+
+#[test]
+fn hvac_database_methods() {
+    let (server, pg, root) = setup();
+    pg.psql("CREATE ROLE app LOGIN PASSWORD 'before-arca';");
+    let out = common::run_python_ok(
+        &server,
+        include_str!("../../../tests/compat/hvac_database.py"),
+        &[
+            &server.addr,
+            &root,
+            &pg.connection_url_template(),
+            &pg.superuser,
+            &pg.password,
+        ],
+        "hvac database: done",
+    );
+    let line = |tag: &str| -> Vec<String> {
+        out.lines()
+            .find(|l| l.starts_with(tag))
+            .unwrap_or_else(|| panic!("no {tag} line in:\n{out}"))
+            .split(' ')
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    let creds = line("CREDS ");
+    assert!(!pg.role_exists(&creds[0]), "revoked through hvac, still there");
+    let st = line("STATIC ");
+    assert!(pg.psql_as("app", &st[1], "SELECT 1").ok);
+    assert!(!pg.psql_as("app", "before-arca", "SELECT 1").ok);
+    // rotate-root through hvac: the superuser's password changed.
+    assert!(!pg.psql_as(&pg.superuser, &pg.password, "SELECT 1").ok);
+}

@@ -2,10 +2,11 @@
 //! special paths, the lease type of dynamic credentials.
 //!
 //! Invariants:
-//! - `creds/*`, `rotate-root/*` and `reset/*` act on the database or on
-//!   this node's pools: a standby forwards them to the active node before
-//!   running anything, so a user is created once, on the node whose
-//!   expiration manager will revoke it.
+//! - `creds/*`, `rotate-root/*`, `rotate-role/*`, `static-roles/*` and
+//!   `reset/*` act on the database or on this node's pools: a standby
+//!   forwards them to the active node before running anything, so a user
+//!   is created once, on the node whose expiration manager will revoke it,
+//!   and a password changes on the node that runs rotations (`rotation`).
 //! - A pool is built from the stored config when first needed and dropped
 //!   when that config is written, deleted or reset (on every node, through
 //!   `invalidate`), and when the mount is disabled or the node seals.
@@ -17,7 +18,7 @@ use arca_sdk::{Framework, LogicalError, SpecialPaths, Storage};
 
 use crate::model::{self, CONFIG_PREFIX};
 use crate::plugin::{self, Pool};
-use crate::{path_config, path_creds, path_roles};
+use crate::{path_config, path_creds, path_roles, path_static};
 
 /// The secret type of dynamic credentials (Vault's name).
 pub(crate) const SECRET_CREDS: &str = "creds";
@@ -25,6 +26,8 @@ pub(crate) const SECRET_CREDS: &str = "creds";
 pub struct Database {
     pub(crate) system: Arc<dyn arca_sdk::SystemView>,
     pools: parking_lot::Mutex<HashMap<String, Arc<Pool>>>,
+    /// Held by every password rotation (`rotation`): one at a time.
+    pub(crate) rotations: tokio::sync::Mutex<()>,
 }
 
 impl Database {
@@ -86,9 +89,11 @@ pub fn factory(system: Arc<dyn arca_sdk::SystemView>) -> Framework<Database> {
     paths.extend(path_config::paths());
     paths.extend(path_roles::paths());
     paths.extend(path_creds::paths());
+    paths.extend(path_static::paths());
     let db = Database {
         system,
         pools: Default::default(),
+        rotations: Default::default(),
     };
     Framework::new("database", db, paths)
         .with_special_paths(SpecialPaths {
@@ -96,7 +101,15 @@ pub fn factory(system: Arc<dyn arca_sdk::SystemView>) -> Framework<Database> {
             unauthenticated: vec![],
             unauthenticated_writes: vec![],
             available_without_leader: vec![],
-            forward_on_standby: ["creds/*", "reset/*"].map(String::from).to_vec(),
+            forward_on_standby: [
+                "creds/*",
+                "reset/*",
+                "rotate-root/*",
+                "rotate-role/*",
+                "static-roles/*",
+            ]
+            .map(String::from)
+            .to_vec(),
         })
         .with_secret(arca_sdk::SecretType {
             name: SECRET_CREDS,
@@ -105,6 +118,7 @@ pub fn factory(system: Arc<dyn arca_sdk::SystemView>) -> Framework<Database> {
         })
         .with_invalidate(|b: &Database, k| Box::pin(b.invalidate(k)))
         .with_cleanup(|b: &Database| Box::pin(b.cleanup()))
+        .with_periodic(|b: &Database, s| Box::pin(b.periodic(s)))
 }
 
 #[cfg(test)]

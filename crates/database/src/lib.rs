@@ -1,9 +1,10 @@
-//! The database secrets engine: dynamic PostgreSQL users with leases,
-//! following Vault's database engine API (`config/:name`, `roles/:name`,
-//! `creds/:name`, `reset/:name`). Built against the sdk only.
+//! The database secrets engine: dynamic PostgreSQL and MySQL/MariaDB users
+//! with leases, following Vault's database engine API (`config/:name`,
+//! `roles/:name`, `creds/:name`, `reset/:name`). Built against the sdk only.
 //!
-//! This first slice runs the PostgreSQL plugin (`postgresql-database-plugin`)
-//! in-process; MySQL/MariaDB, static roles, root rotation, custom username
+//! It runs the PostgreSQL plugin (`postgresql-database-plugin`) and the
+//! MySQL/MariaDB plugins (`mysql-database-plugin` and its aurora, rds and
+//! legacy variants) in-process; static roles, root rotation, custom username
 //! templates and TLS to the database come later and are refused by name
 //! until then.
 //!
@@ -13,10 +14,13 @@
 
 mod backend;
 mod model;
+mod mysql;
 mod path_config;
 mod path_creds;
 mod path_roles;
+mod path_static;
 mod plugin;
 mod postgres;
+mod rotation;
 
 pub use backend::{factory, new_backend, Database};

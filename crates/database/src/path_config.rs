@@ -10,7 +10,9 @@ use serde_json::{json, Map, Value};
 use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
 
 use crate::backend::Database;
-use crate::model::{self, DbConfig, CONFIG_PREFIX, POSTGRES_PLUGIN};
+use crate::model::{
+    self, DbConfig, CONFIG_PREFIX, MYSQL_LEGACY_PLUGINS, MYSQL_PLUGIN, POSTGRES_PLUGIN,
+};
 use crate::plugin::{self, Pool};
 
 macro_rules! name_re {
@@ -34,7 +36,12 @@ const NOT_YET: &[&str] = &[
     "root_rotation_window",
     "skip_import_rotation",
     "connection_url_template",
-    "root_rotation_statements",
+    // MySQL plugin: TLS and Cloud SQL IAM.
+    "tls_certificate_key",
+    "tls_server_name",
+    "tls_skip_verify",
+    "auth_type",
+    "service_account_json",
 ];
 
 impl Database {
@@ -63,9 +70,10 @@ impl Database {
         if plugin_name.is_empty() {
             return Err(LogicalError::invalid("empty plugin name"));
         }
-        if plugin_name != POSTGRES_PLUGIN {
+        if !plugin::is_known(&plugin_name) {
             return Err(LogicalError::invalid(format!(
-                "plugin {plugin_name:?} is not available: this server runs {POSTGRES_PLUGIN} (MySQL/MariaDB comes later)"
+                "plugin {plugin_name:?} is not available: this server runs {POSTGRES_PLUGIN}, {MYSQL_PLUGIN} and {}",
+                MYSQL_LEGACY_PLUGINS.join(", ")
             )));
         }
         let password_authentication = text(
@@ -119,8 +127,15 @@ impl Database {
                 _ => old.map(|o| o.max_connection_lifetime).unwrap_or(0),
             },
             password_policy: text("password_policy", old.map(|o| o.password_policy.as_str()))?,
-            // rotate-root comes later: its statements are refused until then.
-            root_rotation_statements: Vec::new(),
+            root_rotation_statements: match crate::path_roles::statements(
+                "root_rotation_statements",
+                c.data.raw().get("root_rotation_statements"),
+            )? {
+                Some(l) => l,
+                None => old
+                    .map(|o| o.root_rotation_statements.clone())
+                    .unwrap_or_default(),
+            },
         };
         if cfg.connection_url.is_empty() {
             return Err(LogicalError::invalid("connection_url cannot be empty"));
@@ -196,6 +211,12 @@ impl Database {
         Ok((!names.is_empty()).then(|| Response::list(names)))
     }
 
+    async fn rotate_root_path(&self, c: Ctx<'_>) -> HandlerResult {
+        let name = c.data.str_or("name", "")?;
+        self.rotate_root(c.storage, &name).await?;
+        Ok(None)
+    }
+
     async fn reset(&self, c: Ctx<'_>) -> HandlerResult {
         let name = c.data.str_or("name", "")?;
         if model::get_config(c.storage, &name).await?.is_none() {
@@ -214,7 +235,7 @@ pub(crate) fn paths() -> Vec<Path<Database>> {
         .field(Field::new(
             "plugin_name",
             FieldType::String,
-            "postgresql-database-plugin.",
+            "postgresql-database-plugin, mysql-database-plugin (MySQL/MariaDB), or mysql-aurora-, mysql-rds-, mysql-legacy-database-plugin (16-character usernames).",
         ))
         .field(Field::new(
             "connection_url",
@@ -263,6 +284,11 @@ pub(crate) fn paths() -> Vec<Path<Database>> {
             "password_policy",
             FieldType::String,
             "Password policy for generated passwords (sys/policies/password).",
+        ))
+        .field(Field::new(
+            "root_rotation_statements",
+            FieldType::Raw,
+            "SQL statements with {{username}} and {{password}} that rotate-root runs.",
         ));
     for f in NOT_YET {
         config = config.field(Field::new(
@@ -292,5 +318,11 @@ pub(crate) fn paths() -> Vec<Path<Database>> {
             .field(Field::new("name", FieldType::String, "Name of the connection.").required())
             .op(Operation::Update, |b: &Database, c| Box::pin(b.reset(c)))
             .help("Close the connection's pool; it reconnects on next use."),
+        Path::new(concat!("rotate-root/", name_re!()))
+            .field(Field::new("name", FieldType::String, "Name of the connection.").required())
+            .op(Operation::Update, |b: &Database, c| {
+                Box::pin(b.rotate_root_path(c))
+            })
+            .help("Give the connection's root user a new password only Arca knows."),
     ]
 }

@@ -1,16 +1,16 @@
 //! Dynamic credentials: `creds/:name` creates a database user and hands it
 //! out with a renewable lease; the lease's renew runs the role's renew
-//! statements (by default `ALTER ROLE ... VALID UNTIL`), its revoke the
-//! revocation statements (by default: end the user's sessions, hand over
-//! and drop what it owns, drop the role).
+//! statements (by default PostgreSQL's `ALTER ROLE ... VALID UNTIL`; none
+//! for MySQL), its revoke the revocation statements (by default: drop the
+//! user and end its sessions, see the plugins' `drop_user`).
 //!
 //! Invariants: a user exists in the database only while its lease does
-//! (a user whose creation failed is rolled back in the same transaction);
-//! the username and password come from fixed alphabets; `VALID UNTIL` is
+//! (a user whose creation failed is rolled back: PostgreSQL's transaction,
+//! MySQL's rollback statements and drop, see `Pool::create`); the username
+//! and password come from fixed alphabets; PostgreSQL's `VALID UNTIL` is
 //! the lease's expiry.
 
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use serde_json::{Map, Value};
 
 use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
@@ -19,25 +19,6 @@ use crate::backend::{Database, SECRET_CREDS};
 use crate::model;
 use crate::path_config::name_re;
 use crate::plugin::{self, Values};
-
-/// Vault's default username: `v-<display name, 8>-<role, 8>-<20 random>-<unix time>`,
-/// cut to the longest name the database takes (`max`).
-fn username(display_name: &str, role: &str, now: i64, max: usize) -> String {
-    let trunc = |s: &str| s.chars().take(8).collect::<String>();
-    let random: String = rand::rngs::OsRng
-        .sample_iter(&rand::distributions::Alphanumeric)
-        .take(20)
-        .map(char::from)
-        .collect();
-    let display = if display_name.is_empty() {
-        "token"
-    } else {
-        display_name
-    };
-    let mut name = format!("v-{}-{}-{random}-{now}", trunc(display), trunc(role));
-    name.truncate(max);
-    name
-}
 
 /// The format Vault's PostgreSQL plugin gives `{{expiration}}`.
 fn expiration(at: DateTime<Utc>) -> String {
@@ -82,12 +63,7 @@ impl Database {
         if max > 0 {
             ttl = ttl.min(max);
         }
-        let name = username(
-            &c.req.display_name,
-            &role_name,
-            now,
-            plugin::max_username_len(&cfg.plugin_name),
-        );
+        let name = plugin::username(&cfg.plugin_name, &c.req.display_name, &role_name, now);
         let password = zeroize::Zeroizing::new(
             self.system
                 .generate_password(Some(cfg.password_policy.as_str()))
@@ -95,8 +71,9 @@ impl Database {
         );
         let stmt_password = zeroize::Zeroizing::new(plugin::statement_password(&cfg, &password));
         let until = DateTime::from_timestamp(now + ttl as i64, 0).unwrap_or_else(Utc::now);
-        pool.run(
+        pool.create(
             &role.creation_statements,
+            &role.rollback_statements,
             &Values {
                 name: &name,
                 password: &stmt_password,
@@ -191,17 +168,6 @@ pub(crate) fn paths() -> Vec<Path<Database>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn usernames_follow_vaults_default_template() {
-        let u = username("token", "readonly-role", 1_700_000_000, 63);
-        assert!(u.starts_with("v-token-readonly-"), "{u}");
-        assert!(u.ends_with("-1700000000"), "{u}");
-        assert_eq!(u.len(), 2 + 5 + 1 + 8 + 1 + 20 + 1 + 10);
-        let long = username(&"x".repeat(40), &"y".repeat(40), 1_700_000_000, 63);
-        assert!(long.len() <= 63);
-        assert!(u.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    }
 
     #[test]
     fn expiration_is_in_postgres_timestamp_form() {

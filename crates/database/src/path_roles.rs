@@ -43,9 +43,20 @@ pub(crate) fn statements(
 }
 
 impl Database {
+    async fn role_exists(&self, c: Ctx<'_>) -> Result<bool, LogicalError> {
+        let name = c.data.str_or("name", "")?;
+        Ok(model::get_role(c.storage, &name).await?.is_some())
+    }
+
     async fn write_role(&self, c: Ctx<'_>) -> HandlerResult {
         let name = c.data.str_or("name", "")?;
-        let mut r = model::get_role(c.storage, &name).await?.unwrap_or_default();
+        let existing = model::get_role(c.storage, &name).await?;
+        if existing.is_none() && model::get_static_role(c.storage, &name).await?.is_some() {
+            return Err(LogicalError::invalid(
+                "Role and Static Role names must be unique",
+            ));
+        }
+        let mut r = existing.unwrap_or_default();
         r.name = name;
         if c.data.is_set("db_name") {
             r.db_name = c.data.str_or("db_name", "")?;
@@ -175,13 +186,17 @@ pub(crate) fn paths() -> Vec<Path<Database>> {
         Path::new("roles/?")
             .op(Operation::List, |b: &Database, c| Box::pin(b.list_roles(c)))
             .help("List the roles."),
-        role.op(Operation::Update, |b: &Database, c| {
-            Box::pin(b.write_role(c))
-        })
-        .op(Operation::Read, |b: &Database, c| Box::pin(b.read_role(c)))
-        .op(Operation::Delete, |b: &Database, c| {
-            Box::pin(b.delete_role(c))
-        })
-        .help("Manage a role: how credentials are created and revoked."),
+        role.existence(|b: &Database, c| Box::pin(b.role_exists(c)))
+            .op(Operation::Create, |b: &Database, c| {
+                Box::pin(b.write_role(c))
+            })
+            .op(Operation::Update, |b: &Database, c| {
+                Box::pin(b.write_role(c))
+            })
+            .op(Operation::Read, |b: &Database, c| Box::pin(b.read_role(c)))
+            .op(Operation::Delete, |b: &Database, c| {
+                Box::pin(b.delete_role(c))
+            })
+            .help("Manage a role: how credentials are created and revoked."),
     ]
 }

@@ -5,20 +5,35 @@
 //! Invariants:
 //! - Statements of one operation run in one transaction where the database
 //!   has transactional DDL (PostgreSQL); either every statement took effect
-//!   or none did.
+//!   or none did. Where it has not (MySQL/MariaDB), failed creation
+//!   statements are undone by the role's rollback statements and the
+//!   default drop ([`Pool::create`]).
 //! - Values reach statements only through the `{{name}}`, `{{username}}`,
 //!   `{{password}}` and `{{expiration}}` placeholders; usernames and
 //!   passwords are generated from safe alphabets (letters, digits, `-`),
-//!   never taken from the client.
+//!   never taken from the client ([`username`] replaces anything else in a
+//!   display or role name with `-`).
 //! - A database error keeps its source; [`to_logical`] is the one place it
 //!   becomes a client answer.
 
 use std::sync::Arc;
 
+use rand::Rng;
+
 use arca_sdk::LogicalError;
 
-use crate::model::{DbConfig, POSTGRES_PLUGIN};
-use crate::postgres;
+use crate::model::{DbConfig, MYSQL_LEGACY_PLUGINS, MYSQL_PLUGIN, POSTGRES_PLUGIN};
+use crate::{mysql, postgres};
+
+/// Is `plugin` one of the MySQL/MariaDB plugins?
+pub(crate) fn is_mysql(plugin: &str) -> bool {
+    plugin == MYSQL_PLUGIN || MYSQL_LEGACY_PLUGINS.contains(&plugin)
+}
+
+/// The plugins this server runs.
+pub(crate) fn is_known(plugin: &str) -> bool {
+    plugin == POSTGRES_PLUGIN || is_mysql(plugin)
+}
 
 /// Why a database operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,14 +83,19 @@ pub(crate) fn queries(statements: &[String], v: &Values<'_>) -> Vec<String> {
 }
 
 /// The connections of one configured database.
+// One per configured connection, behind an `Arc`: the variants' sizes do
+// not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Pool {
     Postgres(postgres::Pool),
+    Mysql(mysql::Pool),
 }
 
 impl Pool {
     pub fn new(c: &DbConfig) -> Result<Arc<Pool>, DbError> {
         match c.plugin_name.as_str() {
             POSTGRES_PLUGIN => Ok(Arc::new(Pool::Postgres(postgres::Pool::new(c)?))),
+            p if is_mysql(p) => Ok(Arc::new(Pool::Mysql(mysql::Pool::new(c)?))),
             other => Err(DbError::Config(format!("unknown plugin {other:?}"))),
         }
     }
@@ -84,6 +104,7 @@ impl Pool {
     pub async fn verify(&self) -> Result<(), DbError> {
         match self {
             Pool::Postgres(p) => p.verify().await,
+            Pool::Mysql(p) => p.verify().await,
         }
     }
 
@@ -91,6 +112,22 @@ impl Pool {
     pub async fn run(&self, statements: &[String], v: &Values<'_>) -> Result<(), DbError> {
         match self {
             Pool::Postgres(p) => p.run(statements, v).await,
+            Pool::Mysql(p) => p.run(statements, v).await,
+        }
+    }
+
+    /// Runs a role's creation statements. Nothing of a failed creation
+    /// stays: PostgreSQL rolls its transaction back; MySQL runs
+    /// `rollback` (the role's rollback statements) and drops the user.
+    pub async fn create(
+        &self,
+        creation: &[String],
+        rollback: &[String],
+        v: &Values<'_>,
+    ) -> Result<(), DbError> {
+        match self {
+            Pool::Postgres(p) => p.run(creation, v).await,
+            Pool::Mysql(p) => p.create(creation, rollback, v).await,
         }
     }
 
@@ -98,6 +135,7 @@ impl Pool {
     pub async fn drop_user(&self, name: &str) -> Result<(), DbError> {
         match self {
             Pool::Postgres(p) => p.drop_user(name).await,
+            Pool::Mysql(p) => p.drop_user(name).await,
         }
     }
 
@@ -105,6 +143,7 @@ impl Pool {
     pub fn close(&self) {
         match self {
             Pool::Postgres(p) => p.close(),
+            Pool::Mysql(p) => p.close(),
         }
     }
 }
@@ -113,14 +152,63 @@ impl Pool {
 pub(crate) fn max_username_len(plugin: &str) -> usize {
     match plugin {
         POSTGRES_PLUGIN => 63,
+        p if MYSQL_LEGACY_PLUGINS.contains(&p) => 16,
         _ => 32,
     }
+}
+
+/// The plugin's default username (Vault's default `username_template`):
+/// - PostgreSQL: `v-<display name, 8>-<role, 8>-<20 random>-<unix time>`,
+///   cut to 63;
+/// - MySQL: `v-<display name, 10>-<role, 10>-<20 random>-<unix time>`,
+///   cut to 32;
+/// - the legacy MySQL plugins (aurora, rds, legacy):
+///   `v-<role, 4>-<20 random>`, cut to 16.
+///
+/// Display and role names keep letters, digits and `-`; anything else
+/// becomes `-` (Vault's token store does the same to display names).
+pub(crate) fn username(plugin: &str, display_name: &str, role: &str, now: i64) -> String {
+    let trunc = |s: &str, n: usize| -> String {
+        s.chars()
+            .take(n)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    let random: String = rand::rngs::OsRng
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect();
+    let display = if display_name.is_empty() {
+        "token"
+    } else {
+        display_name
+    };
+    let name = if MYSQL_LEGACY_PLUGINS.contains(&plugin) {
+        format!("v-{}-{random}", trunc(role, 4))
+    } else {
+        let meta = if is_mysql(plugin) { 10 } else { 8 };
+        format!(
+            "v-{}-{}-{random}-{now}",
+            trunc(display, meta),
+            trunc(role, meta)
+        )
+    };
+    // ASCII only: cutting bytes cuts characters.
+    name.chars().take(max_username_len(plugin)).collect()
 }
 
 /// Statements that extend a user's validity when the role has none.
 pub(crate) fn default_renew_statements(plugin: &str) -> Vec<String> {
     match plugin {
         POSTGRES_PLUGIN => vec![r#"ALTER ROLE "{{name}}" VALID UNTIL '{{expiration}}';"#.into()],
+        // MySQL has no expiry to move: a renewal only extends the lease.
         _ => Vec::new(),
     }
 }
@@ -130,6 +218,9 @@ pub(crate) fn default_renew_statements(plugin: &str) -> Vec<String> {
 pub(crate) fn default_password_statements(plugin: &str) -> Vec<String> {
     match plugin {
         POSTGRES_PLUGIN => vec![r#"ALTER ROLE "{{name}}" WITH PASSWORD '{{password}}';"#.into()],
+        p if is_mysql(p) => {
+            vec!["ALTER USER '{{username}}'@'%' IDENTIFIED BY '{{password}}';".into()]
+        }
         _ => Vec::new(),
     }
 }
@@ -157,6 +248,55 @@ pub(crate) fn to_logical(what: &str, e: DbError) -> LogicalError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usernames_follow_vaults_default_templates() {
+        let now = 1_700_000_000;
+        let u = username(POSTGRES_PLUGIN, "token", "readonly-role", now);
+        assert!(u.starts_with("v-token-readonly-"), "{u}");
+        assert!(u.ends_with("-1700000000"), "{u}");
+        assert_eq!(u.len(), 2 + 5 + 1 + 8 + 1 + 20 + 1 + 10);
+        let long = username(POSTGRES_PLUGIN, &"x".repeat(40), &"y".repeat(40), now);
+        assert_eq!(long.len(), 2 + 8 + 1 + 8 + 1 + 20 + 1 + 10);
+
+        let m = username(MYSQL_PLUGIN, "userpass-alice", "readonly-role", now);
+        assert!(m.starts_with("v-userpass-a-readonly-r-"), "{m}");
+        assert_eq!(m.len(), 32, "{m}");
+        // v-token-ro-<20 random>-<time>: the time is cut off at 32.
+        let short = username(MYSQL_PLUGIN, "token", "ro", now);
+        assert!(
+            short.starts_with("v-token-ro-") && short.ends_with('-'),
+            "{short}"
+        );
+        assert_eq!(short.len(), 32);
+        for legacy in MYSQL_LEGACY_PLUGINS {
+            let l = username(legacy, "token", "readonly", now);
+            assert!(l.starts_with("v-read-"), "{l}");
+            assert_eq!(l.len(), 16, "{l}");
+            assert_eq!(max_username_len(legacy), 16);
+        }
+        // Nothing but letters, digits and '-', whatever the names hold.
+        let odd = username(MYSQL_PLUGIN, "a'b;c", "é\\x", now);
+        assert!(odd.starts_with("v-a-b-c---x-"), "{odd}");
+        for n in [u, m, odd] {
+            assert!(
+                n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn mysql_defaults() {
+        assert!(is_mysql(MYSQL_PLUGIN) && is_known(MYSQL_PLUGIN));
+        assert!(!is_mysql(POSTGRES_PLUGIN) && is_known(POSTGRES_PLUGIN));
+        assert!(!is_known("mssql-database-plugin"));
+        assert!(default_renew_statements(MYSQL_PLUGIN).is_empty());
+        assert_eq!(
+            default_password_statements(MYSQL_PLUGIN),
+            ["ALTER USER '{{username}}'@'%' IDENTIFIED BY '{{password}}';"]
+        );
+    }
 
     #[test]
     fn statements_split_and_render() {

@@ -198,7 +198,10 @@ impl Pool {
 
     /// Drops a user when the role has no revocation statements: ends its
     /// sessions, hands what it owns in this database to the connection's
-    /// user, drops its privileges and the role.
+    /// user, drops its privileges and the role. The connection's user takes
+    /// membership of the role first: a `CREATEROLE` user that is not a
+    /// superuser (the dedicated user Vault's docs recommend) may not
+    /// reassign a role's objects otherwise.
     pub async fn drop_user(&self, name: &str) -> Result<(), DbError> {
         let conn = self.get().await?;
         conn.execute(
@@ -217,7 +220,7 @@ impl Pool {
         }
         let ident = quote_ident(name);
         conn.batch_execute(&format!(
-        "BEGIN; REASSIGN OWNED BY {ident} TO CURRENT_USER; DROP OWNED BY {ident}; DROP ROLE IF EXISTS {ident}; COMMIT;"
+        "BEGIN; GRANT {ident} TO CURRENT_USER; REASSIGN OWNED BY {ident} TO CURRENT_USER; DROP OWNED BY {ident}; DROP ROLE IF EXISTS {ident}; COMMIT;"
     ))
     .await
     .map_err(statement_error)

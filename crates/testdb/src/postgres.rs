@@ -3,6 +3,9 @@
 //! password is random (`--auth-local=trust
 //! --auth-host=scram-sha-256`), `pg_ctl start` on a free loopback port with
 //! its Unix socket in that directory, and `pg_ctl stop -m immediate` on drop.
+//! `stop` and `start_again` take the same cluster down and back up on the
+//! same port and data directory (chaos tests: the database restarts under
+//! a running server).
 //!
 //! Invariants:
 //! * the server binaries are required: a missing `initdb` fails the test
@@ -292,12 +295,58 @@ impl Postgres {
         }
     }
 
-    /// Stop the cluster now (`pg_ctl stop -m immediate`); drop does it too.
+    /// Stop the cluster now (`pg_ctl stop -m immediate`: every session
+    /// is cut, as in a crash); drop does it too. [`Postgres::start_again`]
+    /// brings it back.
     pub fn stop(&mut self) {
         if self.running {
             self.pg_ctl_stop();
             self.running = false;
         }
+    }
+
+    /// Start the stopped cluster again: the same data directory, port,
+    /// superuser and password (what clients connected before reach again);
+    /// returns once it accepts connections. Panics if it is running, or if
+    /// it cannot start (e.g. the port was taken meanwhile) with its log.
+    pub fn start_again(&mut self) {
+        assert!(
+            !self.running,
+            "PostgreSQL on port {} is already running",
+            self.port
+        );
+        if let Err(e) = self.pg_ctl_start() {
+            panic!("cannot start PostgreSQL again on port {}: {e}", self.port);
+        }
+        self.running = true;
+        self.wait_ready();
+    }
+
+    /// [`stop`](Postgres::stop) then [`start_again`](Postgres::start_again).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.start_again();
+    }
+
+    /// Started and not stopped (by [`stop`](Postgres::stop)).
+    pub fn is_running(&self) -> bool {
+        self.running
+    }
+
+    /// The postmaster's process id (first line of `postmaster.pid`), while
+    /// it runs. Its children (one backend per connection, and the
+    /// background processes) have it as their parent.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        if !self.running {
+            return None;
+        }
+        fs::read_to_string(self.data_dir().join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     /// A `psql` that prints bare rows (`-tA`), stops on the first error and
@@ -409,7 +458,7 @@ pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     let out = Command::new("id")
         .arg("-u")
         .stdin(Stdio::null())
@@ -438,7 +487,7 @@ fn unprivileged_user() -> String {
     panic!("running as root and neither a `postgres` nor a `nobody` user exists to run initdb");
 }
 
-fn user_ids(user: &str) -> (u32, u32) {
+pub(crate) fn user_ids(user: &str) -> (u32, u32) {
     let id = |flag: &str| -> u32 {
         let out = Command::new("id")
             .args([flag, user])
@@ -453,7 +502,7 @@ fn user_ids(user: &str) -> (u32, u32) {
     (id("-u"), id("-g"))
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind 127.0.0.1:0")
         .local_addr()
@@ -461,7 +510,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn random_hex(n: usize) -> String {
+pub(crate) fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut buf))
@@ -472,7 +521,7 @@ fn random_hex(n: usize) -> String {
 /// Runs `c` with stdin closed, output captured through files in `scratch`
 /// (a postmaster started by `pg_ctl` inherits no pipe to wait on), killed
 /// after [`COMMAND_TIMEOUT`].
-fn run(mut c: Command, scratch: &Path) -> PgOut {
+pub(crate) fn run(mut c: Command, scratch: &Path) -> PgOut {
     let id = random_hex(6);
     let out_p = scratch.join(format!(".out-{id}"));
     let err_p = scratch.join(format!(".err-{id}"));

@@ -12,7 +12,6 @@
 //!   `HOME` (the CLI's token helper writes `~/.vault-token`).
 #![allow(dead_code)]
 
-
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
