@@ -764,6 +764,36 @@ fn rotate_root_leaves_a_password_only_arca_knows() {
     read_creds(&bao, "readonly");
     bao.run(&["write", "-f", "database/rotate-root/missing"])
         .api_error(400, "not found");
+
+    // username_template: Vault's template language; a template that does
+    // not parse is refused and the old one stays.
+    bao.run(&[
+        "write",
+        "database/config/pg",
+        r#"username_template={{ printf "app-%s-%s" (.RoleName | uppercase) (random 6) | truncate 20 }}"#,
+    ])
+    .ok();
+    let c = read_creds(&bao, "readonly");
+    assert!(c.username.starts_with("app-READONLY-"), "{}", c.username);
+    assert_eq!(c.username.len(), 19, "{}", c.username);
+    assert!(pg.psql_as(&c.username, &c.password, "SELECT 1").ok);
+    let cfg = bao.json(&["read", "-format=json", "database/config/pg"]);
+    assert!(
+        cfg["data"]["connection_details"]["username_template"]
+            .as_str()
+            .unwrap()
+            .contains("printf"),
+        "{cfg}"
+    );
+    bao.run(&[
+        "write",
+        "database/config/pg",
+        "username_template={{ .RoleName | nosuchfunction }}",
+    ])
+    .api_error(400, "nosuchfunction");
+    assert!(read_creds(&bao, "readonly")
+        .username
+        .starts_with("app-READONLY-"));
 }
 
 #[test]
@@ -792,7 +822,10 @@ fn hvac_database_methods() {
             .collect()
     };
     let creds = line("CREDS ");
-    assert!(!pg.role_exists(&creds[0]), "revoked through hvac, still there");
+    assert!(
+        !pg.role_exists(&creds[0]),
+        "revoked through hvac, still there"
+    );
     let st = line("STATIC ");
     assert!(pg.psql_as("app", &st[1], "SELECT 1").ok);
     assert!(!pg.psql_as("app", "before-arca", "SELECT 1").ok);

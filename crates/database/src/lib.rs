@@ -4,9 +4,10 @@
 //!
 //! It runs the PostgreSQL plugin (`postgresql-database-plugin`) and the
 //! MySQL/MariaDB plugins (`mysql-database-plugin` and its aurora, rds and
-//! legacy variants) in-process; static roles, root rotation, custom username
-//! templates and TLS to the database come later and are refused by name
-//! until then.
+//! legacy variants) in-process, with static roles (`static-roles/:name`,
+//! `static-creds/:name`, `rotate-role/:name`), root rotation
+//! (`rotate-root/:name`) and Vault's `username_template` language; TLS to
+//! the database comes later and is refused by name until then.
 //!
 //! Invariants: a database user exists only while its lease does; root
 //! credentials are stored encrypted like all storage and never returned;
@@ -22,5 +23,6 @@ mod path_static;
 mod plugin;
 mod postgres;
 mod rotation;
+mod template;
 
 pub use backend::{factory, new_backend, Database};

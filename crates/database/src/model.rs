@@ -41,6 +41,9 @@ pub(crate) struct DbConfig {
     /// Seconds; 0: connections live as long as they work.
     pub max_connection_lifetime: u64,
     pub password_policy: String,
+    /// Vault's `username_template` (`template`); empty: the plugin's default.
+    #[serde(default)]
+    pub username_template: String,
     pub root_rotation_statements: Vec<String>,
 }
 

@@ -605,6 +605,7 @@ mod tests {
             max_idle_connections: 0,
             max_connection_lifetime: 0,
             password_policy: String::new(),
+            username_template: String::new(),
             root_rotation_statements: vec![],
         }
     }

@@ -14,6 +14,7 @@ use crate::model::{
     self, DbConfig, CONFIG_PREFIX, MYSQL_LEGACY_PLUGINS, MYSQL_PLUGIN, POSTGRES_PLUGIN,
 };
 use crate::plugin::{self, Pool};
+use crate::template::UsernameTemplate;
 
 macro_rules! name_re {
     () => {
@@ -25,7 +26,6 @@ pub(crate) use name_re;
 /// Fields Vault has that this engine does not do yet: refused when given
 /// a value, never accepted and ignored.
 const NOT_YET: &[&str] = &[
-    "username_template",
     "disable_escaping",
     "tls_certificate",
     "tls_ca",
@@ -127,6 +127,10 @@ impl Database {
                 _ => old.map(|o| o.max_connection_lifetime).unwrap_or(0),
             },
             password_policy: text("password_policy", old.map(|o| o.password_policy.as_str()))?,
+            username_template: text(
+                "username_template",
+                old.map(|o| o.username_template.as_str()),
+            )?,
             root_rotation_statements: match crate::path_roles::statements(
                 "root_rotation_statements",
                 c.data.raw().get("root_rotation_statements"),
@@ -139,6 +143,11 @@ impl Database {
         };
         if cfg.connection_url.is_empty() {
             return Err(LogicalError::invalid("connection_url cannot be empty"));
+        }
+        if !cfg.username_template.is_empty() {
+            UsernameTemplate::parse(&cfg.username_template).map_err(|e| {
+                LogicalError::invalid(format!("unable to initialize username template: {e}"))
+            })?;
         }
         if !cfg.password_policy.is_empty() {
             // Refuse a policy that does not exist now rather than at creds time.
@@ -185,6 +194,9 @@ impl Database {
             "password_authentication".into(),
             json!(cfg.password_authentication),
         );
+        if !cfg.username_template.is_empty() {
+            details.insert("username_template".into(), json!(cfg.username_template));
+        }
         let mut m = Map::new();
         m.insert("plugin_name".into(), json!(cfg.plugin_name));
         m.insert("plugin_version".into(), json!(""));
@@ -284,6 +296,11 @@ pub(crate) fn paths() -> Vec<Path<Database>> {
             "password_policy",
             FieldType::String,
             "Password policy for generated passwords (sys/policies/password).",
+        ))
+        .field(Field::new(
+            "username_template",
+            FieldType::String,
+            "Vault's username template ({{.DisplayName}}, {{.RoleName}}, random, truncate, printf, ...).",
         ))
         .field(Field::new(
             "root_rotation_statements",

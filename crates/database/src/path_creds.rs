@@ -16,9 +16,10 @@ use serde_json::{Map, Value};
 use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
 
 use crate::backend::{Database, SECRET_CREDS};
-use crate::model;
+use crate::model::{self, DbConfig};
 use crate::path_config::name_re;
 use crate::plugin::{self, Values};
+use crate::template::{TemplateData, TemplateError, UsernameTemplate};
 
 /// The format Vault's PostgreSQL plugin gives `{{expiration}}`.
 fn expiration(at: DateTime<Utc>) -> String {
@@ -32,6 +33,53 @@ fn lease_str<'a>(c: &'a Ctx<'_>, key: &str) -> Result<&'a str, LogicalError> {
         .and_then(|s| s.internal_data.get(key))
         .and_then(Value::as_str)
         .ok_or_else(|| LogicalError::internal(format!("the lease has no {key}")))
+}
+
+/// The new user's name: the connection's `username_template` rendered, or
+/// the plugin's default. A rendered name that statements could not quote
+/// safely, or that the database would not take, is refused.
+fn new_username(
+    cfg: &DbConfig,
+    display_name: &str,
+    role: &str,
+    now: i64,
+) -> Result<String, LogicalError> {
+    if cfg.username_template.is_empty() {
+        return Ok(plugin::username(&cfg.plugin_name, display_name, role, now));
+    }
+    let bad = |e: TemplateError| LogicalError::invalid(format!("username_template: {e}"));
+    let name = UsernameTemplate::parse(&cfg.username_template)
+        .map_err(bad)?
+        .render(
+            &TemplateData {
+                display_name,
+                role_name: role,
+            },
+            now.saturating_mul(1000),
+        )
+        .map_err(bad)?;
+    if name.is_empty() {
+        return Err(LogicalError::invalid(
+            "username_template produced an empty username",
+        ));
+    }
+    if name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '"' | '\'' | '\\' | ';' | '`'))
+    {
+        return Err(LogicalError::invalid(format!(
+            "username_template produced {name:?}: quotes, backslashes, semicolons and control characters are not allowed in usernames"
+        )));
+    }
+    let max = plugin::max_username_len(&cfg.plugin_name);
+    if name.len() > max {
+        return Err(LogicalError::invalid(format!(
+            "username_template produced a username of {} bytes; {} takes at most {max}: add `| truncate {max}`",
+            name.len(),
+            cfg.plugin_name
+        )));
+    }
+    Ok(name)
 }
 
 impl Database {
@@ -63,7 +111,7 @@ impl Database {
         if max > 0 {
             ttl = ttl.min(max);
         }
-        let name = plugin::username(&cfg.plugin_name, &c.req.display_name, &role_name, now);
+        let name = new_username(&cfg, &c.req.display_name, &role_name, now)?;
         let password = zeroize::Zeroizing::new(
             self.system
                 .generate_password(Some(cfg.password_policy.as_str()))
