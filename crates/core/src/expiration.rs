@@ -272,7 +272,10 @@ impl Core {
 
     /// Gives a secret a backend returned its lease: the TTL within the
     /// mount's limits (a warning when capped), stored with its indexes.
-    /// Returns the lease id and the TTL granted.
+    /// Returns the lease id and the TTL granted. A secret whose lease cannot
+    /// be stored (this node lost leadership, storage failed) is revoked at
+    /// once through its backend, so that nothing it created outside Arca (a
+    /// database user) outlives the failed request.
     pub(crate) async fn register_lease(
         &self,
         st: &Unsealed,
@@ -282,7 +285,6 @@ impl Core {
         mut secret: Secret,
         warnings: &mut Vec<String>,
     ) -> Result<(String, u64), LogicalError> {
-        self.require_active()?;
         let mount_max = self.mount_max_ttl(&route.entry);
         let max = match (secret.max_ttl, mount_max) {
             (0, m) => m,
@@ -317,7 +319,23 @@ impl Core {
             revoke_attempts: 0,
             revoke_err: String::new(),
         };
-        st.leases.create(&e).await?;
+        let stored = match self.require_active() {
+            Ok(()) => st.leases.create(&e).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = stored {
+            match self.lease_callback(st, Operation::Revoke, &e, 0).await {
+                Ok(_) => tracing::warn!(
+                    path = request_path,
+                    "the lease could not be stored ({err}); its secret was revoked again"
+                ),
+                Err(revoke) => tracing::error!(
+                    path = request_path,
+                    "the lease could not be stored ({err}) and revoking its secret failed too ({revoke}): it may need cleaning up by hand"
+                ),
+            }
+            return Err(err);
+        }
         Ok((lease_id, ttl))
     }
 
