@@ -832,3 +832,159 @@ fn hvac_database_methods() {
     // rotate-root through hvac: the superuser's password changed.
     assert!(!pg.psql_as(&pg.superuser, &pg.password, "SELECT 1").ok);
 }
+
+/// A CA (`<name>-ca.pem`) and a server certificate for 127.0.0.1 only
+/// (`<name>-server.pem`, key `<name>-server.key`) in `dir`, by openssl.
+fn make_ca_and_server(dir: &std::path::Path, name: &str) {
+    let f = |s: &str| format!("{name}-{s}");
+    common::openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &f("ca.key"),
+            "-out",
+            &f("ca.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name} test CA"),
+        ],
+    );
+    common::openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &f("server.key"),
+            "-out",
+            &f("server.csr"),
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    common::write_file(dir, &f("ext.cnf"), "subjectAltName=IP:127.0.0.1\n");
+    common::openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &f("server.csr"),
+            "-CA",
+            &f("ca.pem"),
+            "-CAkey",
+            &f("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &f("server.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &f("ext.cnf"),
+        ],
+    );
+}
+
+#[test]
+fn postgres_over_tls_is_verified_as_sslmode_says() {
+    let (server, pg, root) = setup();
+    let bao = server.bao().with_token(&root);
+    let dir = bao.home.clone();
+    make_ca_and_server(&dir, "good");
+    make_ca_and_server(&dir, "other");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    // `tlsonly` may log in over TLS only.
+    pg.psql("CREATE ROLE tlsonly LOGIN CREATEROLE PASSWORD 'tls-pw';");
+    pg.enable_tls(
+        &read("good-server.pem"),
+        &read("good-server.key"),
+        "hostnossl all tlsonly 0.0.0.0/0 reject\nhostssl all tlsonly 127.0.0.1/32 scram-sha-256",
+    );
+    let config = |url_params: &str, host: &str| -> Out {
+        let url = format!(
+            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@{host}:{}/postgres?{url_params}",
+            pg.port
+        );
+        bao.run(&[
+            "write",
+            "database/config/tls",
+            "plugin_name=postgresql-database-plugin",
+            &url,
+            "username=tlsonly",
+            "password=tls-pw",
+            "allowed_roles=*",
+        ])
+    };
+    let good_ca = dir.join("good-ca.pem").display().to_string();
+    let other_ca = dir.join("other-ca.pem").display().to_string();
+
+    // Plain connections are refused by the server: so is the config.
+    config("sslmode=disable", "127.0.0.1").api_error(400, "no encryption");
+    // verify-full against another CA: refused, not stored.
+    config(
+        &format!("sslmode=verify-full&sslrootcert={other_ca}"),
+        "127.0.0.1",
+    )
+    .api_error(400, "certificate");
+    let (status, _) = server.http("GET", "/v1/database/config/tls", Some(&root), None);
+    assert_eq!(status, 404);
+    // verify-full against the right CA, but by a name the certificate does
+    // not hold: refused; verify-ca checks the chain only: accepted.
+    config(
+        &format!("sslmode=verify-full&sslrootcert={good_ca}"),
+        "localhost",
+    )
+    .api_error(400, "certificate");
+    config(
+        &format!("sslmode=verify-ca&sslrootcert={good_ca}"),
+        "localhost",
+    )
+    .ok();
+    // require without a CA: encrypted, unverified (libpq's meaning).
+    config("sslmode=require", "127.0.0.1").ok();
+    config(
+        &format!("sslmode=verify-full&sslrootcert={good_ca}"),
+        "127.0.0.1",
+    )
+    .ok();
+    let cfg = bao.json(&["read", "-format=json", "database/config/tls"]);
+    assert!(!cfg.to_string().contains("tls-pw"), "{cfg}");
+
+    // Credentials through the verified TLS connection.
+    write_role(
+        &bao,
+        "ro",
+        "tls",
+        "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        &[],
+    )
+    .ok();
+    let c = read_creds(&bao, "ro");
+    assert!(pg.psql_as(&c.username, &c.password, "SELECT 1").ok);
+    let ssl = pg.psql(
+        "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.usename = 'tlsonly'",
+    );
+    assert_eq!(ssl, "t", "Arca's connections are not all TLS");
+    bao.run(&["lease", "revoke", &c.lease_id]).ok();
+    assert!(!pg.role_exists(&c.username));
+
+    // A path that is not there: a clear error, nothing stored.
+    bao.run(&["delete", "database/config/tls"]).ok();
+    config(
+        "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        "127.0.0.1",
+    )
+    .api_error(400, "sslrootcert");
+}

@@ -8,10 +8,12 @@
 //! - Statements of one operation run in one transaction.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::model::DbConfig;
 use crate::plugin::{queries, DbError, Values};
@@ -42,14 +44,216 @@ fn statement_error(e: tokio_postgres::Error) -> DbError {
     }
 }
 
+/// libpq's `sslmode`, as Vault's plugin takes it from `connection_url`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SslMode {
+    Disable,
+    /// TLS when the server offers it (libpq's default), unverified.
+    Prefer,
+    /// TLS always; verified like `VerifyCa` when `sslrootcert` is given.
+    Require,
+    /// TLS; the chain must lead to `sslrootcert` (or the system's CAs).
+    VerifyCa,
+    /// `VerifyCa` and the certificate names the host connected to.
+    VerifyFull,
+}
+
+/// The TLS options of a connection string: `sslmode`, and `sslrootcert`,
+/// `sslcert`, `sslkey` as paths on this server (Vault reads them so too).
+#[derive(Debug, PartialEq, Eq)]
+struct TlsParams {
+    mode: SslMode,
+    rootcert: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+}
+
+const TLS_KEYS: &[&str] = &["sslmode", "sslrootcert", "sslcert", "sslkey"];
+
+/// Takes the TLS options out of a connection string (URL or key=value
+/// form): the rest, and the options.
+fn split_tls(conn: &str) -> Result<(String, TlsParams), DbError> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    let rest = if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
+        let mut url = url::Url::parse(conn)
+            .map_err(|e| DbError::Config(format!("connection_url is not a PostgreSQL URL: {e}")))?;
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        let kept: Vec<&(String, String)> = pairs
+            .iter()
+            .filter(|(k, v)| {
+                let tls = TLS_KEYS.contains(&k.as_str());
+                if tls {
+                    found.push((k.clone(), v.clone()));
+                }
+                !tls
+            })
+            .collect();
+        if kept.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(kept.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        }
+        url.to_string()
+    } else {
+        let mut kept = Vec::new();
+        for (k, raw, v) in key_values(conn)? {
+            if TLS_KEYS.contains(&k.as_str()) {
+                found.push((k, v));
+            } else {
+                kept.push(raw);
+            }
+        }
+        kept.join(" ")
+    };
+    let mut p = TlsParams {
+        mode: SslMode::Prefer,
+        rootcert: None,
+        cert: None,
+        key: None,
+    };
+    for (k, v) in found {
+        match k.as_str() {
+            "sslmode" => {
+                p.mode = match v.as_str() {
+                    "disable" => SslMode::Disable,
+                    "allow" | "prefer" => SslMode::Prefer,
+                    "require" => SslMode::Require,
+                    "verify-ca" => SslMode::VerifyCa,
+                    "verify-full" => SslMode::VerifyFull,
+                    other => {
+                        return Err(DbError::Config(format!(
+                            "sslmode {other:?} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                        )))
+                    }
+                }
+            }
+            "sslrootcert" => p.rootcert = Some(v),
+            "sslcert" => p.cert = Some(v),
+            _ => p.key = Some(v),
+        }
+    }
+    if p.cert.is_some() != p.key.is_some() {
+        return Err(DbError::Config(
+            "sslcert and sslkey go together: give both or neither".into(),
+        ));
+    }
+    Ok((rest, p))
+}
+
+/// The `key=value` pairs of a libpq keyword/value string: (key, the pair
+/// as written, the value unquoted).
+fn key_values(s: &str) -> Result<Vec<(String, String, String)>, DbError> {
+    let mut out = Vec::new();
+    let mut chars = s.char_indices().peekable();
+    loop {
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        let Some(&(start, _)) = chars.peek() else {
+            return Ok(out);
+        };
+        let mut key = String::new();
+        while let Some((_, c)) = chars.next_if(|(_, c)| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        if chars.next().map(|(_, c)| c) != Some('=') {
+            return Err(DbError::Config(format!(
+                "connection_url: missing \"=\" after {key:?}"
+            )));
+        }
+        while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+        let mut value = String::new();
+        if chars.next_if(|(_, c)| *c == '\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some((_, '\\')) => value.extend(chars.next().map(|(_, c)| c)),
+                    Some((_, '\'')) => break,
+                    Some((_, c)) => value.push(c),
+                    None => {
+                        return Err(DbError::Config(
+                            "connection_url: unterminated quoted value".into(),
+                        ))
+                    }
+                }
+            }
+        } else {
+            while let Some((_, c)) = chars.next_if(|(_, c)| !c.is_whitespace()) {
+                if c == '\\' {
+                    value.extend(chars.next().map(|(_, c)| c));
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        let end = chars.peek().map(|&(i, _)| i).unwrap_or(s.len());
+        out.push((key, s[start..end].to_string(), value));
+    }
+}
+
+fn read_pem(what: &str, path: &str) -> Result<String, DbError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| DbError::Config(format!("cannot read {what} {path:?} on this server: {e}")))
+}
+
+/// The TLS connector `p` asks for (`None`: plain connections).
+fn tls_connector(p: &TlsParams) -> Result<Option<MakeRustlsConnect>, DbError> {
+    use arca_sdk::tls;
+    if p.mode == SslMode::Disable {
+        return Ok(None);
+    }
+    let config_err = |e: String| DbError::Config(format!("TLS to PostgreSQL: {e}"));
+    let roots = || -> Result<rustls::RootCertStore, DbError> {
+        match p.rootcert.as_deref() {
+            None | Some("system") => tls::roots("").map_err(config_err),
+            Some(path) => tls::roots(&read_pem("sslrootcert", path)?)
+                .map_err(|e| config_err(format!("sslrootcert {path:?}: {e}"))),
+        }
+    };
+    let verify = match (p.mode, &p.rootcert) {
+        (SslMode::Require, Some(_)) => SslMode::VerifyCa,
+        (m, _) => m,
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| config_err(e.to_string()))?;
+    let builder = match verify {
+        SslMode::VerifyFull => builder.with_root_certificates(roots()?),
+        SslMode::VerifyCa => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(
+                tls::ChainOnly::new(roots()?).map_err(config_err)?,
+            )),
+        _ => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(tls::AnyCertificate(tls::provider()))),
+    };
+    let config = match (&p.cert, &p.key) {
+        (Some(cert), Some(key)) => {
+            let (chain, key) =
+                tls::client_identity(&read_pem("sslcert", cert)?, &read_pem("sslkey", key)?)
+                    .map_err(config_err)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| config_err(format!("sslcert/sslkey: {e}")))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Some(MakeRustlsConnect::new(config)))
+}
+
 /// The connection parameters of a config: its URL with `{{username}}` and
-/// `{{password}}` filled in (URL-encoded), as tokio-postgres reads it.
-pub(crate) fn connect_config(c: &DbConfig) -> Result<tokio_postgres::Config, DbError> {
+/// `{{password}}` filled in (URL-encoded), as tokio-postgres reads it, and
+/// the TLS connector its `sslmode` asks for.
+fn connect_config(
+    c: &DbConfig,
+) -> Result<(tokio_postgres::Config, Option<MakeRustlsConnect>), DbError> {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let url = c
         .connection_url
         .replace("{{username}}", &enc(&c.username))
         .replace("{{password}}", &enc(&c.password));
+    let (url, tls) = split_tls(&url)?;
     let mut cfg = tokio_postgres::Config::from_str(&url).map_err(|e| {
         DbError::Config(format!(
             "connection_url is not a PostgreSQL connection string: {e}"
@@ -61,15 +265,15 @@ pub(crate) fn connect_config(c: &DbConfig) -> Result<tokio_postgres::Config, DbE
     if cfg.get_password().is_none() && !c.password.is_empty() {
         cfg.password(&c.password);
     }
-    if matches!(cfg.get_ssl_mode(), tokio_postgres::config::SslMode::Require) {
-        return Err(DbError::Config(
-            "TLS connections to PostgreSQL are not available yet: use sslmode=disable (or prefer) in connection_url".into(),
-        ));
-    }
+    cfg.ssl_mode(match tls.mode {
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
     if cfg.get_connect_timeout().is_none() {
         cfg.connect_timeout(CONNECT_TIMEOUT);
     }
-    Ok(cfg)
+    Ok((cfg, tls_connector(&tls)?))
 }
 
 struct Idle {
@@ -80,6 +284,7 @@ struct Idle {
 /// Connections to one configured database.
 pub(crate) struct Pool {
     cfg: tokio_postgres::Config,
+    tls: Option<MakeRustlsConnect>,
     open: Semaphore,
     max_idle: usize,
     lifetime: Option<Duration>,
@@ -122,8 +327,10 @@ impl Pool {
         } else {
             (c.max_idle_connections as usize).min(max_open)
         };
+        let (cfg, tls) = connect_config(c)?;
         Ok(Pool {
-            cfg: connect_config(c)?,
+            cfg,
+            tls,
             open: Semaphore::new(max_open),
             max_idle,
             lifetime: (c.max_connection_lifetime > 0)
@@ -164,12 +371,27 @@ impl Pool {
                 None => break,
             }
         }
-        let (client, connection) = self.cfg.connect(NoTls).await.map_err(connect_error)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("database connection ended: {e}");
+        let client = match &self.tls {
+            None => {
+                let (client, connection) = self.cfg.connect(NoTls).await.map_err(connect_error)?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!("database connection ended: {e}");
+                    }
+                });
+                client
             }
-        });
+            Some(tls) => {
+                let (client, connection) =
+                    self.cfg.connect(tls.clone()).await.map_err(connect_error)?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!("database connection ended: {e}");
+                    }
+                });
+                client
+            }
+        };
         Ok(Conn {
             pool: self,
             conn: Some(Idle {
@@ -242,8 +464,46 @@ fn quote_ident(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn identifiers_are_quoted() {
-        assert_eq!(super::quote_ident(r#"a"b"#), r#""a""b""#);
+        assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
+    }
+
+    #[test]
+    fn tls_options_come_out_of_the_connection_string() {
+        let (rest, p) = split_tls(
+            "postgresql://u:p%40w@db:5432/app?sslmode=verify-full&sslrootcert=/ca.pem&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(rest, "postgresql://u:p%40w@db:5432/app?application_name=x");
+        assert_eq!(p.mode, SslMode::VerifyFull);
+        assert_eq!(p.rootcert.as_deref(), Some("/ca.pem"));
+        let (rest, p) = split_tls("postgres://db/app?sslmode=disable").unwrap();
+        assert_eq!(
+            (rest.as_str(), p.mode),
+            ("postgres://db/app", SslMode::Disable)
+        );
+        let (rest, p) = split_tls("postgres://db/app").unwrap();
+        assert_eq!(
+            (rest.as_str(), p.mode),
+            ("postgres://db/app", SslMode::Prefer)
+        );
+
+        let (rest, p) = split_tls(
+            "host=db user={{u}} password='a b\\'c' sslmode=require sslcert=/c.pem sslkey = /k.pem",
+        )
+        .unwrap();
+        assert_eq!(rest, "host=db user={{u}} password='a b\\'c'");
+        assert_eq!(p.mode, SslMode::Require);
+        assert_eq!(
+            (p.cert.as_deref(), p.key.as_deref()),
+            (Some("/c.pem"), Some("/k.pem"))
+        );
+
+        assert!(split_tls("postgres://db/?sslmode=maybe").is_err());
+        assert!(split_tls("postgres://db/?sslcert=/c.pem").is_err());
+        assert!(split_tls("host=db password='open").is_err());
     }
 }

@@ -21,127 +21,36 @@
 //! - A connection is closed (unbound, its driver task ended) when its
 //!   [`Conn`] is dropped or closed.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::{DerefAliases, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions};
-use rustls::pki_types::CertificateDer;
 
 use crate::config::Config;
 
-/// The system's CA certificates, loaded once.
-fn system_roots() -> &'static [CertificateDer<'static>] {
-    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
-}
-
-/// The certificates of a PEM text (at least one, each a usable trust
-/// anchor).
-pub(crate) fn parse_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("invalid PEM: {e}"))?;
-    if certs.is_empty() {
-        return Err("no PEM CERTIFICATE block found".into());
-    }
-    let mut store = rustls::RootCertStore::empty();
-    for c in &certs {
-        store
-            .add(c.clone())
-            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
-    }
-    Ok(certs)
-}
-
 /// The rustls client configuration `cfg` asks for.
 pub(crate) fn tls_config(cfg: &Config) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    if cfg.certificate.trim().is_empty() {
-        roots.add_parsable_certificates(system_roots().iter().cloned());
-    } else {
-        for c in parse_certificates(&cfg.certificate)? {
-            roots
-                .add(c)
-                .map_err(|e| format!("failed to parse server tls cert: {e}"))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = arca_sdk::tls::roots(&cfg.certificate)
+        .map_err(|e| format!("failed to parse server tls cert: {e}"))?;
+    let provider = arca_sdk::tls::provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&cfg.tls_versions()?)
         .map_err(|e| format!("TLS versions: {e}"))?;
     let builder = if cfg.insecure_tls {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_custom_certificate_verifier(Arc::new(arca_sdk::tls::AnyCertificate(provider)))
     } else {
         builder.with_root_certificates(roots)
     };
     if cfg.client_tls_cert.is_empty() && cfg.client_tls_key.is_empty() {
         return Ok(builder.with_no_client_auth());
     }
-    let chain: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut cfg.client_tls_cert.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("failed to parse client_tls_cert: {e}"))?;
-    if chain.is_empty() {
-        return Err("failed to parse client_tls_cert: no PEM CERTIFICATE block found".into());
-    }
-    let key = rustls_pemfile::private_key(&mut cfg.client_tls_key.as_bytes())
-        .map_err(|e| format!("failed to parse client_tls_key: {e}"))?
-        .ok_or("failed to parse client_tls_key: no PEM private key found")?;
+    let (chain, key) = arca_sdk::tls::client_identity(&cfg.client_tls_cert, &cfg.client_tls_key)
+        .map_err(|e| format!("failed to parse client_tls_cert/client_tls_key: {e}"))?;
     builder
         .with_client_auth_cert(chain, key)
         .map_err(|e| format!("failed to parse client X509 key pair: {e}"))
-}
-
-/// `insecure_tls`: any certificate is accepted (no chain, name or date
-/// check), but the handshake must be signed with its key.
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// Why a bind did not succeed.

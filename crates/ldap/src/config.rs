@@ -227,7 +227,7 @@ impl Config {
         }
         self.tls_versions()?;
         if !self.certificate.trim().is_empty() {
-            crate::client::parse_certificates(&self.certificate)
+            arca_sdk::tls::parse_certificates(&self.certificate)
                 .map_err(|e| format!("failed to parse server tls cert: {e}"))?;
         }
         match (

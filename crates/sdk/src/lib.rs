@@ -22,6 +22,7 @@ pub mod password;
 pub mod storage;
 pub mod system;
 pub mod testing;
+pub mod tls;
 pub mod token_fields;
 
 pub use field::{parse_duration, Field, FieldData, FieldType};

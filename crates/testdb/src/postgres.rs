@@ -328,6 +328,46 @@ impl Postgres {
         self.start_again();
     }
 
+    /// Turns TLS on with this server certificate and key (PEM), written
+    /// into the cluster's directory for its user, puts `hba` lines before
+    /// the existing `pg_hba.conf` rules (the first matching rule wins), and
+    /// reloads; returns once new sessions see `ssl = on`.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str, hba: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let cert = self.dir.path().join("server.crt");
+        let key = self.dir.path().join("server.key");
+        fs::write(&cert, cert_pem).unwrap();
+        fs::write(&key, key_pem).unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        if let Some(user) = &self.run_as {
+            let (uid, gid) = user_ids(user);
+            for p in [&cert, &key] {
+                std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        let hba_path = self.data_dir().join("pg_hba.conf");
+        let old = fs::read_to_string(&hba_path).unwrap();
+        fs::write(&hba_path, format!("{}\n{old}", hba.trim_end())).unwrap();
+        // One psql call each: ALTER SYSTEM refuses to run in a transaction.
+        for (k, v) in [
+            ("ssl_cert_file", quote_literal(&cert.display().to_string())),
+            ("ssl_key_file", quote_literal(&key.display().to_string())),
+            ("ssl", "on".to_string()),
+        ] {
+            self.psql(&format!("ALTER SYSTEM SET {k} = {v}"));
+        }
+        assert_eq!(self.psql("SELECT pg_reload_conf()"), "t");
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        while self.psql("SHOW ssl") != "on" {
+            assert!(
+                Instant::now() < deadline,
+                "ssl still off after reload:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Started and not stopped (by [`stop`](Postgres::stop)).
     pub fn is_running(&self) -> bool {
         self.running
