@@ -764,6 +764,23 @@ fn rotate_root_leaves_a_password_only_arca_knows() {
     read_creds(&bao, "readonly");
     bao.run(&["write", "-f", "database/rotate-root/missing"])
         .api_error(400, "not found");
+    // A password written into the URL would outlive a rotation: refused.
+    let fixed = format!(
+        "connection_url=postgresql://arca_admin:x@127.0.0.1:{}/postgres",
+        pg.port
+    );
+    bao.run(&[
+        "write",
+        "database/config/fixed",
+        "plugin_name=postgresql-database-plugin",
+        &fixed,
+        "username=arca_admin",
+        "password=x",
+        "verify_connection=false",
+    ])
+    .ok();
+    bao.run(&["write", "-f", "database/rotate-root/fixed"])
+        .api_error(400, "templating");
 
     // username_template: Vault's template language; a template that does
     // not parse is refused and the old one stays.

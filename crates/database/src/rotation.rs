@@ -206,6 +206,12 @@ impl Database {
                 "unable to rotate root credentials: no password in configuration",
             ));
         }
+        if !cfg.connection_url.contains("{{password}}") {
+            // A password written into the URL would outlive the rotation.
+            return Err(LogicalError::invalid(
+                "unable to rotate root credentials: connection_url must use {{username}} and {{password}} templating",
+            ));
+        }
         let wal_key = format!("{ROOT_WAL_PREFIX}{name}");
         let in_flight = model::get_wal(s, &wal_key).await?.is_some();
         let password = self.wal_password(s, &wal_key, &cfg).await?;
