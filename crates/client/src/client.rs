@@ -353,7 +353,7 @@ fn parse_secret(
     if resp.body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice::<Secret>(&resp.body)
+    Secret::from_json(&resp.body)
         .map(Some)
         .map_err(|e| ClientError {
             status: resp.status,

@@ -35,7 +35,35 @@ pub struct Secret {
     pub mount_type: String,
 }
 
+/// The keys that make a JSON object an envelope (or an error answer,
+/// `{"errors": [...]}`) rather than a bare answer.
+const ENVELOPE_KEYS: &[&str] = &[
+    "errors",
+    "request_id",
+    "lease_id",
+    "data",
+    "auth",
+    "wrap_info",
+    "warnings",
+];
+
 impl Secret {
+    /// A response body as the Go client reads it: an envelope, or (for the
+    /// endpoints that answer a bare object, like `sys/health`,
+    /// `sys/leader` or `sys/seal-status`) the whole object as `data`.
+    pub fn from_json(body: &[u8]) -> Result<Secret, serde_json::Error> {
+        let v: Value = serde_json::from_slice(body)?;
+        match v {
+            Value::Object(m) if !m.keys().any(|k| ENVELOPE_KEYS.contains(&k.as_str())) => {
+                Ok(Secret {
+                    data: Some(m),
+                    ..Default::default()
+                })
+            }
+            v => serde_json::from_value(v),
+        }
+    }
+
     /// One field of `data`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.data.as_ref().and_then(|d| d.get(key))
@@ -86,6 +114,26 @@ impl Secret {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn bare_answers_become_data_as_the_go_client_reads_them() {
+        let s =
+            Secret::from_json(br#"{"initialized":true,"sealed":false,"version":"2.7.2"}"#).unwrap();
+        assert_eq!(s.get("sealed"), Some(&json!(false)));
+        assert_eq!(s.get_str("version"), Some("2.7.2"));
+        assert_eq!(s.request_id, "");
+        // sys/mounts answers both top-level mounts and an envelope: the
+        // envelope wins.
+        let s = Secret::from_json(
+            br#"{"secret/":{"type":"kv"},"request_id":"r","data":{"secret/":{"type":"kv"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.request_id, "r");
+        assert!(s.get("secret/").is_some());
+        assert!(Secret::from_json(b"[1]").is_err());
+        // An error answer (a 404's `{"errors":[]}`) is no data.
+        assert!(!Secret::from_json(br#"{"errors":[]}"#).unwrap().has_content());
+    }
 
     #[test]
     fn round_trips_vault_shape() {

@@ -389,6 +389,7 @@ periodic_interval = "1s"
             addr: self.addr.clone(),
             home,
             token: None,
+            program: PathBuf::from(bao_bin()),
         }
     }
 
@@ -602,6 +603,9 @@ pub struct Bao {
     pub home: PathBuf,
     /// Sent as `BAO_TOKEN`; `None` leaves the token helper (`~/.vault-token`).
     pub token: Option<String>,
+    /// The program run: the `bao` CLI, or `arca` for side-by-side checks
+    /// ([`Bao::as_arca`]).
+    pub program: PathBuf,
 }
 
 /// Result of one CLI invocation.
@@ -687,10 +691,24 @@ impl Bao {
         }
     }
 
+    /// The same client, but the `arca` CLI: for running both side by side
+    /// on one server with the same HOME and token.
+    pub fn as_arca(&self) -> Bao {
+        Bao {
+            program: arca_bin(),
+            ..self.clone()
+        }
+    }
+
     /// Run `bao ARGS...` and return its exit code and output.
     pub fn run(&self, args: &[&str]) -> Out {
-        let cmd = format!("bao {}", args.join(" "));
-        let mut c = Command::new(bao_bin());
+        let name = self
+            .program
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let cmd = format!("{name} {}", args.join(" "));
+        let mut c = Command::new(&self.program);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
             if k.starts_with("VAULT_") || k.starts_with("BAO_") {
@@ -705,7 +723,7 @@ impl Bao {
             .current_dir(&self.home)
             .args(args);
         if let Some(t) = &self.token {
-            c.env("BAO_TOKEN", t);
+            c.env("BAO_TOKEN", t).env("VAULT_TOKEN", t);
         }
         let (code, stdout, stderr) = run_with_timeout(c, &self.home, COMMAND_TIMEOUT)
             .unwrap_or_else(|e| {
