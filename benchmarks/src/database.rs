@@ -12,10 +12,16 @@
 //! `--db-connections`, default 4 as Vault's, `allowed_roles` the role) and
 //! a role named after the server (`arca`, `openbao`: the users of the two
 //! never collide, `v-root-arca-...` and `v-root-openbao-...`) with the same
-//! statements for both: Vault's tutorial creation statements (`CREATE ROLE
-//! ... VALID UNTIL`, `GRANT SELECT ON ALL TABLES IN SCHEMA public`: one
-//! table) and explicit revocation statements (`REVOKE ALL ... ; DROP
-//! ROLE`), TTL 1 h. A check follows: one credential is read on every node,
+//! statements for both, TTL 1 h. `--statements group` (default): `CREATE
+//! ROLE ... LOGIN PASSWORD ... VALID UNTIL` and `GRANT bench_readers TO`
+//! the user (a group role that may read the one table), revoked with `DROP
+//! ROLE`; `--statements tutorial`: Vault's tutorial statements (`GRANT
+//! SELECT ON ALL TABLES IN SCHEMA public TO` the user) and its documented
+//! revocation (`REVOKE ALL ...; DROP ROLE`), which contend for the table's
+//! `pg_class` row (see [`TUTORIAL_CREATION_SQL`]). The password goes to
+//! PostgreSQL as is (`password_authentication` left at `password`): the
+//! server hashes it (SCRAM-SHA-256, 4096 iterations) in `CREATE ROLE`.
+//! A check follows: one credential is read on every node,
 //! its user must log in (`psql`) and read the table, and its revocation
 //! must drop it; a wrong answer stops the run. Then:
 //! 1. creds: `--concurrency` keep-alive connections (connection `i` to
@@ -45,13 +51,35 @@ use super::cluster::start;
 use super::pki::Client;
 use super::*;
 
-/// Vault's tutorial creation statements (docs/database.md).
-const CREATION_SQL: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' \
+/// `--statements group` (the default): each user is a member of a group
+/// role that may read the table. Every grant is a row of its own
+/// (`pg_auth_members`), so creations do not contend for one catalog row
+/// and any number of users can exist at once.
+const GROUP_CREATION_SQL: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' \
+VALID UNTIL '{{expiration}}';\nGRANT bench_readers TO \"{{name}}\";";
+const GROUP_REVOCATION_SQL: &str = "DROP ROLE IF EXISTS \"{{name}}\";";
+/// `--statements tutorial`: Vault's tutorial creation statements
+/// (docs/database.md) and its documented revocation statements. Every
+/// GRANT and REVOKE rewrites the table's ACL, one `pg_class` row: two at
+/// once in different transactions fail with "tuple concurrently updated"
+/// unless the server runs one creation at a time, and the ACL stops
+/// growing near 2,400 grantees ("row is too big": `pg_class` has no TOAST),
+/// which caps how many users can exist and so the length of the creds
+/// phase this mode can measure.
+const TUTORIAL_CREATION_SQL: &str = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' \
 VALID UNTIL '{{expiration}}';\nGRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{{name}}\";";
-/// Vault's documented PostgreSQL revocation statements.
-const REVOCATION_SQL: &str =
+const TUTORIAL_REVOCATION_SQL: &str =
     "REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM \"{{name}}\";\n\
 DROP ROLE IF EXISTS \"{{name}}\";";
+
+/// (creation, revocation) statements of `--statements`.
+fn statements(cfg: &Config) -> (&'static str, &'static str) {
+    if cfg.db_statements == "tutorial" {
+        (TUTORIAL_CREATION_SQL, TUTORIAL_REVOCATION_SQL)
+    } else {
+        (GROUP_CREATION_SQL, GROUP_REVOCATION_SQL)
+    }
+}
 /// Credentials made for the revoke-prefix phase.
 const PREFIX_LEASES: usize = 500;
 /// The revoke phase stops after this many times `--duration` (60 s at
@@ -303,6 +331,7 @@ async fn run_load(
 /// Mounts `database/`, writes `config/pg` and the role of `kind`.
 async fn setup(c: &mut Client, kind: ServerKind, pg: &Postgres, cfg: &Config) -> Result<()> {
     let role = role_of(kind);
+    let (creation, revocation) = statements(cfg);
     c.post("/v1/sys/mounts/database", json!({"type": "database"}))
         .await?;
     c.post(
@@ -321,8 +350,8 @@ async fn setup(c: &mut Client, kind: ServerKind, pg: &Postgres, cfg: &Config) ->
         &format!("/v1/database/roles/{role}"),
         json!({
             "db_name": "pg",
-            "creation_statements": [CREATION_SQL],
-            "revocation_statements": [REVOCATION_SQL],
+            "creation_statements": [creation],
+            "revocation_statements": [revocation],
             "default_ttl": "1h",
             "max_ttl": "24h",
         }),
@@ -373,6 +402,48 @@ async fn check_everywhere(kind: ServerKind, targets: &[Target], pg: &Postgres) -
 
 // ---------------------------------------------------------------- bench --
 
+/// Revokes what is left of `role`'s leases, untimed: `revoke-prefix`,
+/// again while users remain and it makes progress (a prefix revocation
+/// stops at its first failure); then, if users are still there, forgets
+/// their leases (`revoke-force`) and drops the users with `psql`. Returns
+/// how many users had to be dropped by hand.
+async fn clean_up(admin: &mut Client, pg: &Postgres, role: &str, name: &str) -> u64 {
+    let prefix_path = format!("/v1/sys/leases/revoke-prefix/database/creds/{role}");
+    let mut left = users_of(pg, role);
+    for _ in 0..20 {
+        if left == 0 {
+            return 0;
+        }
+        if let Err(e) = admin.post(&prefix_path, json!({})).await {
+            eprintln!("[{name}]   clean-up: {left} users left; revoke-prefix: {e:#}");
+        }
+        let now = users_of(pg, role);
+        if now >= left {
+            left = now;
+            break;
+        }
+        left = now;
+    }
+    if left == 0 {
+        return 0;
+    }
+    eprintln!("[{name}]   clean-up: {left} users left; revoke-force and DROP ROLE by hand");
+    let _ = admin
+        .post(
+            &format!("/v1/sys/leases/revoke-force/database/creds/{role}"),
+            json!({}),
+        )
+        .await;
+    pg.psql(&format!(
+        "DO $$ DECLARE r record; BEGIN \
+         FOR r IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%-{role}-%' LOOP \
+         EXECUTE format('REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM %I', r.rolname); \
+         EXECUTE format('DROP ROLE %I', r.rolname); \
+         END LOOP; END $$"
+    ));
+    left
+}
+
 async fn bench_server(
     kind: ServerKind,
     cfg: &Config,
@@ -389,6 +460,9 @@ async fn bench_server(
         .ok_or_else(|| anyhow!("no postmaster.pid for PostgreSQL"))?;
     let mut running = start(kind, cfg, out_dir, ServerProc::start).await?;
     let pids = running.pids.clone();
+    // Resident set of the started server before anything is mounted.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss: u64 = pids.iter().filter_map(|&p| read_mem(p)).map(|m| m.1).sum();
     let samplers: Vec<MemSampler> = pids.iter().map(|&p| MemSampler::start(p)).collect();
     let targets: Vec<Target> = running
         .addrs
@@ -465,27 +539,47 @@ async fn bench_server(
     }
     let mut admin = Client::new(&targets[0]);
     let prefix_path = format!("/v1/sys/leases/revoke-prefix/database/creds/{role}");
-    if users_left > 0 {
-        // Untimed clean-up of what the cap left.
-        admin.post(&prefix_path, json!({})).await?;
-    }
+    // Untimed clean-up of what failed or the cap left.
+    let mut dropped_by_hand = clean_up(&mut admin, pg, role, name).await;
 
     // revoke-prefix: PREFIX_LEASES credentials, one timed call.
     eprintln!("[{name}] revoke-prefix: making {PREFIX_LEASES} credentials");
-    let made = Arc::new(AtomicU64::new(0));
+    let (made, attempts) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut makers = Vec::new();
     for i in 0..cfg.concurrency {
-        let (t, made) = (targets[i % targets.len()].clone(), made.clone());
+        let t = targets[i % targets.len()].clone();
+        let (made, attempts) = (made.clone(), attempts.clone());
         makers.push(tokio::spawn(async move {
             let mut c = Client::new(&t);
-            while made.fetch_add(1, Ordering::Relaxed) < PREFIX_LEASES as u64 {
-                c.get(&format!("/v1/database/creds/{role}")).await?;
+            let mut first_error = None;
+            while made.load(Ordering::Relaxed) < PREFIX_LEASES as u64
+                && attempts.fetch_add(1, Ordering::Relaxed) < 20 * PREFIX_LEASES as u64
+            {
+                match c.get(&format!("/v1/database/creds/{role}")).await {
+                    Ok(_) => {
+                        made.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert_with(|| format!("{e:#}"));
+                    }
+                }
             }
-            Ok::<_, anyhow::Error>(())
+            first_error
         }));
     }
+    let mut making_error = None;
     for m in makers {
-        m.await??;
+        if let Some(e) = m.await? {
+            making_error.get_or_insert(e);
+        }
+    }
+    let made = made.load(Ordering::Relaxed);
+    let making_errors = attempts
+        .load(Ordering::Relaxed)
+        .min(20 * PREFIX_LEASES as u64)
+        .saturating_sub(made);
+    if let Some(e) = &making_error {
+        eprintln!("[{name}]   {made} made, {making_errors} failed; first error: {e}");
     }
     let prefix_users = users_of(pg, role);
     let (s0, p0) = cpu.read();
@@ -504,12 +598,18 @@ async fn bench_server(
         pg_cpu_s: p0.zip(p1).map(|(a, b)| b - a),
     };
     eprintln!(
-        "[{name}]   {} users dropped in {:.2} s ({:.0}/s), {} left",
+        "[{name}]   {} users dropped in {:.2} s ({:.0}/s), {} left{}",
         prefix.ok,
         prefix_elapsed.as_secs_f64(),
         prefix.rate(),
-        prefix_left
+        prefix_left,
+        prefix
+            .first_error
+            .as_ref()
+            .map(|e| format!("; error: {e}"))
+            .unwrap_or_default()
     );
+    dropped_by_hand += clean_up(&mut admin, pg, role, name).await;
 
     let hwm: Vec<u64> = samplers
         .into_iter()
@@ -522,11 +622,15 @@ async fn bench_server(
         "version": running.version,
         "nodes": running.addrs.len(),
         "role": role,
+        "idle_rss_kib": idle_rss,
         "peak_rss_kib": hwm.iter().sum::<u64>(),
         "node_peak_rss_kib": hwm,
         "users_after_creds": users,
         "users_left_after_revoke": users_left,
         "users_left_after_revoke_prefix": prefix_left,
+        "prefix_creds_failed": making_errors,
+        "prefix_creds_first_error": making_error,
+        "users_dropped_by_hand": dropped_by_hand,
         "phases": {
             "creds": creds.to_json(&format!("GET database/creds/{role}")),
             "revoke": revoke.to_json("POST sys/leases/revoke {lease_id} per lease"),
@@ -601,17 +705,42 @@ fn markdown(rows: &[Value], host: &Value) -> String {
             ));
         }
     }
-    md.push_str("\n| server | peak RSS MiB | users after creds | left after revoke | left after revoke-prefix |\n|---|---:|---:|---:|---:|\n");
+    md.push_str("\n| server | idle RSS MiB | peak RSS MiB | users after creds | left after revoke | left after revoke-prefix |\n|---|---:|---:|---:|---:|---:|\n");
     for r in rows {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} |\n",
             r["server"].as_str().unwrap_or("?"),
+            mib(r["idle_rss_kib"].as_u64().unwrap_or(0)),
             mib(r["peak_rss_kib"].as_u64().unwrap_or(0)),
             r["users_after_creds"],
             r["users_left_after_revoke"],
             r["users_left_after_revoke_prefix"],
         ));
     }
+    for r in rows {
+        let server = r["server"].as_str().unwrap_or("?");
+        for (p, label) in PHASES {
+            if let Some(e) = r["phases"][p]["first_error"].as_str() {
+                md.push_str(&format!(
+                    "\n- {server}, {label}: {} errors, first: {e}",
+                    r["phases"][p]["errors"]
+                ));
+            }
+        }
+        if let Some(e) = r["prefix_creds_first_error"].as_str() {
+            md.push_str(&format!(
+                "\n- {server}, making the revoke-prefix set: {} creds failed, first: {e}",
+                r["prefix_creds_failed"]
+            ));
+        }
+        if r["users_dropped_by_hand"].as_u64().unwrap_or(0) > 0 {
+            md.push_str(&format!(
+                "\n- {server}: {} users left after revoke-prefix retries, dropped by hand",
+                r["users_dropped_by_hand"]
+            ));
+        }
+    }
+    md.push('\n');
     if let [a, b] = rows {
         let m = |r: &Value| r["peak_rss_kib"].as_f64().unwrap_or(0.0);
         if m(b) > 0.0 {
@@ -634,11 +763,13 @@ pub(super) fn run(
     host: Value,
 ) -> Result<()> {
     let pg = Postgres::start();
-    // One table, so that the GRANT of the creation statements grants
-    // something and the check's login reads something.
+    // One table, which the users may read (through the group role, or
+    // their own GRANT) and the check's login reads.
     pg.psql(
         "CREATE TABLE bench_items (id int PRIMARY KEY, name text NOT NULL);
-         INSERT INTO bench_items VALUES (1, 'a'), (2, 'b'), (3, 'c');",
+         INSERT INTO bench_items VALUES (1, 'a'), (2, 'b'), (3, 'c');
+         CREATE ROLE bench_readers NOLOGIN;
+         GRANT SELECT ON bench_items TO bench_readers;",
     );
     let version = pg.psql("SHOW server_version");
     eprintln!(
@@ -679,8 +810,9 @@ pub(super) fn run(
                 "settings": "initdb --auth-host=scram-sha-256, fsync=off, max_connections=200, loopback TCP",
             },
             "max_open_connections": cfg.db_connections,
-            "creation_statements": CREATION_SQL,
-            "revocation_statements": REVOCATION_SQL,
+            "statements": cfg.db_statements,
+            "creation_statements": statements(cfg).0,
+            "revocation_statements": statements(cfg).1,
             "revoke_prefix_leases": PREFIX_LEASES,
         }),
         rows,
@@ -698,8 +830,17 @@ mod tests {
         let c = parse_args(&a("database")).unwrap();
         assert_eq!(c.mode, Mode::Database);
         assert_eq!((c.nodes, c.concurrency, c.db_connections), (1, 16, 4));
-        let c = parse_args(&a("database --nodes 3 -d 3s --db-connections 8")).unwrap();
+        assert_eq!(statements(&c).0, GROUP_CREATION_SQL);
+        let c = parse_args(&a(
+            "database --nodes 3 -d 3s --db-connections 8 --statements tutorial",
+        ))
+        .unwrap();
         assert_eq!((c.nodes, c.db_connections), (3, 8));
+        assert_eq!(
+            statements(&c),
+            (TUTORIAL_CREATION_SQL, TUTORIAL_REVOCATION_SQL)
+        );
+        assert!(parse_args(&a("database --statements other")).is_err());
         assert!(parse_args(&a("database --keys 5")).is_err());
         assert!(parse_args(&a("database --db-connections 0")).is_err());
         assert!(parse_args(&a("kv --db-connections 8")).is_err());

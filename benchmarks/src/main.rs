@@ -22,7 +22,7 @@
 //!                   [--timeout 15m]
 //! arca-bench transit [--nodes 1] [--servers ..] [--concurrency 32] [--duration 10s]
 //! arca-bench database [--nodes 1] [--servers ..] [--concurrency 16] [--duration 10s]
-//!                     [--db-connections 4]
+//!                     [--db-connections 4] [--statements group|tutorial]
 //! ```
 //!
 //! For each server: start it in dev mode on its own loopback port, wait for
@@ -111,6 +111,9 @@ struct Config {
     /// Database mode: `max_open_connections` of the connection (both
     /// servers).
     db_connections: u32,
+    /// Database mode: the role's statements, `group` (membership in a
+    /// group role) or `tutorial` (Vault's tutorial: GRANT on the tables).
+    db_statements: String,
     arca_bin: Option<PathBuf>,
     bao_bin: String,
     /// `None`: a free loopback port.
@@ -152,7 +155,7 @@ const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrenc
        arca-bench transit [--nodes 1] [--servers arca,openbao] [--concurrency 32] \
 [--duration 10s] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
        arca-bench database [--nodes 1] [--servers arca,openbao] [--concurrency 16] \
-[--duration 10s] [--db-connections 4] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]";
+[--duration 10s] [--db-connections 4] [--statements group|tutorial] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]";
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration> {
@@ -206,6 +209,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
         leases: vec![10_000, 100_000],
         expire_timeout: Duration::from_secs(900),
         db_connections: 4,
+        db_statements: "group".into(),
         arca_bin: std::env::var_os("ARCA_BIN").map(PathBuf::from),
         bao_bin: std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()),
         arca_port: None,
@@ -262,6 +266,12 @@ fn parse_args(args: &[String]) -> Result<Config> {
                 ) =>
             {
                 c.nodes = value()?.parse().context("--nodes")?
+            }
+            "--statements" if mode == Mode::Database => {
+                c.db_statements = value()?;
+                if !matches!(c.db_statements.as_str(), "group" | "tutorial") {
+                    bail!("--statements is group or tutorial");
+                }
             }
             "--db-connections" if mode == Mode::Database => {
                 c.db_connections = value()?.parse().context("--db-connections")?;

@@ -10,8 +10,9 @@
 //! dropped, its open session ended). Refusals: a wrong root password
 //! (verify_connection), TLS and `password_authentication=scram-sha-256`,
 //! failing creation statements (no user left behind, MySQL's DDL being
-//! non-transactional). The legacy plugin's 16-character usernames, and a
-//! lease that expires.
+//! non-transactional). The legacy plugin's 16-character usernames, a static
+//! role (Vault's default MySQL password statement), and a lease that
+//! expires.
 //!
 //! MariaDB's server and client are required (`deploy/install-deps.sh
 //! test`): a missing `mariadbd` fails the test with an install hint.
@@ -368,10 +369,12 @@ fn mysql_refusals_leave_nothing_behind() {
 }
 
 /// The legacy plugins (aurora, rds, legacy): 16-character usernames
-/// (`v-<role 4>-<random>`). A lease that expires: the user is dropped
-/// without a client.
+/// (`v-<role 4>-<random>`). A static role: Vault's default MySQL password
+/// statement (`ALTER USER '{{username}}'@'%' IDENTIFIED BY ...`) on
+/// creation and on `rotate-role`. A lease that expires: the user is
+/// dropped without a client.
 #[test]
-fn mysql_legacy_usernames_and_expiry() {
+fn mysql_legacy_usernames_static_role_and_expiry() {
     let (server, db, root) = setup();
     let bao = server.bao().with_token(&root);
     write_config(
@@ -401,6 +404,38 @@ fn mysql_legacy_usernames_and_expiry() {
     );
     assert!(sel.ok && sel.stdout.trim() == "2", "{}", sel.text());
     assert!(c.lease_duration <= 2, "{}", c.lease_duration);
+
+    // A static role over an existing account: Arca sets its password.
+    db.sql(
+        "CREATE USER 'app'@'%' IDENTIFIED BY 'initial-pw';
+         GRANT SELECT ON mydb.* TO 'app'@'%';",
+    );
+    bao.run(&[
+        "write",
+        "database/static-roles/app",
+        "db_name=old",
+        "username=app",
+        "rotation_period=1h",
+    ])
+    .ok();
+    let static_pw = |bao: &Bao| -> String {
+        let v = bao.json(&["read", "-format=json", "database/static-creds/app"]);
+        assert_eq!(v["data"]["username"], "app", "{v}");
+        v["data"]["password"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let pw1 = static_pw(&bao);
+    let login = |pw: &str| db.sql_as("app", pw, "SELECT COUNT(*) FROM mydb.products");
+    assert!(login(&pw1).ok, "{}", login(&pw1).text());
+    assert!(!login("initial-pw").ok, "the initial password still works");
+    bao.run(&["write", "-f", "database/rotate-role/app"]).ok();
+    let pw2 = static_pw(&bao);
+    assert_ne!(pw1, pw2);
+    assert!(login(&pw2).ok, "{}", login(&pw2).text());
+    assert!(!login(&pw1).ok, "the rotated-out password still works");
+
     wait_until("the expired database user dropped", CLEANUP_BOUND, || {
         !db.user_exists(&c.username)
     });

@@ -1005,3 +1005,70 @@ fn postgres_over_tls_is_verified_as_sslmode_says() {
     )
     .api_error(400, "sslrootcert");
 }
+
+#[test]
+fn concurrent_credentials_with_grants_on_one_table_all_succeed() {
+    // Vault's tutorial statements GRANT on the same table for every user:
+    // concurrent GRANTs collide in PostgreSQL's catalog ("tuple
+    // concurrently updated"); each collision is retried, none reaches the
+    // client.
+    let (server, pg, root) = setup();
+    let bao = server.bao().with_token(&root);
+    write_config(
+        &bao,
+        &pg,
+        "pg",
+        &pg.password,
+        &["allowed_roles=*", "max_open_connections=8"],
+    )
+    .ok();
+    write_role(&bao, "readonly", "pg", READONLY_SQL, &["default_ttl=1h"]).ok();
+    let addr = server.addr.clone();
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (addr, root) = (addr.clone(), root.clone());
+            std::thread::spawn(move || {
+                (0..4)
+                    .map(|_| {
+                        common::try_http(
+                            &addr,
+                            "GET",
+                            "/v1/database/creds/readonly",
+                            Some(&root),
+                            None,
+                        )
+                        .expect("transport")
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Value)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let failed: Vec<_> = answers.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        answers.len(),
+        failed.first()
+    );
+    let users: Vec<String> = answers
+        .iter()
+        .map(|(_, v)| v["data"]["username"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(pg.roles_with_prefix("v-").len(), users.len());
+    // Revoked all at once (default revocation, concurrently): none left.
+    let (status, body) = server.http(
+        "PUT",
+        "/v1/sys/leases/revoke-prefix/database/creds/readonly",
+        Some(&root),
+        None,
+    );
+    assert!(status == 204 || status == 200, "{status} {body}");
+    wait_until("every user dropped", CLEANUP_BOUND, || {
+        pg.roles_with_prefix("v-").is_empty()
+    });
+}

@@ -431,17 +431,21 @@ impl Pool {
         conn.query_drop("COMMIT").await.map_err(statement_error)
     }
 
-    /// Runs creation statements; when they fail, runs `rollback` (the
+    /// Runs creation statements; when one fails, runs `rollback` (the
     /// role's rollback statements) and then [`Pool::drop_user`], so no user
-    /// is left behind, and answers the creation's error.
+    /// is left behind, and answers the creation's error. (When no
+    /// connection could be made, nothing ran and nothing is undone.)
     pub async fn create(
         &self,
         creation: &[String],
         rollback: &[String],
         v: &Values<'_>,
     ) -> Result<(), DbError> {
-        let Err(e) = self.run(creation, v).await else {
-            return Ok(());
+        let e = match self.run(creation, v).await {
+            Ok(()) => return Ok(()),
+            // No connection: no statement ran.
+            Err(e @ DbError::Connect { .. }) => return Err(e),
+            Err(e) => e,
         };
         if !rollback.is_empty() {
             if let Err(r) = self.run(rollback, v).await {

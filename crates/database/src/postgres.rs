@@ -44,6 +44,33 @@ fn statement_error(e: tokio_postgres::Error) -> DbError {
     }
 }
 
+/// How many times statements that met a concurrent catalog update run.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// Did the transaction fail only because another one changed the same
+/// catalog rows at the same time (concurrent `GRANT`s on one table end in
+/// "tuple concurrently updated", an internal error), a serialization
+/// failure or a deadlock? The transaction rolled back: running it again is
+/// safe.
+fn concurrent_update(e: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.code())
+        .is_some_and(|c| {
+            *c == SqlState::INTERNAL_ERROR
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED
+        })
+}
+
+/// A short random pause before a retry, longer with each attempt, so that
+/// the transactions that collided do not collide again.
+async fn retry_pause(attempt: u32) {
+    use rand::Rng;
+    let ms = rand::thread_rng().gen_range(5..=25) * u64::from(attempt);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
 /// libpq's `sslmode`, as Vault's plugin takes it from `connection_url`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SslMode {
@@ -410,10 +437,30 @@ impl Pool {
 
     /// Runs `statements` in one transaction.
     pub async fn run(&self, statements: &[String], v: &Values<'_>) -> Result<(), DbError> {
+        let queries = queries(statements, v);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.run_once(&queries).await {
+                Err(DbError::Statement { source, detail })
+                    if attempt < MAX_ATTEMPTS && concurrent_update(source.as_ref()) =>
+                {
+                    tracing::debug!(
+                        attempt,
+                        "statements met a concurrent catalog update, retried: {detail}"
+                    );
+                    retry_pause(attempt).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn run_once(&self, queries: &[String]) -> Result<(), DbError> {
         let mut conn = self.get().await?;
         let tx = conn.transaction().await.map_err(statement_error)?;
-        for q in queries(statements, v) {
-            tx.batch_execute(&q).await.map_err(statement_error)?;
+        for q in queries {
+            tx.batch_execute(q).await.map_err(statement_error)?;
         }
         tx.commit().await.map_err(statement_error)
     }
@@ -425,27 +472,46 @@ impl Pool {
     /// superuser (the dedicated user Vault's docs recommend) may not
     /// reassign a role's objects otherwise.
     pub async fn drop_user(&self, name: &str) -> Result<(), DbError> {
-        let conn = self.get().await?;
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-            &[&name],
-        )
-        .await
-        .map_err(statement_error)?;
-        let exists = conn
-            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
-            .await
-            .map_err(statement_error)?
-            .is_some();
-        if !exists {
-            return Ok(());
-        }
         let ident = quote_ident(name);
-        conn.batch_execute(&format!(
-        "BEGIN; GRANT {ident} TO CURRENT_USER; REASSIGN OWNED BY {ident} TO CURRENT_USER; DROP OWNED BY {ident}; DROP ROLE IF EXISTS {ident}; COMMIT;"
-    ))
-    .await
-    .map_err(statement_error)
+        let queries = [
+            format!("GRANT {ident} TO CURRENT_USER"),
+            format!("REASSIGN OWNED BY {ident} TO CURRENT_USER"),
+            format!("DROP OWNED BY {ident}"),
+            format!("DROP ROLE IF EXISTS {ident}"),
+        ];
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            {
+                let conn = self.get().await?;
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                    &[&name],
+                )
+                .await
+                .map_err(statement_error)?;
+                let exists = conn
+                    .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+                    .await
+                    .map_err(statement_error)?
+                    .is_some();
+                if !exists {
+                    return Ok(());
+                }
+            }
+            match self.run_once(&queries).await {
+                Err(DbError::Statement { source, detail })
+                    if attempt < MAX_ATTEMPTS && concurrent_update(source.as_ref()) =>
+                {
+                    tracing::debug!(
+                        attempt,
+                        "dropping a user met a concurrent catalog update, retried: {detail}"
+                    );
+                    retry_pause(attempt).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Opens a connection and runs `SELECT 1` (`verify_connection`).
