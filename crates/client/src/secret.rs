@@ -132,7 +132,9 @@ mod tests {
         assert!(s.get("secret/").is_some());
         assert!(Secret::from_json(b"[1]").is_err());
         // An error answer (a 404's `{"errors":[]}`) is no data.
-        assert!(!Secret::from_json(br#"{"errors":[]}"#).unwrap().has_content());
+        assert!(!Secret::from_json(br#"{"errors":[]}"#)
+            .unwrap()
+            .has_content());
     }
 
     #[test]
