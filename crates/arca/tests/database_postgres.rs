@@ -601,6 +601,28 @@ fn static_roles_rotate_on_creation_on_demand_and_on_schedule() {
         "rotation_period=1h",
     ])
     .api_error(400, "no_such_user");
+    // A username that could break out of the statement's quotes, and the
+    // connection's own user, are refused before anything runs.
+    bao.run(&[
+        "write",
+        "database/static-roles/evil",
+        "db_name=pg",
+        r#"username=x" WITH PASSWORD 'a'; ALTER ROLE "app" SUPERUSER; --"#,
+        "rotation_period=1h",
+    ])
+    .api_error(400, "not allowed");
+    bao.run(&[
+        "write",
+        "database/static-roles/evil",
+        "db_name=pg",
+        &format!("username={}", pg.superuser),
+        "rotation_period=1h",
+    ])
+    .api_error(400, "rotate-root");
+    assert_eq!(
+        pg.psql("SELECT rolsuper FROM pg_roles WHERE rolname = 'app'"),
+        "f"
+    );
     let (status, body) = server.http("GET", "/v1/database/static-roles/ghost", Some(&root), None);
     assert_eq!(
         status, 404,
@@ -969,6 +991,10 @@ fn postgres_over_tls_is_verified_as_sslmode_says() {
         "localhost",
     )
     .ok();
+    // As libpq: the system's CAs only with verify-full, verify-ca only
+    // against a CA file.
+    config("sslmode=require&sslrootcert=system", "127.0.0.1").api_error(400, "verify-full");
+    config("sslmode=verify-ca", "127.0.0.1").api_error(400, "sslrootcert");
     // require without a CA: encrypted, unverified (libpq's meaning).
     config("sslmode=require", "127.0.0.1").ok();
     config(

@@ -25,7 +25,8 @@ pub(crate) const SECRET_CREDS: &str = "creds";
 
 pub struct Database {
     pub(crate) system: Arc<dyn arca_sdk::SystemView>,
-    pools: parking_lot::Mutex<HashMap<String, Arc<Pool>>>,
+    /// Each pool with the config it was built from.
+    pools: parking_lot::Mutex<HashMap<String, (Arc<Pool>, model::DbConfig)>>,
     /// Held by every password rotation (`rotation`): one at a time.
     pub(crate) rotations: tokio::sync::Mutex<()>,
 }
@@ -42,22 +43,30 @@ impl Database {
                 "database {name:?} not found (database/config/{name})"
             ))
         })?;
-        if let Some(p) = self.pools.lock().get(name) {
-            return Ok((p.clone(), cfg));
+        // A pool built from another version of the config (a write or a
+        // rotation raced with this request) is replaced, not reused.
+        if let Some((p, built)) = self.pools.lock().get(name) {
+            if *built == cfg {
+                return Ok((p.clone(), cfg));
+            }
         }
         let pool = Pool::new(&cfg).map_err(|e| plugin::to_logical("invalid connection", e))?;
-        let pool = self
-            .pools
-            .lock()
-            .entry(name.to_string())
-            .or_insert(pool)
-            .clone();
-        Ok((pool, cfg))
+        let mut pools = self.pools.lock();
+        match pools.get(name) {
+            Some((p, built)) if *built == cfg => Ok((p.clone(), cfg)),
+            _ => {
+                if let Some((old, _)) = pools.insert(name.to_string(), (pool.clone(), cfg.clone()))
+                {
+                    old.close();
+                }
+                Ok((pool, cfg))
+            }
+        }
     }
 
     /// Closes and forgets the pool of `name`.
     pub(crate) fn drop_pool(&self, name: &str) {
-        if let Some(p) = self.pools.lock().remove(name) {
+        if let Some((p, _)) = self.pools.lock().remove(name) {
             p.close();
         }
     }
@@ -71,7 +80,7 @@ impl Database {
     }
 
     async fn cleanup(&self) {
-        for (_, p) in self.pools.lock().drain() {
+        for (_, (p, _)) in self.pools.lock().drain() {
             p.close();
         }
     }

@@ -24,7 +24,7 @@ pub(crate) const MYSQL_LEGACY_PLUGINS: &[&str] = &[
 ];
 
 /// A database connection (`config/:name`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DbConfig {
     pub name: String,
     pub plugin_name: String,

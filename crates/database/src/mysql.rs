@@ -441,6 +441,16 @@ impl Pool {
         rollback: &[String],
         v: &Values<'_>,
     ) -> Result<(), DbError> {
+        // A user that exists already is never created over, and so never
+        // dropped by the undo below (a username_template without
+        // randomness, or one that names an existing account).
+        let known = self.user_exists(v.name).await?;
+        if known == Some(true) {
+            return Err(DbError::Config(format!(
+                "user {:?} exists already in the database: not created (check username_template)",
+                v.name
+            )));
+        }
         let e = match self.run(creation, v).await {
             Ok(()) => return Ok(()),
             // No connection: no statement ran.
@@ -452,13 +462,34 @@ impl Pool {
                 tracing::warn!(user = v.name, "rollback statements failed: {r}");
             }
         }
-        if let Err(r) = self.drop_user(v.name).await {
-            tracing::warn!(
-                user = v.name,
-                "dropping the user of a failed creation failed: {r}"
-            );
+        // Dropped only when it was known not to exist before.
+        if known == Some(false) {
+            if let Err(r) = self.drop_user(v.name).await {
+                tracing::warn!(
+                    user = v.name,
+                    "dropping the user of a failed creation failed: {r}"
+                );
+            }
         }
         Err(e)
+    }
+
+    /// Is there a user of this name (at any host)? `None` when
+    /// `mysql.user` cannot be read by the connection's user.
+    async fn user_exists(&self, name: &str) -> Result<Option<bool>, DbError> {
+        let mut conn = self.get().await?;
+        match conn
+            .get()
+            .exec_first::<u8, _, _>("SELECT 1 FROM mysql.user WHERE User = ? LIMIT 1", (name,))
+            .await
+        {
+            Ok(row) => Ok(Some(row.is_some())),
+            Err(mysql_async::Error::Server(_)) => Ok(None),
+            Err(e) => {
+                conn.discard();
+                Err(statement_error(e))
+            }
+        }
     }
 
     /// Drops a user when the role has no revocation statements: the user

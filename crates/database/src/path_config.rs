@@ -47,6 +47,8 @@ const NOT_YET: &[&str] = &[
 impl Database {
     async fn write_config(&self, c: Ctx<'_>) -> HandlerResult {
         let name = c.data.str_or("name", "")?;
+        // Not while a rotation changes this config's password.
+        let _one = self.rotations.lock().await;
         let existing = model::get_config(c.storage, &name).await?;
         for f in NOT_YET {
             if c.data
@@ -213,6 +215,7 @@ impl Database {
 
     async fn delete_config(&self, c: Ctx<'_>) -> HandlerResult {
         let name = c.data.str_or("name", "")?;
+        let _one = self.rotations.lock().await;
         c.storage.delete(&format!("{CONFIG_PREFIX}{name}")).await?;
         self.drop_pool(&name);
         Ok(None)

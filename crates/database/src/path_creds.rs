@@ -65,10 +65,10 @@ fn new_username(
     }
     if name
         .chars()
-        .any(|c| c.is_control() || matches!(c, '"' | '\'' | '\\' | ';' | '`'))
+        .any(|c| c.is_control() || matches!(c, '"' | '\'' | '\\' | ';' | '`' | '{' | '}'))
     {
         return Err(LogicalError::invalid(format!(
-            "username_template produced {name:?}: quotes, backslashes, semicolons and control characters are not allowed in usernames"
+            "username_template produced {name:?}: quotes, backslashes, semicolons, braces and control characters are not allowed in usernames"
         )));
     }
     let max = plugin::max_username_len(&cfg.plugin_name);
@@ -129,7 +129,12 @@ impl Database {
             },
         )
         .await
-        .map_err(|e| plugin::to_logical("failed to create the database user", e))?;
+        .map_err(|e| {
+            plugin::to_logical(
+                "failed to create the database user",
+                plugin::redact(e, &[password.as_str(), stmt_password.as_str()]),
+            )
+        })?;
         let mut data = Map::new();
         data.insert("username".into(), Value::from(name.clone()));
         data.insert("password".into(), Value::from(password.to_string()));
@@ -152,14 +157,27 @@ impl Database {
         let secret = c.req.secret.as_ref().expect("checked by lease_str");
         let now = self.system.now();
         let mut ttl = secret.increment.max(1);
-        if let Some(r) = &role {
-            if r.max_ttl > 0 {
-                let left = (secret.issue_time + r.max_ttl as i64 - now).max(0) as u64;
-                ttl = ttl.min(left);
-            }
+        // VALID UNTIL never goes past what the lease may become: the
+        // role's max_ttl, else the mount's (core caps the lease the same).
+        let max = match (
+            role.as_ref().map_or(0, |r| r.max_ttl),
+            self.system.max_lease_ttl(),
+        ) {
+            (0, m) => m,
+            (r, 0) => r,
+            (r, m) => r.min(m),
+        };
+        if max > 0 {
+            let left = secret
+                .issue_time
+                .saturating_add(max as i64)
+                .saturating_sub(now)
+                .max(0) as u64;
+            ttl = ttl.min(left);
         }
         let (pool, cfg) = self.pool(c.storage, &db).await?;
-        let until = DateTime::from_timestamp(now + ttl as i64, 0).unwrap_or_else(Utc::now);
+        let until =
+            DateTime::from_timestamp(now.saturating_add(ttl as i64), 0).unwrap_or_else(Utc::now);
         let statements = match &role {
             Some(r) if !r.renew_statements.is_empty() => r.renew_statements.clone(),
             _ => plugin::default_renew_statements(&cfg.plugin_name),

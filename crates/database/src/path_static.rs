@@ -21,6 +21,22 @@ use crate::rotation::{self, MIN_ROTATION_PERIOD, MIN_ROTATION_WINDOW};
 /// given a value, never accepted and ignored.
 const NOT_YET: &[&str] = &["skip_import_rotation", "self_managed_password"];
 
+/// A static role's username reaches SQL through `{{name}}`: refuse what
+/// statements could not quote safely.
+fn check_username(u: &str) -> Result<(), LogicalError> {
+    if u.chars()
+        .any(|c| c.is_control() || matches!(c, '"' | '\'' | '\\' | ';' | '`' | '{' | '}'))
+    {
+        return Err(LogicalError::invalid(format!(
+            "username {u:?}: quotes, backslashes, semicolons, braces and control characters are not allowed"
+        )));
+    }
+    if u.len() > 128 {
+        return Err(LogicalError::invalid("username is longer than 128 bytes"));
+    }
+    Ok(())
+}
+
 fn rfc3339(t: i64) -> String {
     DateTime::from_timestamp(t, 0)
         .map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true))
@@ -67,6 +83,9 @@ impl Database {
                 "credential_type {credential_type:?} is not available yet: only \"password\""
             )));
         }
+        // One rotation or static-role change at a time: an update never
+        // overwrites a password a rotation just stored.
+        let _one = self.rotations.lock().await;
         let existing = model::get_static_role(c.storage, &name).await?;
         if existing.is_none() && model::get_role(c.storage, &name).await?.is_some() {
             return Err(LogicalError::invalid(
@@ -98,6 +117,7 @@ impl Database {
             }
             None => username,
         };
+        check_username(&username)?;
         let rotation_statements = match statements(
             "rotation_statements",
             c.data.raw().get("rotation_statements"),
@@ -122,10 +142,15 @@ impl Database {
                 "{name:?} is not an allowed role for database {db_name:?} (allowed_roles)"
             )));
         }
+        if username == cfg.username {
+            return Err(LogicalError::invalid(format!(
+                "{username:?} is the connection's own user: rotate it with rotate-root/{db_name}, not a static role"
+            )));
+        }
         match existing {
             None => {
                 // Arca must know the password: set one now.
-                let mut r = StaticRole {
+                let r = StaticRole {
                     name,
                     db_name,
                     username,
@@ -135,11 +160,15 @@ impl Database {
                     last_rotation: 0,
                     next_rotation: 0,
                 };
-                self.rotate_static(c.storage, &mut r).await?;
+                self.rotate_static_locked(c.storage, r).await?;
             }
             Some(mut r) => {
+                if r.db_name != db_name {
+                    return Err(LogicalError::invalid(
+                        "cannot change the db_name of a static role: its password belongs to the user in that database; delete and create the role",
+                    ));
+                }
                 let moved = r.schedule != schedule;
-                r.db_name = db_name;
                 r.rotation_statements = rotation_statements;
                 r.schedule = schedule;
                 if moved {
@@ -271,12 +300,12 @@ impl Database {
 
     async fn rotate_role(&self, c: Ctx<'_>) -> HandlerResult {
         let name = c.data.str_or("name", "")?;
-        let mut r = model::get_static_role(c.storage, &name)
-            .await?
-            .ok_or_else(|| {
-                LogicalError::invalid(format!("no static role found for role name {name:?}"))
-            })?;
-        self.rotate_static(c.storage, &mut r).await?;
+        if model::get_static_role(c.storage, &name).await?.is_none() {
+            return Err(LogicalError::invalid(format!(
+                "no static role found for role name {name:?}"
+            )));
+        }
+        self.rotate_static(c.storage, &name, false).await?;
         Ok(None)
     }
 }

@@ -55,6 +55,40 @@ pub(crate) enum DbError {
     /// The config cannot work (bad URL, option not available).
     #[error("{0}")]
     Config(String),
+    /// The database did not answer within [`OPERATION_TIMEOUT`]: whether
+    /// the statements took effect is unknown.
+    #[error("the database did not answer within {} s", OPERATION_TIMEOUT.as_secs())]
+    Timeout,
+}
+
+/// The longest one database operation (connecting included) may take; a
+/// database that accepts connections and never answers cannot hold a
+/// request or a rotation for longer.
+pub(crate) const OPERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl DbError {
+    /// Did the database refuse the operation so that nothing changed? True
+    /// for a PostgreSQL server error (its transaction rolled back), for a
+    /// failed connection and for a config that cannot work; false when the
+    /// connection broke or timed out mid-way, and for MySQL statements
+    /// (no transactional DDL: an earlier statement may have taken effect).
+    pub fn nothing_changed(&self) -> bool {
+        match self {
+            DbError::Connect { .. } | DbError::Config(_) => true,
+            DbError::Timeout => false,
+            DbError::Statement { source, .. } => source
+                .downcast_ref::<tokio_postgres::Error>()
+                .is_some_and(|e| e.as_db_error().is_some()),
+        }
+    }
+}
+
+async fn bounded<T>(
+    f: impl std::future::Future<Output = Result<T, DbError>>,
+) -> Result<T, DbError> {
+    tokio::time::timeout(OPERATION_TIMEOUT, f)
+        .await
+        .unwrap_or(Err(DbError::Timeout))
 }
 
 /// Vault's `{{...}}` placeholders filled in.
@@ -64,11 +98,35 @@ pub(crate) struct Values<'a> {
     pub expiration: &'a str,
 }
 
+/// Fills the placeholders in one pass: a value that itself holds
+/// `{{...}}` is not expanded again.
 fn render(stmt: &str, v: &Values<'_>) -> String {
-    stmt.replace("{{name}}", v.name)
-        .replace("{{username}}", v.name)
-        .replace("{{password}}", v.password)
-        .replace("{{expiration}}", v.expiration)
+    let mut out = String::with_capacity(stmt.len());
+    let mut rest = stmt;
+    while let Some(at) = rest.find("{{") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let hit = [
+            ("{{name}}", v.name),
+            ("{{username}}", v.name),
+            ("{{password}}", v.password),
+            ("{{expiration}}", v.expiration),
+        ]
+        .into_iter()
+        .find(|(p, _)| tail.starts_with(p));
+        match hit {
+            Some((p, value)) => {
+                out.push_str(value);
+                rest = &tail[p.len()..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = &tail[2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Each statement split on `;` (Vault's plugins do the same), rendered.
@@ -102,18 +160,24 @@ impl Pool {
 
     /// Opens a connection and runs a trivial query (`verify_connection`).
     pub async fn verify(&self) -> Result<(), DbError> {
-        match self {
-            Pool::Postgres(p) => p.verify().await,
-            Pool::Mysql(p) => p.verify().await,
-        }
+        bounded(async {
+            match self {
+                Pool::Postgres(p) => p.verify().await,
+                Pool::Mysql(p) => p.verify().await,
+            }
+        })
+        .await
     }
 
     /// Runs `statements` (one transaction where the database allows).
     pub async fn run(&self, statements: &[String], v: &Values<'_>) -> Result<(), DbError> {
-        match self {
-            Pool::Postgres(p) => p.run(statements, v).await,
-            Pool::Mysql(p) => p.run(statements, v).await,
-        }
+        bounded(async {
+            match self {
+                Pool::Postgres(p) => p.run(statements, v).await,
+                Pool::Mysql(p) => p.run(statements, v).await,
+            }
+        })
+        .await
     }
 
     /// Runs a role's creation statements. Nothing of a failed creation
@@ -125,18 +189,24 @@ impl Pool {
         rollback: &[String],
         v: &Values<'_>,
     ) -> Result<(), DbError> {
-        match self {
-            Pool::Postgres(p) => p.run(creation, v).await,
-            Pool::Mysql(p) => p.create(creation, rollback, v).await,
-        }
+        bounded(async {
+            match self {
+                Pool::Postgres(p) => p.run(creation, v).await,
+                Pool::Mysql(p) => p.create(creation, rollback, v).await,
+            }
+        })
+        .await
     }
 
     /// Drops a user when the role has no revocation statements.
     pub async fn drop_user(&self, name: &str) -> Result<(), DbError> {
-        match self {
-            Pool::Postgres(p) => p.drop_user(name).await,
-            Pool::Mysql(p) => p.drop_user(name).await,
-        }
+        bounded(async {
+            match self {
+                Pool::Postgres(p) => p.drop_user(name).await,
+                Pool::Mysql(p) => p.drop_user(name).await,
+            }
+        })
+        .await
     }
 
     /// Closes idle connections and refuses new ones.
@@ -235,12 +305,37 @@ pub(crate) fn statement_password(c: &DbConfig, password: &str) -> String {
     }
 }
 
+/// The error with `secrets` (a password, its verifier) cut out of its
+/// message: a database may quote the failing statement ("near '...'").
+pub(crate) fn redact(e: DbError, secrets: &[&str]) -> DbError {
+    let scrub = |d: String| {
+        secrets
+            .iter()
+            .filter(|x| !x.is_empty())
+            .fold(d, |d, x| d.replace(x, "<redacted>"))
+    };
+    match e {
+        DbError::Connect { detail, source } => DbError::Connect {
+            detail: scrub(detail),
+            source,
+        },
+        DbError::Statement { detail, source } => DbError::Statement {
+            detail: scrub(detail),
+            source,
+        },
+        DbError::Config(m) => DbError::Config(scrub(m)),
+        DbError::Timeout => DbError::Timeout,
+    }
+}
+
 /// Maps a database failure to the answer a client gets: an unreachable
 /// database is a 500 (the client may retry), anything else a 400 naming the
 /// database's complaint.
 pub(crate) fn to_logical(what: &str, e: DbError) -> LogicalError {
     match e {
-        DbError::Connect { .. } => LogicalError::Internal(format!("{what}: {e}")),
+        DbError::Connect { .. } | DbError::Timeout => {
+            LogicalError::Internal(format!("{what}: {e}"))
+        }
         _ => LogicalError::invalid(format!("{what}: {e}")),
     }
 }
@@ -295,6 +390,22 @@ mod tests {
         assert_eq!(
             default_password_statements(MYSQL_PLUGIN),
             ["ALTER USER '{{username}}'@'%' IDENTIFIED BY '{{password}}';"]
+        );
+    }
+
+    #[test]
+    fn values_are_not_expanded_again() {
+        let v = Values {
+            name: "{{password}}",
+            password: "secret",
+            expiration: "",
+        };
+        assert_eq!(
+            render(
+                "CREATE ROLE \"{{name}}\" PASSWORD '{{password}}' {{other}}",
+                &v
+            ),
+            "CREATE ROLE \"{{password}}\" PASSWORD 'secret' {{other}}"
         );
     }
 

@@ -218,9 +218,36 @@ fn key_values(s: &str) -> Result<Vec<(String, String, String)>, DbError> {
     }
 }
 
+/// The largest certificate or key file read (`sslrootcert`, `sslcert`,
+/// `sslkey`).
+const MAX_PEM_FILE: u64 = 1 << 20;
+
+/// A PEM file named in `connection_url`, read on this server: a regular
+/// file of at most [`MAX_PEM_FILE`] bytes. Errors name the option and the
+/// path, never the file's content.
 fn read_pem(what: &str, path: &str) -> Result<String, DbError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| DbError::Config(format!("cannot read {what} {path:?} on this server: {e}")))
+    let refuse = |why: &str| {
+        DbError::Config(format!(
+            "{what} {path:?}: {why} (expected a PEM file of at most 1 MiB on the Arca server)"
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(|_| refuse("cannot be read"))?;
+    if !meta.is_file() {
+        return Err(refuse("not a regular file"));
+    }
+    if meta.len() > MAX_PEM_FILE {
+        return Err(refuse("too large"));
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(|_| refuse("cannot be read"))?,
+            MAX_PEM_FILE,
+        ),
+        &mut text,
+    )
+    .map_err(|_| refuse("cannot be read as text"))?;
+    Ok(text)
 }
 
 /// The TLS connector `p` asks for (`None`: plain connections).
@@ -230,11 +257,31 @@ fn tls_connector(p: &TlsParams) -> Result<Option<MakeRustlsConnect>, DbError> {
         return Ok(None);
     }
     let config_err = |e: String| DbError::Config(format!("TLS to PostgreSQL: {e}"));
+    // As libpq: the system's CAs only with verify-full (any public
+    // certificate would pass a chain-only check), verify-ca only against
+    // a CA file.
+    match (p.rootcert.as_deref(), p.mode) {
+        (Some("system"), SslMode::VerifyFull) => {}
+        (Some("system"), _) => {
+            return Err(config_err(
+                "sslrootcert=system needs sslmode=verify-full".into(),
+            ))
+        }
+        (None, SslMode::VerifyCa) => {
+            return Err(config_err(
+                "sslmode=verify-ca needs sslrootcert (a CA file on the Arca server)".into(),
+            ))
+        }
+        _ => {}
+    }
     let roots = || -> Result<rustls::RootCertStore, DbError> {
         match p.rootcert.as_deref() {
             None | Some("system") => tls::roots("").map_err(config_err),
-            Some(path) => tls::roots(&read_pem("sslrootcert", path)?)
-                .map_err(|e| config_err(format!("sslrootcert {path:?}: {e}"))),
+            Some(path) => tls::roots(&read_pem("sslrootcert", path)?).map_err(|_| {
+                config_err(format!(
+                    "sslrootcert {path:?}: no usable CA certificate in it"
+                ))
+            }),
         }
     };
     let verify = match (p.mode, &p.rootcert) {
@@ -259,7 +306,11 @@ fn tls_connector(p: &TlsParams) -> Result<Option<MakeRustlsConnect>, DbError> {
         (Some(cert), Some(key)) => {
             let (chain, key) =
                 tls::client_identity(&read_pem("sslcert", cert)?, &read_pem("sslkey", key)?)
-                    .map_err(config_err)?;
+                    .map_err(|_| {
+                        config_err(format!(
+                            "sslcert {cert:?} / sslkey {key:?}: not a PEM certificate chain and private key"
+                        ))
+                    })?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| config_err(format!("sslcert/sslkey: {e}")))?
@@ -286,10 +337,16 @@ fn connect_config(
             "connection_url is not a PostgreSQL connection string: {e}"
         ))
     })?;
-    if cfg.get_user().is_none() && !c.username.is_empty() {
+    // Templated credentials are set as they are, not as the URL decoded
+    // them (form encoding would turn a space into `+`).
+    if (cfg.get_user().is_none() || c.connection_url.contains("{{username}}"))
+        && !c.username.is_empty()
+    {
         cfg.user(&c.username);
     }
-    if cfg.get_password().is_none() && !c.password.is_empty() {
+    if (cfg.get_password().is_none() || c.connection_url.contains("{{password}}"))
+        && !c.password.is_empty()
+    {
         cfg.password(&c.password);
     }
     cfg.ssl_mode(match tls.mode {

@@ -109,9 +109,11 @@ impl Database {
         Ok(password)
     }
 
-    /// Runs password statements; a refusal by the database (nothing
-    /// changed) forgets the write-ahead entry, anything else keeps it for
-    /// the next tick to finish.
+    /// Runs password statements; when the database refused them (nothing
+    /// changed) the write-ahead entry is forgotten, otherwise (the
+    /// connection broke or timed out mid-way; MySQL, where an earlier
+    /// statement may have taken effect) it stays for the next tick to
+    /// finish with the same password.
     async fn set_password(
         &self,
         s: &dyn Storage,
@@ -121,26 +123,47 @@ impl Database {
         v: &Values<'_>,
     ) -> Result<(), DbError> {
         let result = pool.run(statements, v).await;
-        if let Err(DbError::Statement { .. } | DbError::Config(_)) = &result {
-            if let Err(e) = s.delete(wal_key).await {
-                tracing::warn!(
-                    key = wal_key,
-                    "could not forget a refused password change: {e}"
-                );
+        if let Err(e) = &result {
+            if e.nothing_changed() {
+                if let Err(e) = s.delete(wal_key).await {
+                    tracing::warn!(
+                        key = wal_key,
+                        "could not forget a refused password change: {e}"
+                    );
+                }
             }
         }
         result
     }
 
-    /// Gives static role `r` a new password in the database and stores it
-    /// with the role (also the first store of a new role). Finishes a change
-    /// in flight instead of starting another.
+    /// Gives static role `name` a new password in the database and stores
+    /// it with the role; `create` is a role not stored yet (its first
+    /// rotation stores it). With `only_if_due`, a role that is no longer
+    /// due (rotated meanwhile) is left alone; a role deleted meanwhile is
+    /// not brought back. Finishes a change in flight instead of starting
+    /// another.
     pub(crate) async fn rotate_static(
         &self,
         s: &dyn Storage,
-        r: &mut StaticRole,
+        name: &str,
+        only_if_due: bool,
     ) -> Result<(), LogicalError> {
         let _one = self.rotations.lock().await;
+        let Some(r) = model::get_static_role(s, name).await? else {
+            return Ok(());
+        };
+        if only_if_due && !matches!(due(&r, self.system.now()), Ok(true)) {
+            return Ok(());
+        }
+        self.rotate_static_locked(s, r).await
+    }
+
+    /// [`Database::rotate_static`] for a caller that holds `rotations`.
+    pub(crate) async fn rotate_static_locked(
+        &self,
+        s: &dyn Storage,
+        mut r: StaticRole,
+    ) -> Result<(), LogicalError> {
         let (pool, cfg) = self.pool(s, &r.db_name).await?;
         let statements = if r.rotation_statements.is_empty() {
             plugin::default_password_statements(&cfg.plugin_name)
@@ -171,14 +194,14 @@ impl Database {
         .map_err(|e| {
             plugin::to_logical(
                 &format!("failed to rotate the password of {:?}", r.username),
-                e,
+                plugin::redact(e, &[password.as_str(), stmt_password.as_str()]),
             )
         })?;
         let now = self.system.now();
         r.password = password.to_string();
         r.last_rotation = now;
         r.next_rotation = next_rotation(&r.schedule, now)?;
-        model::put_static_role(s, r).await?;
+        model::put_static_role(s, &r).await?;
         s.delete(&wal_key).await?;
         Ok(())
     }
@@ -246,7 +269,12 @@ impl Database {
                 },
             )
             .await
-            .map_err(|e| plugin::to_logical("failed to rotate the root credentials", e))?;
+            .map_err(|e| {
+                plugin::to_logical(
+                    "failed to rotate the root credentials",
+                    plugin::redact(e, &[password.as_str(), stmt_password.as_str()]),
+                )
+            })?;
         }
         cfg.password = next.password.clone();
         model::put_config(s, &cfg).await?;
@@ -266,31 +294,38 @@ impl Database {
             }
         }
         for name in model::names(s, STATIC_WAL_PREFIX).await? {
-            match model::get_static_role(s, &name).await? {
-                None => s.delete(&format!("{STATIC_WAL_PREFIX}{name}")).await?,
-                Some(mut r) => {
-                    if let Err(e) = self.rotate_static(s, &mut r).await {
-                        tracing::warn!(role = %name, "password change in flight not finished yet: {e}");
-                    }
+            if model::get_static_role(s, &name).await?.is_none() {
+                let _one = self.rotations.lock().await;
+                if model::get_static_role(s, &name).await?.is_none() {
+                    s.delete(&format!("{STATIC_WAL_PREFIX}{name}")).await?;
                 }
+            } else if let Err(e) = self.rotate_static(s, &name, false).await {
+                tracing::warn!(role = %name, "password change in flight not finished yet: {e}");
             }
         }
         let now = self.system.now();
         for name in model::names(s, STATIC_ROLE_PREFIX).await? {
-            let Some(mut r) = model::get_static_role(s, &name).await? else {
+            let Some(r) = model::get_static_role(s, &name).await? else {
                 continue;
             };
             match due(&r, now) {
                 Ok(false) => {}
                 Ok(true) => {
-                    if let Err(e) = self.rotate_static(s, &mut r).await {
+                    if let Err(e) = self.rotate_static(s, &name, true).await {
                         tracing::warn!(role = %name, "static role rotation failed, retried on the next tick: {e}");
                     }
                 }
-                Err(next) => {
-                    tracing::warn!(role = %name, "rotation window missed; next rotation at {next}");
-                    r.next_rotation = next;
-                    model::put_static_role(s, &r).await?;
+                Err(_) => {
+                    // Re-read under the lock: a rotation or an update may
+                    // have moved it meanwhile.
+                    let _one = self.rotations.lock().await;
+                    if let Some(mut r) = model::get_static_role(s, &name).await? {
+                        if let Err(next) = due(&r, now) {
+                            tracing::warn!(role = %name, "rotation window missed; next rotation at {next}");
+                            r.next_rotation = next;
+                            model::put_static_role(s, &r).await?;
+                        }
+                    }
                 }
             }
         }

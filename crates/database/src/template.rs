@@ -80,6 +80,13 @@ use sha2::{Digest, Sha256};
 
 /// The most characters one `random` call may produce.
 pub(crate) const MAX_RANDOM_LEN: i64 = 1024;
+/// The longest template accepted.
+pub(crate) const MAX_TEMPLATE_LEN: usize = 4096;
+/// How deep parentheses may nest.
+pub(crate) const MAX_DEPTH: usize = 32;
+/// The longest value a `replace` may produce (nested replaces would
+/// otherwise grow without bound).
+pub(crate) const MAX_VALUE_LEN: usize = 4096;
 /// The largest width or precision a `printf` verb may ask for.
 pub(crate) const MAX_PRINTF_WIDTH: usize = 1024;
 
@@ -123,6 +130,10 @@ pub(crate) enum TemplateError {
     /// The template is the empty string.
     #[error("username template is empty")]
     Empty,
+    /// Longer or deeper than the limits ([`MAX_TEMPLATE_LEN`],
+    /// [`MAX_DEPTH`]).
+    #[error("username template: {0}")]
+    TooLarge(String),
     /// Malformed template text: unterminated action, string, comment or
     /// parenthesis, unexpected character or token, empty action, bad number.
     #[error("username template: syntax error at {pos}: {message}")]
@@ -192,6 +203,27 @@ impl UsernameTemplate {
     pub fn parse(src: &str) -> Result<Self, TemplateError> {
         if src.is_empty() {
             return Err(TemplateError::Empty);
+        }
+        if src.len() > MAX_TEMPLATE_LEN {
+            return Err(TemplateError::TooLarge(format!(
+                "the template is longer than {MAX_TEMPLATE_LEN} bytes"
+            )));
+        }
+        // Parenthesised pipelines are parsed recursively: bound the depth
+        // (counted over the whole text, literals included: a stricter
+        // bound, never a looser one).
+        let mut depth = 0usize;
+        for c in src.chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > MAX_DEPTH {
+                return Err(TemplateError::TooLarge(format!(
+                    "parentheses nest deeper than {MAX_DEPTH}"
+                )));
+            }
         }
         let nodes = parse_nodes(src)?;
         for node in &nodes {
@@ -1199,7 +1231,17 @@ fn call(func: Func, pos: Pos, args: Vec<Value>, ctx: &Ctx<'_, '_>) -> Result<Val
         Func::Replace => {
             let old = string_arg(&mut args, &invalid)?;
             let new = string_arg(&mut args, &invalid)?;
-            string_arg(&mut args, &invalid)?.replace(&old, &new)
+            let s = string_arg(&mut args, &invalid)?;
+            if old.is_empty() {
+                return Err(invalid("the string to replace is empty".into()));
+            }
+            let grown = s.matches(old.as_str()).count().saturating_mul(new.len());
+            if s.len().saturating_add(grown) > MAX_VALUE_LEN {
+                return Err(invalid(format!(
+                    "the result would be longer than {MAX_VALUE_LEN} bytes"
+                )));
+            }
+            s.replace(&old, &new)
         }
         Func::Sha256 => sha256_hex(string_arg(&mut args, &invalid)?.as_bytes()),
         Func::Base64 => {
@@ -2365,5 +2407,34 @@ mod tests {
     #[test]
     fn quote_escapes() {
         assert_eq!(go_quote("a\u{1}\u{7f}é\u{85}"), "\"a\\x01\\x7fé\\u0085\"");
+    }
+
+    #[test]
+    fn limits_bound_what_a_template_can_cost() {
+        let deep = format!(
+            "{{{{ {}.RoleName{} }}}}",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        );
+        assert!(matches!(
+            UsernameTemplate::parse(&deep),
+            Err(TemplateError::TooLarge(_))
+        ));
+        let nested = format!("{{{{ {}.RoleName{} }}}}", "(".repeat(20), ")".repeat(20));
+        assert!(UsernameTemplate::parse(&nested).is_ok());
+        let t = UsernameTemplate::parse(
+            r#"{{ replace "" (random 1024) (replace "" (random 1024) "x") }}"#,
+        )
+        .unwrap();
+        let data = TemplateData {
+            display_name: "d",
+            role_name: "r",
+        };
+        assert!(t.render(&data, 0).is_err());
+        let t =
+            UsernameTemplate::parse(r#"{{ replace "a" (random 1024) (random 1024) }}"#).unwrap();
+        // At most 1024 "a"s, each grown by 1024 bytes: refused, not built.
+        let _ = t.render(&data, 0);
+        assert!(UsernameTemplate::parse(&"x".repeat(MAX_TEMPLATE_LEN + 1)).is_err());
     }
 }
