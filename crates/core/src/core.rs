@@ -378,7 +378,17 @@ impl Core {
             let acl = self.token_acl(&st, t).await?;
             // Parameter constraints apply to the request's data whatever
             // the operation: a read's query parameters are its data.
-            let d = acl.check(&path, req.operation.capability(), Some(&req.data));
+            // A policy's min/max_wrapping_ttl see the wrap TTL asked for.
+            let d = match req.operation.capability().parse::<arca_policy::Operation>() {
+                Ok(operation) => acl.authorize(&arca_policy::AclRequest {
+                    path: &path,
+                    operation,
+                    data: Some(&req.data),
+                    wrap_ttl: (req.wrap_ttl > 0)
+                        .then(|| std::time::Duration::from_secs(req.wrap_ttl)),
+                }),
+                Err(_) => arca_policy::AclDecision::default(),
+            };
             if !d.allowed {
                 return Err(LogicalError::PermissionDenied);
             }
@@ -510,6 +520,10 @@ impl Core {
         path: &str,
         req: &Request,
     ) -> Result<(), LogicalError> {
+        // Wrapping an answer writes a token: only the active node can.
+        if req.wrap_ttl > 0 && !c.state().is_active {
+            return Err(LogicalError::ReadOnly);
+        }
         let stale = match req
             .headers
             .get("x-arca-consistency")
@@ -629,7 +643,11 @@ impl Core {
             .ok_or(LogicalError::PermissionDenied)
     }
 
-    fn storage_for(&self, route: &Route, token: Option<&TokenEntry>) -> Arc<dyn Storage> {
+    pub(crate) fn storage_for(
+        &self,
+        route: &Route,
+        token: Option<&TokenEntry>,
+    ) -> Arc<dyn Storage> {
         if route.entry.kind == "cubbyhole" {
             // Each token sees only its own cubbyhole; without a token, an empty one.
             let h = token.map(|t| t.hash.clone()).unwrap_or_else(|| "-".into());

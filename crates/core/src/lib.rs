@@ -41,6 +41,8 @@ mod time_index;
 mod token_paths;
 mod token_roles;
 pub mod tokens;
+mod wrapping;
 
 pub use crate::core::{Core, CoreConfig, InitResult, Reply, SealStatus};
 pub use crate::join::{check_server_id, JoinRequest, JoinTls, MAX_SERVER_ID};
+pub use crate::wrapping::WrapInfo;

@@ -72,6 +72,15 @@ impl PolicyStore {
         if let Some(p) = self.policies.read().get(&name) {
             return Ok(Some(p.clone()));
         }
+        if name == arca_policy::RESPONSE_WRAPPING_POLICY {
+            // Built in, never stored: what wrapping tokens may do.
+            let p = Arc::new(
+                arca_policy::parse(&name, arca_policy::response_wrapping_policy_text())
+                    .map_err(|e| LogicalError::internal(e.to_string()))?,
+            );
+            self.policies.write().insert(name, p.clone());
+            return Ok(Some(p));
+        }
         let stored: Option<StoredPolicy> = get_json(self.storage.as_ref(), &name).await?;
         let Some(stored) = stored else {
             return Ok(None);
@@ -89,8 +98,10 @@ impl PolicyStore {
         if name.is_empty() {
             return Err(LogicalError::invalid("policy name must not be empty"));
         }
-        if name == "root" {
-            return Err(LogicalError::invalid("cannot update \"root\" policy"));
+        if name == "root" || name == arca_policy::RESPONSE_WRAPPING_POLICY {
+            return Err(LogicalError::invalid(format!(
+                "cannot update {name:?} policy"
+            )));
         }
         if name.contains('/') || name.contains("..") {
             return Err(LogicalError::invalid(format!(

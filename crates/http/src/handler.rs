@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, Uri};
 use axum::response::Response as HttpResponse;
 use axum::Router;
 use serde_json::{json, Map, Value};
@@ -109,11 +109,21 @@ async fn handle(
             ))
         }
     };
-    if headers.contains_key("x-vault-wrap-ttl") {
-        return error_response(&LogicalError::invalid(
-            "response wrapping (X-Vault-Wrap-TTL) is not supported by this server yet",
-        ));
-    }
+    let wrap_ttl = match headers.get("x-vault-wrap-ttl") {
+        None => 0,
+        Some(v) => match v
+            .to_str()
+            .ok()
+            .and_then(|v| arca_sdk::duration::parse_seconds(v.trim()).ok())
+        {
+            Some(t) if t > 0 => t,
+            _ => {
+                return error_response(&LogicalError::invalid(
+                    "X-Vault-Wrap-TTL must be a positive duration (\"60s\", \"5m\" or seconds)",
+                ))
+            }
+        },
+    };
     let mut query = parse_query(uri.query());
     let is_list_query = truthy(query.get("list"));
     query.remove("list");
@@ -183,6 +193,7 @@ async fn handle(
         req.raw_body = Some(body.clone());
     }
     req.body_error = body_error;
+    req.wrap_ttl = wrap_ttl;
     for name in [
         "content-type",
         "x-vault-request",
@@ -194,7 +205,9 @@ async fn handle(
         }
     }
     let request_id = req.id.clone();
+    let wrap_path = req.path.trim_start_matches('/').to_string();
     let resp = match core.handle(req).await {
+        Ok(reply) if wrap_ttl > 0 => wrap(&core, reply, &request_id, wrap_ttl, &wrap_path).await,
         Ok(reply) => render(reply, &request_id),
         Err(LogicalError::ReadOnly) if !headers.contains_key(FORWARDED_HEADER) => {
             match &state.forwarder {
@@ -281,32 +294,27 @@ fn percent_decode(p: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn render(reply: Reply, request_id: &str) -> HttpResponse {
+/// What a reply is on the wire: no content, a raw body, or the JSON
+/// envelope with its status.
+enum Rendered {
+    Empty(u16),
+    Raw(arca_sdk::RawResponse),
+    Json(u16, Value),
+}
+
+fn rendered(reply: Reply, request_id: &str) -> Rendered {
     let Some(resp) = reply.response else {
-        return HttpResponse::builder()
-            .status(StatusCode::NO_CONTENT)
-            .header(header::CACHE_CONTROL, "no-store")
-            .body(Body::empty())
-            .unwrap();
+        return Rendered::Empty(204);
     };
     if let Some(raw) = resp.raw {
-        return HttpResponse::builder()
-            .status(raw.status)
-            .header(header::CONTENT_TYPE, raw.content_type)
-            .header(header::CACHE_CONTROL, "no-store")
-            .body(Body::from(raw.body))
-            .unwrap();
+        return Rendered::Raw(raw);
     }
     if resp.data.is_none()
         && resp.auth.is_none()
         && resp.warnings.is_empty()
         && reply.lease_duration == 0
     {
-        return HttpResponse::builder()
-            .status(resp.status.unwrap_or(204))
-            .header(header::CACHE_CONTROL, "no-store")
-            .body(Body::empty())
-            .unwrap();
+        return Rendered::Empty(resp.status.unwrap_or(204));
     }
     let auth = resp.auth.map(|a| {
         let metadata = if a.metadata.is_empty() {
@@ -349,7 +357,87 @@ fn render(reply: Reply, request_id: &str) -> HttpResponse {
         "auth": auth.unwrap_or(Value::Null),
         "mount_type": reply.mount_type,
     });
-    json_response(resp.status.unwrap_or(200), &body)
+    Rendered::Json(resp.status.unwrap_or(200), body)
+}
+
+fn to_response(r: Rendered) -> HttpResponse {
+    match r {
+        Rendered::Empty(status) => HttpResponse::builder()
+            .status(status)
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::empty())
+            .unwrap(),
+        Rendered::Raw(raw) => HttpResponse::builder()
+            .status(raw.status)
+            .header(header::CONTENT_TYPE, raw.content_type)
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::from(raw.body))
+            .unwrap(),
+        Rendered::Json(status, body) => json_response(status, &body),
+    }
+}
+
+fn render(reply: Reply, request_id: &str) -> HttpResponse {
+    to_response(rendered(reply, request_id))
+}
+
+/// Response wrapping (`X-Vault-Wrap-TTL`): the answer the client would
+/// have had is stored in a new single-use token's cubbyhole and the client
+/// gets that token in `wrap_info` instead. An answer without content is
+/// not wrapped (as Vault); an error is returned as it is.
+async fn wrap(
+    core: &arca_core::Core,
+    reply: Reply,
+    request_id: &str,
+    ttl: u64,
+    path: &str,
+) -> HttpResponse {
+    let (body, status) = match rendered(reply, request_id) {
+        Rendered::Json(status, body) if (200..300).contains(&status) => (body, status),
+        Rendered::Raw(raw)
+            if (200..300).contains(&raw.status)
+                && raw.content_type.starts_with("application/json") =>
+        {
+            match serde_json::from_slice::<Value>(&raw.body) {
+                Ok(v) => (v, raw.status),
+                Err(_) => return to_response(Rendered::Raw(raw)),
+            }
+        }
+        Rendered::Raw(raw) if (200..300).contains(&raw.status) => {
+            return error_response(&LogicalError::invalid(format!(
+                "the answer of {path} is not JSON ({}) and cannot be wrapped: send the request without X-Vault-Wrap-TTL",
+                raw.content_type
+            )))
+        }
+        other => return to_response(other),
+    };
+    let wrapped_accessor = body["auth"]["accessor"].as_str().unwrap_or("").to_string();
+    match core
+        .wrap_response(&body, ttl, path, &wrapped_accessor)
+        .await
+    {
+        Ok(info) => json_response(
+            status,
+            &json!({
+                "request_id": request_id,
+                "lease_id": "",
+                "renewable": false,
+                "lease_duration": 0,
+                "data": null,
+                "wrap_info": {
+                    "token": info.token,
+                    "accessor": info.accessor,
+                    "ttl": info.ttl,
+                    "creation_time": info.creation_time,
+                    "creation_path": info.creation_path,
+                    "wrapped_accessor": info.wrapped_accessor,
+                },
+                "warnings": null,
+                "auth": null,
+            }),
+        ),
+        Err(e) => error_response(&e),
+    }
 }
 
 #[cfg(test)]

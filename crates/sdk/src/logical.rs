@@ -103,6 +103,10 @@ pub struct Request {
     /// metadata and `internal_data` as the login returned them).
     #[serde(default)]
     pub auth: Option<Auth>,
+    /// Seconds the answer is to be response-wrapped for
+    /// (`X-Vault-Wrap-TTL`); 0: not wrapped.
+    #[serde(default)]
+    pub wrap_ttl: u64,
 }
 
 impl Request {
@@ -125,6 +129,7 @@ impl Request {
             body_error: None,
             secret: None,
             auth: None,
+            wrap_ttl: 0,
         }
     }
 

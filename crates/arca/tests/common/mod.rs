@@ -563,6 +563,18 @@ pub fn try_http(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> Result<(u16, Value), String> {
+    try_http_with(addr, method, path, token, body, &[])
+}
+
+/// [`try_http`] with extra request headers.
+pub fn try_http_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Value), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -578,6 +590,9 @@ pub fn try_http(
             .header("X-Vault-Request", "true");
         if let Some(t) = token {
             req = req.header("X-Vault-Token", t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
         }
         if let Some(b) = body {
             // Like the bao CLI: a JSON body without a Content-Type header.

@@ -20,6 +20,7 @@ mod path_password_policies;
 mod path_policy;
 mod path_raft;
 mod path_raft_snapshot;
+mod path_wrapping;
 
 pub(crate) use path_raft::cluster_error;
 
@@ -45,6 +46,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     paths.extend(path_locked_users::paths());
     paths.extend(path_raft::paths());
     paths.extend(path_raft_snapshot::paths());
+    paths.extend(path_wrapping::paths());
     Framework::new("system", Sys { core }, paths).with_special_paths(SpecialPaths {
         root: [
             "seal",
@@ -68,19 +70,29 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
         ]
         .map(String::from)
         .to_vec(),
-        unauthenticated: ["internal/ui/mounts", "internal/ui/mounts/*"]
-            .map(String::from)
-            .to_vec(),
+        unauthenticated: [
+            "internal/ui/mounts",
+            "internal/ui/mounts/*",
+            "wrapping/lookup",
+        ]
+        .map(String::from)
+        .to_vec(),
         // A joining node has no token yet: it proves it holds the unseal
         // key by answering the challenge (see `crate::join`).
         unauthenticated_writes: [
             "storage/raft/bootstrap/challenge",
             "storage/raft/bootstrap/answer",
+            // Shows what a wrapping token wraps (path, time, TTL), changes
+            // nothing: anyone holding the token may check it (as Vault).
+            "wrapping/lookup",
         ]
         .map(String::from)
         .to_vec(),
         available_without_leader: vec![],
-        forward_on_standby: vec![],
+        // They use up or create tokens: the active node does that.
+        forward_on_standby: ["wrapping/wrap", "wrapping/unwrap", "wrapping/rewrap"]
+            .map(String::from)
+            .to_vec(),
     })
 }
 
