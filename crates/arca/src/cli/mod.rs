@@ -36,17 +36,21 @@ macro_rules! out {
 
 pub mod output;
 
+mod auth;
 mod data;
 mod generic;
 mod kv;
+mod lease;
 mod login;
 mod operator;
+mod path_help;
 mod policy;
 mod raft;
 mod secrets;
 mod server;
 mod status;
 mod token;
+mod unsupported;
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 
@@ -135,9 +139,14 @@ pub const HTTP_FLAGS: &[Flag] = &[
     ),
     Flag::string(
         "namespace",
-        "Namespace sent as X-Vault-Namespace ($VAULT_NAMESPACE).",
+        "Namespace ($VAULT_NAMESPACE). Refused unless root: Arca has no namespaces.",
     ),
+    Flag::string("ns", "Shortcut for -namespace."),
     Flag::bool("non-interactive", "Never prompt for input."),
+    Flag::string(
+        "wrap-ttl",
+        "Wrap the response ($VAULT_WRAP_TTL). Refused: arca cannot send it yet.",
+    ),
     Flag::string(
         "format",
         "Output format: table, json or raw ($VAULT_FORMAT).",
@@ -291,15 +300,33 @@ impl Cmd {
         if f.is_set("tls-skip-verify") {
             cfg.tls.skip_verify = f.bool("tls-skip-verify");
         }
-        if let Some(v) = f.string("namespace") {
+        if let Some(v) = f.string("namespace").or_else(|| f.string("ns")) {
             cfg.namespace = Some(v.to_string());
         }
         cfg
     }
 
     /// A client built from [`Cmd::client_config`].
+    ///
+    /// Refused (exit 2) when the command asks for what is missing: a
+    /// namespace other than the root (the server has none), or response
+    /// wrapping (the client cannot send `X-Vault-Wrap-TTL` yet).
     pub fn client(&self) -> Result<Client, Failure> {
-        Client::with_config(self.client_config()).map_err(|e| remote_error(e.to_string()))
+        let cfg = self.client_config();
+        if let Some(ns) = cfg.namespace.as_deref() {
+            if !matches!(ns.trim().trim_matches('/'), "" | "root") {
+                return Err(unsupported::no_namespaces(&format!("namespace \"{ns}\"")));
+            }
+        }
+        let wrap = self
+            .flags
+            .string("wrap-ttl")
+            .map(str::to_string)
+            .or_else(|| arca_client::env_var("WRAP_TTL"));
+        if wrap.is_some_and(|w| !w.trim().is_empty()) {
+            return Err(unsupported::no_wrap_ttl(self.spec_name));
+        }
+        Client::with_config(cfg).map_err(|e| remote_error(e.to_string()))
     }
 
     /// Whether prompting is allowed.
@@ -310,7 +337,12 @@ impl Cmd {
     /// Prints a response in the chosen format (`OutputSecret`).
     pub fn print_secret(&self, secret: &Secret) -> CmdResult {
         match self.format {
-            Format::Json => outln!("{}", output::json_text(secret)),
+            Format::Json => {
+                // The Go client's Secret has no `mount_type`: not shown.
+                let mut shown = secret.clone();
+                shown.mount_type.clear();
+                outln!("{}", output::json_text(&shown))
+            }
             Format::Table | Format::Raw => {
                 if let Some(w) = output::warnings_text(secret) {
                     eprint!("{w}");
@@ -495,8 +527,14 @@ const COMMANDS: &[(&str, &str)] = &[
     ("delete", "Delete secrets and configuration"),
     ("kv", "Interact with the key/value secrets engine"),
     ("secrets", "Enable, disable, list and tune secrets engines"),
+    ("auth", "Enable, disable, list and tune auth methods"),
+    ("lease", "Look up, renew and revoke leases"),
+    ("path-help", "Retrieve API help for paths"),
     ("policy", "Manage policies"),
     ("token", "Create, look up, renew and revoke tokens"),
+    ("print", "Print the CLI's runtime values (print token)"),
+    ("namespace", "Namespaces (refused: Arca has none)"),
+    ("unwrap", "Unwrap a wrapped secret"),
     ("server", "Start an Arca server"),
     ("version", "Print the version"),
 ];
@@ -556,6 +594,12 @@ pub async fn run(args: Vec<String>) -> i32 {
         "secrets" => secrets::run(rest).await,
         "policy" => policy::run(rest).await,
         "token" => token::run(rest).await,
+        "auth" => auth::run(rest).await,
+        "lease" => lease::run(rest).await,
+        "path-help" => path_help::run(rest).await,
+        "print" => unsupported::print(rest).await,
+        "namespace" | "namespaces" | "ns" => unsupported::namespace(rest).await,
+        "unwrap" => unsupported::unwrap(rest).await,
         "server" => server::run(rest).await,
         "version" | "-v" | "-version" | "--version" => {
             outln!("{}", version_text());

@@ -1,9 +1,11 @@
-//! `arca secrets …`: enable, disable, list and tune secrets engines.
+//! `arca secrets …`: enable, disable, list, tune and move secrets engines.
 //!
 //! Requests: `enable` → `POST sys/mounts/<path>`; `disable` →
 //! `DELETE sys/mounts/<path>`; `list` → `GET sys/mounts`; `tune` →
-//! `POST sys/mounts/<path>/tune`. Durations given on the command line are
-//! validated locally and sent as `"<seconds>s"`; `system` is passed through.
+//! `POST sys/mounts/<path>/tune`; `move` → `POST sys/remount` `{from, to}`,
+//! then `GET sys/remount/status/<id>` until the move succeeds or fails.
+//! Durations given on the command line are validated locally and sent as
+//! `"<seconds>s"`; `system` is passed through.
 
 use serde_json::{json, Map, Value};
 
@@ -20,6 +22,7 @@ const SUBCOMMANDS: &[(&str, &str)] = &[
     ("disable", "Disable a secrets engine (destroys its data)"),
     ("list", "List enabled secrets engines"),
     ("tune", "Tune a secrets engine's configuration"),
+    ("move", "Move a secrets engine to a new path"),
 ];
 
 /// Dispatches `arca secrets <subcommand>`.
@@ -30,6 +33,7 @@ pub async fn run(argv: &[String]) -> CmdResult {
         Some("disable") => disable(rest).await,
         Some("list") => list(rest).await,
         Some("tune") => tune(rest).await,
+        Some("move") => move_engine(rest).await,
         other => Err(missing_subcommand(
             "secrets",
             "Manage secrets engines.",
@@ -370,6 +374,82 @@ async fn tune(argv: &[String]) -> CmdResult {
         .await
         .map_err(|e| remote_error(format!("Error tuning secrets engine {path}: {e}")))?;
     cmd.success(format!("Success! Tuned the secrets engine at: {path}/"))
+}
+
+const MOVE: Spec = Spec {
+    name: "secrets move",
+    usage: "[options] SOURCE DESTINATION",
+    help: "Moves the secrets engine at SOURCE to DESTINATION, keeping its data,\n\
+           then waits for the move to finish (sys/remount, sys/remount/status).",
+    flags: &[],
+    http: true,
+    field: false,
+};
+
+/// How long `secrets move` waits between two status checks (the Vault CLI: 10 s).
+const MOVE_POLL: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn move_engine(argv: &[String]) -> CmdResult {
+    let cmd = parse(&MOVE, argv)?;
+    cmd.expect_args(2, 2)?;
+    let src = format!("{}/", sanitize_path(&cmd.args()[0]));
+    let dst = format!("{}/", sanitize_path(&cmd.args()[1]));
+    let client = cmd.client()?;
+    let moving = |e: arca_client::ClientError| {
+        remote_error(format!("Error moving secrets engine {src} to {dst}: {e}"))
+    };
+    let resp = super::sys_request(
+        &client,
+        arca_client::Method::POST,
+        "sys/remount",
+        Some(&json!({"from": src, "to": dst})),
+    )
+    .await
+    .map_err(moving)?;
+    let id = super::sys_field(&resp, "migration_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    outln!("Started moving secrets engine {src} to {dst}, with migration ID {id}");
+    loop {
+        let st = super::sys_request(
+            &client,
+            arca_client::Method::GET,
+            &format!("sys/remount/status/{id}"),
+            None,
+        )
+        .await
+        .map_err(|e| {
+            remote_error(format!(
+                "Error checking migration status of secrets engine {src} to {dst}: {e}"
+            ))
+        })?;
+        let status = super::sys_field(&st, "migration_info")
+            .and_then(|i| i.get("status"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        match status {
+            "success" => {
+                outln!(
+                    "Success! Finished moving secrets engine {src} to {dst}, with migration ID {id}"
+                );
+                return Ok(0);
+            }
+            "failure" => {
+                // The Vault CLI reports a failed move but exits 0.
+                eprintln!(
+                    "Failure! Error encountered moving secrets engine {src} to {dst}, with migration ID {id}"
+                );
+                return Ok(0);
+            }
+            _ => {
+                outln!(
+                    "Waiting for terminal status in migration of secrets engine {src} to {dst}, with migration ID {id}"
+                );
+                tokio::time::sleep(MOVE_POLL).await;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
