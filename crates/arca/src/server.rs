@@ -111,6 +111,20 @@ async fn serve_all(
         anyhow::bail!("no listener \"tcp\" block in the configuration");
     }
     let mut signals = Signals::install()?;
+    #[cfg(unix)]
+    {
+        // SIGHUP: reopen the audit files (after logrotate moved them).
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).context("cannot install a SIGHUP handler")?;
+        let core = Arc::downgrade(&core);
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let Some(core) = core.upgrade() else { return };
+                tracing::info!("SIGHUP: reopening the audit files");
+                core.reopen_audit_files();
+            }
+        });
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     let mut result = Ok(());
@@ -330,6 +344,8 @@ async fn serve_config_inner(
             stale_reads: config.stale_reads,
             engines: crate::engines::registry(),
             user_lockout: config.user_lockout.clone().into_iter().collect(),
+            // An audit file there could be read back as data.
+            audit_forbidden_dirs: config.storage.path.iter().cloned().collect(),
         },
     );
     let forwarder: Option<Arc<dyn arca_http::Forwarder>> = match &raft_node {

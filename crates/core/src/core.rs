@@ -39,6 +39,9 @@ pub struct CoreConfig {
     /// `userpass`, `ldap`, `approle`): defaults for mounts of that type,
     /// below a mount's own `user_lockout_config`.
     pub user_lockout: HashMap<String, crate::lockout::UserLockoutConfig>,
+    /// Directories an audit file may not be written under (the storage
+    /// directory, the plugin directory).
+    pub audit_forbidden_dirs: Vec<std::path::PathBuf>,
 }
 
 impl Default for CoreConfig {
@@ -52,6 +55,7 @@ impl Default for CoreConfig {
             stale_reads: false,
             engines: arca_sdk::Registry::new(),
             user_lockout: HashMap::new(),
+            audit_forbidden_dirs: Vec::new(),
         }
     }
 }
@@ -213,6 +217,8 @@ pub struct Core {
     pub(crate) expiration_wake: tokio::sync::Notify,
     /// Failed-login counts of user lockout (see `lockout`).
     pub(crate) lockouts: crate::lockout::Lockouts,
+    /// The enabled audit devices (`crate::audit`).
+    pub(crate) audit: crate::audit::Broker,
 }
 
 pub(crate) fn now() -> i64 {
@@ -223,6 +229,7 @@ impl Core {
     pub fn new(physical: Arc<dyn PhysicalBackend>, config: CoreConfig) -> Arc<Core> {
         let barrier = Barrier::new(physical.clone());
         let seal = Seal::new(physical.clone());
+        let audit = crate::audit::Broker::new(config.audit_forbidden_dirs.clone());
         Arc::new_cyclic(|w| Core {
             physical,
             barrier,
@@ -246,6 +253,7 @@ impl Core {
             active_since: RwLock::new(None),
             expiration_wake: tokio::sync::Notify::new(),
             lockouts: Default::default(),
+            audit,
         })
     }
 
@@ -356,6 +364,10 @@ impl Core {
             req.client_token_accessor = Some(t.accessor.clone());
             req.display_name = t.display_name.clone();
         }
+        // What the audit entries say of the caller (before engines lose the
+        // token below).
+        let audit_auth = crate::audit::auth_value(token.as_deref(), req.client_token.as_deref());
+        let audit_token = req.client_token.clone();
 
         // Engines never see the caller's token (Vault strips it for
         // plugins): only core's own `sys/` and `auth/token/` need it.
@@ -390,12 +402,18 @@ impl Core {
                 Err(_) => arca_policy::AclDecision::default(),
             };
             if !d.allowed {
+                self.audit_denied(&audit_auth, &req, &path, audit_token.as_deref());
                 return Err(LogicalError::PermissionDenied);
             }
             if special.root.matches(&rel) && !d.sudo {
+                self.audit_denied(&audit_auth, &req, &path, audit_token.as_deref());
                 return Err(LogicalError::PermissionDenied);
             }
         }
+        // Fail closed: recorded before anything runs, or not run at all.
+        let audit_request = crate::audit::request_value(&req, &path, audit_token.as_deref());
+        self.audit
+            .log_request(crate::audit::entry("request", &audit_auth, &audit_request))?;
         let mut last_use = None;
         if let (Some(t), false) = (&token, unauth) {
             match st.tokens.use_token(t).await? {
@@ -501,10 +519,36 @@ impl Core {
             Ok::<Reply, LogicalError>(reply)
         }
         .await;
+        if !self.audit.is_empty() {
+            let mut e = crate::audit::entry("response", &audit_auth, &audit_request);
+            match &out {
+                Ok(reply) => {
+                    e["response"] = crate::audit::response_value(reply, &req.mount_accessor)
+                }
+                Err(err) => e["error"] = Value::from(err.to_string()),
+            }
+            self.audit.log_response(e, op == Operation::List);
+        }
         if let Some(h) = last_use {
             self.revoke_token_tree(&h).await?;
         }
         out
+    }
+
+    /// Reopens the audit files (SIGHUP, after a log rotation moved them).
+    pub fn reopen_audit_files(&self) {
+        self.audit.reopen_all();
+    }
+
+    /// A request refused by the ACL, recorded with its error.
+    fn audit_denied(&self, auth: &Value, req: &Request, path: &str, token: Option<&str>) {
+        if self.audit.is_empty() {
+            return;
+        }
+        let request = crate::audit::request_value(req, path, token);
+        let mut e = crate::audit::entry("response", auth, &request);
+        e["error"] = Value::from(LogicalError::PermissionDenied.to_string());
+        self.audit.log_response(e, false);
     }
 
     /// In a cluster, makes the request see every write committed before it

@@ -7,6 +7,7 @@
 //! - the keyring record → the barrier reloads its keyring (rotation);
 //! - `core/mounts`, `core/auth` → the router is rebuilt (mount, unmount,
 //!   tune, remount on another node);
+//! - `core/audit` → the audit devices are reopened from the table;
 //! - `sys/policy/<name>` → that policy and every compiled ACL;
 //! - `sys/password_policy/<name>` → that parsed password policy;
 //! - `sys/token/id/<hash>` → that token entry;
@@ -35,6 +36,12 @@ impl Core {
             };
             if p == "core/mounts" || p == "core/auth" {
                 reload_router = true;
+            } else if p == crate::audit::AUDIT_TABLE {
+                if let Err(e) = self.audit.load(st.root_view.as_ref()).await {
+                    tracing::warn!(
+                        "reloading the audit devices after a replicated change failed: {e}"
+                    );
+                }
             } else if let Some(name) = p.strip_prefix("sys/policy/") {
                 st.policies.invalidate(name);
             } else if let Some(name) = p.strip_prefix("sys/password_policy/") {

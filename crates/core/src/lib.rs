@@ -19,6 +19,7 @@
 //! - Every write of core's own records (mount table, tokens, policies) goes
 //!   through the barrier and is therefore encrypted, keys included.
 
+mod audit;
 mod batch_tokens;
 pub mod cluster;
 pub mod cluster_tls;

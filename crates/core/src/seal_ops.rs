@@ -389,8 +389,9 @@ impl Core {
                 self.barrier.clone(),
                 identity_prefix,
             )))),
-            root_view,
+            root_view: root_view.clone(),
         };
+        self.audit.load(root_view.as_ref()).await?;
         *self.state.write() = Some(Arc::new(st));
         self.sealed.store(false, Ordering::Release);
         Ok(())
@@ -484,6 +485,7 @@ impl Core {
         self.sealed.store(true, Ordering::Release);
         *self.state.write() = None;
         *self.unseal_progress.lock() = None;
+        self.audit.clear();
         self.barrier.seal();
         self.drop_cluster_identity();
     }

@@ -10,6 +10,7 @@ use arca_sdk::{Framework, LogicalError, RawResponse, Request, Response, SpecialP
 
 use crate::core::Core;
 
+mod path_audit;
 mod path_capabilities;
 mod path_internal;
 mod path_keys;
@@ -37,6 +38,7 @@ impl Sys {
 pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     let mut paths = Vec::new();
     paths.extend(path_mounts::paths());
+    paths.extend(path_audit::paths());
     paths.extend(path_policy::paths());
     paths.extend(path_password_policies::paths());
     paths.extend(path_capabilities::paths());
@@ -90,9 +92,14 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
         .to_vec(),
         available_without_leader: vec![],
         // They use up or create tokens: the active node does that.
-        forward_on_standby: ["wrapping/wrap", "wrapping/unwrap", "wrapping/rewrap"]
-            .map(String::from)
-            .to_vec(),
+        forward_on_standby: [
+            "wrapping/wrap",
+            "wrapping/unwrap",
+            "wrapping/rewrap",
+            "audit/*",
+        ]
+        .map(String::from)
+        .to_vec(),
     })
 }
 
