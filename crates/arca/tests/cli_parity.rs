@@ -7,9 +7,10 @@
 //! object rather than the `data` envelope (`sys/health`, `sys/seal-status`,
 //! `sys/leader`), which the Go client shows as `data`; `auth
 //! enable|disable|list|tune|help`; `lease lookup|renew|revoke`; `path-help`;
-//! `secrets move`; `print token`; `unwrap` (of tokens bao wrapped); and the
+//! `secrets move`; `print token`; `unwrap` (of tokens bao wrapped); `audit
+//! enable|list|disable`; and the
 //! refusals of what is missing (`namespace …` and `-namespace`: the server
-//! has no namespaces; `-wrap-ttl`: the arca client cannot send it yet). Each
+//! has no namespaces); `-wrap-ttl` on writes, reads and token creation. Each
 //! test starts one server and also compares failures (wrong path, missing
 //! argument) by exit code.
 
@@ -185,9 +186,8 @@ fn auth_family() {
         "auth",
         "tune",
         "-description=tuned",
-        // Given explicitly: bao sends an unset TTL as "", which the Arca
-        // server (unlike Vault) takes as "system"; arca sends nothing.
-        "-default-lease-ttl=30m",
+        // No -default-lease-ttl: bao sends it as "", which leaves the TTL
+        // as it was (as Vault), arca sends nothing.
         "-max-lease-ttl=3h",
         "-token-type=service",
         "-user-lockout-threshold=3",
@@ -200,6 +200,10 @@ fn auth_family() {
     let ra = bao.json(&["read", "-format=json", "sys/auth/upa/tune"]);
     assert_eq!(ra["data"], rb["data"], "auth tune sent different settings");
     assert_eq!(rb["data"]["description"], "tuned", "{rb}");
+    assert_eq!(
+        rb["data"]["default_lease_ttl"], 3600,
+        "an unset -default-lease-ttl changed the TTL: {rb}"
+    );
     // help: bao's login help, with the program's name.
     let (b, a) = both(&bao, &["auth", "help", "userpass"]);
     assert_eq!(a.replace("arca ", "bao "), b);
@@ -496,15 +500,119 @@ fn print_token_unwrap_and_missing_features() {
     bao.as_arca()
         .run(&["read", "-namespace=root", "sys/health"])
         .ok();
-    // -wrap-ttl: arca cannot send X-Vault-Wrap-TTL yet; it says so (exit 2)
-    // rather than answering unwrapped.
+    // -wrap-ttl: both wrap the answer; the wrapping tables have the same
+    // keys and each token unwraps to what the other CLI unwrapped.
+    bao.run(&["secrets", "enable", "-path=secret", "-version=2", "kv"])
+        .ok();
+    bao.run(&["kv", "put", "secret/w", "k=v"]).ok();
     for args in [
-        &["read", "-wrap-ttl=1m", "sys/health"][..],
-        &["token", "create", "-wrap-ttl=5m"],
+        &["write", "-wrap-ttl=1m", "sys/wrapping/wrap", "a=1"][..],
+        &["kv", "get", "-wrap-ttl=1m", "secret/w"],
+        &["token", "create", "-wrap-ttl=5m", "-policy=default"],
     ] {
-        let err = bao.as_arca().run(args);
-        assert_eq!(err.code, 2, "{}", err.describe());
-        assert!(err.stdout.is_empty(), "{}", err.describe());
-        assert!(err.stderr.contains("-wrap-ttl is not supported by arca"));
+        let (b, a) = both(&bao, args);
+        assert_eq!(
+            table_keys(&a),
+            table_keys(&b),
+            "{args:?}\nbao:\n{b}\narca:\n{a}"
+        );
+        assert!(table_keys(&a).iter().any(|k| k == "wrapping_token:"), "{a}");
+        let mut json_args = args.to_vec();
+        let at = json_args.iter().position(|a| a.starts_with('-')).unwrap();
+        json_args.insert(at, "-format=json");
+        let (b, a) = both(&bao, &json_args);
+        let (jb, ja): (Value, Value) = (
+            serde_json::from_str(&b).unwrap(),
+            serde_json::from_str(&a).unwrap(),
+        );
+        let keys = |v: &Value| {
+            v["wrap_info"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+        };
+        assert_eq!(keys(&ja), keys(&jb), "{args:?}");
+        let ub = bao.json(&[
+            "unwrap",
+            "-format=json",
+            jb["wrap_info"]["token"].as_str().unwrap(),
+        ]);
+        let ua = bao.as_arca().json(&[
+            "unwrap",
+            "-format=json",
+            ja["wrap_info"]["token"].as_str().unwrap(),
+        ]);
+        assert_eq!(ua["data"].is_null(), ub["data"].is_null(), "{ua} {ub}");
     }
+    let (_, a) = both(&bao, &["read", "-wrap-ttl=1m", "sys/health"]);
+    assert!(a.contains("wrapping_token:"), "{a}");
+    let err = bao.as_arca().run(&["read", "-wrap-ttl=soon", "sys/health"]);
+    assert_eq!(err.code, 1, "{}", err.describe());
+}
+
+#[test]
+fn audit_family() {
+    let server = Server::start();
+    let root = server.init_and_unseal().root_token;
+    let bao = server.bao().with_token(&root);
+    // None yet: the same message and exit code.
+    both(&bao, &["audit", "list"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (fb, fa) = (dir.path().join("b.log"), dir.path().join("a.log"));
+    let (b, a) = (
+        bao.run(&[
+            "audit",
+            "enable",
+            "-path=b",
+            "-description=bao's",
+            "file",
+            &format!("file_path={}", fb.display()),
+        ]),
+        bao.as_arca().run(&[
+            "audit",
+            "enable",
+            "-path=a",
+            "-description=bao's",
+            "file",
+            &format!("file_path={}", fa.display()),
+        ]),
+    );
+    assert_eq!(
+        (a.code, b.code),
+        (0, 0),
+        "{}\n{}",
+        b.describe(),
+        a.describe()
+    );
+    assert_eq!(a.stdout.replace("a/", "b/"), b.stdout);
+    let (b, a) = both(&bao, &["audit", "list", "-format=json"]);
+    let (jb, ja): (Value, Value) = (
+        serde_json::from_str(&b).unwrap(),
+        serde_json::from_str(&a).unwrap(),
+    );
+    assert_eq!(ja, jb);
+    let (b, a) = both(&bao, &["audit", "list"]);
+    assert_eq!(a, b);
+    let (b, a) = both(&bao, &["audit", "list", "-detailed"]);
+    assert_eq!(a, b);
+    // Both write what the other's requests did.
+    assert!(fa.exists() && fb.exists());
+    for args in [
+        &["audit", "enable"][..],
+        &[
+            "audit",
+            "enable",
+            "-path=x",
+            "file",
+            "file_path=stdout",
+            "prefix=p",
+        ],
+        &["audit", "disable"],
+        &["audit", "nosuch"],
+    ] {
+        both(&bao, args);
+    }
+    let (b, a) = both(&bao, &["audit", "disable", "b/"]);
+    assert_eq!(a, b);
+    let (b, a) = both(&bao, &["audit", "disable", "a"]);
+    assert_eq!(a, b);
 }

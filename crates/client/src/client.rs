@@ -59,6 +59,7 @@ pub struct Client {
     address: Arc<str>,
     token: Option<Arc<str>>,
     namespace: Option<Arc<str>>,
+    wrap_ttl: Option<Arc<str>>,
     max_retries: u32,
     retry_wait: Duration,
 }
@@ -94,6 +95,10 @@ impl Client {
             address: address.into(),
             token: config.token.filter(|t| !t.is_empty()).map(Into::into),
             namespace: config.namespace.filter(|n| !n.is_empty()).map(Into::into),
+            wrap_ttl: config
+                .wrap_ttl
+                .filter(|w| !w.trim().is_empty())
+                .map(Into::into),
             max_retries: config.max_retries,
             retry_wait: RETRY_WAIT,
         })
@@ -118,6 +123,14 @@ impl Client {
     pub fn with_token(&self, token: Option<String>) -> Client {
         let mut c = self.clone();
         c.set_token(token);
+        c
+    }
+
+    /// A copy of this client that asks for no response wrapping (for the
+    /// requests a command makes before its own, as the Go CLI's preflight).
+    pub fn without_wrapping(&self) -> Client {
+        let mut c = self.clone();
+        c.wrap_ttl = None;
         c
     }
 
@@ -247,6 +260,9 @@ impl Client {
             }
             if let Some(ns) = &self.namespace {
                 req = req.header("X-Vault-Namespace", header_value(&method, &url, ns)?);
+            }
+            if let Some(w) = &self.wrap_ttl {
+                req = req.header("X-Vault-Wrap-TTL", header_value(&method, &url, w)?);
             }
             if let Some((bytes, content_type)) = &body {
                 req = req.header(CONTENT_TYPE, *content_type).body(bytes.clone());

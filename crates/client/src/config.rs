@@ -88,6 +88,9 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Retries after a retryable failure (`VAULT_MAX_RETRIES`; default 2).
     pub max_retries: u32,
+    /// Response wrapping asked of every request (`X-Vault-Wrap-TTL`, the
+    /// CLI's `-wrap-ttl` / `VAULT_WRAP_TTL`).
+    pub wrap_ttl: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -99,6 +102,7 @@ impl Default for ClientConfig {
             tls: TlsOptions::default(),
             timeout: Duration::from_secs(60),
             max_retries: 2,
+            wrap_ttl: None,
         }
     }
 }
@@ -131,6 +135,7 @@ impl ClientConfig {
             max_retries: get("MAX_RETRIES")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(defaults.max_retries),
+            wrap_ttl: get("WRAP_TTL").filter(|w| !w.trim().is_empty()),
         }
     }
 }

@@ -140,7 +140,8 @@ pub fn add_prefix_to_kv_path(path: &str, mount_path: &str, api_prefix: &str) -> 
 /// Asks the server which mount serves `path` and its KV version.
 pub async fn preflight(client: &Client, path: &str) -> Result<(String, bool), Failure> {
     let p = format!("sys/internal/ui/mounts/{path}");
-    let resp = client.raw(Method::GET, &p, None).await?;
+    // Never wrapped: the command's own request is (`-wrap-ttl`).
+    let resp = client.without_wrapping().raw(Method::GET, &p, None).await?;
     if resp.status == 404 {
         return Ok((String::new(), false));
     }

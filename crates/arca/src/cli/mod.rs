@@ -36,6 +36,7 @@ macro_rules! out {
 
 pub mod output;
 
+mod audit;
 mod auth;
 mod data;
 mod generic;
@@ -145,7 +146,7 @@ pub const HTTP_FLAGS: &[Flag] = &[
     Flag::bool("non-interactive", "Never prompt for input."),
     Flag::string(
         "wrap-ttl",
-        "Wrap the response ($VAULT_WRAP_TTL). Refused: arca cannot send it yet.",
+        "Wrap the response in a single-use token valid this long ($VAULT_WRAP_TTL).",
     ),
     Flag::string(
         "format",
@@ -318,13 +319,16 @@ impl Cmd {
                 return Err(unsupported::no_namespaces(&format!("namespace \"{ns}\"")));
             }
         }
-        let wrap = self
-            .flags
-            .string("wrap-ttl")
-            .map(str::to_string)
-            .or_else(|| arca_client::env_var("WRAP_TTL"));
-        if wrap.is_some_and(|w| !w.trim().is_empty()) {
-            return Err(unsupported::no_wrap_ttl(self.spec_name));
+        let mut cfg = cfg;
+        if let Some(w) = self.flags.string("wrap-ttl") {
+            cfg.wrap_ttl = Some(w.to_string());
+        }
+        if let Some(w) = cfg.wrap_ttl.as_deref().filter(|w| !w.trim().is_empty()) {
+            if arca_sdk::duration::parse(w.trim()).is_err() {
+                return Err(usage_error(format!(
+                    "invalid value {w:?} for flag -wrap-ttl: not a duration (\"60s\", \"5m\")"
+                )));
+            }
         }
         Client::with_config(cfg).map_err(|e| remote_error(e.to_string()))
     }
@@ -528,6 +532,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("kv", "Interact with the key/value secrets engine"),
     ("secrets", "Enable, disable, list and tune secrets engines"),
     ("auth", "Enable, disable, list and tune auth methods"),
+    ("audit", "Enable, disable and list audit devices"),
     ("lease", "Look up, renew and revoke leases"),
     ("path-help", "Retrieve API help for paths"),
     ("policy", "Manage policies"),
@@ -595,6 +600,7 @@ pub async fn run(args: Vec<String>) -> i32 {
         "policy" => policy::run(rest).await,
         "token" => token::run(rest).await,
         "auth" => auth::run(rest).await,
+        "audit" => audit::run(rest).await,
         "lease" => lease::run(rest).await,
         "path-help" => path_help::run(rest).await,
         "print" => unsupported::print(rest).await,

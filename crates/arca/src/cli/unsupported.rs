@@ -3,8 +3,6 @@
 //! * `namespace …` and a non-root `-namespace`: refused (exit 2, like the
 //!   API error a server without namespaces gives the Vault CLI): Arca has no
 //!   `sys/namespaces` and a single root namespace;
-//! * `-wrap-ttl`: refused (exit 2): the `arca` HTTP client cannot send
-//!   `X-Vault-Wrap-TTL` yet;
 //! * `unwrap [TOKEN]`: `PUT sys/wrapping/unwrap` as the Vault CLI sends it;
 //!   a server without that API (404) is reported as such (exit 2);
 //! * `print token`: the token the CLI would send.
@@ -19,14 +17,6 @@ pub fn no_namespaces(what: &str) -> Failure {
     remote_error(format!(
         "Error: {what}: Arca has no namespaces (there is no sys/namespaces API; \
          everything lives in the root namespace)"
-    ))
-}
-
-/// The error for `-wrap-ttl`, which the CLI cannot send yet.
-pub fn no_wrap_ttl(command: &str) -> Failure {
-    remote_error(format!(
-        "Error in {command}: -wrap-ttl is not supported by arca yet (its HTTP client \
-         cannot send X-Vault-Wrap-TTL); use the API or another client to wrap"
     ))
 }
 

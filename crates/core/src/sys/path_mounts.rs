@@ -309,8 +309,14 @@ impl Sys {
                 )));
             }
         }
-        let default_ttl = ttl_field(raw.get("default_lease_ttl"), "default_lease_ttl")?;
-        let max_ttl = ttl_field(raw.get("max_lease_ttl"), "max_lease_ttl")?;
+        // In a tune, "" leaves a TTL as it is (the CLI sends it for a flag
+        // not given); "system" resets it.
+        let tune_ttl = |k: &str| match raw.get(k) {
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            v => ttl_field(v, k),
+        };
+        let default_ttl = tune_ttl("default_lease_ttl")?;
+        let max_ttl = tune_ttl("max_lease_ttl")?;
         let description = raw
             .get("description")
             .and_then(|v| v.as_str())
