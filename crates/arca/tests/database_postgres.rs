@@ -302,12 +302,12 @@ fn bao_database_learning_path_postgres() {
     assert_ne!(c2.password, c.password);
 
     // Revoking the lease drops the role: the login fails.
+    // `bao lease revoke` queues the revocation (sync=false): done at once
+    // by the expiration manager, not before the CLI returns.
     bao.run(&["lease", "revoke", &c.lease_id]).ok();
-    assert!(
-        !pg.role_exists(&c.username),
-        "{} still in pg_roles after `bao lease revoke`",
-        c.username
-    );
+    wait_until("the revoked user dropped", CLEANUP_BOUND, || {
+        !pg.role_exists(&c.username)
+    });
     let gone = pg.psql_as(&c.username, &c.password, "SELECT 1");
     assert!(!gone.ok, "login as a revoked user succeeded");
     assert!(
@@ -374,7 +374,9 @@ fn scram_password_authentication_keeps_passwords_out_of_postgres() {
         "the plaintext password reached PostgreSQL's statement log"
     );
     bao.run(&["lease", "revoke", &c.lease_id]).ok();
-    assert!(!pg.role_exists(&c.username));
+    wait_until("the revoked user dropped", CLEANUP_BOUND, || {
+        !pg.role_exists(&c.username)
+    });
 }
 
 #[test]
@@ -769,7 +771,9 @@ fn rotate_root_leaves_a_password_only_arca_knows() {
     let c = read_creds(&bao, "readonly");
     assert!(pg.psql_as(&c.username, &c.password, "SELECT 1").ok);
     bao.run(&["lease", "revoke", &c.lease_id]).ok();
-    assert!(!pg.role_exists(&c.username));
+    wait_until("the revoked user dropped", CLEANUP_BOUND, || {
+        !pg.role_exists(&c.username)
+    });
     // Twice in a row works too (the second change uses the first's password).
     bao.run(&["write", "-f", "database/rotate-root/pg"]).ok();
     read_creds(&bao, "readonly");
@@ -1021,7 +1025,9 @@ fn postgres_over_tls_is_verified_as_sslmode_says() {
     );
     assert_eq!(ssl, "t", "Arca's connections are not all TLS");
     bao.run(&["lease", "revoke", &c.lease_id]).ok();
-    assert!(!pg.role_exists(&c.username));
+    wait_until("the revoked user dropped", CLEANUP_BOUND, || {
+        !pg.role_exists(&c.username)
+    });
 
     // A path that is not there: a clear error, nothing stored.
     bao.run(&["delete", "database/config/tls"]).ok();

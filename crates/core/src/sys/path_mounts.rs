@@ -81,6 +81,51 @@ fn options_map(v: Option<&Value>) -> Result<Map<String, Value>, LogicalError> {
     }
 }
 
+/// Mount options Arca has no feature for: refused when asked for (the
+/// CLI sends their defaults, which pass), never accepted and ignored.
+fn refuse_unsupported_mount_options(
+    raw: &Map<String, Value>,
+    kind: &str,
+) -> Result<(), LogicalError> {
+    let truthy = |k: &str| match raw.get(k) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => matches!(s.as_str(), "true" | "1" | "t"),
+        _ => false,
+    };
+    for (k, why) in [
+        (
+            "seal_wrap",
+            "seal wrapping: the barrier already encrypts everything",
+        ),
+        (
+            "local",
+            "local (not replicated) mounts: every node of a cluster has every mount",
+        ),
+        ("external_entropy_access", "external entropy"),
+    ] {
+        if truthy(k) {
+            return Err(LogicalError::invalid(format!(
+                "{k} is not available: Arca has no {why}"
+            )));
+        }
+    }
+    if let Some(v) = raw.get("plugin_version").and_then(Value::as_str) {
+        if !v.is_empty() {
+            return Err(LogicalError::invalid(
+                "plugin_version is not available: Arca runs built-in engines only",
+            ));
+        }
+    }
+    if let Some(v) = raw.get("plugin_name").and_then(Value::as_str) {
+        if !v.is_empty() && v != kind {
+            return Err(LogicalError::invalid(format!(
+                "plugin_name {v:?} differs from type {kind:?}: Arca runs built-in engines only"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn opt_str(v: &Value) -> String {
     v.as_str()
         .map(|s| s.to_string())
@@ -129,6 +174,7 @@ impl Sys {
                 "missing required field \"type\" (the engine type, e.g. kv)",
             ));
         }
+        refuse_unsupported_mount_options(c.data.raw(), &kind)?;
         let mut options = options_map(c.data.raw().get("options"))?;
         if kind == "kv-v2" {
             kind = "kv".into();
@@ -309,6 +355,25 @@ impl Sys {
                 )));
             }
         }
+        for k in [
+            "audit_non_hmac_request_keys",
+            "audit_non_hmac_response_keys",
+            "passthrough_request_headers",
+            "allowed_response_headers",
+            "listing_visibility",
+        ] {
+            let given = match raw.get(k) {
+                None | Some(Value::Null) => false,
+                Some(Value::String(s)) => !s.is_empty(),
+                Some(Value::Array(a)) => !a.is_empty(),
+                Some(_) => true,
+            };
+            if given {
+                return Err(LogicalError::invalid(format!(
+                    "{k} is not available in a tune yet: leave it unset"
+                )));
+            }
+        }
         // In a tune, "" leaves a TTL as it is (the CLI sends it for a flag
         // not given); "system" resets it.
         let tune_ttl = |k: &str| match raw.get(k) {
@@ -467,6 +532,7 @@ impl Sys {
                 "missing required field \"type\" (the auth method type, e.g. userpass)",
             ));
         }
+        refuse_unsupported_mount_options(c.data.raw(), &kind)?;
         if kind == "token" {
             return Err(LogicalError::invalid(
                 "the token auth method is always enabled at auth/token/ and cannot be enabled twice",
@@ -619,27 +685,27 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .field(Field::new(
                 "listing_visibility",
                 FieldType::String,
-                "Listing visibility in the UI.",
+                "Not available in a tune yet (refused when given).",
             ))
             .field(Field::new(
                 "audit_non_hmac_request_keys",
                 FieldType::Raw,
-                "Accepted for compatibility.",
+                "Not available yet (refused when given).",
             ))
             .field(Field::new(
                 "audit_non_hmac_response_keys",
                 FieldType::Raw,
-                "Accepted for compatibility.",
+                "Not available yet (refused when given).",
             ))
             .field(Field::new(
                 "passthrough_request_headers",
                 FieldType::Raw,
-                "Accepted for compatibility.",
+                "Not available yet (refused when given).",
             ))
             .field(Field::new(
                 "allowed_response_headers",
                 FieldType::Raw,
-                "Accepted for compatibility.",
+                "Not available yet (refused when given).",
             ))
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.read_tune(c)))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.write_tune(c)))
@@ -674,22 +740,22 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .field(Field::new(
                 "seal_wrap",
                 FieldType::Bool,
-                "Seal wrapping (accepted; the barrier already encrypts).",
+                "Seal wrapping: only false (the barrier already encrypts).",
             ))
             .field(Field::new(
                 "external_entropy_access",
                 FieldType::Bool,
-                "Accepted for compatibility.",
+                "Only false (Arca has no external entropy).",
             ))
             .field(Field::new(
                 "plugin_name",
                 FieldType::String,
-                "Accepted for compatibility.",
+                "Only the engine's own type (built-in engines only).",
             ))
             .field(Field::new(
                 "plugin_version",
                 FieldType::String,
-                "Accepted for compatibility.",
+                "Only empty (built-in engines only).",
             ))
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.read_mount(c)))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.enable_mount(c)))
