@@ -22,8 +22,8 @@ mod common;
 use std::time::Duration;
 
 use arca_testdb::mariadb::MariaDb;
-use common::{wait_until, write_file, Bao, Out, Server};
-use serde_json::Value;
+use common::database::{read_creds, write_role};
+use common::{wait_until, Bao, Out, Server};
 
 /// Vault's example statements for a role, reading one database.
 const READONLY_SQL: &str = "CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}';\n\
@@ -74,44 +74,6 @@ fn write_config(
     ];
     args.extend_from_slice(extra);
     bao.run(&args)
-}
-
-/// `bao write database/roles/NAME db_name=DB creation_statements=@FILE`
-/// with `sql` written to FILE, plus `extra` arguments.
-fn write_role(bao: &Bao, name: &str, db: &str, sql: &str, extra: &[&str]) -> Out {
-    let file = format!("{name}.sql");
-    write_file(&bao.home, &file, sql);
-    let path = format!("database/roles/{name}");
-    let db_name = format!("db_name={db}");
-    let stmts = format!("creation_statements=@{file}");
-    let mut args = vec!["write", path.as_str(), db_name.as_str(), stmts.as_str()];
-    args.extend_from_slice(extra);
-    bao.run(&args)
-}
-
-struct Creds {
-    lease_id: String,
-    lease_duration: i64,
-    renewable: bool,
-    username: String,
-    password: String,
-}
-
-fn read_creds(bao: &Bao, role: &str) -> Creds {
-    let v = bao.json(&["read", "-format=json", &format!("database/creds/{role}")]);
-    let s = |x: &Value| x.as_str().unwrap_or_default().to_string();
-    let c = Creds {
-        lease_id: s(&v["lease_id"]),
-        lease_duration: v["lease_duration"].as_i64().unwrap_or(-1),
-        renewable: v["renewable"].as_bool().unwrap_or(false),
-        username: s(&v["data"]["username"]),
-        password: s(&v["data"]["password"]),
-    };
-    assert!(
-        !c.username.is_empty() && !c.password.is_empty(),
-        "credentials without username/password: {v}"
-    );
-    c
 }
 
 #[test]

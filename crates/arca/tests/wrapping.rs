@@ -56,6 +56,18 @@ fn wrap_unwrap_once_lookup_rewrap_and_expiry() {
     assert_eq!(l["data"]["creation_path"], "sys/wrapping/wrap");
     assert_eq!(l["data"]["creation_ttl"], 300);
 
+    // The other wrapping paths need a token: a tokenless call is refused
+    // and does not use the wrapping token up.
+    for path in ["unwrap", "rewrap", "wrap"] {
+        let (code, v) = server.http(
+            "POST",
+            &format!("/v1/sys/wrapping/{path}"),
+            None,
+            Some(&json!({ "token": t })),
+        );
+        assert_eq!(code, 403, "tokenless sys/wrapping/{path}: {v}");
+    }
+
     // Unwrapped once, by the CLI (token as parameter).
     let u = bao.json(&["unwrap", "-format=json", &t]);
     assert_eq!(u["data"], json!({"foo": "bar", "n": "1"}), "{u}");

@@ -12,6 +12,8 @@
 //!   `HOME` (the CLI's token helper writes `~/.vault-token`).
 #![allow(dead_code)]
 
+pub mod database;
+
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
