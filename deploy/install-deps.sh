@@ -7,7 +7,7 @@
 #   deploy/install-deps.sh          # clang/libclang (RocksDB's bindings), g++, curl
 #   deploy/install-deps.sh test     # + openssl, iptables, haproxy, slapd, ldap-utils,
 #                                   #   postgresql, mariadb-server, mariadb-client,
-#                                   #   docker-compose, pip
+#                                   #   prometheus, docker-compose, pip
 set -euo pipefail
 
 SUDO=""
@@ -29,8 +29,9 @@ if [ "${1:-}" = "test" ]; then
   # database engine tests start a throwaway cluster with; mariadb-server
   # (mariadbd, mariadb-install-db, and the `mysql` system user that runs
   # them when the tests run as root) and mariadb-client (`mariadb`) the same
-  # for the MySQL/MariaDB plugin's tests.
-  pkgs+=(openssl iptables haproxy slapd ldap-utils postgresql mariadb-server mariadb-client)
+  # for the MySQL/MariaDB plugin's tests; prometheus scrapes a cluster's
+  # sys/metrics in the telemetry tests.
+  pkgs+=(openssl iptables haproxy slapd ldap-utils postgresql mariadb-server mariadb-client prometheus)
 fi
 need=()
 for p in "${pkgs[@]}"; do

@@ -17,6 +17,13 @@
 //!   http_idle_timeout        = "5m"
 //!   max_request_duration     = "90s"
 //!   max_connections          = 1024    # Arca's; further clients wait
+//!   telemetry {
+//!     unauthenticated_metrics_access = false  # true: sys/metrics needs no token
+//!   }
+//! }
+//! telemetry {
+//!   prometheus_retention_time = "24h"  # "0" turns ?format=prometheus off
+//!   disable_hostname          = true   # Arca never adds the host name
 //! }
 //! api_addr          = "https://arca-1.example:8200"
 //! cluster_addr      = "https://arca-1.example:8201"
@@ -121,6 +128,24 @@ pub struct Config {
     /// `user_lockout "<type>"` stanzas: lockout defaults for auth mounts of
     /// that type (`all`: every type), below a mount's own tune.
     pub user_lockout: BTreeMap<String, arca_core::lockout::UserLockoutConfig>,
+    /// The `telemetry` block.
+    pub telemetry: Telemetry,
+}
+
+/// `telemetry { ... }`: how `sys/metrics` keeps its series.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Telemetry {
+    /// A series not updated for this long leaves the output; zero turns
+    /// the Prometheus format off (Vault's default: 24h).
+    pub prometheus_retention_time: std::time::Duration,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            prometheus_retention_time: arca_metrics::DEFAULT_RETENTION,
+        }
+    }
 }
 
 impl Default for Config {
@@ -152,6 +177,7 @@ impl Default for Config {
             stale_reads: false,
             periodic_interval: 10,
             user_lockout: BTreeMap::new(),
+            telemetry: Telemetry::default(),
         }
     }
 }
@@ -224,6 +250,9 @@ pub struct ListenerConfig {
     /// `http_read_header_timeout`, `http_read_timeout`, `http_idle_timeout`,
     /// `max_request_duration` and `max_connections`.
     pub limits: ConnectionLimits,
+    /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics`
+    /// answers on this listener without a token.
+    pub unauthenticated_metrics_access: bool,
 }
 
 impl Default for ListenerConfig {
@@ -242,6 +271,7 @@ impl Default for ListenerConfig {
             tls_require_and_verify_client_cert: false,
             tls_disable_client_certs: false,
             limits: ConnectionLimits::default(),
+            unauthenticated_metrics_access: false,
         }
     }
 }
@@ -414,6 +444,7 @@ impl Parser<'_> {
                         storage = Some(self.storage(block)?);
                     }
                     "listener" => listeners.push(self.listener(block)?),
+                    "telemetry" => cfg.telemetry = self.telemetry(block)?,
                     "user_lockout" => {
                         let (kind, c) = self.user_lockout(block)?;
                         if cfg.user_lockout.insert(kind.clone(), c).is_some() {
@@ -574,6 +605,76 @@ impl Parser<'_> {
                 format!("expected exactly one label: {what} \"<type>\" {{ ... }}"),
             )),
         }
+    }
+
+    /// A listener's `telemetry { unauthenticated_metrics_access = ... }`.
+    fn listener_telemetry(&self, block: &Block) -> R<bool> {
+        let mut open = false;
+        for structure in block.body.iter() {
+            match structure {
+                Structure::Attribute(attr)
+                    if attr.key.as_str() == "unauthenticated_metrics_access" =>
+                {
+                    open =
+                        self.boolean(attr, "listener.telemetry.unauthenticated_metrics_access")?
+                }
+                other => {
+                    return Err(self.err(
+                        other.span(),
+                        "listener.telemetry",
+                        "a listener's telemetry block takes only unauthenticated_metrics_access",
+                    ))
+                }
+            }
+        }
+        Ok(open)
+    }
+
+    /// The top-level `telemetry` block.
+    fn telemetry(&self, block: &Block) -> R<Telemetry> {
+        let mut t = Telemetry::default();
+        for structure in block.body.iter() {
+            let Structure::Attribute(attr) = structure else {
+                return Err(self.err(
+                    structure.span(),
+                    "telemetry",
+                    "telemetry takes only attributes",
+                ));
+            };
+            let key = attr.key.as_str();
+            let field = format!("telemetry.{key}");
+            match key {
+                "prometheus_retention_time" => {
+                    t.prometheus_retention_time = self.timeout(attr, &field)?
+                }
+                "disable_hostname" => {
+                    if !self.boolean(attr, &field)? {
+                        return Err(self.err(
+                            attr.span(),
+                            &field,
+                            "Arca never puts the host name into metric names: set true or leave it out",
+                        ));
+                    }
+                }
+                "unauthenticated_metrics_access" => {
+                    return Err(self.err(
+                        attr.span(),
+                        &field,
+                        "belongs in a listener: listener \"tcp\" { telemetry { unauthenticated_metrics_access = true } }",
+                    ))
+                }
+                other => {
+                    return Err(self.err(
+                        attr.span(),
+                        &field,
+                        format!(
+                            "unknown or unsupported telemetry key {other:?} (supported: prometheus_retention_time, disable_hostname; Arca serves metrics at sys/metrics only, no statsd/statsite/circonus/dogstatsd sinks)"
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(t)
     }
 
     fn user_lockout(&self, block: &Block) -> R<(String, arca_core::lockout::UserLockoutConfig)> {
@@ -756,6 +857,10 @@ impl Parser<'_> {
         for structure in block.body.iter() {
             let Structure::Attribute(attr) = structure else {
                 let b = structure.as_block();
+                if let Some(t) = b.filter(|b| b.ident.as_str() == "telemetry") {
+                    l.unauthenticated_metrics_access = self.listener_telemetry(t)?;
+                    continue;
+                }
                 return Err(self.err(
                     b.and_then(|b| b.span()),
                     &format!("listener.{}", b.map(|b| b.ident.as_str()).unwrap_or("?")),

@@ -379,6 +379,7 @@ async fn serve_config_inner(
         None => None,
     };
     core.spawn_periodic(Duration::from_secs(config.periodic_interval));
+    arca_metrics::global().set_retention(config.telemetry.prometheus_retention_time);
     println!("==> Arca server configuration:\n");
     println!("    Storage: {}", config.storage.kind);
     if let Some(p) = &config.storage.path {
@@ -393,6 +394,7 @@ async fn serve_config_inner(
                     address: l.address.clone(),
                     tls: l.tls_options(),
                     forwarder: forwarder.clone(),
+                    unauthenticated_metrics_access: l.unauthenticated_metrics_access,
                 },
                 l.limits,
             )
@@ -492,6 +494,7 @@ async fn serve_dev(opts: DevOptions) -> anyhow::Result<()> {
                 address: opts.listen_address.clone(),
                 tls: None,
                 forwarder: None,
+                unauthenticated_metrics_access: false,
             },
             ConnectionLimits::default(),
         )],

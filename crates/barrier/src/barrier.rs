@@ -379,6 +379,7 @@ impl Barrier {
     /// know yet (another node rotated the keyring) triggers one
     /// [`reload_keyring`](Self::reload_keyring) before decrypting.
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BarrierError> {
+        let _timer = arca_metrics::timer("vault.barrier.get", &[]);
         let mut keyring = self.keyring()?;
         let physical = physical_key(keyring.path_cipher(), key);
         let Some(ct) = self.physical.get(&physical).await? else {
@@ -393,6 +394,7 @@ impl Barrier {
 
     /// Encrypts and stores `value`; the plaintext buffer is wiped.
     pub async fn put(&self, key: &str, value: Vec<u8>) -> Result<(), BarrierError> {
+        let _timer = arca_metrics::timer("vault.barrier.put", &[]);
         check_writable_key(key)?;
         let value = Zeroizing::new(value);
         let keyring = self.charge(1).await?;
@@ -402,6 +404,7 @@ impl Barrier {
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), BarrierError> {
+        let _timer = arca_metrics::timer("vault.barrier.delete", &[]);
         check_writable_key(key)?;
         let keyring = self.keyring()?;
         let physical = physical_key(keyring.path_cipher(), key);
@@ -411,6 +414,7 @@ impl Barrier {
     /// Immediate children of `prefix` in plaintext byte order, sub-folders with
     /// a trailing `/` (Vault semantics, also for a prefix ending mid-name).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, BarrierError> {
+        let _timer = arca_metrics::timer("vault.barrier.list", &[]);
         let keyring = self.keyring()?;
         let cipher = keyring.path_cipher();
         let (folder, partial) = match prefix.rfind('/') {
@@ -451,6 +455,7 @@ impl Barrier {
 
     /// Applies every operation or none (the physical batch is atomic).
     pub async fn batch(&self, ops: Vec<StorageOp>) -> Result<(), BarrierError> {
+        let _timer = arca_metrics::timer("vault.barrier.batch", &[]);
         self.keyring()?;
         let mut puts = 0u64;
         for op in &ops {

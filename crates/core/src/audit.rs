@@ -139,7 +139,10 @@ impl Broker {
         for d in &devices {
             match d.log(&entry) {
                 Ok(()) => ok = true,
-                Err(e) => tracing::error!("audit: {e}"),
+                Err(e) => {
+                    arca_metrics::incr("vault.audit.log_request_failure", &[], 1);
+                    tracing::error!("audit: {e}")
+                }
             }
         }
         if ok {
@@ -160,6 +163,7 @@ impl Broker {
         let entry = Entry { value, list };
         for d in &devices {
             if let Err(e) = d.log(&entry) {
+                arca_metrics::incr("vault.audit.log_response_failure", &[], 1);
                 tracing::error!("audit: response not recorded: {e}");
             }
         }

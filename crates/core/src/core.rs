@@ -179,6 +179,8 @@ pub(crate) struct Unsealed {
     pub password_policies: crate::password_policies::PasswordPolicyStore,
     pub identity: Arc<crate::identity::IdentityStore>,
     pub root_view: Arc<dyn Storage>,
+    /// When the usage gauges (lease and token counts) were last counted.
+    pub usage_counted: Mutex<Option<std::time::Instant>>,
 }
 
 pub struct Core {
@@ -219,6 +221,8 @@ pub struct Core {
     pub(crate) lockouts: crate::lockout::Lockouts,
     /// The enabled audit devices (`crate::audit`).
     pub(crate) audit: crate::audit::Broker,
+    /// Rate limit quotas (`crate::quotas`).
+    pub(crate) quotas: crate::quotas::QuotaManager,
 }
 
 pub(crate) fn now() -> i64 {
@@ -254,6 +258,7 @@ impl Core {
             expiration_wake: tokio::sync::Notify::new(),
             lockouts: Default::default(),
             audit,
+            quotas: crate::quotas::QuotaManager::new(),
         })
     }
 
@@ -323,6 +328,15 @@ impl Core {
         req.mount_point = route.full_path.clone();
         req.mount_type = route.entry.kind.clone();
         req.mount_accessor = route.entry.accessor.clone();
+        // Latency and count per mount and operation (`sys/metrics`), to the
+        // end of this request whatever way it ends.
+        let _timer = arca_metrics::timer(
+            "vault.core.handle_request",
+            &[
+                ("mount", route.full_path.as_str()),
+                ("operation", req.operation.capability()),
+            ],
+        );
         if !route.backend.takes_raw_body(&rel) {
             req.raw_body = None;
         }
@@ -541,6 +555,36 @@ impl Core {
     }
 
     /// A request refused by the ACL, recorded with its error.
+    /// Counts a request against the rate limit quotas (`sys/quotas`) before
+    /// it is handled; `None` when no quota applies (sealed, no quota, an
+    /// exempt path, a request forwarded by a standby that counted it, or
+    /// no client address). A refused request is audited when
+    /// `enable_rate_limit_audit_logging` is set.
+    pub fn rate_limit(&self, req: &Request) -> Option<crate::quotas::QuotaDecision> {
+        if req.forwarded || self.quotas.is_empty() {
+            return None;
+        }
+        let ip = req.connection.as_ref()?.remote_addr;
+        let st = self.unsealed().ok()?;
+        let path = req.path.trim_start_matches('/');
+        let router = st.router.read().clone();
+        let mount = router.resolve(path).map(|(r, _)| r.full_path.clone());
+        let d = self
+            .quotas
+            .check_at(path, mount.as_deref(), ip, std::time::Instant::now())?;
+        if !d.allowed && d.audit && !self.audit.is_empty() {
+            let auth = crate::audit::auth_value(None, req.client_token.as_deref());
+            let request = crate::audit::request_value(req, path, req.client_token.as_deref());
+            let mut e = crate::audit::entry("response", &auth, &request);
+            e["error"] = Value::from(format!(
+                "request path {path:?}: rate limit quota exceeded (quota {:?})",
+                d.quota
+            ));
+            self.audit.log_response(e, false);
+        }
+        Some(d)
+    }
+
     fn audit_denied(&self, auth: &Value, req: &Request, path: &str, token: Option<&str>) {
         if self.audit.is_empty() {
             return;

@@ -124,6 +124,12 @@ impl Leases {
         Leases { storage }
     }
 
+    /// How many leases are stored (walks the lease entries: for the usage
+    /// gauges, every few minutes, not per request).
+    pub async fn count(&self) -> Result<usize, LogicalError> {
+        Ok(collect_keys(self.storage.as_ref(), "id/").await?.len())
+    }
+
     pub async fn get(&self, lease_id: &str) -> Result<Option<LeaseEntry>, LogicalError> {
         if lease_id.is_empty() || lease_id.ends_with('/') {
             return Ok(None);

@@ -8,6 +8,7 @@
 //! - `core/mounts`, `core/auth` → the router is rebuilt (mount, unmount,
 //!   tune, remount on another node);
 //! - `core/audit` → the audit devices are reopened from the table;
+//! - `core/quotas` → the rate limit quotas are reloaded;
 //! - `sys/policy/<name>` → that policy and every compiled ACL;
 //! - `sys/password_policy/<name>` → that parsed password policy;
 //! - `sys/token/id/<hash>` → that token entry;
@@ -40,6 +41,12 @@ impl Core {
                 if let Err(e) = self.audit.load(st.root_view.as_ref()).await {
                     tracing::warn!(
                         "reloading the audit devices after a replicated change failed: {e}"
+                    );
+                }
+            } else if p == crate::quotas::QUOTAS_TABLE {
+                if let Err(e) = self.quotas.load(st.root_view.as_ref()).await {
+                    tracing::warn!(
+                        "reloading the rate limit quotas after a replicated change failed: {e}"
                     );
                 }
             } else if let Some(name) = p.strip_prefix("sys/policy/") {
@@ -75,6 +82,9 @@ impl Core {
         st.policies.clear_cache();
         st.password_policies.clear_cache();
         st.tokens.clear_cache();
+        if let Err(e) = self.quotas.load(st.root_view.as_ref()).await {
+            tracing::warn!("reloading the rate limit quotas after a snapshot install failed: {e}");
+        }
         self.reload_router().await;
         let router = st.router.read().clone();
         for r in router.routes() {

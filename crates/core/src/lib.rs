@@ -35,6 +35,7 @@ pub mod mounts;
 pub mod password_policies;
 mod periodic;
 pub mod policies;
+mod quotas;
 pub mod router;
 mod seal_ops;
 mod sys;
@@ -46,4 +47,6 @@ mod wrapping;
 
 pub use crate::core::{Core, CoreConfig, InitResult, Reply, SealStatus};
 pub use crate::join::{check_server_id, JoinRequest, JoinTls, MAX_SERVER_ID};
+pub use crate::quotas::QuotaDecision;
+pub use crate::sys::metrics_response;
 pub use crate::wrapping::WrapInfo;

@@ -26,6 +26,11 @@ use arca_sdk::LogicalError;
 
 use crate::core::Core;
 
+/// How often the active node counts leases and tokens for the usage gauges
+/// (`vault.expire.num_leases`, `vault.token.count`): Vault's
+/// `usage_gauge_period` default.
+const USAGE_GAUGE_PERIOD: Duration = Duration::from_secs(600);
+
 /// How often the expiration manager looks for due leases and tokens (it is
 /// also woken at once when a revocation schedules leases).
 const EXPIRATION_TICK: Duration = Duration::from_secs(1);
@@ -130,6 +135,7 @@ impl Core {
             ),
         }
         let Ok(st) = self.unsealed() else { return };
+        self.count_usage_if_due(&st).await;
         let router = st.router.read().clone();
         for r in router.routes() {
             match r.backend.periodic(r.storage.as_ref()).await {
@@ -141,6 +147,27 @@ impl Core {
                     "background work failed (retried at the next tick): {e}"
                 ),
             }
+        }
+    }
+
+    /// Counts leases and tokens into the usage gauges on the first round
+    /// after unseal (or after taking over as leader) and every
+    /// [`USAGE_GAUGE_PERIOD`] after that.
+    async fn count_usage_if_due(&self, st: &crate::core::Unsealed) {
+        {
+            let mut at = st.usage_counted.lock();
+            if at.is_some_and(|t| t.elapsed() < USAGE_GAUGE_PERIOD) {
+                return;
+            }
+            *at = Some(std::time::Instant::now());
+        }
+        match st.leases.count().await {
+            Ok(n) => arca_metrics::set_gauge("vault.expire.num_leases", &[], n as f64),
+            Err(e) => tracing::warn!("counting leases for the usage gauge failed: {e}"),
+        }
+        match st.tokens.count().await {
+            Ok(n) => arca_metrics::set_gauge("vault.token.count", &[], n as f64),
+            Err(e) => tracing::warn!("counting tokens for the usage gauge failed: {e}"),
         }
     }
 }

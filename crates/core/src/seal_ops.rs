@@ -390,8 +390,10 @@ impl Core {
                 identity_prefix,
             )))),
             root_view: root_view.clone(),
+            usage_counted: parking_lot::Mutex::new(None),
         };
         self.audit.load(root_view.as_ref()).await?;
+        self.quotas.load(root_view.as_ref()).await?;
         *self.state.write() = Some(Arc::new(st));
         self.sealed.store(false, Ordering::Release);
         Ok(())
@@ -486,6 +488,7 @@ impl Core {
         *self.state.write() = None;
         *self.unseal_progress.lock() = None;
         self.audit.clear();
+        self.quotas.clear();
         self.barrier.seal();
         self.drop_cluster_identity();
     }

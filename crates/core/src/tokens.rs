@@ -211,6 +211,12 @@ const LOCK_STRIPES: usize = 64;
 const MAX_TOKEN_DEPTH: usize = 256;
 
 impl TokenStore {
+    /// How many tokens are stored (for the usage gauges, every few
+    /// minutes, not per request).
+    pub async fn count(&self) -> Result<usize, LogicalError> {
+        Ok(self.storage.list("id/").await?.len())
+    }
+
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         TokenStore {
             storage,

@@ -22,6 +22,8 @@ pub const MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 struct AppState {
     core: Arc<Core>,
     forwarder: Option<Arc<dyn Forwarder>>,
+    /// `GET sys/metrics` answers without a token on this listener.
+    unauthenticated_metrics: bool,
 }
 
 /// The API of a node that does not forward (single node, or serving a
@@ -32,12 +34,25 @@ pub fn app(core: Arc<Core>) -> Router {
 
 /// The API of a cluster node: requests it cannot serve go to `forwarder`.
 pub fn app_with(core: Arc<Core>, forwarder: Option<Arc<dyn Forwarder>>) -> Router {
+    app_for(core, forwarder, false)
+}
+
+/// The API of one listener, with its own options.
+pub(crate) fn app_for(
+    core: Arc<Core>,
+    forwarder: Option<Arc<dyn Forwarder>>,
+    unauthenticated_metrics: bool,
+) -> Router {
     Router::new()
         .route("/v1/{*path}", axum::routing::any(handle))
         .route("/v1/", axum::routing::any(handle))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(AppState { core, forwarder })
+        .with_state(AppState {
+            core,
+            forwarder,
+            unauthenticated_metrics,
+        })
 }
 
 async fn not_found() -> HttpResponse {
@@ -178,6 +193,25 @@ async fn handle(
     } else {
         query
     };
+    if state.unauthenticated_metrics && op == Operation::Read && path == "sys/metrics" {
+        // The listener opened metrics to scrapers without a token: served
+        // here, from this node's registry, never forwarded.
+        let format = data.get("format").and_then(Value::as_str).unwrap_or("");
+        let resp = match arca_core::metrics_response(format) {
+            Ok(r) => HttpResponse::builder()
+                .status(r.status)
+                .header(header::CONTENT_TYPE, r.content_type)
+                .header(header::CACHE_CONTROL, "no-store")
+                .body(Body::from(r.body))
+                .unwrap(),
+            Err(e) => error_response(&e),
+        };
+        if head {
+            let (parts, _) = resp.into_parts();
+            return HttpResponse::from_parts(parts, Body::empty());
+        }
+        return resp;
+    }
     let mut path = path;
     if op == Operation::List && !path.ends_with('/') {
         path.push('/');
@@ -204,9 +238,23 @@ async fn handle(
             req.headers.insert(name.to_string(), v.to_string());
         }
     }
+    // Rate limit quotas count the request on the node the client reached.
+    let quota = core.rate_limit(&req);
+    if let Some(d) = quota.as_ref().filter(|d| !d.allowed) {
+        let mut resp = json_response(
+            429,
+            &json!({ "errors": [format!("request path {:?}: rate limit quota exceeded", req.path.trim_start_matches('/'))] }),
+        );
+        quota_headers(&mut resp, d, true);
+        if head {
+            let (parts, _) = resp.into_parts();
+            return HttpResponse::from_parts(parts, Body::empty());
+        }
+        return resp;
+    }
     let request_id = req.id.clone();
     let wrap_path = req.path.trim_start_matches('/').to_string();
-    let resp = match core.handle(req).await {
+    let mut resp = match core.handle(req).await {
         Ok(reply) if wrap_ttl > 0 => wrap(&core, reply, &request_id, wrap_ttl, &wrap_path).await,
         Ok(reply) => render(reply, &request_id),
         Err(LogicalError::ReadOnly) if !headers.contains_key(FORWARDED_HEADER) => {
@@ -229,11 +277,28 @@ async fn handle(
         }
         Err(e) => error_response(&e),
     };
+    if let Some(d) = &quota {
+        quota_headers(&mut resp, d, false);
+    }
     if head {
         let (parts, _) = resp.into_parts();
         return HttpResponse::from_parts(parts, Body::empty());
     }
     resp
+}
+
+/// `Retry-After` on a refusal; Vault's `X-Ratelimit-Limit`, `-Remaining`
+/// and `-Reset` when `sys/quotas/config` enables response headers.
+fn quota_headers(resp: &mut HttpResponse, d: &arca_core::QuotaDecision, refused: bool) {
+    let h = resp.headers_mut();
+    if refused {
+        h.insert(header::RETRY_AFTER, d.retry_after.into());
+    }
+    if d.headers {
+        h.insert("x-ratelimit-limit", d.limit.into());
+        h.insert("x-ratelimit-remaining", d.remaining.into());
+        h.insert("x-ratelimit-reset", d.reset.into());
+    }
 }
 
 /// Refuses a raw (not yet decoded) request path with a `.` or `..`

@@ -52,6 +52,9 @@ pub struct ListenerOptions {
     pub tls: Option<TlsOptions>,
     /// Where a standby sends requests it cannot serve (cluster mode).
     pub forwarder: Option<Arc<dyn crate::Forwarder>>,
+    /// `telemetry { unauthenticated_metrics_access = true }`: `GET
+    /// sys/metrics` is served without a token (sealed or not).
+    pub unauthenticated_metrics_access: bool,
 }
 
 impl std::fmt::Debug for ListenerOptions {
@@ -60,6 +63,10 @@ impl std::fmt::Debug for ListenerOptions {
             .field("address", &self.address)
             .field("tls", &self.tls)
             .field("forwarder", &self.forwarder.is_some())
+            .field(
+                "unauthenticated_metrics_access",
+                &self.unauthenticated_metrics_access,
+            )
             .finish()
     }
 }
@@ -183,7 +190,11 @@ pub async fn serve_until(
     if let Some(tx) = bound {
         let _ = tx.send(local);
     }
-    let app = crate::app_with(core, opts.forwarder.clone());
+    let app = crate::handler::app_for(
+        core,
+        opts.forwarder.clone(),
+        opts.unauthenticated_metrics_access,
+    );
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut conns = JoinSet::new();

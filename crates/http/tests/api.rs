@@ -34,6 +34,7 @@ async fn start(init: bool) -> Server {
             forwarder: None,
             address: "127.0.0.1:0".into(),
             tls: None,
+            unauthenticated_metrics_access: false,
         },
         Some(tx),
     ));
@@ -405,6 +406,7 @@ async fn engines_see_the_client_connection_and_certificate() {
                 dir.path().join("s.pem"),
                 dir.path().join("s.key"),
             )),
+            unauthenticated_metrics_access: false,
         },
         Some(tx),
     ));

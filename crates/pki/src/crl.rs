@@ -294,6 +294,11 @@ impl Pki {
                 return Ok(der.clone());
             }
         }
+        // Time to build and sign a CRL that was not cached (`sys/metrics`).
+        let _timer = arca_sdk::metrics::timer(
+            "vault.secret.pki.crl_build",
+            &[("delta", if delta { "true" } else { "false" })],
+        );
         catch_up(s, &issuer.id, idx, &st).await?;
         let mut revoked: Vec<(Vec<u8>, i64)> = if cfg.disable {
             vec![]

@@ -68,6 +68,10 @@ impl Pki {
     /// `issue` makes a key; `sign` certifies the key of a CSR. Both apply
     /// the role to every name and to the lifetime.
     async fn issue_or_sign(&self, c: Ctx<'_>, sign: bool) -> HandlerResult {
+        let _timer = arca_sdk::metrics::timer(
+            "vault.secret.pki.issue",
+            &[("operation", if sign { "sign" } else { "issue" })],
+        );
         self.issue_or_sign_inner(c, sign, false).await
     }
 

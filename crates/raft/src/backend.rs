@@ -45,6 +45,8 @@ impl RaftBackend {
     /// refusal is retried for up to two seconds before the write is given
     /// up as read-only.
     pub(crate) async fn propose(&self, cmd: Command) -> Result<Applied, PhysicalError> {
+        // From proposal to committed and applied (`sys/metrics`).
+        let _timer = arca_metrics::timer("vault.raft.apply", &[]);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
         loop {
             match self.node.raft.client_write(cmd.clone()).await {

@@ -222,6 +222,7 @@ impl RaftNode {
             }
         });
         let reads = spawn_read_index_batcher(raft.clone(), net.clone());
+        spawn_metrics_watch(raft.clone());
         let info = NodeInfo {
             name: cfg.node_name.clone(),
             api_addr: cfg.api_addr.clone(),
@@ -836,4 +837,36 @@ fn never_connected(s: &tonic::Status) -> bool {
         src = e.source();
     }
     text.contains("tcp connect error") || text.contains("dns error")
+}
+
+/// Follows openraft's metrics into `sys/metrics`: the term, the applied
+/// index, whether this node leads, and a count of leader changes seen by
+/// this node. Ends when the raft instance shuts down.
+fn spawn_metrics_watch(raft: Raft) {
+    let mut watch = raft.metrics();
+    drop(raft);
+    tokio::spawn(async move {
+        let mut leader = None;
+        loop {
+            let (term, applied, current, leads) = {
+                let m = watch.borrow_watched();
+                (
+                    m.current_term,
+                    m.last_applied.map(|l| l.index).unwrap_or(0),
+                    m.current_leader,
+                    m.state == ServerState::Leader,
+                )
+            };
+            arca_metrics::set_gauge("vault.raft.term", &[], term as f64);
+            arca_metrics::set_gauge("vault.raft.last_applied_index", &[], applied as f64);
+            arca_metrics::set_gauge("vault.raft.is_leader", &[], if leads { 1.0 } else { 0.0 });
+            if current.is_some() && current != leader {
+                arca_metrics::incr("vault.raft.leader_changes", &[], 1);
+                leader = current;
+            }
+            if watch.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }

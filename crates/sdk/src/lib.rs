@@ -13,6 +13,9 @@
 //!   status code in one place.
 
 pub mod cidr;
+/// Telemetry (`sys/metrics`): engines record timings and counts here, so
+/// they depend on the sdk only.
+pub use arca_metrics as metrics;
 pub mod duration;
 pub mod field;
 pub mod framework;

@@ -16,13 +16,16 @@ mod path_internal;
 mod path_keys;
 mod path_leases;
 mod path_locked_users;
+mod path_metrics;
 mod path_mounts;
 mod path_password_policies;
 mod path_policy;
+mod path_quotas;
 mod path_raft;
 mod path_raft_snapshot;
 mod path_wrapping;
 
+pub use path_metrics::metrics_response;
 pub(crate) use path_raft::cluster_error;
 
 pub(crate) struct Sys {
@@ -49,6 +52,9 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     paths.extend(path_raft::paths());
     paths.extend(path_raft_snapshot::paths());
     paths.extend(path_wrapping::paths());
+    paths.extend(path_metrics::paths());
+    paths.extend(path_quotas::paths());
+    path_metrics::register_gauges(core.clone());
     Framework::new("system", Sys { core }, paths).with_special_paths(SpecialPaths {
         root: [
             "seal",
