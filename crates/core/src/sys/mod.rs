@@ -12,6 +12,9 @@ use crate::core::Core;
 
 mod path_audit;
 mod path_capabilities;
+mod path_config_state;
+mod path_host;
+mod path_in_flight;
 mod path_internal;
 mod path_keys;
 mod path_leases;
@@ -21,6 +24,7 @@ mod path_password_policies;
 mod path_policy;
 mod path_raft;
 mod path_raft_snapshot;
+mod path_tools;
 mod path_wrapping;
 
 pub(crate) use path_raft::cluster_error;
@@ -49,6 +53,10 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     paths.extend(path_raft::paths());
     paths.extend(path_raft_snapshot::paths());
     paths.extend(path_wrapping::paths());
+    paths.extend(path_tools::paths());
+    paths.extend(path_host::paths());
+    paths.extend(path_config_state::paths());
+    paths.extend(path_in_flight::paths());
     Framework::new("system", Sys { core }, paths).with_special_paths(SpecialPaths {
         root: [
             "seal",
@@ -69,6 +77,11 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             "leases/revoke-force/*",
             "revoke-prefix/*",
             "revoke-force/*",
+            // They show the host, the configuration and every client's
+            // requests: sudo (stricter than OpenBao, which asks only read).
+            "host-info",
+            "config/state/sanitized",
+            "in-flight-req",
         ]
         .map(String::from)
         .to_vec(),
