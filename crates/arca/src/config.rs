@@ -1411,6 +1411,19 @@ storage "raft" {{
     }
 
     #[test]
+    fn unauthenticated_in_flight_access_is_refused_by_name() {
+        // sys/in-flight-req is sudo-only: the listener option that would
+        // open it to anyone is not taken (rather than ignored).
+        let e = bad(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  unauthenticated_in_flight_requests_access = true\n}\n",
+        );
+        assert!(
+            e.contains("unauthenticated_in_flight_requests_access"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn hcl_syntax_error_names_file_and_line() {
         let e = bad("storage \"inmem\" {}\n\nlistener \"tcp\" {\n  address = \n}\n");
         assert!(e.starts_with("test.hcl:"), "{e}");

@@ -269,7 +269,6 @@ fn memory() -> Result<Value, String> {
         ("Active", "active"),
         ("Inactive", "inactive"),
         ("Buffers", "buffers"),
-        ("Cached", "cached"),
         ("Dirty", "dirty"),
         ("Writeback", "writeback"),
         ("WritebackTmp", "writebacktmp"),
@@ -291,6 +290,11 @@ fn memory() -> Result<Value, String> {
         if let Some(v) = kb.get(src) {
             m.insert(name.into(), Value::from(*v));
         }
+    }
+    // As gopsutil: reclaimable slab counts as cache.
+    if let Some(c) = kb.get("Cached") {
+        let cached = c + kb.get("SReclaimable").copied().unwrap_or(0);
+        m.insert("cached".into(), Value::from(cached));
     }
     // HugePages_* are counts, not kB.
     for (src, name) in [
