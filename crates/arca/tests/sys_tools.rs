@@ -562,6 +562,15 @@ fn ha_status_and_leader_on_a_single_rocksdb_node() {
     assert_eq!(status, 200, "{leader}");
     assert_eq!(leader["ha_enabled"], false);
     bao.run(&["status"]).ok();
+
+    // Client counters are not kept (no bao 2.7 command reads them): 404.
+    for p in [
+        "/v1/sys/internal/counters/activity",
+        "/v1/sys/internal/counters/config",
+    ] {
+        let (status, body) = server.http("GET", p, Some(&root), None);
+        assert_eq!(status, 404, "{p}: {body}");
+    }
 }
 
 #[test]
