@@ -300,6 +300,204 @@ impl ListenerConfig {
     }
 }
 
+impl Config {
+    /// The configuration as `sys/config/state/sanitized` shows it, in
+    /// Vault's shape (`listeners: [{type, config}]`, `storage: {type, ...}`,
+    /// `seals: [{type, disabled}]`, TTLs in seconds) plus Arca's own
+    /// settings under their configuration names.
+    ///
+    /// Nothing secret is in a [`Config`] today (TLS keys and CA bundles are
+    /// file paths, the seal is Shamir, whose keys are never in the file);
+    /// the destructuring below makes a new field a compile error here until
+    /// someone decides whether it may be shown.
+    pub fn sanitized(&self) -> serde_json::Value {
+        use serde_json::{json, Map, Value};
+        let Config {
+            storage,
+            listeners,
+            api_addr,
+            cluster_addr,
+            log_level,
+            default_lease_ttl,
+            max_lease_ttl,
+            ui,
+            disable_mlock: _,
+            cluster_name,
+            log_format,
+            pid_file,
+            stale_reads,
+            periodic_interval,
+            user_lockout,
+        } = self;
+        let path_str = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        let version = |v: TlsVersion| match v {
+            TlsVersion::Tls12 => "tls12",
+            TlsVersion::Tls13 => "tls13",
+        };
+        let listeners: Vec<Value> = listeners
+            .iter()
+            .map(|l| {
+                let ListenerConfig {
+                    address,
+                    cluster_address,
+                    tls_disable,
+                    tls_cert_file,
+                    tls_key_file,
+                    tls_client_ca_file,
+                    tls_min_version,
+                    tls_max_version,
+                    tls_cipher_suites,
+                    tls_require_and_verify_client_cert,
+                    tls_disable_client_certs,
+                    limits,
+                } = l;
+                let mut c = Map::new();
+                c.insert("address".into(), json!(address));
+                if let Some(a) = cluster_address {
+                    c.insert("cluster_address".into(), json!(a));
+                }
+                c.insert("tls_disable".into(), json!(tls_disable));
+                if !tls_disable {
+                    // Paths only: the files' contents never leave them.
+                    c.insert("tls_cert_file".into(), json!(path_str(tls_cert_file)));
+                    c.insert("tls_key_file".into(), json!(path_str(tls_key_file)));
+                    if tls_client_ca_file.is_some() {
+                        c.insert(
+                            "tls_client_ca_file".into(),
+                            json!(path_str(tls_client_ca_file)),
+                        );
+                    }
+                    c.insert("tls_min_version".into(), json!(version(*tls_min_version)));
+                    c.insert("tls_max_version".into(), json!(version(*tls_max_version)));
+                    c.insert(
+                        "tls_cipher_suites".into(),
+                        json!(tls_cipher_suites.join(",")),
+                    );
+                    c.insert(
+                        "tls_require_and_verify_client_cert".into(),
+                        json!(tls_require_and_verify_client_cert),
+                    );
+                    c.insert(
+                        "tls_disable_client_certs".into(),
+                        json!(tls_disable_client_certs),
+                    );
+                }
+                let secs = |d: std::time::Duration| d.as_secs_f64();
+                c.insert(
+                    "http_read_header_timeout".into(),
+                    json!(secs(limits.read_header_timeout)),
+                );
+                c.insert("http_read_timeout".into(), json!(secs(limits.read_timeout)));
+                c.insert("http_idle_timeout".into(), json!(secs(limits.idle_timeout)));
+                c.insert(
+                    "max_request_duration".into(),
+                    json!(secs(limits.max_request_duration)),
+                );
+                c.insert("max_connections".into(), json!(limits.max_connections));
+                json!({ "type": "tcp", "config": c })
+            })
+            .collect();
+        let StorageConfig {
+            kind,
+            path,
+            node_id,
+            options,
+            retry_join,
+        } = storage;
+        let mut st = Map::new();
+        st.insert("type".into(), json!(kind));
+        st.insert(
+            "redirect_addr".into(),
+            json!(api_addr.clone().unwrap_or_default()),
+        );
+        st.insert(
+            "cluster_addr".into(),
+            json!(cluster_addr.clone().unwrap_or_default()),
+        );
+        st.insert("disable_clustering".into(), json!(kind != "raft"));
+        if path.is_some() {
+            st.insert("path".into(), json!(path_str(path)));
+        }
+        if let Some(n) = node_id {
+            st.insert("node_id".into(), json!(n));
+        }
+        // Only the options RAFT_STORAGE_OPTIONS allows (tuning and file
+        // paths), never a value read from a file.
+        for (k, v) in options {
+            st.insert(k.clone(), json!(v));
+        }
+        if !retry_join.is_empty() {
+            let rj: Vec<Value> = retry_join
+                .iter()
+                .map(|r| {
+                    let RetryJoinConfig {
+                        leader_api_addr,
+                        leader_ca_cert_file,
+                        leader_client_cert_file,
+                        leader_client_key_file,
+                        leader_tls_servername,
+                    } = r;
+                    json!({
+                        "leader_api_addr": leader_api_addr,
+                        "leader_ca_cert_file": path_str(leader_ca_cert_file),
+                        "leader_client_cert_file": path_str(leader_client_cert_file),
+                        "leader_client_key_file": path_str(leader_client_key_file),
+                        "leader_tls_servername": leader_tls_servername.clone().unwrap_or_default(),
+                    })
+                })
+                .collect();
+            st.insert("retry_join".into(), Value::from(rj));
+        }
+        let lockouts: Map<String, Value> = user_lockout
+            .iter()
+            .map(|(k, c)| {
+                let mut m = Map::new();
+                if c.lockout_threshold > 0 {
+                    m.insert("lockout_threshold".into(), json!(c.lockout_threshold));
+                }
+                if c.lockout_duration > 0 {
+                    m.insert("lockout_duration".into(), json!(c.lockout_duration));
+                }
+                if c.lockout_counter_reset > 0 {
+                    m.insert(
+                        "lockout_counter_reset".into(),
+                        json!(c.lockout_counter_reset),
+                    );
+                }
+                m.insert("disable_lockout".into(), json!(c.lockout_disable));
+                (k.clone(), Value::Object(m))
+            })
+            .collect();
+        json!({
+            "api_addr": api_addr.clone().unwrap_or_default(),
+            "cluster_addr": cluster_addr.clone().unwrap_or_default(),
+            "cluster_name": cluster_name.clone().unwrap_or_default(),
+            "default_lease_ttl": default_lease_ttl,
+            "max_lease_ttl": max_lease_ttl,
+            // Arca never locks its memory (`disable_mlock` may only be
+            // left out or true).
+            "disable_mlock": true,
+            "enable_ui": ui,
+            "listeners": listeners,
+            "log_format": match log_format {
+                LogFormat::Standard => "standard",
+                LogFormat::Json => "json",
+            },
+            "log_level": log_level,
+            "pid_file": path_str(pid_file),
+            "seals": [{ "type": "shamir", "disabled": false }],
+            "storage": st,
+            "read_consistency": if *stale_reads { "stale" } else { "linearizable" },
+            "periodic_interval": periodic_interval,
+            "user_lockout": lockouts,
+        })
+    }
+}
+
 /// Why a configuration was refused.
 #[derive(Debug)]
 pub enum ConfigError {
@@ -1283,6 +1481,50 @@ storage "raft" {{
         assert_eq!(
             cfg.storage.retry_join[0].leader_ca_cert_file,
             Some(PathBuf::from("/etc/ca.pem"))
+        );
+    }
+
+    #[test]
+    fn sanitized_raft_config_shows_retry_join_paths() {
+        let cfg = ok(&format!(
+            r#"
+storage "raft" {{
+  path    = "/data/raft"
+  node_id = "node-1"
+  cluster_key_file = "/etc/arca/cluster.key"
+  retry_join {{
+    leader_api_addr = "https://10.0.0.2:8200"
+    leader_client_key_file = "/etc/arca/client.key"
+  }}
+}}
+{PLAIN}"#
+        ));
+        let v = cfg.sanitized();
+        let st = &v["storage"];
+        assert_eq!(st["type"], "raft");
+        assert_eq!(st["node_id"], "node-1");
+        assert_eq!(st["disable_clustering"], false);
+        assert_eq!(st["cluster_key_file"], "/etc/arca/cluster.key");
+        assert_eq!(
+            st["retry_join"][0]["leader_client_key_file"],
+            "/etc/arca/client.key"
+        );
+        assert_eq!(v["listeners"][0]["config"]["tls_disable"], true);
+        assert!(v["listeners"][0]["config"].get("tls_key_file").is_none());
+        assert_eq!(v["seals"][0]["type"], "shamir");
+        assert_eq!(v["default_lease_ttl"], DEFAULT_LEASE_TTL);
+    }
+
+    #[test]
+    fn unauthenticated_in_flight_access_is_refused_by_name() {
+        // sys/in-flight-req is sudo-only: the listener option that would
+        // open it to anyone is not taken (rather than ignored).
+        let e = bad(
+            "storage \"inmem\" {}\nlistener \"tcp\" {\n  tls_disable = true\n  unauthenticated_in_flight_requests_access = true\n}\n",
+        );
+        assert!(
+            e.contains("unauthenticated_in_flight_requests_access"),
+            "{e}"
         );
     }
 

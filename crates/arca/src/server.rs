@@ -346,6 +346,7 @@ async fn serve_config_inner(
             user_lockout: config.user_lockout.clone().into_iter().collect(),
             // An audit file there could be read back as data.
             audit_forbidden_dirs: config.storage.path.iter().cloned().collect(),
+            sanitized_config: config.sanitized(),
         },
     );
     let forwarder: Option<Arc<dyn arca_http::Forwarder>> = match &raft_node {
@@ -429,6 +430,21 @@ async fn serve_config_inner(
     served
 }
 
+/// What a dev server runs with, as a configuration (for
+/// `sys/config/state/sanitized`): in-memory storage and one plain-HTTP
+/// listener.
+fn dev_config(opts: &DevOptions) -> Config {
+    let mut c = Config {
+        api_addr: Some(format!("http://{}", opts.listen_address)),
+        log_level: opts.log_level.clone(),
+        ..Config::default()
+    };
+    if let Some(l) = c.listeners.first_mut() {
+        l.address = opts.listen_address.clone();
+    }
+    c
+}
+
 pub async fn run_dev(opts: DevOptions) -> anyhow::Result<()> {
     init_logging(&opts.log_level, LogFormat::Standard);
     on_own_runtime(move || async move { (serve_dev(opts).await, None) }).await
@@ -441,6 +457,7 @@ async fn serve_dev(opts: DevOptions) -> anyhow::Result<()> {
             storage_type: "inmem".into(),
             api_addr: format!("http://{}", opts.listen_address),
             engines: crate::engines::registry(),
+            sanitized_config: dev_config(&opts).sanitized(),
             ..Default::default()
         },
     );

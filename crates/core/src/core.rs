@@ -42,6 +42,10 @@ pub struct CoreConfig {
     /// Directories an audit file may not be written under (the storage
     /// directory, the plugin directory).
     pub audit_forbidden_dirs: Vec<std::path::PathBuf>,
+    /// The server configuration with every secret left out, as
+    /// `sys/config/state/sanitized` shows it (built by the binary, which
+    /// parsed the file; `Null` when there is none, as in unit tests).
+    pub sanitized_config: Value,
 }
 
 impl Default for CoreConfig {
@@ -56,6 +60,7 @@ impl Default for CoreConfig {
             engines: arca_sdk::Registry::new(),
             user_lockout: HashMap::new(),
             audit_forbidden_dirs: Vec::new(),
+            sanitized_config: Value::Null,
         }
     }
 }
@@ -223,6 +228,9 @@ pub struct Core {
     pub(crate) audit: crate::audit::Broker,
     /// Rate limit quotas (`crate::quotas`).
     pub(crate) quotas: crate::quotas::QuotaManager,
+    /// The requests being served (`sys/in-flight-req`), filled by the HTTP
+    /// layer (`crate::in_flight`).
+    pub(crate) in_flight: Arc<crate::in_flight::InFlightRequests>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -259,7 +267,14 @@ impl Core {
             lockouts: Default::default(),
             audit,
             quotas: crate::quotas::QuotaManager::new(),
+            in_flight: Default::default(),
         })
+    }
+
+    /// The registry of requests in flight; the HTTP layer enters each
+    /// request it serves.
+    pub fn in_flight(&self) -> &Arc<crate::in_flight::InFlightRequests> {
+        &self.in_flight
     }
 
     /// Makes this core a cluster member (set once, before serving).
@@ -375,6 +390,7 @@ impl Core {
             Some(t)
         };
         if let Some(t) = &token {
+            self.in_flight.set_client_id(&req.id, &t.entity_id);
             req.client_token_accessor = Some(t.accessor.clone());
             req.display_name = t.display_name.clone();
         }

@@ -27,6 +27,7 @@ mod core;
 mod cubbyhole;
 pub mod expiration;
 mod identity;
+pub mod in_flight;
 mod invalidate;
 mod join;
 pub mod lockout;

@@ -218,6 +218,19 @@ async fn handle(
     }
     let mut req = Request::new(op, path);
     req.id = uuid::Uuid::new_v4().to_string();
+    // Listed by `sys/in-flight-req` until this handler returns or is
+    // dropped (the client went away).
+    let _in_flight = core.in_flight().enter(
+        req.id.clone(),
+        arca_core::in_flight::InFlightEntry::starting_now(
+            connection
+                .as_ref()
+                .map(|c| std::net::SocketAddr::new(c.remote_addr, c.remote_port).to_string())
+                .unwrap_or_default(),
+            uri.path().to_string(),
+            method.as_str().to_string(),
+        ),
+    );
     req.data = data;
     req.client_token = token_of(&headers);
     let connection = connection.map(|c| c.0);

@@ -12,6 +12,9 @@ use crate::core::Core;
 
 mod path_audit;
 mod path_capabilities;
+mod path_config_state;
+mod path_host;
+mod path_in_flight;
 mod path_internal;
 mod path_keys;
 mod path_leases;
@@ -23,6 +26,7 @@ mod path_policy;
 mod path_quotas;
 mod path_raft;
 mod path_raft_snapshot;
+mod path_tools;
 mod path_wrapping;
 
 pub use path_metrics::metrics_response;
@@ -55,6 +59,10 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     paths.extend(path_metrics::paths());
     paths.extend(path_quotas::paths());
     path_metrics::register_gauges(core.clone());
+    paths.extend(path_tools::paths());
+    paths.extend(path_host::paths());
+    paths.extend(path_config_state::paths());
+    paths.extend(path_in_flight::paths());
     Framework::new("system", Sys { core }, paths).with_special_paths(SpecialPaths {
         root: [
             "seal",
@@ -75,6 +83,11 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             "leases/revoke-force/*",
             "revoke-prefix/*",
             "revoke-force/*",
+            // They show the host, the configuration and every client's
+            // requests: sudo (stricter than OpenBao, which asks only read).
+            "host-info",
+            "config/state/sanitized",
+            "in-flight-req",
         ]
         .map(String::from)
         .to_vec(),

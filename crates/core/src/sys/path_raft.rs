@@ -206,7 +206,23 @@ impl Sys {
 
     async fn ha_status(&self, c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
-        let cl = core.cluster_or_400()?;
+        let Some(cl) = core.cluster() else {
+            // Single-node storage: this node is the whole cluster and active
+            // (as Vault answers without HA storage).
+            let mut data = Map::new();
+            data.insert(
+                "nodes".into(),
+                json!([{
+                    "hostname": super::path_host::hostname(),
+                    "api_address": core.config.api_addr,
+                    "cluster_address": "",
+                    "active_node": true,
+                    "last_echo": Value::Null,
+                    "version": crate::seal_ops::VERSION,
+                }]),
+            );
+            return Ok(Some(legacy(c.req, data)));
+        };
         let mut members = cl.members();
         // The active node first, as Vault lists it.
         members.sort_by(|a, b| b.leader.cmp(&a.leader).then(a.node_id.cmp(&b.node_id)));
