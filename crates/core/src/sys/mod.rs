@@ -17,6 +17,7 @@ mod path_keys;
 mod path_leases;
 mod path_locked_users;
 mod path_mounts;
+mod path_openapi;
 mod path_password_policies;
 mod path_policy;
 mod path_raft;
@@ -43,6 +44,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     paths.extend(path_password_policies::paths());
     paths.extend(path_capabilities::paths());
     paths.extend(path_internal::paths());
+    paths.extend(path_openapi::paths());
     paths.extend(path_keys::paths());
     paths.extend(path_leases::paths());
     paths.extend(path_locked_users::paths());
@@ -73,6 +75,8 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
         .map(String::from)
         .to_vec(),
         unauthenticated: [
+            // Filters by the caller's token itself (see `path_openapi`).
+            "internal/specs/openapi",
             "internal/ui/mounts",
             "internal/ui/mounts/*",
             "wrapping/lookup",
