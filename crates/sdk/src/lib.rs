@@ -21,6 +21,7 @@ pub mod field;
 pub mod framework;
 pub mod glob;
 pub mod logical;
+pub mod openapi;
 pub mod password;
 pub mod storage;
 pub mod system;

@@ -21,6 +21,7 @@ mod path_leases;
 mod path_locked_users;
 mod path_metrics;
 mod path_mounts;
+mod path_openapi;
 mod path_password_policies;
 mod path_policy;
 mod path_quotas;
@@ -50,6 +51,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     paths.extend(path_password_policies::paths());
     paths.extend(path_capabilities::paths());
     paths.extend(path_internal::paths());
+    paths.extend(path_openapi::paths());
     paths.extend(path_keys::paths());
     paths.extend(path_leases::paths());
     paths.extend(path_locked_users::paths());
@@ -92,6 +94,8 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
         .map(String::from)
         .to_vec(),
         unauthenticated: [
+            // Filters by the caller's token itself (see `path_openapi`).
+            "internal/specs/openapi",
             "internal/ui/mounts",
             "internal/ui/mounts/*",
             "wrapping/lookup",
