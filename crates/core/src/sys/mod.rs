@@ -11,6 +11,7 @@ use arca_sdk::{Framework, LogicalError, RawResponse, Request, Response, SpecialP
 use crate::core::Core;
 
 mod path_audit;
+mod path_audit_headers;
 mod path_capabilities;
 mod path_internal;
 mod path_keys;
@@ -39,6 +40,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     let mut paths = Vec::new();
     paths.extend(path_mounts::paths());
     paths.extend(path_audit::paths());
+    paths.extend(path_audit_headers::paths());
     paths.extend(path_policy::paths());
     paths.extend(path_password_policies::paths());
     paths.extend(path_capabilities::paths());
@@ -63,6 +65,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             "raw/*",
             "audit",
             "audit/*",
+            "config/auditing/*",
             "step-down",
             "leases/lookup/*",
             "leases/revoke-prefix/*",
@@ -97,6 +100,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             "wrapping/unwrap",
             "wrapping/rewrap",
             "audit/*",
+            "config/auditing/request-headers/*",
         ]
         .map(String::from)
         .to_vec(),
