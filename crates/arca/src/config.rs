@@ -40,6 +40,13 @@
 //!   lockout_counter_reset = "15m"
 //!   disable_lockout       = false
 //! }
+//! audit "file" "to-file" {       # type and path (the path defaults to the type)
+//!   description = "enabled at every unseal, never through the API"
+//!   options {                    # the device's options, as `bao audit enable`
+//!     file_path = "/var/log/arca/audit.log"
+//!   }
+//! }
+//! allow_audit_log_prefixing = false  # true: devices may take a `prefix`
 //! ```
 //!
 //! Invariants of a [`Config`] returned by [`load`] / [`parse`]:
@@ -55,6 +62,9 @@
 //!   disable); its timeouts are positive;
 //! * `log_level` is one of `trace debug info warn error` (`warning` → `warn`);
 //! * `0 < default_lease_ttl <= max_lease_ttl` (both default to 768h);
+//! * `audit` blocks have a known device type, distinct paths, and only
+//!   `description` and `options` (a map of scalars); the device's options
+//!   themselves are checked by `arca_audit` when the server starts;
 //! * no unknown key is silently ignored: every error names the file, the line
 //!   of the offending attribute or block when there is one, and the field.
 //!
@@ -128,6 +138,11 @@ pub struct Config {
     /// `user_lockout "<type>"` stanzas: lockout defaults for auth mounts of
     /// that type (`all`: every type), below a mount's own tune.
     pub user_lockout: BTreeMap<String, arca_core::lockout::UserLockoutConfig>,
+    /// `audit "<type>" "<path>"` blocks: devices enabled at every unseal
+    /// (salt left empty: the audit table keeps it).
+    pub audit: Vec<arca_audit::DeviceConfig>,
+    /// `allow_audit_log_prefixing`: audit devices may take `prefix`.
+    pub allow_audit_log_prefixing: bool,
     /// The `telemetry` block.
     pub telemetry: Telemetry,
 }
@@ -178,6 +193,8 @@ impl Default for Config {
             periodic_interval: 10,
             user_lockout: BTreeMap::new(),
             telemetry: Telemetry::default(),
+            audit: Vec::new(),
+            allow_audit_log_prefixing: false,
         }
     }
 }
@@ -328,6 +345,9 @@ impl Config {
             stale_reads,
             periodic_interval,
             user_lockout,
+            telemetry,
+            audit,
+            allow_audit_log_prefixing,
         } = self;
         let path_str = |p: &Option<PathBuf>| {
             p.as_ref()
@@ -354,6 +374,7 @@ impl Config {
                     tls_require_and_verify_client_cert,
                     tls_disable_client_certs,
                     limits,
+                    unauthenticated_metrics_access,
                 } = l;
                 let mut c = Map::new();
                 c.insert("address".into(), json!(address));
@@ -398,6 +419,10 @@ impl Config {
                     json!(secs(limits.max_request_duration)),
                 );
                 c.insert("max_connections".into(), json!(limits.max_connections));
+                c.insert(
+                    "telemetry".into(),
+                    json!({ "unauthenticated_metrics_access": unauthenticated_metrics_access }),
+                );
                 json!({ "type": "tcp", "config": c })
             })
             .collect();
@@ -494,6 +519,18 @@ impl Config {
             "read_consistency": if *stale_reads { "stale" } else { "linearizable" },
             "periodic_interval": periodic_interval,
             "user_lockout": lockouts,
+            "telemetry": {
+                "prometheus_retention_time": telemetry.prometheus_retention_time.as_secs(),
+                "disable_hostname": true,
+            },
+            "allow_audit_log_prefixing": allow_audit_log_prefixing,
+            // Declared devices as written (no salt: the table keeps it).
+            "audit": audit.iter().map(|d| json!({
+                "type": d.kind,
+                "path": d.path,
+                "description": d.description,
+                "options": d.options,
+            })).collect::<Vec<Value>>(),
         })
     }
 }
@@ -653,6 +690,17 @@ impl Parser<'_> {
                             ));
                         }
                     }
+                    "audit" => {
+                        let d = self.audit(block)?;
+                        if cfg.audit.iter().any(|a| a.path == d.path) {
+                            return Err(self.err(
+                                block.span(),
+                                "audit",
+                                format!("two audit blocks have the path {:?}", d.path),
+                            ));
+                        }
+                        cfg.audit.push(d);
+                    }
                     other => {
                         return Err(self.err(
                             block.span(),
@@ -742,7 +790,10 @@ impl Parser<'_> {
                                 }
                             };
                         }
-                        "storage" | "backend" | "listener" => {
+                        "allow_audit_log_prefixing" => {
+                            cfg.allow_audit_log_prefixing = self.boolean(attr, key)?
+                        }
+                        "storage" | "backend" | "listener" | "audit" => {
                             return Err(self.err(
                                 attr.span(),
                                 key,
@@ -923,6 +974,136 @@ impl Parser<'_> {
             }
         }
         Ok((kind, c))
+    }
+
+    /// `audit "<type>" ["<path>"] { description = "...", options { ... } }`.
+    fn audit(&self, block: &Block) -> R<arca_audit::DeviceConfig> {
+        let (kind, path) = match block.labels.as_slice() {
+            [t] => (t.as_str().to_string(), t.as_str().to_string()),
+            [t, p] => (t.as_str().to_string(), p.as_str().to_string()),
+            _ => {
+                return Err(self.err(
+                    block.span(),
+                    "audit",
+                    "expected a type and a path: audit \"<type>\" \"<path>\" { ... }",
+                ))
+            }
+        };
+        if !arca_audit::DEVICE_TYPES.contains(&kind.as_str()) {
+            return Err(self.err(
+                block.span(),
+                "audit",
+                format!(
+                    "unknown audit device type {kind:?} (supported: {})",
+                    arca_audit::DEVICE_TYPES.join(", ")
+                ),
+            ));
+        }
+        let trimmed = path.trim_matches('/');
+        if trimmed.is_empty() {
+            return Err(self.err(block.span(), "audit", "the audit device path is empty"));
+        }
+        let mut d = arca_audit::DeviceConfig {
+            path: format!("{trimmed}/"),
+            kind,
+            description: String::new(),
+            options: BTreeMap::new(),
+            local: false,
+            salt: String::new(),
+        };
+        let mut options_seen = false;
+        for structure in block.body.iter() {
+            match structure {
+                Structure::Attribute(attr) => {
+                    let key = attr.key.as_str();
+                    let field = format!("audit.{key}");
+                    match key {
+                        "description" => d.description = self.string(attr, &field)?,
+                        "options" => {
+                            let Expression::Object(o) = &attr.value else {
+                                return Err(self.err(
+                                    attr.span(),
+                                    &field,
+                                    "must be a map of strings: options { file_path = \"...\" }",
+                                ));
+                            };
+                            if std::mem::replace(&mut options_seen, true) {
+                                return Err(self.err(attr.span(), &field, "given twice"));
+                            }
+                            for (k, v) in o.iter() {
+                                let name = match k {
+                                    hcl::edit::expr::ObjectKey::Ident(i) => i.as_str().to_string(),
+                                    hcl::edit::expr::ObjectKey::Expression(Expression::String(
+                                        s,
+                                    )) => s.value().clone(),
+                                    _ => {
+                                        return Err(self.err(
+                                            attr.span(),
+                                            &field,
+                                            "option names must be names or strings",
+                                        ))
+                                    }
+                                };
+                                let value = match v.expr() {
+                                    Expression::String(s) => s.value().clone(),
+                                    Expression::Number(n) => n.value().to_string(),
+                                    Expression::Bool(b) => b.value().to_string(),
+                                    _ => {
+                                        return Err(self.err(
+                                            attr.span(),
+                                            &format!("{field}.{name}"),
+                                            "must be a string, number or boolean",
+                                        ))
+                                    }
+                                };
+                                d.options.insert(name, value);
+                            }
+                        }
+                        "local" => {
+                            if self.boolean(attr, &field)? {
+                                return Err(self.err(
+                                    attr.span(),
+                                    &field,
+                                    "local audit devices are not available: every node has every device (remove local)",
+                                ));
+                            }
+                        }
+                        other => {
+                            return Err(self.err(
+                                attr.span(),
+                                &field,
+                                format!("unknown audit key {other:?} (description, options)"),
+                            ))
+                        }
+                    }
+                }
+                Structure::Block(b) if b.ident.as_str() == "options" && b.labels.is_empty() => {
+                    if std::mem::replace(&mut options_seen, true) {
+                        return Err(self.err(b.span(), "audit.options", "given twice"));
+                    }
+                    for st in b.body.iter() {
+                        let Structure::Attribute(attr) = st else {
+                            return Err(self.err(
+                                st.span(),
+                                "audit.options",
+                                "options takes only attributes (name = \"value\")",
+                            ));
+                        };
+                        let name = attr.key.as_str().to_string();
+                        let v = self.scalar(attr, &format!("audit.options.{name}"))?;
+                        d.options.insert(name, v);
+                    }
+                }
+                Structure::Block(b) => {
+                    return Err(self.err(
+                        b.span(),
+                        &format!("audit.{}", b.ident.as_str()),
+                        "unknown block in audit (options { ... } is the only one)",
+                    ))
+                }
+            }
+        }
+        Ok(d)
     }
 
     fn storage(&self, block: &Block) -> R<StorageConfig> {
@@ -1388,6 +1569,41 @@ cluster_name      = "arca"
         let cfg = ok("storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = 1 }");
         assert_eq!(cfg.listeners[0].address, "127.0.0.1:8200");
         assert!(cfg.listeners[0].tls_disable);
+    }
+
+    #[test]
+    fn audit_blocks() {
+        let base = "storage \"inmem\" {}\nlistener \"tcp\" { tls_disable = true }\n";
+        let c = ok(&format!(
+            "{base}audit \"file\" \"to-file\" {{\n  description = \"d\"\n  options {{\n    file_path = \"/tmp/a.log\"\n    log_raw = false\n  }}\n}}\naudit \"socket\" {{\n  options = {{ address = \"127.0.0.1:9090\", \"socket_type\" = \"udp\" }}\n}}\nallow_audit_log_prefixing = true\n"
+        ));
+        assert!(c.allow_audit_log_prefixing);
+        assert_eq!(c.audit.len(), 2);
+        assert_eq!(c.audit[0].path, "to-file/");
+        assert_eq!(c.audit[0].kind, "file");
+        assert_eq!(c.audit[0].description, "d");
+        assert_eq!(c.audit[0].options["file_path"], "/tmp/a.log");
+        assert_eq!(c.audit[0].options["log_raw"], "false");
+        assert_eq!(c.audit[1].path, "socket/");
+        assert_eq!(c.audit[1].options["socket_type"], "udp");
+        assert!(!ok(base).allow_audit_log_prefixing);
+        for (text, want) in [
+            ("audit \"http\" \"h\" {}", "unknown audit device type"),
+            ("audit \"file\" \"a\" { frob = 1 }", "unknown audit key"),
+            ("audit \"file\" \"a\" { local = true }", "local"),
+            (
+                "audit \"file\" \"a\" {}\naudit \"file\" \"a/\" {}",
+                "two audit blocks",
+            ),
+            (
+                "audit \"file\" \"a\" {\n  options {\n    x {\n    }\n  }\n}",
+                "only attributes",
+            ),
+            ("audit \"file\" \"a\" \"b\" {}", "type and a path"),
+        ] {
+            let e = bad(&format!("{base}{text}\n"));
+            assert!(e.contains(want), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -333,6 +333,21 @@ async fn serve_config_inner(
             )
         }
     };
+    let audit_policy = arca_audit::Policy {
+        // An audit file there could be read back as data. (Arca has no
+        // plugin directory: `plugin_directory` is refused by the config.)
+        forbidden_dirs: config.storage.path.iter().cloned().collect(),
+        allow_prefix: config.allow_audit_log_prefixing,
+        ..arca_audit::Policy::default()
+    };
+    // The configuration's audit devices are checked before anything is
+    // served: a mistake there stops the server rather than a device.
+    for d in &config.audit {
+        let mut probe = d.clone();
+        probe.salt = arca_audit::new_salt();
+        arca_audit::Device::new(probe, &audit_policy)
+            .with_context(|| format!("audit {:?} {:?} in the configuration", d.kind, d.path))?;
+    }
     let core = Core::new(
         physical,
         CoreConfig {
@@ -344,8 +359,8 @@ async fn serve_config_inner(
             stale_reads: config.stale_reads,
             engines: crate::engines::registry(),
             user_lockout: config.user_lockout.clone().into_iter().collect(),
-            // An audit file there could be read back as data.
-            audit_forbidden_dirs: config.storage.path.iter().cloned().collect(),
+            audit_policy,
+            audit_devices: config.audit.clone(),
             sanitized_config: config.sanitized(),
         },
     );

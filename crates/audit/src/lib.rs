@@ -3,36 +3,50 @@
 //! who did what (and match a known value with `sys/audit-hash`) without the
 //! log ever holding a secret.
 //!
+//! Device types: `file` (a file, `stdout` or `discard`), `socket` (TCP,
+//! UDP or a unix stream socket, see [`sink`]) and `syslog` (the local
+//! daemon's socket). Formats: `json` (one object per line) and `jsonx`
+//! (the same entry as one line of JSONx XML, see [`jsonx`]).
+//!
 //! Invariants:
 //! - Unless a device is enabled with `log_raw`, every string under the
-//!   request's and response's `data`, and every token, accessor (unless
-//!   `hmac_accessor=false`) and wrapping token, is written as
+//!   request's and response's `data`, every token, accessor (unless
+//!   `hmac_accessor=false`) and wrapping token, and the values of the
+//!   request headers configured with `hmac=true`, is written as
 //!   `hmac-sha256:<hex>` keyed with the device's own salt. Keys, numbers,
 //!   booleans and the rest of the entry are written as they are.
-//! - A device writes one JSON object per line and flushes it before
-//!   [`Device::log`] returns: an entry is on disk (or on stdout) before the
-//!   request it describes runs.
+//! - A device writes one entry per line and has handed it to the file,
+//!   socket or daemon before [`Device::log`] returns: an entry is recorded
+//!   before the request it describes runs.
 //! - A file device never writes into a directory the server refuses
 //!   (its storage and plugin directories): a log written there could be
 //!   read back as data or run as a plugin.
+//! - `prefix` (text written before each entry, which lets whoever enables a
+//!   device forge log content: HCSEC-2025-14) is refused unless the server
+//!   configuration sets `allow_audit_log_prefixing = true`
+//!   ([`Policy::allow_prefix`]).
 //! - Options a device does not implement are refused by name, never
 //!   accepted and ignored.
 
+mod jsonx;
+mod sink;
+
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+use sink::{Sink, SocketType};
+
 /// Why a device cannot be enabled or could not record an entry.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    /// The device's type or options are wrong (a 400 for the client).
+    /// The device's type or options are wrong, or its target cannot be
+    /// reached when it is enabled (a 400 for the client).
     #[error("{0}")]
     Invalid(String),
     /// The device could not write.
@@ -49,7 +63,7 @@ pub enum AuditError {
 pub struct DeviceConfig {
     /// The path it is enabled at, with a trailing slash (`file/`).
     pub path: String,
-    /// `file` (the only type yet).
+    /// `file`, `socket` or `syslog` ([`DEVICE_TYPES`]).
     #[serde(rename = "type")]
     pub kind: String,
     #[serde(default)]
@@ -62,31 +76,66 @@ pub struct DeviceConfig {
     pub salt: String,
 }
 
-/// The options a file device takes (Vault's names).
-const FILE_OPTIONS: &[&str] = &[
-    "file_path",
-    "path",
-    "mode",
+/// The device types there are.
+pub const DEVICE_TYPES: &[&str] = &["file", "socket", "syslog"];
+
+/// Where a syslog daemon listens, tried in this order.
+pub const SYSLOG_SOCKETS: &[&str] = &["/dev/log", "/var/run/syslog", "/var/run/log"];
+
+/// What the server allows devices (from its configuration).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Directories a file device may not write under (storage, plugins).
+    pub forbidden_dirs: Vec<PathBuf>,
+    /// `allow_audit_log_prefixing`: the `prefix` option is accepted.
+    pub allow_prefix: bool,
+    /// Where `syslog` devices look for the daemon ([`SYSLOG_SOCKETS`]).
+    pub syslog_sockets: Vec<PathBuf>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            forbidden_dirs: Vec::new(),
+            allow_prefix: false,
+            syslog_sockets: SYSLOG_SOCKETS.iter().map(PathBuf::from).collect(),
+        }
+    }
+}
+
+/// Options every device type takes (Vault's names).
+const COMMON_OPTIONS: &[&str] = &[
     "format",
+    "prefix",
     "hmac_accessor",
     "log_raw",
     "elide_list_responses",
 ];
 
-enum Sink {
-    File {
-        path: PathBuf,
-        mode: u32,
-        file: parking_lot::Mutex<Option<File>>,
-    },
-    Stdout,
-    Discard,
+fn type_options(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "file" => &["file_path", "path", "mode"],
+        "socket" => &["address", "socket_type", "write_timeout"],
+        "syslog" => &["facility", "tag"],
+        _ => &[],
+    }
+}
+
+/// Vault's default `write_timeout` of socket devices.
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Jsonx,
 }
 
 /// An enabled device.
 pub struct Device {
     pub config: DeviceConfig,
     sink: Sink,
+    format: Format,
+    prefix: String,
     hmac_accessor: bool,
     log_raw: bool,
     elide_list_responses: bool,
@@ -111,85 +160,76 @@ pub fn new_salt() -> String {
     hex::encode(b.as_ref())
 }
 
+fn invalid(m: impl Into<String>) -> AuditError {
+    AuditError::Invalid(m.into())
+}
+
 impl Device {
-    /// Checks `config` and opens what it writes to. `forbidden` are
-    /// directories a file device may not write under.
-    pub fn new(config: DeviceConfig, forbidden: &[PathBuf]) -> Result<Device, AuditError> {
-        if config.kind != "file" {
-            return Err(AuditError::Invalid(format!(
-                "audit device type {:?} is not available: Arca has the \"file\" device (file_path, or \"stdout\" / \"discard\")",
-                config.kind
+    /// Checks `config` against what the server allows and opens a file
+    /// (sockets connect on first use, or on [`Device::probe`]).
+    pub fn new(config: DeviceConfig, policy: &Policy) -> Result<Device, AuditError> {
+        let kind = config.kind.as_str();
+        if !DEVICE_TYPES.contains(&kind) {
+            return Err(invalid(format!(
+                "audit device type {kind:?} is not available (types: {})",
+                DEVICE_TYPES.join(", ")
             )));
         }
         let o = &config.options;
-        if let Some(k) = o.keys().find(|k| !FILE_OPTIONS.contains(&k.as_str())) {
-            let hint = if k == "prefix" {
-                ": a prefix lets the device's caller forge log content (HCSEC-2025-14); Arca does not take it"
-            } else {
-                ""
-            };
-            return Err(AuditError::Invalid(format!(
-                "option {k:?} is not available for file audit devices{hint}"
+        let own = type_options(kind);
+        if let Some(k) = o
+            .keys()
+            .find(|k| !COMMON_OPTIONS.contains(&k.as_str()) && !own.contains(&k.as_str()))
+        {
+            return Err(invalid(format!(
+                "option {k:?} is not available for {kind} audit devices (options: {}, {})",
+                own.join(", "),
+                COMMON_OPTIONS.join(", ")
             )));
         }
-        match o.get("format").map(String::as_str) {
-            None | Some("") | Some("json") => {}
-            Some(f) => {
-                return Err(AuditError::Invalid(format!(
-                    "format {f:?} is not available: use \"json\""
-                )))
-            }
-        }
-        let target = o
-            .get("file_path")
-            .or_else(|| o.get("path"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        if target.is_empty() {
-            return Err(AuditError::Invalid(
-                "file_path is required (a file, \"stdout\" or \"discard\")".into(),
+        let prefix = o.get("prefix").cloned().unwrap_or_default();
+        if o.contains_key("prefix") && !policy.allow_prefix {
+            return Err(invalid(
+                "option \"prefix\" is refused: a prefix lets whoever enables a device forge log content (HCSEC-2025-14); the server configuration must set allow_audit_log_prefixing = true to allow it",
             ));
         }
-        let mode = match o.get("mode").map(|m| m.trim()) {
-            None | Some("") => 0o600,
-            Some(m) => u32::from_str_radix(m, 8)
-                .ok()
-                .filter(|m| *m <= 0o777)
-                .ok_or_else(|| {
-                    AuditError::Invalid(format!("mode must be octal permissions, not {m:?}"))
-                })?,
-        };
-        let sink = match target.as_str() {
-            "stdout" => Sink::Stdout,
-            "discard" => Sink::Discard,
-            p => {
-                let path = PathBuf::from(p);
-                if !path.is_absolute() {
-                    return Err(AuditError::Invalid(format!(
-                        "file_path {p:?} must be an absolute path"
-                    )));
-                }
-                let resolved = resolve(&path);
-                if let Some(dir) = forbidden.iter().find(|d| resolved.starts_with(resolve(d))) {
-                    return Err(AuditError::Invalid(format!(
-                        "file_path {p:?} is inside {} (the server's storage or plugin directory): choose another place",
-                        dir.display()
-                    )));
-                }
-                let file = open(&path, mode)?;
-                Sink::File {
-                    path,
-                    mode,
-                    file: parking_lot::Mutex::new(Some(file)),
-                }
+        let format = match o.get("format").map(|f| f.trim()) {
+            None | Some("") | Some("json") => Format::Json,
+            Some("jsonx") => Format::Jsonx,
+            Some(f) => {
+                return Err(invalid(format!(
+                    "format {f:?} is not available: use \"json\" or \"jsonx\""
+                )))
             }
         };
+        let hmac_accessor = bool_option(o, "hmac_accessor", true)?;
+        let log_raw = bool_option(o, "log_raw", false)?;
+        let elide_list_responses = bool_option(o, "elide_list_responses", false)?;
+        // Last: a file is created only for a device that is otherwise valid.
+        let sink = match kind {
+            "file" => file_sink(o, policy)?,
+            "socket" => socket_sink(o)?,
+            _ => syslog_sink(o, policy)?,
+        };
         Ok(Device {
-            hmac_accessor: bool_option(o, "hmac_accessor", true)?,
-            log_raw: bool_option(o, "log_raw", false)?,
-            elide_list_responses: bool_option(o, "elide_list_responses", false)?,
+            hmac_accessor,
+            log_raw,
+            elide_list_responses,
+            format,
+            prefix,
             config,
             sink,
+        })
+    }
+
+    /// Connects a socket or syslog device now (enabling: a device that
+    /// cannot reach its target is refused, not stored).
+    pub fn probe(&self) -> Result<(), AuditError> {
+        self.sink.probe().map_err(|e| {
+            invalid(format!(
+                "the {} audit device cannot reach its target: {e}",
+                self.config.kind
+            ))
         })
     }
 
@@ -225,10 +265,24 @@ impl Device {
                     self.hash_at(&mut v, p);
                 }
             }
+            if let Some(Value::Object(h)) = v.pointer_mut("/request/headers") {
+                for name in &entry.hmac_headers {
+                    if let Some(x) = h.get_mut(name) {
+                        self.hash_all(x);
+                    }
+                }
+            }
         }
-        let mut line = serde_json::to_vec(&v).unwrap_or_default();
+        let mut line = self.prefix.as_bytes().to_vec();
+        match self.format {
+            Format::Json => line.extend(serde_json::to_vec(&v).unwrap_or_default()),
+            Format::Jsonx => line.extend(jsonx::encode(&v).into_bytes()),
+        }
         line.push(b'\n');
-        self.write(&line)
+        self.sink.write(&line).map_err(|source| AuditError::Io {
+            path: self.config.path.clone(),
+            source,
+        })
     }
 
     fn hash_at(&self, v: &mut Value, pointer: &str) {
@@ -248,44 +302,16 @@ impl Device {
         }
     }
 
-    fn write(&self, line: &[u8]) -> Result<(), AuditError> {
-        let io = |source| AuditError::Io {
-            path: self.config.path.clone(),
-            source,
-        };
-        match &self.sink {
-            Sink::Discard => Ok(()),
-            Sink::Stdout => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(line).and_then(|_| out.flush()).map_err(io)
-            }
-            Sink::File { path, mode, file } => {
-                let mut f = file.lock();
-                if f.is_none() {
-                    *f = Some(open(path, *mode)?);
-                }
-                let w = f.as_mut().expect("opened above");
-                let r = w.write_all(line).and_then(|_| w.flush());
-                if r.is_err() {
-                    // Reopened on the next entry (the file may have moved).
-                    *f = None;
-                }
-                r.map_err(io)
-            }
-        }
-    }
-
-    /// Closes and reopens the file (log rotation: SIGHUP).
+    /// Closes and reopens a file (log rotation: SIGHUP); a socket device
+    /// drops its connection and connects again for the next entry.
     /// A file that cannot be reopened is closed: the next entry tries to
     /// open it again (and fails if it still cannot, so that requests are
     /// refused rather than recorded nowhere).
     pub fn reopen(&self) -> Result<(), AuditError> {
-        if let Sink::File { path, mode, file } = &self.sink {
-            let mut f = file.lock();
-            *f = None;
-            *f = Some(open(path, *mode)?);
-        }
-        Ok(())
+        self.sink.reopen().map_err(|source| AuditError::Io {
+            path: self.config.path.clone(),
+            source,
+        })
     }
 
     /// The options as `sys/audit` shows them (the salt never).
@@ -296,6 +322,134 @@ impl Device {
             .map(|(k, v)| (k.clone(), Value::from(v.clone())))
             .collect()
     }
+}
+
+fn file_sink(o: &BTreeMap<String, String>, policy: &Policy) -> Result<Sink, AuditError> {
+    let target = o
+        .get("file_path")
+        .or_else(|| o.get("path"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    if target.is_empty() {
+        return Err(invalid(
+            "file_path is required (a file, \"stdout\" or \"discard\")",
+        ));
+    }
+    let mode = match o.get("mode").map(|m| m.trim()) {
+        None | Some("") => 0o600,
+        Some(m) => u32::from_str_radix(m, 8)
+            .ok()
+            .filter(|m| *m <= 0o777)
+            .ok_or_else(|| invalid(format!("mode must be octal permissions, not {m:?}")))?,
+    };
+    match target.as_str() {
+        "stdout" => Ok(Sink::Stdout),
+        "discard" => Ok(Sink::Discard),
+        p => {
+            let path = PathBuf::from(p);
+            if !path.is_absolute() {
+                return Err(invalid(format!("file_path {p:?} must be an absolute path")));
+            }
+            let resolved = resolve(&path);
+            if let Some(dir) = policy
+                .forbidden_dirs
+                .iter()
+                .find(|d| resolved.starts_with(resolve(d)))
+            {
+                return Err(invalid(format!(
+                    "file_path {p:?} is inside {} (the server's storage or plugin directory): choose another place",
+                    dir.display()
+                )));
+            }
+            Sink::file(path, mode).map_err(|e| {
+                invalid(format!(
+                    "cannot open {p}: {e}: check that the directory exists and the server may write there"
+                ))
+            })
+        }
+    }
+}
+
+fn socket_sink(o: &BTreeMap<String, String>) -> Result<Sink, AuditError> {
+    let address = o.get("address").map(|a| a.trim()).unwrap_or_default();
+    if address.is_empty() {
+        return Err(invalid(
+            "address is required for socket audit devices (host:port, or a unix socket's path with socket_type=unix)",
+        ));
+    }
+    let kind_name = o
+        .get("socket_type")
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .unwrap_or("tcp");
+    let kind = SocketType::parse(kind_name).ok_or_else(|| {
+        invalid(format!(
+            "socket_type must be \"tcp\", \"udp\" or \"unix\", not {kind_name:?}"
+        ))
+    })?;
+    if kind != SocketType::Unix {
+        let ok = address
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !ok {
+            return Err(invalid(format!(
+                "address must be host:port for socket_type {kind_name}, not {address:?}"
+            )));
+        }
+    }
+    let timeout = match o.get("write_timeout").map(|t| t.trim()) {
+        None | Some("") => DEFAULT_WRITE_TIMEOUT,
+        Some(t) => arca_sdk::duration::parse(t)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "write_timeout must be a positive duration such as \"2s\", not {t:?}"
+                ))
+            })?,
+    };
+    Ok(Sink::socket(kind, address.to_string(), timeout))
+}
+
+fn syslog_sink(o: &BTreeMap<String, String>, policy: &Policy) -> Result<Sink, AuditError> {
+    let name = o
+        .get("facility")
+        .map(|f| f.trim())
+        .filter(|f| !f.is_empty())
+        .unwrap_or("AUTH");
+    let facility = sink::FACILITIES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, f)| *f)
+        .ok_or_else(|| {
+            invalid(format!(
+                "facility {name:?} is not a syslog facility ({})",
+                sink::FACILITIES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })?;
+    let tag = o
+        .get("tag")
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .unwrap_or("vault");
+    if tag.len() > 32
+        || !tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    {
+        return Err(invalid(format!(
+            "tag must be at most 32 letters, digits, '-', '_', '.' or '/', not {tag:?}"
+        )));
+    }
+    Ok(Sink::syslog(
+        policy.syslog_sockets.clone(),
+        facility,
+        tag.to_string(),
+    ))
 }
 
 /// Parts of an entry hashed whole (every string inside).
@@ -321,18 +475,9 @@ pub struct Entry {
     pub value: Value,
     /// A LIST answer (`elide_list_responses`).
     pub list: bool,
-}
-
-fn open(path: &Path, mode: u32) -> Result<File, AuditError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|source| AuditError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+    /// Names under `request.headers` whose values are HMAC'd
+    /// (`sys/config/auditing/request-headers` with `hmac=true`).
+    pub hmac_headers: Vec<String>,
 }
 
 /// `p` with symlinks and `..` resolved as far as it exists (the file
@@ -352,10 +497,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn policy() -> Policy {
+        Policy::default()
+    }
+
     fn config(options: &[(&str, &str)]) -> DeviceConfig {
+        typed("file", options)
+    }
+
+    fn typed(kind: &str, options: &[(&str, &str)]) -> DeviceConfig {
         DeviceConfig {
-            path: "file/".into(),
-            kind: "file".into(),
+            path: format!("{kind}/"),
+            kind: kind.into(),
             description: String::new(),
             options: options
                 .iter()
@@ -370,7 +523,7 @@ mod tests {
     fn entries_hash_secrets_and_keep_the_shape() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("audit.log");
-        let d = Device::new(config(&[("file_path", log.to_str().unwrap())]), &[]).unwrap();
+        let d = Device::new(config(&[("file_path", log.to_str().unwrap())]), &policy()).unwrap();
         let e = Entry {
             value: json!({
                 "type": "response",
@@ -379,6 +532,7 @@ mod tests {
                 "response": {"data": {"value": ["a", "b"]}, "auth": {"client_token": "hvs.child"}},
             }),
             list: false,
+            hmac_headers: Vec::new(),
         };
         d.log(&e).unwrap();
         let text = std::fs::read_to_string(&log).unwrap();
@@ -396,9 +550,9 @@ mod tests {
 
     #[test]
     fn options_are_checked() {
-        let bad = |o: &[(&str, &str)]| Device::new(config(o), &[]).err().unwrap().to_string();
+        let bad = |o: &[(&str, &str)]| Device::new(config(o), &policy()).err().unwrap().to_string();
         assert!(bad(&[("file_path", "stdout"), ("prefix", "x")]).contains("prefix"));
-        assert!(bad(&[("file_path", "stdout"), ("format", "jsonx")]).contains("jsonx"));
+        assert!(bad(&[("file_path", "stdout"), ("format", "xml")]).contains("jsonx"));
         assert!(bad(&[]).contains("file_path"));
         assert!(bad(&[("file_path", "relative.log")]).contains("absolute"));
         assert!(bad(&[("file_path", "stdout"), ("log_raw", "maybe")]).contains("log_raw"));
@@ -407,7 +561,10 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let e = Device::new(
             config(&[("file_path", inside.to_str().unwrap())]),
-            &[dir.path().join("data")],
+            &Policy {
+                forbidden_dirs: vec![dir.path().join("data")],
+                ..policy()
+            },
         )
         .err()
         .unwrap()
@@ -415,22 +572,243 @@ mod tests {
         assert!(e.contains("storage or plugin directory"), "{e}");
         let mut c = config(&[("file_path", "stdout")]);
         c.kind = "socket".into();
-        assert!(Device::new(c, &[]).is_err());
+        assert!(Device::new(c, &policy()).is_err());
     }
 
     #[test]
     fn raw_and_accessor_options() {
         let raw = Device::new(
             config(&[("file_path", "discard"), ("log_raw", "true")]),
-            &[],
+            &policy(),
         )
         .unwrap();
         assert!(raw.log_raw);
         let plain_acc = Device::new(
             config(&[("file_path", "discard"), ("hmac_accessor", "false")]),
-            &[],
+            &policy(),
         )
         .unwrap();
         assert!(!plain_acc.hmac_accessor);
+    }
+
+    fn entry(v: Value) -> Entry {
+        Entry {
+            value: v,
+            list: false,
+            hmac_headers: Vec::new(),
+        }
+    }
+
+    fn read_line(r: &mut impl std::io::BufRead) -> String {
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        l
+    }
+
+    #[test]
+    fn tcp_socket_device_writes_lines_and_reconnects() {
+        use std::io::BufReader;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let d = Device::new(
+            typed("socket", &[("address", &addr), ("write_timeout", "1s")]),
+            &policy(),
+        )
+        .unwrap();
+        d.probe().unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        let mut r = BufReader::new(conn);
+        d.log(&entry(
+            json!({"type": "request", "auth": {"client_token": "hvs.x"}}),
+        ))
+        .unwrap();
+        let v: Value = serde_json::from_str(&read_line(&mut r)).unwrap();
+        assert_eq!(v["auth"]["client_token"], d.hash("hvs.x"));
+        // The collector restarts: the closed connection is noticed and the
+        // next entry goes over a new one.
+        drop(r);
+        d.log(&entry(json!({"type": "request", "n": 2}))).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        let v: Value = serde_json::from_str(&read_line(&mut BufReader::new(conn))).unwrap();
+        assert_eq!(v["n"], 2);
+        // Nobody listens: the entry fails (the broker fails closed).
+        drop(listener);
+        let e = d.log(&entry(json!({"n": 3}))).err().unwrap();
+        assert!(matches!(e, AuditError::Io { .. }), "{e}");
+    }
+
+    #[test]
+    fn udp_and_unix_socket_devices() {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = udp.local_addr().unwrap().to_string();
+        let d = Device::new(
+            typed("socket", &[("address", &addr), ("socket_type", "udp")]),
+            &policy(),
+        )
+        .unwrap();
+        d.log(&entry(json!({"n": 1}))).unwrap();
+        let mut b = [0u8; 4096];
+        let n = udp.recv(&mut b).unwrap();
+        assert_eq!(&b[..n], b"{\"n\":1}\n");
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.sock");
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let d = Device::new(
+            typed(
+                "socket",
+                &[("address", path.to_str().unwrap()), ("socket_type", "unix")],
+            ),
+            &policy(),
+        )
+        .unwrap();
+        d.probe().unwrap();
+        let (c, _) = l.accept().unwrap();
+        d.log(&entry(json!({"n": 2}))).unwrap();
+        assert_eq!(read_line(&mut std::io::BufReader::new(c)), "{\"n\":2}\n");
+    }
+
+    #[test]
+    fn socket_options_are_checked() {
+        let bad = |o: &[(&str, &str)]| {
+            Device::new(typed("socket", o), &policy())
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert!(bad(&[]).contains("address"));
+        assert!(bad(&[("address", "nohost")]).contains("host:port"));
+        assert!(bad(&[("address", "127.0.0.1:1"), ("socket_type", "sctp")]).contains("socket_type"));
+        assert!(
+            bad(&[("address", "127.0.0.1:1"), ("write_timeout", "soon")]).contains("write_timeout")
+        );
+        assert!(bad(&[("address", "127.0.0.1:1"), ("file_path", "x")]).contains("file_path"));
+        // Nothing listens: enabling is refused.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let d = Device::new(
+            typed("socket", &[("address", &format!("127.0.0.1:{port}"))]),
+            &policy(),
+        )
+        .unwrap();
+        assert!(d
+            .probe()
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("cannot reach"));
+    }
+
+    #[test]
+    fn syslog_device_sends_rfc3164_datagrams() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let daemon = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        let p = Policy {
+            // A missing path and a directory (Debian's /var/run/log) are
+            // passed over.
+            syslog_sockets: vec![
+                dir.path().join("missing"),
+                dir.path().to_path_buf(),
+                path.clone(),
+            ],
+            ..policy()
+        };
+        let d = Device::new(
+            typed("syslog", &[("facility", "local3"), ("tag", "arca-audit")]),
+            &p,
+        )
+        .unwrap();
+        d.probe().unwrap();
+        d.log(&entry(json!({"request": {"data": {"password": "pw"}}})))
+            .unwrap();
+        let mut b = vec![0u8; 65536];
+        let n = daemon.recv(&mut b).unwrap();
+        let msg = String::from_utf8(b[..n].to_vec()).unwrap();
+        // LOCAL3 (19) * 8 + INFO (6) = 158.
+        assert!(msg.starts_with("<158>"), "{msg}");
+        let body = msg
+            .split_once(&format!(" arca-audit[{}]: ", std::process::id()))
+            .unwrap_or_else(|| panic!("no tag in {msg}"))
+            .1;
+        let v: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["request"]["data"]["password"], d.hash("pw"));
+        // Defaults: AUTH (4) and "vault".
+        let d = Device::new(typed("syslog", &[]), &p).unwrap();
+        d.log(&entry(json!({}))).unwrap();
+        let n = daemon.recv(&mut b).unwrap();
+        let msg = String::from_utf8(b[..n].to_vec()).unwrap();
+        assert!(msg.starts_with("<38>") && msg.contains(" vault["), "{msg}");
+
+        let none = Policy {
+            syslog_sockets: vec![dir.path().join("missing"), dir.path().to_path_buf()],
+            ..policy()
+        };
+        let d = Device::new(typed("syslog", &[]), &none).unwrap();
+        let e = d.probe().err().unwrap().to_string();
+        assert!(e.contains("no local syslog socket"), "{e}");
+        let bad = |o: &[(&str, &str)]| {
+            Device::new(typed("syslog", o), &p)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert!(bad(&[("facility", "NOPE")]).contains("facility"));
+        assert!(bad(&[("tag", "a b")]).contains("tag"));
+    }
+
+    #[test]
+    fn prefix_only_when_allowed_and_jsonx() {
+        let e = Device::new(
+            config(&[("file_path", "discard"), ("prefix", "P")]),
+            &policy(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("allow_audit_log_prefixing"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        let allowed = Policy {
+            allow_prefix: true,
+            ..policy()
+        };
+        let d = Device::new(
+            config(&[
+                ("file_path", log.to_str().unwrap()),
+                ("prefix", "AUDIT: "),
+                ("format", "jsonx"),
+            ]),
+            &allowed,
+        )
+        .unwrap();
+        d.log(&entry(
+            json!({"type": "request", "auth": {"client_token": "hvs.t"}}),
+        ))
+        .unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.starts_with("AUDIT: <?xml"), "{text}");
+        assert!(text.contains(r#"<json:string name="type">request</json:string>"#));
+        assert!(!text.contains("hvs.t"));
+        assert!(text.contains(&d.hash("hvs.t")));
+        assert_eq!(text.lines().count(), 1);
+    }
+
+    #[test]
+    fn configured_headers_are_hmaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("a.log");
+        let d = Device::new(config(&[("file_path", log.to_str().unwrap())]), &policy()).unwrap();
+        d.log(&Entry {
+            value: json!({"request": {"headers": {"x-secret": ["s1"], "x-plain": ["p1"]}}}),
+            list: false,
+            hmac_headers: vec!["x-secret".into()],
+        })
+        .unwrap();
+        let v: Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().trim()).unwrap();
+        assert_eq!(v["request"]["headers"]["x-secret"][0], d.hash("s1"));
+        assert_eq!(v["request"]["headers"]["x-plain"][0], "p1");
     }
 }

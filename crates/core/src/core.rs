@@ -39,9 +39,12 @@ pub struct CoreConfig {
     /// `userpass`, `ldap`, `approle`): defaults for mounts of that type,
     /// below a mount's own `user_lockout_config`.
     pub user_lockout: HashMap<String, crate::lockout::UserLockoutConfig>,
-    /// Directories an audit file may not be written under (the storage
-    /// directory, the plugin directory).
-    pub audit_forbidden_dirs: Vec<std::path::PathBuf>,
+    /// What audit devices may do: directories a file may not be written
+    /// under (the storage directory), `allow_audit_log_prefixing`.
+    pub audit_policy: arca_audit::Policy,
+    /// The configuration's `audit "<type>" "<path>"` blocks (no salt):
+    /// enabled at every unseal, never disabled through the API.
+    pub audit_devices: Vec<arca_audit::DeviceConfig>,
     /// The server configuration with every secret left out, as
     /// `sys/config/state/sanitized` shows it (built by the binary, which
     /// parsed the file; `Null` when there is none, as in unit tests).
@@ -59,7 +62,8 @@ impl Default for CoreConfig {
             stale_reads: false,
             engines: arca_sdk::Registry::new(),
             user_lockout: HashMap::new(),
-            audit_forbidden_dirs: Vec::new(),
+            audit_policy: arca_audit::Policy::default(),
+            audit_devices: Vec::new(),
             sanitized_config: Value::Null,
         }
     }
@@ -241,7 +245,8 @@ impl Core {
     pub fn new(physical: Arc<dyn PhysicalBackend>, config: CoreConfig) -> Arc<Core> {
         let barrier = Barrier::new(physical.clone());
         let seal = Seal::new(physical.clone());
-        let audit = crate::audit::Broker::new(config.audit_forbidden_dirs.clone());
+        let audit =
+            crate::audit::Broker::new(config.audit_policy.clone(), config.audit_devices.clone());
         Arc::new_cyclic(|w| Core {
             physical,
             barrier,
@@ -557,7 +562,13 @@ impl Core {
                 }
                 Err(err) => e["error"] = Value::from(err.to_string()),
             }
-            self.audit.log_response(e, op == Operation::List);
+            if req.wrap_ttl > 0 && out.as_ref().is_ok_and(|r| r.response.is_some()) {
+                // Written by the HTTP layer once it has wrapped the answer
+                // (`Core::audit_wrapped`), with the `wrap_info`.
+                self.audit.hold_response(&req.id, e, op == Operation::List);
+            } else {
+                self.audit.log_response(e, op == Operation::List);
+            }
         }
         if let Some(h) = last_use {
             self.revoke_token_tree(&h).await?;

@@ -241,6 +241,11 @@ async fn handle(
     }
     req.body_error = body_error;
     req.wrap_ttl = wrap_ttl;
+    // `Request::headers` holds the few protocol headers core reads, and
+    // the headers an operator chose to audit
+    // (`sys/config/auditing/request-headers`, which refuses the token
+    // headers); nothing else a client sends reaches core or a backend.
+    // Several values of one header are joined with ", ".
     for name in [
         "content-type",
         "x-vault-request",
@@ -249,6 +254,16 @@ async fn handle(
     ] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
             req.headers.insert(name.to_string(), v.to_string());
+        }
+    }
+    for name in core.audited_headers() {
+        let values: Vec<&str> = headers
+            .get_all(name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if !values.is_empty() {
+            req.headers.insert(name, values.join(", "));
         }
     }
     // Rate limit quotas count the request on the node the client reached.
@@ -470,6 +485,15 @@ async fn wrap(
     ttl: u64,
     path: &str,
 ) -> HttpResponse {
+    // Core holds the response entry of a wrapped request: it is written
+    // when this guard goes, with the wrap_info once the answer is wrapped.
+    struct Audit<'a>(&'a arca_core::Core, &'a str, Option<Value>);
+    impl Drop for Audit<'_> {
+        fn drop(&mut self) {
+            self.0.audit_wrapped(self.1, self.2.take());
+        }
+    }
+    let mut audit = Audit(core, request_id, None);
     let (body, status) = match rendered(reply, request_id) {
         Rendered::Json(status, body) if (200..300).contains(&status) => (body, status),
         Rendered::Raw(raw)
@@ -494,26 +518,29 @@ async fn wrap(
         .wrap_response(&body, ttl, path, &wrapped_accessor)
         .await
     {
-        Ok(info) => json_response(
-            status,
-            &json!({
-                "request_id": request_id,
-                "lease_id": "",
-                "renewable": false,
-                "lease_duration": 0,
-                "data": null,
-                "wrap_info": {
-                    "token": info.token,
-                    "accessor": info.accessor,
-                    "ttl": info.ttl,
-                    "creation_time": info.creation_time,
-                    "creation_path": info.creation_path,
-                    "wrapped_accessor": info.wrapped_accessor,
-                },
-                "warnings": null,
-                "auth": null,
-            }),
-        ),
+        Ok(info) => {
+            audit.2 = serde_json::to_value(&info).ok();
+            json_response(
+                status,
+                &json!({
+                    "request_id": request_id,
+                    "lease_id": "",
+                    "renewable": false,
+                    "lease_duration": 0,
+                    "data": null,
+                    "wrap_info": {
+                        "token": info.token,
+                        "accessor": info.accessor,
+                        "ttl": info.ttl,
+                        "creation_time": info.creation_time,
+                        "creation_path": info.creation_path,
+                        "wrapped_accessor": info.wrapped_accessor,
+                    },
+                    "warnings": null,
+                    "auth": null,
+                }),
+            )
+        }
         Err(e) => error_response(&e),
     }
 }

@@ -11,6 +11,7 @@ use arca_sdk::{Framework, LogicalError, RawResponse, Request, Response, SpecialP
 use crate::core::Core;
 
 mod path_audit;
+mod path_audit_headers;
 mod path_capabilities;
 mod path_config_state;
 mod path_host;
@@ -47,6 +48,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     let mut paths = Vec::new();
     paths.extend(path_mounts::paths());
     paths.extend(path_audit::paths());
+    paths.extend(path_audit_headers::paths());
     paths.extend(path_policy::paths());
     paths.extend(path_password_policies::paths());
     paths.extend(path_capabilities::paths());
@@ -79,6 +81,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             "raw/*",
             "audit",
             "audit/*",
+            "config/auditing/*",
             "step-down",
             "leases/lookup/*",
             "leases/revoke-prefix/*",
@@ -120,6 +123,7 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             "wrapping/unwrap",
             "wrapping/rewrap",
             "audit/*",
+            "config/auditing/request-headers/*",
         ]
         .map(String::from)
         .to_vec(),

@@ -2,8 +2,10 @@
 //! `sys/audit-hash/:path`; the devices and entries are `crate::audit`.
 //!
 //! Invariants: enabling and disabling need sudo (`audit`, `audit/*` are
-//! root paths); a device is stored only once it opened; salts are never
-//! shown.
+//! root paths); a device is stored only once it opened (a socket or syslog
+//! device: connected); salts are never shown; the devices the server
+//! configuration declares are listed like the others but cannot be
+//! disabled or replaced here.
 
 use std::collections::BTreeMap;
 
@@ -124,12 +126,12 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .help("The HMAC a device writes for a value."),
         Path::new("audit/(?P<path>.+)")
             .field(path_field())
-            .field(Field::new("type", FieldType::String, "file."))
+            .field(Field::new("type", FieldType::String, "file, socket or syslog."))
             .field(Field::new("description", FieldType::String, "A description."))
             .field(Field::new(
                 "options",
                 FieldType::Raw,
-                "file_path (a file, stdout, discard), mode, format (json), hmac_accessor, log_raw, elide_list_responses.",
+                "file: file_path (a file, stdout, discard), mode; socket: address, socket_type (tcp, udp, unix), write_timeout; syslog: facility, tag; any: format (json, jsonx), prefix (only with allow_audit_log_prefixing), hmac_accessor, log_raw, elide_list_responses.",
             ))
             .field(Field::new(
                 "local",
