@@ -138,9 +138,23 @@ fn metrics_json_prometheus_and_access() {
     // The CLI and its errors.
     let out = bao.run(&["read", "-format=json", "sys/metrics", "format=bogus"]);
     out.api_error(400, "unknown metrics format");
-    // Other paths still need a token on this listener.
+    // Other paths still need a token on this listener, and the public
+    // reads (metrics here, the OpenAPI document) take no tokenless write.
     let (status, _) = server.http("GET", "/v1/sys/mounts", None, None);
     assert_eq!(status, 403);
+    for (method, path) in [
+        ("POST", "/v1/sys/metrics"),
+        ("DELETE", "/v1/sys/metrics"),
+        ("POST", "/v1/sys/internal/specs/openapi"),
+        ("DELETE", "/v1/sys/internal/specs/openapi"),
+        ("POST", "/v1/sys/quotas/rate-limit/open"),
+        ("POST", "/v1/sys/quotas/config"),
+        ("POST", "/v1/sys/tools/random"),
+    ] {
+        let (status, v) = server.http(method, path, None, Some(&json!({"rate": 1})));
+        assert_eq!(status, 403, "{method} {path} without a token: {v}");
+    }
+    bao.run(&["list", "sys/quotas/rate-limit"]).code(2);
 }
 
 #[test]
