@@ -430,3 +430,52 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn json_logs_name_the_request_and_the_client_and_hold_no_secret() {
+    let server = Server::start_rocksdb_with(
+        "",
+        "log_format = \"json\"\nuser_lockout \"userpass\" {\n  lockout_threshold = 1\n}",
+    );
+    let root = server.init_and_unseal().root_token;
+    let bao = server.bao().with_token(&root);
+    bao.run(&["auth", "enable", "userpass"]).ok();
+    bao.run(&[
+        "write",
+        "auth/userpass/users/alice",
+        "password=right-password-1",
+    ])
+    .ok();
+    // A failed login locks alice out (threshold 1): core logs a warning
+    // while it serves that request.
+    let (status, _) = server.http(
+        "POST",
+        "/v1/auth/userpass/login/alice",
+        None,
+        Some(&json!({"password": "wrong-password-2"})),
+    );
+    assert_eq!(status, 400);
+    let mut line = Value::Null;
+    wait_until("the lockout warning", Duration::from_secs(20), || {
+        line = server
+            .log()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| {
+                v["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("locked out"))
+            })
+            .unwrap_or(Value::Null);
+        !line.is_null()
+    });
+    let span = &line["span"];
+    assert_eq!(span["name"], "request", "{line}");
+    assert_eq!(span["remote_address"], "127.0.0.1", "{line}");
+    let id = span["request_id"].as_str().unwrap_or_default();
+    assert_eq!(id.len(), 36, "a request id (uuid): {line}");
+    let log = server.log();
+    for secret in ["right-password-1", "wrong-password-2", root.as_str()] {
+        assert!(!log.contains(secret), "{secret} in the server log");
+    }
+}

@@ -282,7 +282,18 @@ async fn handle(
     }
     let request_id = req.id.clone();
     let wrap_path = req.path.trim_start_matches('/').to_string();
-    let mut resp = match core.handle(req).await {
+    // Every log line written while core serves the request names it and
+    // the client (never the path or data: they may hold secrets).
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        remote_address = %req
+            .connection
+            .as_ref()
+            .map(|c| c.remote_addr.to_string())
+            .unwrap_or_default(),
+    );
+    let mut resp = match tracing::Instrument::instrument(core.handle(req), span).await {
         Ok(reply) if wrap_ttl > 0 => wrap(&core, reply, &request_id, wrap_ttl, &wrap_path).await,
         Ok(reply) => render(reply, &request_id),
         Err(LogicalError::ReadOnly) if !headers.contains_key(FORWARDED_HEADER) => {
