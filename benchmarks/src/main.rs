@@ -114,6 +114,8 @@ struct Config {
     /// Database mode: the role's statements, `group` (membership in a
     /// group role) or `tutorial` (Vault's tutorial: GRANT on the tables).
     db_statements: String,
+    /// KV mode: enable a file audit device on each server before the load.
+    audit: bool,
     arca_bin: Option<PathBuf>,
     bao_bin: String,
     /// `None`: a free loopback port.
@@ -138,7 +140,7 @@ impl ServerKind {
 }
 
 const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrency 32] \
-[--duration 10s] [--payload-bytes 64] [--keys 1000] [--client-threads 1] [--arca-bin PATH] \
+[--duration 10s] [--payload-bytes 64] [--keys 1000] [--client-threads 1] [--audit] [--arca-bin PATH] \
 [--bao-bin bao] [--arca-port PORT] [--bao-port PORT] [--out-dir DIR]
        arca-bench cluster [--nodes 3] [--servers arca,openbao] [--concurrency 32] \
 [--duration 10s] [--payload-bytes 64] [--keys 1000] [--client-threads 1] [--arca-bin PATH] \
@@ -210,6 +212,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
         expire_timeout: Duration::from_secs(900),
         db_connections: 4,
         db_statements: "group".into(),
+        audit: false,
         arca_bin: std::env::var_os("ARCA_BIN").map(PathBuf::from),
         bao_bin: std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()),
         arca_port: None,
@@ -294,6 +297,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
             {
                 bail!("{name} is for `arca-bench kv` (cluster nodes get free ports)")
             }
+            "--audit" if mode == Mode::Kv && inline.is_none() => c.audit = true,
             "--arca-bin" => c.arca_bin = Some(PathBuf::from(value()?)),
             "--bao-bin" => c.bao_bin = value()?,
             "--arca-port" => c.arca_port = Some(value()?.parse().context("--arca-port")?),
@@ -689,6 +693,37 @@ async fn wait_ready(server: &mut ServerProc) -> Result<String> {
     }
 }
 
+/// `--audit`: a file audit device (`sys/audit/bench`) writing to
+/// `<out-dir>/<server>-audit.log`, the same request on both servers.
+async fn enable_audit(kind: ServerKind, addr: &str, out_dir: &Path) -> Result<()> {
+    let log = out_dir.join(format!("{}-audit.log", kind.name()));
+    let _ = std::fs::remove_file(&log);
+    let body = json!({ "type": "file", "options": { "file_path": log } }).to_string();
+    let target = Target::dev(addr);
+    match once(
+        &target,
+        Method::PUT,
+        "/v1/sys/audit/bench",
+        Some(Bytes::from(body)),
+    )
+    .await?
+    {
+        (200 | 204, _) => {
+            eprintln!(
+                "[{}] audit: file device writing {}",
+                kind.name(),
+                log.display()
+            );
+            Ok(())
+        }
+        (status, body) => bail!(
+            "{}: enabling the audit device failed ({status}): {}",
+            kind.name(),
+            String::from_utf8_lossy(&body)
+        ),
+    }
+}
+
 // --------------------------------------------------------------- load --
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -988,6 +1023,12 @@ async fn bench_server(kind: ServerKind, cfg: &Config, out_dir: &Path) -> Result<
             return Err(e);
         }
     };
+    if cfg.audit {
+        if let Err(e) = enable_audit(kind, &server.addr, out_dir).await {
+            server.stop();
+            return Err(e);
+        }
+    }
     let ticks = clock_ticks_per_sec();
     // Let start-up settle before the idle reading.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -1106,7 +1147,8 @@ fn ratios(results: &[ServerResult]) -> Option<Value> {
 fn markdown(cfg: &Config, results: &[ServerResult], host: &Value) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "KV v2, {} connections, {} s per phase, {}-byte values, {} keys, {} client thread(s); host: {} CPUs ({}), {}, load average before: {}\n\n",
+        "KV v2{}, {} connections, {} s per phase, {}-byte values, {} keys, {} client thread(s); host: {} CPUs ({}), {}, load average before: {}\n\n",
+        if cfg.audit { " with a file audit device" } else { "" },
         cfg.concurrency,
         cfg.duration.as_secs_f64(),
         cfg.payload_bytes,
@@ -1308,6 +1350,7 @@ fn run_kv(cfg: &Config, rt: &tokio::runtime::Runtime, out_dir: &Path, host: Valu
             "payload_bytes": cfg.payload_bytes,
             "keys": cfg.keys,
             "client_threads": cfg.client_threads,
+            "audit": if cfg.audit { "file device (sys/audit/bench)" } else { "none" },
             "mode": "dev (in-memory storage), plain HTTP on loopback, keep-alive HTTP/1.1",
             "write": "PUT /v1/secret/data/bench-<n> {\"data\":{\"value\":<payload>,\"n\":<n>}}",
             "read": "GET /v1/secret/data/bench-<k>, k uniform over the keys written",
@@ -1316,7 +1359,13 @@ fn run_kv(cfg: &Config, rt: &tokio::runtime::Runtime, out_dir: &Path, host: Valu
         "ratios_arca_over_openbao": ratios(&results),
     });
     let md = markdown(cfg, &results, &summary["host"]);
-    write_results(out_dir, "kv", now, &summary, &md)?;
+    write_results(
+        out_dir,
+        if cfg.audit { "kv-audit" } else { "kv" },
+        now,
+        &summary,
+        &md,
+    )?;
     report_errors(results.iter().flat_map(|r| {
         [("write", &r.write), ("read", &r.read)]
             .into_iter()
@@ -1377,6 +1426,10 @@ mod tests {
         assert!(parse_args(&args("kv --revoked 5")).is_err());
         assert!(parse_args(&args("kv --servers vault")).is_err());
         assert!(parse_args(&args("kv -c 0")).is_err());
+        assert!(!parse_args(&args("kv")).unwrap().audit);
+        assert!(parse_args(&args("kv --audit")).unwrap().audit);
+        assert!(parse_args(&args("pki --audit")).is_err());
+        assert!(parse_args(&args("kv --audit=yes")).is_err());
     }
 
     #[test]
