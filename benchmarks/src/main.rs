@@ -472,12 +472,21 @@ impl ServerProc {
             ServerKind::Arca => arca_bin(cfg),
             ServerKind::OpenBao => PathBuf::from(&cfg.bao_bin),
         };
-        let args = [
+        let mut args = vec![
             "server".to_string(),
             "-dev".to_string(),
             format!("-dev-root-token-id={ROOT_TOKEN}"),
             format!("-dev-listen-address=127.0.0.1:{port}"),
         ];
+        if cfg.audit && kind == ServerKind::OpenBao {
+            // OpenBao 2.x refuses audit devices enabled through the API
+            // unless its configuration allows it; the same API call then
+            // enables the same device on both servers.
+            let extra = out_dir.join("openbao-audit.hcl");
+            std::fs::write(&extra, "unsafe_allow_api_audit_creation = true\n")
+                .with_context(|| format!("write {}", extra.display()))?;
+            args.push(format!("-config={}", extra.display()));
+        }
         ServerProc::spawn(
             kind,
             &program,
