@@ -139,6 +139,9 @@ pub struct Device {
     hmac_accessor: bool,
     log_raw: bool,
     elide_list_responses: bool,
+    /// The HMAC keyed with the salt once; each hash starts from a copy
+    /// (no key schedule, no hex decoding per string).
+    mac: Hmac<Sha256>,
 }
 
 fn bool_option(o: &BTreeMap<String, String>, k: &str, default: bool) -> Result<bool, AuditError> {
@@ -211,7 +214,10 @@ impl Device {
             "socket" => socket_sink(o)?,
             _ => syslog_sink(o, policy)?,
         };
+        let key = zeroize::Zeroizing::new(hex::decode(&config.salt).unwrap_or_default());
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
         Ok(Device {
+            mac,
             hmac_accessor,
             log_raw,
             elide_list_responses,
@@ -235,8 +241,7 @@ impl Device {
 
     /// `hmac-sha256:<hex>` of `s` with this device's salt.
     pub fn hash(&self, s: &str) -> String {
-        let key = hex::decode(&self.config.salt).unwrap_or_default();
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+        let mut mac = self.mac.clone();
         mac.update(s.as_bytes());
         format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
@@ -517,6 +522,19 @@ mod tests {
             local: false,
             salt: "00".repeat(32),
         }
+    }
+
+    #[test]
+    fn hashes_are_hmac_sha256_with_the_salt() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let d = Device::new(config(&[("file_path", log.to_str().unwrap())]), &policy()).unwrap();
+        // HMAC-SHA256(key = 32 zero bytes, "hello"), computed independently.
+        let want = "hmac-sha256:4352b26e33fe0d769a8922a6ba29004109f01688e26acc9e6cb347e5a5afc4da";
+        assert_eq!(d.hash("hello"), want);
+        // Each hash starts from the keyed state: the same input, the same hash.
+        assert_eq!(d.hash("hello"), want);
+        assert_ne!(d.hash("hello!"), want);
     }
 
     #[test]
