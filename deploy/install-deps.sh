@@ -7,7 +7,7 @@
 #   deploy/install-deps.sh          # clang/libclang (RocksDB's bindings), g++, curl
 #   deploy/install-deps.sh test     # + openssl, iptables, haproxy, slapd, ldap-utils,
 #                                   #   postgresql, mariadb-server, mariadb-client,
-#                                   #   prometheus, docker-compose, pip
+#                                   #   prometheus, gnupg, docker-compose, pip
 set -euo pipefail
 
 SUDO=""
@@ -30,8 +30,10 @@ if [ "${1:-}" = "test" ]; then
   # (mariadbd, mariadb-install-db, and the `mysql` system user that runs
   # them when the tests run as root) and mariadb-client (`mariadb`) the same
   # for the MySQL/MariaDB plugin's tests; prometheus scrapes a cluster's
-  # sys/metrics in the telemetry tests.
-  pkgs+=(openssl iptables haproxy slapd ldap-utils postgresql mariadb-server mariadb-client prometheus)
+  # sys/metrics in the telemetry tests; gnupg (gpg, gpgconf) makes the
+  # holders' keys that arca-pgp's tests encrypt key shares to, and decrypts
+  # every message with them.
+  pkgs+=(openssl iptables haproxy slapd ldap-utils postgresql mariadb-server mariadb-client prometheus gnupg)
 fi
 need=()
 for p in "${pkgs[@]}"; do
