@@ -29,6 +29,7 @@
 //!   accepted and ignored.
 
 mod jsonx;
+mod redact;
 mod sink;
 
 use std::collections::BTreeMap;
@@ -241,70 +242,40 @@ impl Device {
 
     /// `hmac-sha256:<hex>` of `s` with this device's salt.
     pub fn hash(&self, s: &str) -> String {
-        let mut mac = self.mac.clone();
-        mac.update(s.as_bytes());
-        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+        String::from_utf8(self.hash_bytes(s).to_vec()).expect("ascii")
     }
 
-    /// Records one entry (see [`Entry`]).
+    /// [`Device::hash`] without an allocation.
+    pub(crate) fn hash_bytes(&self, s: &str) -> [u8; redact::HASHED_LEN] {
+        let mut mac = self.mac.clone();
+        mac.update(s.as_bytes());
+        let mut out = [0u8; redact::HASHED_LEN];
+        let (head, hex_part) = out.split_at_mut("hmac-sha256:".len());
+        head.copy_from_slice(b"hmac-sha256:");
+        hex::encode_to_slice(mac.finalize().into_bytes(), hex_part).expect("64 hex digits");
+        out
+    }
+
+    /// Records one entry (see [`Entry`]): hashed while it is serialised
+    /// ([`redact`]), one line handed to the sink.
     pub fn log(&self, entry: &Entry) -> Result<(), AuditError> {
-        let mut v = entry.value.clone();
-        if self.elide_list_responses && entry.list {
-            if let Some(keys) = v.pointer_mut("/response/data/keys") {
-                if let Some(n) = keys.as_array().map(Vec::len) {
-                    *keys = Value::from(n);
-                }
-            }
-        }
-        if !self.log_raw {
-            for p in DATA {
-                if let Some(x) = v.pointer_mut(p) {
-                    self.hash_all(x);
-                }
-            }
-            for p in TOKENS {
-                self.hash_at(&mut v, p);
-            }
-            if self.hmac_accessor {
-                for p in ACCESSORS {
-                    self.hash_at(&mut v, p);
-                }
-            }
-            if let Some(Value::Object(h)) = v.pointer_mut("/request/headers") {
-                for name in &entry.hmac_headers {
-                    if let Some(x) = h.get_mut(name) {
-                        self.hash_all(x);
-                    }
-                }
-            }
-        }
-        let mut line = self.prefix.as_bytes().to_vec();
-        match self.format {
-            Format::Json => line.extend(serde_json::to_vec(&v).unwrap_or_default()),
-            Format::Jsonx => line.extend(jsonx::encode(&v).into_bytes()),
-        }
+        let view = redact::View::new(self, entry);
+        let mut line = Vec::with_capacity(self.prefix.len() + 1024);
+        line.extend_from_slice(self.prefix.as_bytes());
+        let encoded = match self.format {
+            Format::Json => serde_json::to_writer(&mut line, &view),
+            Format::Jsonx => serde_json::to_value(&view)
+                .map(|v| line.extend_from_slice(jsonx::encode(&v).as_bytes())),
+        };
+        encoded.map_err(|e| AuditError::Io {
+            path: self.config.path.clone(),
+            source: std::io::Error::other(e),
+        })?;
         line.push(b'\n');
         self.sink.write(&line).map_err(|source| AuditError::Io {
             path: self.config.path.clone(),
             source,
         })
-    }
-
-    fn hash_at(&self, v: &mut Value, pointer: &str) {
-        if let Some(x) = v.pointer_mut(pointer) {
-            if let Some(s) = x.as_str().filter(|s| !s.is_empty()) {
-                *x = Value::String(self.hash(s));
-            }
-        }
-    }
-
-    fn hash_all(&self, v: &mut Value) {
-        match v {
-            Value::String(s) => *s = self.hash(s),
-            Value::Array(a) => a.iter_mut().for_each(|x| self.hash_all(x)),
-            Value::Object(m) => m.values_mut().for_each(|x| self.hash_all(x)),
-            _ => {}
-        }
     }
 
     /// Closes and reopens a file (log rotation: SIGHUP); a socket device
@@ -457,25 +428,8 @@ fn syslog_sink(o: &BTreeMap<String, String>, policy: &Policy) -> Result<Sink, Au
     ))
 }
 
-/// Parts of an entry hashed whole (every string inside).
-const DATA: &[&str] = &["/request/data", "/response/data"];
-/// Tokens, hashed always (unless `log_raw`).
-const TOKENS: &[&str] = &[
-    "/auth/client_token",
-    "/request/client_token",
-    "/response/auth/client_token",
-    "/response/wrap_info/token",
-];
-/// Accessors, hashed unless `hmac_accessor=false`.
-const ACCESSORS: &[&str] = &[
-    "/auth/accessor",
-    "/request/client_token_accessor",
-    "/response/auth/accessor",
-    "/response/wrap_info/accessor",
-    "/response/wrap_info/wrapped_accessor",
-];
-
-/// One entry, in plain text; each device hashes its own copy.
+/// One entry, in plain text; each device hashes it as it writes it
+/// ([`redact`]).
 pub struct Entry {
     pub value: Value,
     /// A LIST answer (`elide_list_responses`).
@@ -564,6 +518,92 @@ mod tests {
         assert_eq!(v["request"]["path"], "secret/data/x");
         assert!(d.hash("x").starts_with("hmac-sha256:"));
         assert_eq!(d.hash("x").len(), "hmac-sha256:".len() + 64);
+    }
+
+    /// Every place [`redact`] hashes, and what it leaves alone, for the
+    /// three ways a device can be set up.
+    #[test]
+    fn what_is_hashed_where() {
+        let v = json!({
+            "type": "response",
+            "auth": {"client_token": "tok-a", "accessor": "acc-a", "display_name": "me"},
+            "request": {
+                "client_token": "", "client_token_accessor": "acc-r", "path": "p",
+                "data": {"list": ["x", {"deep": "y"}], "n": 2, "b": true},
+                "headers": {"x-secret": ["hdr-s"], "x-plain": ["hdr-p"]},
+            },
+            "response": {
+                "data": {"keys": ["k1", "k2", "k3"], "key_info": {"k1": "info"}},
+                "auth": {"client_token": "tok-c", "accessor": "acc-c"},
+                "wrap_info": {"token": "tok-w", "accessor": "acc-w", "wrapped_accessor": "acc-ww", "ttl": 60},
+            },
+            "error": "plain error",
+        });
+        let e = Entry {
+            value: v,
+            list: true,
+            hmac_headers: vec!["x-secret".into()],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let written = |opts: &[(&str, &str)]| {
+            let log = dir.path().join(format!("{}.log", opts.len()));
+            let mut o = vec![("file_path", log.to_str().unwrap())];
+            o.extend_from_slice(opts);
+            let d = Device::new(config(&o), &policy()).unwrap();
+            d.log(&e).unwrap();
+            let text = std::fs::read_to_string(&log).unwrap();
+            (d, serde_json::from_str::<Value>(text.trim()).unwrap())
+        };
+        let (d, h) = written(&[]);
+        for (p, plain) in [
+            ("/auth/client_token", "tok-a"),
+            ("/auth/accessor", "acc-a"),
+            ("/request/client_token_accessor", "acc-r"),
+            ("/request/data/list/0", "x"),
+            ("/request/data/list/1/deep", "y"),
+            ("/request/headers/x-secret/0", "hdr-s"),
+            ("/response/data/keys/1", "k2"),
+            ("/response/data/key_info/k1", "info"),
+            ("/response/auth/client_token", "tok-c"),
+            ("/response/auth/accessor", "acc-c"),
+            ("/response/wrap_info/token", "tok-w"),
+            ("/response/wrap_info/accessor", "acc-w"),
+            ("/response/wrap_info/wrapped_accessor", "acc-ww"),
+        ] {
+            assert_eq!(h.pointer(p).unwrap(), &Value::from(d.hash(plain)), "{p}");
+        }
+        for (p, same) in [
+            ("/request/client_token", json!("")),
+            ("/request/data/n", json!(2)),
+            ("/request/data/b", json!(true)),
+            ("/request/headers/x-plain/0", json!("hdr-p")),
+            ("/auth/display_name", json!("me")),
+            ("/response/wrap_info/ttl", json!(60)),
+            ("/error", json!("plain error")),
+        ] {
+            assert_eq!(h.pointer(p).unwrap(), &same, "{p}");
+        }
+        // Accessors in plain text; tokens still hashed.
+        let (d, h) = written(&[("hmac_accessor", "false"), ("format", "json")]);
+        assert_eq!(h["auth"]["accessor"], "acc-a");
+        assert_eq!(h["response"]["wrap_info"]["wrapped_accessor"], "acc-ww");
+        assert_eq!(h["auth"]["client_token"], Value::from(d.hash("tok-a")));
+        // Raw, and a LIST answer's keys elided to their count.
+        let (_, h) = written(&[
+            ("log_raw", "true"),
+            ("elide_list_responses", "true"),
+            ("format", "json"),
+        ]);
+        assert_eq!(h["response"]["data"]["keys"], 3);
+        assert_eq!(h["response"]["wrap_info"]["token"], "tok-w");
+        assert_eq!(h["request"]["headers"]["x-secret"][0], "hdr-s");
+        // Elided and hashed: the rest of the data is still hashed.
+        let (d, h) = written(&[("elide_list_responses", "true")]);
+        assert_eq!(h["response"]["data"]["keys"], 3);
+        assert_eq!(
+            h["response"]["data"]["key_info"]["k1"],
+            Value::from(d.hash("info"))
+        );
     }
 
     #[test]
