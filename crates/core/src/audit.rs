@@ -60,7 +60,7 @@ pub(crate) struct Broker {
     devices: RwLock<Vec<Arc<Device>>>,
     /// Response entries of requests whose answer the HTTP layer is wrapping,
     /// by request id (see [`Broker::hold_response`]).
-    held: parking_lot::Mutex<std::collections::HashMap<String, (Value, bool)>>,
+    held: parking_lot::Mutex<std::collections::HashMap<String, Entry>>,
     headers: RwLock<BTreeMap<String, bool>>,
     policy: Policy,
     /// The configuration's `audit` blocks (salt left empty).
@@ -251,7 +251,7 @@ impl Broker {
 
     /// The entry as devices get it: `request.headers` reduced to the
     /// audited headers (left out when none), and which of them to HMAC.
-    fn entry(&self, mut value: Value, list: bool) -> Entry {
+    pub(crate) fn prepare(&self, mut value: Value) -> Entry {
         let audited = self.headers.read();
         let mut hmac_headers = Vec::new();
         if let Some(Value::Object(req)) = value.get_mut("request") {
@@ -272,22 +272,21 @@ impl Broker {
         }
         Entry {
             value,
-            list,
+            list: false,
             hmac_headers,
         }
     }
 
     /// Records a `request` entry: Ok when there is no device or at least one
     /// recorded it.
-    pub(crate) fn log_request(&self, value: Value) -> Result<(), LogicalError> {
+    pub(crate) fn log_request(&self, entry: &Entry) -> Result<(), LogicalError> {
         let devices = self.list();
         if devices.is_empty() {
             return Ok(());
         }
-        let entry = self.entry(value, false);
         let mut ok = false;
         for d in &devices {
-            match d.log(&entry) {
+            match d.log(entry) {
                 Ok(()) => ok = true,
                 Err(e) => {
                     arca_metrics::incr("vault.audit.log_request_failure", &[], 1);
@@ -305,14 +304,9 @@ impl Broker {
     }
 
     /// Records a `response` entry on every device that can.
-    pub(crate) fn log_response(&self, value: Value, list: bool) {
-        let devices = self.list();
-        if devices.is_empty() {
-            return;
-        }
-        let entry = self.entry(value, list);
-        for d in &devices {
-            if let Err(e) = d.log(&entry) {
+    pub(crate) fn log_response(&self, entry: &Entry) {
+        for d in self.list() {
+            if let Err(e) = d.log(entry) {
                 arca_metrics::incr("vault.audit.log_response_failure", &[], 1);
                 tracing::error!("audit: response not recorded: {e}");
             }
@@ -322,14 +316,14 @@ impl Broker {
     /// Keeps the response entry of a request whose answer is about to be
     /// wrapped, until [`Core::audit_wrapped`] adds the `wrap_info` and
     /// writes it.
-    pub(crate) fn hold_response(&self, request_id: &str, value: Value, list: bool) {
+    pub(crate) fn hold_response(&self, request_id: &str, entry: Entry) {
         let mut held = self.held.lock();
         if held.len() >= MAX_HELD {
             drop(held);
-            self.log_response(value, list);
+            self.log_response(&entry);
             return;
         }
-        held.insert(request_id.to_string(), (value, list));
+        held.insert(request_id.to_string(), entry);
     }
 
     /// Reopens every file and drops every socket connection (log
@@ -350,13 +344,13 @@ impl crate::core::Core {
     /// per wrapped request, whatever came of the wrapping; an entry that is
     /// not held (already written) is not written again.
     pub fn audit_wrapped(&self, request_id: &str, wrap_info: Option<Value>) {
-        let Some((mut e, list)) = self.audit.held.lock().remove(request_id) else {
+        let Some(mut e) = self.audit.held.lock().remove(request_id) else {
             return;
         };
-        if let (Some(info), Some(Value::Object(r))) = (wrap_info, e.get_mut("response")) {
+        if let (Some(info), Some(Value::Object(r))) = (wrap_info, e.value.get_mut("response")) {
             r.insert("wrap_info".into(), info);
         }
-        self.audit.log_response(e, list);
+        self.audit.log_response(&e);
     }
 
     /// The request headers the audit entries record (lower-case): the HTTP
@@ -421,13 +415,25 @@ pub(crate) fn request_value(
 }
 
 /// A whole entry.
-pub(crate) fn entry(kind: &str, auth: &Value, request: &Value) -> Value {
-    serde_json::json!({
-        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        "type": kind,
-        "auth": auth,
-        "request": request,
-    })
+pub(crate) fn entry(kind: &str, auth: Value, request: Value) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("time".into(), now().into());
+    m.insert("type".into(), kind.into());
+    m.insert("auth".into(), auth);
+    m.insert("request".into(), request);
+    Value::Object(m)
+}
+
+/// Turns a request entry into its response entry: the type and time
+/// change, `auth` and `request` stay (the caller adds `response` or
+/// `error`).
+pub(crate) fn into_response(e: &mut Value) {
+    e["type"] = "response".into();
+    e["time"] = now().into();
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// The `response` part of an entry, from what core answers.

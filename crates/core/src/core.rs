@@ -235,6 +235,10 @@ pub struct Core {
     /// The requests being served (`sys/in-flight-req`), filled by the HTTP
     /// layer (`crate::in_flight`).
     pub(crate) in_flight: Arc<crate::in_flight::InFlightRequests>,
+    /// The unseal key rotation in progress (`crate::rotate_keys`).
+    pub(crate) rotation: tokio::sync::Mutex<Option<crate::rotate_keys::Rotation>>,
+    /// The root token generation in progress (`crate::generate_root`).
+    pub(crate) root_generation: tokio::sync::Mutex<Option<crate::generate_root::RootGeneration>>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -273,6 +277,8 @@ impl Core {
             audit,
             quotas: crate::quotas::QuotaManager::new(),
             in_flight: Default::default(),
+            rotation: tokio::sync::Mutex::new(None),
+            root_generation: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -401,8 +407,16 @@ impl Core {
         }
         // What the audit entries say of the caller (before engines lose the
         // token below).
-        let audit_auth = crate::audit::auth_value(token.as_deref(), req.client_token.as_deref());
-        let audit_token = req.client_token.clone();
+        // Built only when a device is enabled: the request path pays
+        // nothing for audit otherwise.
+        let audited = !self.audit.is_empty();
+        let audit_auth = audited
+            .then(|| crate::audit::auth_value(token.as_deref(), req.client_token.as_deref()));
+        let audit_token = if audited {
+            req.client_token.clone()
+        } else {
+            None
+        };
 
         // Engines never see the caller's token (Vault strips it for
         // plugins): only core's own `sys/` and `auth/token/` need it.
@@ -437,18 +451,27 @@ impl Core {
                 Err(_) => arca_policy::AclDecision::default(),
             };
             if !d.allowed {
-                self.audit_denied(&audit_auth, &req, &path, audit_token.as_deref());
+                self.audit_denied(audit_auth, &req, &path, audit_token.as_deref());
                 return Err(LogicalError::PermissionDenied);
             }
             if special.root.matches(&rel) && !d.sudo {
-                self.audit_denied(&audit_auth, &req, &path, audit_token.as_deref());
+                self.audit_denied(audit_auth, &req, &path, audit_token.as_deref());
                 return Err(LogicalError::PermissionDenied);
             }
         }
         // Fail closed: recorded before anything runs, or not run at all.
-        let audit_request = crate::audit::request_value(&req, &path, audit_token.as_deref());
-        self.audit
-            .log_request(crate::audit::entry("request", &audit_auth, &audit_request))?;
+        // The same entry becomes the response entry below (no copy).
+        let audit_entry = match audit_auth {
+            Some(auth) => {
+                let request = crate::audit::request_value(&req, &path, audit_token.as_deref());
+                let e = self
+                    .audit
+                    .prepare(crate::audit::entry("request", auth, request));
+                self.audit.log_request(&e)?;
+                Some(e)
+            }
+            None => None,
+        };
         let mut last_use = None;
         if let (Some(t), false) = (&token, unauth) {
             match st.tokens.use_token(t).await? {
@@ -554,20 +577,21 @@ impl Core {
             Ok::<Reply, LogicalError>(reply)
         }
         .await;
-        if !self.audit.is_empty() {
-            let mut e = crate::audit::entry("response", &audit_auth, &audit_request);
+        if let Some(mut e) = audit_entry {
+            crate::audit::into_response(&mut e.value);
             match &out {
                 Ok(reply) => {
-                    e["response"] = crate::audit::response_value(reply, &req.mount_accessor)
+                    e.value["response"] = crate::audit::response_value(reply, &req.mount_accessor)
                 }
-                Err(err) => e["error"] = Value::from(err.to_string()),
+                Err(err) => e.value["error"] = Value::from(err.to_string()),
             }
+            e.list = op == Operation::List;
             if req.wrap_ttl > 0 && out.as_ref().is_ok_and(|r| r.response.is_some()) {
                 // Written by the HTTP layer once it has wrapped the answer
                 // (`Core::audit_wrapped`), with the `wrap_info`.
-                self.audit.hold_response(&req.id, e, op == Operation::List);
+                self.audit.hold_response(&req.id, e);
             } else {
-                self.audit.log_response(e, op == Operation::List);
+                self.audit.log_response(&e);
             }
         }
         if let Some(h) = last_use {
@@ -602,24 +626,24 @@ impl Core {
         if !d.allowed && d.audit && !self.audit.is_empty() {
             let auth = crate::audit::auth_value(None, req.client_token.as_deref());
             let request = crate::audit::request_value(req, path, req.client_token.as_deref());
-            let mut e = crate::audit::entry("response", &auth, &request);
+            let mut e = crate::audit::entry("response", auth, request);
             e["error"] = Value::from(format!(
                 "request path {path:?}: rate limit quota exceeded (quota {:?})",
                 d.quota
             ));
-            self.audit.log_response(e, false);
+            self.audit.log_response(&self.audit.prepare(e));
         }
         Some(d)
     }
 
-    fn audit_denied(&self, auth: &Value, req: &Request, path: &str, token: Option<&str>) {
-        if self.audit.is_empty() {
+    fn audit_denied(&self, auth: Option<Value>, req: &Request, path: &str, token: Option<&str>) {
+        let Some(auth) = auth else {
             return;
-        }
+        };
         let request = crate::audit::request_value(req, path, token);
-        let mut e = crate::audit::entry("response", auth, &request);
+        let mut e = crate::audit::entry("response", auth, request);
         e["error"] = Value::from(LogicalError::PermissionDenied.to_string());
-        self.audit.log_response(e, false);
+        self.audit.log_response(&self.audit.prepare(e));
     }
 
     /// In a cluster, makes the request see every write committed before it

@@ -38,7 +38,7 @@ pub(crate) fn json_reply(status: u16, v: Value) -> Reply {
     })
 }
 
-fn decode_key(s: &str) -> Result<Vec<u8>, LogicalError> {
+pub(crate) fn decode_key(s: &str) -> Result<Vec<u8>, LogicalError> {
     let s = s.trim();
     if let Ok(b) = hex::decode(s) {
         return Ok(b);
@@ -46,6 +46,27 @@ fn decode_key(s: &str) -> Result<Vec<u8>, LogicalError> {
     base64::engine::general_purpose::STANDARD
         .decode(s)
         .map_err(|_| LogicalError::invalid("'key' must be a valid hex or base64 string"))
+}
+
+/// A list of strings from a JSON array or a comma-separated string
+/// (absent or null: empty).
+fn string_list(req: &Request, name: &str) -> Result<Vec<String>, LogicalError> {
+    match req.data.get(name) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(s.split(',').map(|x| x.trim().to_string()).collect()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    LogicalError::invalid(format!("{name} must be a list of strings"))
+                })
+            })
+            .collect(),
+        Some(_) => Err(LogicalError::invalid(format!(
+            "{name} must be a list of strings"
+        ))),
+    }
 }
 
 /// A status code chosen by the client (`sys/health?activecode=...`): an
@@ -99,27 +120,49 @@ impl Core {
                         "secret_shares and secret_threshold are required (integers, e.g. 5 and 3)",
                     ));
                 };
-                if req
-                    .data
-                    .get("pgp_keys")
-                    .map(|v| !v.is_null())
-                    .unwrap_or(false)
+                // Checked before anything is created: a bad key refuses the
+                // initialization instead of losing the shares.
+                let pgp_keys = string_list(req, "pgp_keys")?;
+                let holders = crate::rotate_keys::pgp_holders(&pgp_keys, shares as usize)?;
+                let root_holder = match req.data.get("root_token_pgp_key").and_then(|v| v.as_str())
                 {
-                    return Err(LogicalError::invalid(
-                        "pgp_keys are not supported by this server yet",
-                    ));
-                }
+                    Some(k) if !k.trim().is_empty() => {
+                        Some(arca_pgp::HolderKey::parse(k).map_err(|e| {
+                            LogicalError::invalid(format!("error parsing root_token_pgp_key: {e}"))
+                        })?)
+                    }
+                    _ => None,
+                };
                 let res = self.initialize(shares as usize, threshold as usize).await?;
-                let hexes: Vec<String> =
-                    res.keys.iter().map(|k| hex::encode(k.as_slice())).collect();
-                let b64: Vec<String> = res
-                    .keys
+                let shown: Vec<zeroize::Zeroizing<Vec<u8>>> = if holders.is_empty() {
+                    res.keys.clone()
+                } else {
+                    let refs: Vec<&[u8]> = res.keys.iter().map(|k| k.as_slice()).collect();
+                    arca_pgp::encrypt_shares(&refs, &holders)
+                        .map_err(|e| {
+                            LogicalError::internal(format!("failed to encrypt shares: {e}"))
+                        })?
+                        .1
+                        .into_iter()
+                        .map(zeroize::Zeroizing::new)
+                        .collect()
+                };
+                let hexes: Vec<String> = shown.iter().map(|k| hex::encode(k.as_slice())).collect();
+                let b64: Vec<String> = shown
                     .iter()
                     .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
                     .collect();
+                let root_token = match &root_holder {
+                    None => res.root_token.clone(),
+                    Some(h) => base64::engine::general_purpose::STANDARD.encode(
+                        h.encrypt(res.root_token.as_bytes()).map_err(|e| {
+                            LogicalError::internal(format!("failed to encrypt the root token: {e}"))
+                        })?,
+                    ),
+                };
                 json_reply(
                     200,
-                    json!({ "keys": hexes, "keys_base64": b64, "root_token": res.root_token }),
+                    json!({ "keys": hexes, "keys_base64": b64, "root_token": root_token }),
                 )
             }
             ("sys/unseal", Operation::Update | Operation::Create) => {
@@ -487,6 +530,14 @@ impl Core {
         self.sealed.store(true, Ordering::Release);
         *self.state.write() = None;
         *self.unseal_progress.lock() = None;
+        // A rotation being completed right now (its lock is held) ends with
+        // its request: its shares did open the root key.
+        if let Ok(mut r) = self.rotation.try_lock() {
+            *r = None;
+        }
+        if let Ok(mut g) = self.root_generation.try_lock() {
+            *g = None;
+        }
         self.audit.clear();
         self.quotas.clear();
         self.barrier.seal();

@@ -13,6 +13,9 @@ use zeroize::Zeroizing;
 use crate::{SealConfig, SealError, ROOT_KEY_PATH, SEAL_CONFIG_PATH, UNSEAL_KEY_LEN};
 
 const RECORD_VERSION: u8 = 1;
+
+/// One key share (or, with a single share, the unseal key itself).
+pub type Share = Zeroizing<Vec<u8>>;
 const NONCE_LEN: usize = 12;
 
 pub struct Seal {
@@ -81,13 +84,7 @@ impl Seal {
             return Err(SealError::AlreadyInitialized);
         }
 
-        let mut unseal_key = Zeroizing::new(vec![0u8; UNSEAL_KEY_LEN]);
-        OsRng.fill_bytes(&mut unseal_key);
-        let key_shares = if shares == 1 {
-            vec![unseal_key.clone()]
-        } else {
-            arca_shamir::split(&unseal_key, shares, threshold)?
-        };
+        let (unseal_key, key_shares) = Self::new_unseal_key(&config)?;
         let root_key = RootKey::generate();
         let record = encrypt_root_key(&unseal_key, &root_key)?;
         let config_json = serde_json::to_vec(&config).expect("config serializes");
@@ -98,6 +95,45 @@ impl Seal {
             ])
             .await?;
         Ok((key_shares, root_key))
+    }
+
+    /// A new random unseal key and its shares for `config` (validated
+    /// first): with one share, the share is the key itself. Nothing is
+    /// stored: [`Seal::reseal`] stores the key once the operators have it.
+    pub fn new_unseal_key(
+        config: &SealConfig,
+    ) -> Result<(Zeroizing<Vec<u8>>, Vec<Share>), SealError> {
+        config.validate()?;
+        let mut key = Zeroizing::new(vec![0u8; UNSEAL_KEY_LEN]);
+        OsRng.fill_bytes(&mut key);
+        let shares = if config.secret_shares == 1 {
+            vec![key.clone()]
+        } else {
+            arca_shamir::split(&key, config.secret_shares, config.secret_threshold)?
+        };
+        Ok((key, shares))
+    }
+
+    /// Replaces the unseal key (key rotation): the same root key, encrypted
+    /// under `new_unseal_key`, and the new share configuration, in one
+    /// atomic batch. Afterwards only the new shares unseal; the data is
+    /// untouched (the root key did not change).
+    pub async fn reseal(
+        &self,
+        new_unseal_key: &[u8],
+        root_key: &RootKey,
+        config: &SealConfig,
+    ) -> Result<(), SealError> {
+        config.validate()?;
+        let record = encrypt_root_key(new_unseal_key, root_key)?;
+        let config_json = serde_json::to_vec(config).expect("config serializes");
+        self.physical
+            .batch(vec![
+                Op::Put(ROOT_KEY_PATH.into(), record),
+                Op::Put(SEAL_CONFIG_PATH.into(), config_json),
+            ])
+            .await?;
+        Ok(())
     }
 
     /// Decrypts the stored root key with the (combined) unseal key. A key that
@@ -150,6 +186,38 @@ mod tests {
     use crate::UnsealProgress;
     use arca_barrier::Barrier;
     use arca_physical::InmemBackend;
+
+    /// Key rotation: the new shares open the same root key, the old ones
+    /// no longer do, and the new share configuration is stored.
+    #[tokio::test]
+    async fn reseal_replaces_the_unseal_key_and_keeps_the_root_key() {
+        let physical = Arc::new(InmemBackend::new());
+        let seal = Seal::new(physical.clone());
+        let (old_shares, root) = seal.initialize(3, 2).await.unwrap();
+        let old_key = arca_shamir::combine(&[&old_shares[0][..], &old_shares[2][..]]).unwrap();
+        let config = SealConfig::shamir(5, 3);
+        let (new_key, new_shares) = Seal::new_unseal_key(&config).unwrap();
+        assert_eq!(new_shares.len(), 5);
+        let recovered = seal.recover_root_key(&old_key).await.unwrap();
+        seal.reseal(&new_key, &recovered, &config).await.unwrap();
+        assert!(matches!(
+            seal.recover_root_key(&old_key).await,
+            Err(SealError::InvalidKey)
+        ));
+        let combined =
+            arca_shamir::combine(&[&new_shares[4][..], &new_shares[1][..], &new_shares[2][..]])
+                .unwrap();
+        let again = seal.recover_root_key(&combined).await.unwrap();
+        assert_eq!(again.as_bytes(), root.as_bytes());
+        assert_eq!(seal.config().await.unwrap(), Some(config));
+        // An invalid configuration is refused before anything is written.
+        assert!(Seal::new_unseal_key(&SealConfig::shamir(2, 3)).is_err());
+        assert!(seal
+            .reseal(&new_key, &recovered, &SealConfig::shamir(3, 1))
+            .await
+            .is_err());
+        assert!(seal.recover_root_key(&combined).await.is_ok());
+    }
 
     #[tokio::test]
     async fn initialize_then_unseal_with_threshold_shares() {

@@ -14,6 +14,7 @@ mod path_audit;
 mod path_audit_headers;
 mod path_capabilities;
 mod path_config_state;
+mod path_generate_root;
 mod path_host;
 mod path_in_flight;
 mod path_internal;
@@ -28,6 +29,7 @@ mod path_policy;
 mod path_quotas;
 mod path_raft;
 mod path_raft_snapshot;
+mod path_rotate_keys;
 mod path_tools;
 mod path_wrapping;
 
@@ -55,6 +57,8 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
     paths.extend(path_internal::paths());
     paths.extend(path_openapi::paths());
     paths.extend(path_keys::paths());
+    paths.extend(path_rotate_keys::paths());
+    paths.extend(path_generate_root::paths());
     paths.extend(path_leases::paths());
     paths.extend(path_locked_users::paths());
     paths.extend(path_raft::paths());
@@ -76,6 +80,12 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             // rotation weakens every later encryption.
             "rotate/config",
             "rotate/keyring/config",
+            // Key ceremonies (OpenBao: sudo).
+            "rotate/root",
+            "rotate/root/*",
+            "rotate/recovery/*",
+            // Mints a root token (OpenBao asks no sudo here).
+            "generate-root-token/*",
             "remount",
             "auth/*",
             "raw/*",
@@ -124,6 +134,10 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             "wrapping/rewrap",
             "audit/*",
             "config/auditing/request-headers/*",
+            // The rotation lives in the active node's memory.
+            "rotate/root/*",
+            "rotate/recovery/*",
+            "generate-root-token/*",
         ]
         .map(String::from)
         .to_vec(),
