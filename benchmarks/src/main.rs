@@ -7,7 +7,9 @@
 //! the expiration manager with many tokens due at once (`expire.rs`),
 //! `transit` the transit engine on a dev server or a cluster
 //! (`transit.rs`), `database` the database engine's dynamic PostgreSQL
-//! credentials on a dev server or a cluster (`database.rs`).
+//! credentials on a dev server or a cluster (`database.rs`), `quotas` a
+//! rate limit quota under load: a client over its quota and one under it,
+//! from two loopback addresses (`quotas.rs`).
 //!
 //! ```text
 //! arca-bench kv [--servers arca,openbao] [--concurrency 32] [--duration 10s]
@@ -23,6 +25,9 @@
 //! arca-bench transit [--nodes 1] [--servers ..] [--concurrency 32] [--duration 10s]
 //! arca-bench database [--nodes 1] [--servers ..] [--concurrency 16] [--duration 10s]
 //!                     [--db-connections 4] [--statements group|tutorial]
+//! arca-bench quotas [--servers ..] [--concurrency 32] [--duration 10s]
+//!                   [--quota-rate 500] [--polite-rate 250] [--polite-connections 4]
+//!                   [--block-interval 0]
 //! ```
 //!
 //! For each server: start it in dev mode on its own loopback port, wait for
@@ -43,6 +48,7 @@
 //! JSON copy) in `--out-dir` (default `$CARGO_TARGET_DIR/arca-bench`).
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,7 +62,7 @@ use hyper::client::conn::http1;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 mod cluster;
 mod database;
@@ -64,6 +70,7 @@ mod expire;
 mod leases;
 mod logins;
 mod pki;
+mod quotas;
 mod transit;
 
 const ROOT_TOKEN: &str = "arca-bench-root";
@@ -86,6 +93,8 @@ enum Mode {
     Transit,
     /// The database engine: dynamic PostgreSQL users, created and revoked.
     Database,
+    /// A rate limit quota under load: a client over it, one under it.
+    Quotas,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +125,15 @@ struct Config {
     db_statements: String,
     /// KV mode: enable a file audit device on each server before the load.
     audit: bool,
+    /// Quotas mode: the quota's `rate` (requests per second, interval 1s).
+    quota_rate: f64,
+    /// Quotas mode: the polite client's paced rate, all its connections
+    /// together (`None`: half the quota's rate).
+    polite_rate: Option<f64>,
+    /// Quotas mode: connections of the polite client.
+    polite_connections: usize,
+    /// Quotas mode: the quota's `block_interval`, seconds (0: none).
+    block_interval: u64,
     arca_bin: Option<PathBuf>,
     bao_bin: String,
     /// `None`: a free loopback port.
@@ -157,7 +175,10 @@ const USAGE: &str = "usage: arca-bench kv [--servers arca,openbao] [--concurrenc
        arca-bench transit [--nodes 1] [--servers arca,openbao] [--concurrency 32] \
 [--duration 10s] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
        arca-bench database [--nodes 1] [--servers arca,openbao] [--concurrency 16] \
-[--duration 10s] [--db-connections 4] [--statements group|tutorial] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]";
+[--duration 10s] [--db-connections 4] [--statements group|tutorial] [--arca-bin PATH] [--bao-bin bao] [--out-dir DIR]
+       arca-bench quotas [--servers arca,openbao] [--concurrency 32] [--duration 10s] \
+[--quota-rate 500] [--polite-rate 250] [--polite-connections 4] [--block-interval 0] \
+[--arca-bin PATH] [--bao-bin bao] [--arca-port PORT] [--bao-port PORT] [--out-dir DIR]";
 
 /// `10s`, `500ms`, `2m`, or a bare number of seconds.
 fn parse_duration(s: &str) -> Result<Duration> {
@@ -191,6 +212,7 @@ fn parse_args(args: &[String]) -> Result<Config> {
         Some("expire") => Mode::Expire,
         Some("transit") => Mode::Transit,
         Some("database") => Mode::Database,
+        Some("quotas") => Mode::Quotas,
         Some("-h") | Some("--help") | None => bail!("{USAGE}"),
         Some(other) => bail!("unknown benchmark {other:?}\n{USAGE}"),
     };
@@ -213,6 +235,10 @@ fn parse_args(args: &[String]) -> Result<Config> {
         db_connections: 4,
         db_statements: "group".into(),
         audit: false,
+        quota_rate: 500.0,
+        polite_rate: None,
+        polite_connections: 4,
+        block_interval: 0,
         arca_bin: std::env::var_os("ARCA_BIN").map(PathBuf::from),
         bao_bin: std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()),
         arca_port: None,
@@ -253,7 +279,10 @@ fn parse_args(args: &[String]) -> Result<Config> {
             "--concurrency" | "-c" => c.concurrency = value()?.parse().context("--concurrency")?,
             "--duration" | "-d" => c.duration = parse_duration(&value()?)?,
             "--payload-bytes" | "--keys"
-                if matches!(mode, Mode::Pki | Mode::Transit | Mode::Database) =>
+                if matches!(
+                    mode,
+                    Mode::Pki | Mode::Transit | Mode::Database | Mode::Quotas
+                ) =>
             {
                 bail!("{name} is for `arca-bench kv` and `cluster`")
             }
@@ -291,6 +320,27 @@ fn parse_args(args: &[String]) -> Result<Config> {
                     .map(|v| v.trim().parse::<u64>().context("--leases"))
                     .collect::<Result<_>>()?;
             }
+            "--quota-rate" if mode == Mode::Quotas => {
+                c.quota_rate = value()?.parse().context("--quota-rate")?
+            }
+            "--polite-rate" if mode == Mode::Quotas => {
+                c.polite_rate = Some(value()?.parse().context("--polite-rate")?)
+            }
+            "--polite-connections" if mode == Mode::Quotas => {
+                c.polite_connections = value()?.parse().context("--polite-connections")?
+            }
+            "--block-interval" if mode == Mode::Quotas => {
+                let v = value()?;
+                c.block_interval = if v.trim() == "0" {
+                    0
+                } else {
+                    let d = parse_duration(&v)?;
+                    if d.subsec_nanos() != 0 {
+                        bail!("--block-interval is whole seconds");
+                    }
+                    d.as_secs()
+                };
+            }
             "--timeout" if mode == Mode::Expire => c.expire_timeout = parse_duration(&value()?)?,
             "--arca-port" | "--bao-port"
                 if matches!(mode, Mode::Cluster | Mode::Leases | Mode::Expire) =>
@@ -312,6 +362,13 @@ fn parse_args(args: &[String]) -> Result<Config> {
     }
     if c.nodes > 1 && (c.arca_port.is_some() || c.bao_port.is_some()) {
         bail!("--arca-port and --bao-port are for one server (cluster nodes get free ports)");
+    }
+    let positive = |v: f64| v.is_finite() && v > 0.0;
+    if !positive(c.quota_rate) || !c.polite_rate.is_none_or(positive) {
+        bail!("--quota-rate and --polite-rate must be positive");
+    }
+    if c.polite_connections == 0 {
+        bail!("--polite-connections must be at least 1");
     }
     if c.leases.is_empty() || c.leases.contains(&0) {
         bail!("--leases takes counts of at least 1");
@@ -615,7 +672,31 @@ impl Target {
 }
 
 async fn connect(addr: &str) -> Result<Conn> {
-    let stream = TcpStream::connect(addr).await?;
+    connect_from(addr, None).await
+}
+
+/// A connection to `addr` from the local address `source` (any port), or
+/// from wherever the kernel picks when `None`. On Linux any 127/8 address
+/// is a valid source towards a loopback server, which gives a benchmark
+/// distinct clients as a server counting per client address sees them.
+async fn connect_from(addr: &str, source: Option<IpAddr>) -> Result<Conn> {
+    let stream = match source {
+        None => TcpStream::connect(addr).await?,
+        Some(ip) => {
+            let peer = tokio::net::lookup_host(addr)
+                .await?
+                .next()
+                .ok_or_else(|| anyhow!("{addr}: no address"))?;
+            let socket = match peer {
+                SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                SocketAddr::V6(_) => TcpSocket::new_v6()?,
+            };
+            socket
+                .bind(SocketAddr::new(ip, 0))
+                .with_context(|| format!("bind {ip}"))?;
+            socket.connect(peer).await?
+        }
+    };
     stream.set_nodelay(true)?;
     let (sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
@@ -1278,6 +1359,7 @@ fn run(cfg: Config) -> Result<()> {
         Mode::Expire => expire::run(&cfg, &rt, &out_dir, host),
         Mode::Transit => transit::run(&cfg, &rt, &out_dir, host),
         Mode::Database => database::run(&cfg, &rt, &out_dir, host),
+        Mode::Quotas => quotas::run(&cfg, &rt, &out_dir, host),
     }
 }
 
