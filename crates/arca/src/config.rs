@@ -17,6 +17,10 @@
 //!   http_idle_timeout        = "5m"
 //!   max_request_duration     = "90s"
 //!   max_connections          = 1024    # Arca's; further clients wait
+//!   # the legacy unauthenticated sys/rekey/* and sys/generate-root/*
+//!   # (anyone who reaches the listener can start or cancel them)
+//!   disable_unauthed_rekey_endpoints         = true
+//!   disable_unauthed_generate_root_endpoints = true
 //!   telemetry {
 //!     unauthenticated_metrics_access = false  # true: sys/metrics needs no token
 //!   }
@@ -270,6 +274,11 @@ pub struct ListenerConfig {
     /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics`
     /// answers on this listener without a token.
     pub unauthenticated_metrics_access: bool,
+    /// `disable_unauthed_rekey_endpoints = false` /
+    /// `disable_unauthed_generate_root_endpoints = false`: the legacy
+    /// unauthenticated `sys/rekey/*` / `sys/generate-root/*` are served
+    /// on this listener (both off by default, as in OpenBao 2.5+).
+    pub legacy_ceremonies: arca_http::LegacyCeremonies,
 }
 
 impl Default for ListenerConfig {
@@ -289,6 +298,7 @@ impl Default for ListenerConfig {
             tls_disable_client_certs: false,
             limits: ConnectionLimits::default(),
             unauthenticated_metrics_access: false,
+            legacy_ceremonies: arca_http::LegacyCeremonies::default(),
         }
     }
 }
@@ -375,6 +385,7 @@ impl Config {
                     tls_disable_client_certs,
                     limits,
                     unauthenticated_metrics_access,
+                    legacy_ceremonies,
                 } = l;
                 let mut c = Map::new();
                 c.insert("address".into(), json!(address));
@@ -422,6 +433,14 @@ impl Config {
                 c.insert(
                     "telemetry".into(),
                     json!({ "unauthenticated_metrics_access": unauthenticated_metrics_access }),
+                );
+                c.insert(
+                    "disable_unauthed_rekey_endpoints".into(),
+                    json!(!legacy_ceremonies.rekey),
+                );
+                c.insert(
+                    "disable_unauthed_generate_root_endpoints".into(),
+                    json!(!legacy_ceremonies.generate_root),
                 );
                 json!({ "type": "tcp", "config": c })
             })
@@ -1299,6 +1318,12 @@ impl Parser<'_> {
                 }
                 "tls_disable_client_certs" => {
                     l.tls_disable_client_certs = self.boolean(attr, &field)?
+                }
+                "disable_unauthed_rekey_endpoints" => {
+                    l.legacy_ceremonies.rekey = !self.boolean(attr, &field)?
+                }
+                "disable_unauthed_generate_root_endpoints" => {
+                    l.legacy_ceremonies.generate_root = !self.boolean(attr, &field)?
                 }
                 _ => {
                     return Err(self.err(

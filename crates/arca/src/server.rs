@@ -411,6 +411,7 @@ async fn serve_config_inner(
                     tls: l.tls_options(),
                     forwarder: forwarder.clone(),
                     unauthenticated_metrics_access: l.unauthenticated_metrics_access,
+                    legacy_ceremonies: l.legacy_ceremonies,
                 },
                 l.limits,
             )
@@ -527,6 +528,7 @@ async fn serve_dev(opts: DevOptions) -> anyhow::Result<()> {
                 tls: None,
                 forwarder: None,
                 unauthenticated_metrics_access: false,
+                legacy_ceremonies: Default::default(),
             },
             ConnectionLimits::default(),
         )],

@@ -690,3 +690,93 @@ fn pgp_holders_read_their_shares_and_tokens_with_gpg() {
 fn status_of_rotation(s: &Server, token: &str) -> Value {
     s.http_ok("GET", "/v1/sys/rotate/root/init", Some(token), None)["data"].clone()
 }
+
+/// The legacy unauthenticated `sys/rekey/*` and `sys/generate-root/*`:
+/// off unless the listener turns them on; then hvac drives them without a
+/// token, they are audited, and they share the attempts of the
+/// authenticated paths.
+#[test]
+fn legacy_unauthenticated_ceremonies_off_by_default_and_hvac_when_on() {
+    // Off by default: neither anonymous nor root callers reach them.
+    let off = Server::start();
+    let init = off.init_and_unseal();
+    for (method, path) in [
+        ("GET", "/v1/sys/rekey/init"),
+        ("PUT", "/v1/sys/rekey/init"),
+        ("DELETE", "/v1/sys/rekey/init"),
+        ("PUT", "/v1/sys/generate-root/attempt"),
+        ("DELETE", "/v1/sys/generate-root/attempt"),
+    ] {
+        for token in [None, Some(init.root_token.as_str())] {
+            let (status, body) = off.http(
+                method,
+                path,
+                token,
+                Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
+            );
+            assert!(
+                matches!(status, 403..=405),
+                "{method} {path} (token: {}) answered {status}: {body}",
+                token.is_some()
+            );
+        }
+    }
+    // A client cannot make the listener believe it is a peer that
+    // forwards a ceremony its own listener allowed.
+    let (status, body) = common::try_http_with(
+        &off.addr,
+        "PUT",
+        "/v1/sys/rekey/init",
+        None,
+        Some(&json!({"secret_shares": 1, "secret_threshold": 1})),
+        &[("X-Arca-Forwarded", "1"), ("X-Arca-Legacy-Ceremony", "1")],
+    )
+    .unwrap();
+    assert!(matches!(status, 403..=405), "{status}: {body}");
+    // Nothing was started through them.
+    let st = status_of_rotation(&off, &init.root_token);
+    assert_eq!(st["started"], false, "{st}");
+    drop(off);
+
+    let on = Server::start_rocksdb_with(
+        "disable_unauthed_rekey_endpoints = false\ndisable_unauthed_generate_root_endpoints = false",
+        "",
+    );
+    let init = on.init_and_unseal();
+    let root = init.root_token.clone();
+    let log = on.work_dir().join("audit.log");
+    on.http_ok(
+        "PUT",
+        "/v1/sys/audit/file",
+        Some(&root),
+        Some(&json!({"type": "file", "options": {"file_path": log.to_str().unwrap()}})),
+    );
+    let script = common::repo_root().join("tests/compat/hvac_ceremonies.py");
+    let mut c = std::process::Command::new(common::python_bin());
+    c.arg(&script)
+        .args([
+            "--addr",
+            &on.addr,
+            "--keys",
+            &init.keys_b64.join(","),
+            "--root",
+            &root,
+        ])
+        .env_remove("VAULT_TOKEN")
+        .env("PYTHONUNBUFFERED", "1");
+    let (code, out, err) = common::run_with_timeout(c, &on.work_dir(), Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert_eq!(code, 0, "hvac ceremonies failed\n{out}\n{err}");
+    assert!(out.contains("7 passed, 0 failed"), "{out}\n{err}");
+
+    // Audited, with every share and token hashed.
+    let audit = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        audit.contains("sys/rekey/update"),
+        "no rekey entry in the audit log"
+    );
+    assert!(audit.contains("sys/generate-root/update"));
+    for k in init.keys_b64.iter().chain(&init.keys_hex) {
+        assert!(!audit.contains(k.as_str()), "a share in the audit log");
+    }
+}

@@ -253,6 +253,17 @@ fn rate_limit_quotas_through_the_cli() {
     // The bao CLI sees the 429 too.
     bao.run(&["read", "secret/app"])
         .api_error(429, "rate limit quota exceeded");
+    // A client cannot pass as a peer forwarding an already counted request.
+    let (status, body) = common::try_http_with(
+        &server.addr,
+        "GET",
+        "/v1/secret/app",
+        Some(&root),
+        None,
+        &[("X-Arca-Forwarded", "1")],
+    )
+    .unwrap();
+    assert_eq!(status, 429, "{body}");
     // Another client address keeps its own quota; other mounts and the
     // exempt sys/health are not counted.
     for _ in 0..3 {

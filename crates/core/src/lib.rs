@@ -31,6 +31,7 @@ mod identity;
 pub mod in_flight;
 mod invalidate;
 mod join;
+mod legacy_ceremonies;
 pub mod lockout;
 mod login;
 pub mod mounts;
@@ -50,6 +51,7 @@ mod wrapping;
 
 pub use crate::core::{Core, CoreConfig, InitResult, Reply, SealStatus};
 pub use crate::join::{check_server_id, JoinRequest, JoinTls, MAX_SERVER_ID};
+pub use crate::legacy_ceremonies::{legacy_ceremony, LegacyFamily};
 pub use crate::quotas::QuotaDecision;
 pub use crate::sys::metrics_response;
 pub use crate::wrapping::WrapInfo;

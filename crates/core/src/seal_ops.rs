@@ -50,7 +50,7 @@ pub(crate) fn decode_key(s: &str) -> Result<Vec<u8>, LogicalError> {
 
 /// A list of strings from a JSON array or a comma-separated string
 /// (absent or null: empty).
-fn string_list(req: &Request, name: &str) -> Result<Vec<String>, LogicalError> {
+pub(crate) fn string_list(req: &Request, name: &str) -> Result<Vec<String>, LogicalError> {
     match req.data.get(name) {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(Vec::new()),

@@ -24,17 +24,44 @@ struct AppState {
     forwarder: Option<Arc<dyn Forwarder>>,
     /// `GET sys/metrics` answers without a token on this listener.
     unauthenticated_metrics: bool,
+    /// The legacy unauthenticated ceremony endpoints this listener serves.
+    legacy: LegacyCeremonies,
+    /// True only for requests a peer forwarded over the authenticated
+    /// cluster port: only there are [`FORWARDED_HEADER`] and
+    /// [`LEGACY_HEADER`] believed. A client that sends them to a listener
+    /// is ignored (it would otherwise skip rate limits).
+    from_peer: bool,
 }
 
-/// The API of a node that does not forward (single node, or serving a
-/// request forwarded to it).
+/// Vault's unauthenticated `sys/rekey/*` and `sys/generate-root/*`, off
+/// unless the listener sets `disable_unauthed_rekey_endpoints = false` /
+/// `disable_unauthed_generate_root_endpoints = false` (OpenBao 2.5+ keeps
+/// them off by default too: HCSEC-2026-08).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LegacyCeremonies {
+    pub rekey: bool,
+    pub generate_root: bool,
+}
+
+/// Set by a standby on a legacy ceremony request it forwards (its
+/// listener allowed it); believed only from a peer.
+const LEGACY_HEADER: &str = "x-arca-legacy-ceremony";
+
+/// The API serving requests a peer forwarded to this node.
 pub fn app(core: Arc<Core>) -> Router {
-    app_with(core, None)
+    router(AppState {
+        core,
+        forwarder: None,
+        unauthenticated_metrics: false,
+        legacy: LegacyCeremonies::default(),
+        from_peer: true,
+    })
 }
 
-/// The API of a cluster node: requests it cannot serve go to `forwarder`.
+/// The API of a listener with default options: requests a standby cannot
+/// serve go to `forwarder`.
 pub fn app_with(core: Arc<Core>, forwarder: Option<Arc<dyn Forwarder>>) -> Router {
-    app_for(core, forwarder, false)
+    app_for(core, forwarder, false, LegacyCeremonies::default())
 }
 
 /// The API of one listener, with its own options.
@@ -42,17 +69,24 @@ pub(crate) fn app_for(
     core: Arc<Core>,
     forwarder: Option<Arc<dyn Forwarder>>,
     unauthenticated_metrics: bool,
+    legacy: LegacyCeremonies,
 ) -> Router {
+    router(AppState {
+        core,
+        forwarder,
+        unauthenticated_metrics,
+        legacy,
+        from_peer: false,
+    })
+}
+
+fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/{*path}", axum::routing::any(handle))
         .route("/v1/", axum::routing::any(handle))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(AppState {
-            core,
-            forwarder,
-            unauthenticated_metrics,
-        })
+        .with_state(state)
 }
 
 async fn not_found() -> HttpResponse {
@@ -235,7 +269,8 @@ async fn handle(
     req.client_token = token_of(&headers);
     let connection = connection.map(|c| c.0);
     req.connection = connection.clone();
-    req.forwarded = headers.contains_key(FORWARDED_HEADER);
+    let forwarded = state.from_peer && headers.contains_key(FORWARDED_HEADER);
+    req.forwarded = forwarded;
     if matches!(op, Operation::Update) && !body.is_empty() {
         req.raw_body = Some(body.clone());
     }
@@ -293,27 +328,40 @@ async fn handle(
             .map(|c| c.remote_addr.to_string())
             .unwrap_or_default(),
     );
-    let mut resp = match tracing::Instrument::instrument(core.handle(req), span).await {
+    let legacy = arca_core::legacy_ceremony(&req.path).filter(|family| match family {
+        arca_core::LegacyFamily::Rekey => state.legacy.rekey,
+        arca_core::LegacyFamily::GenerateRoot => state.legacy.generate_root,
+    });
+    let legacy = legacy.is_some() || (state.from_peer && headers.contains_key(LEGACY_HEADER));
+    let served = if legacy {
+        tracing::Instrument::instrument(core.handle_legacy_ceremony(req), span).await
+    } else {
+        tracing::Instrument::instrument(core.handle(req), span).await
+    };
+    let mut resp = match served {
         Ok(reply) if wrap_ttl > 0 => wrap(&core, reply, &request_id, wrap_ttl, &wrap_path).await,
         Ok(reply) => render(reply, &request_id),
-        Err(LogicalError::ReadOnly) if !headers.contains_key(FORWARDED_HEADER) => {
-            match &state.forwarder {
-                Some(f) => {
-                    let uri = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                    match f
-                        .forward(capture(&method, uri, &headers, &body, connection))
-                        .await
-                    {
-                        Ok(r) => to_http(r),
-                        Err(e) => json_response(
-                            503,
-                            &json!({ "errors": [format!("this node is a standby and the active node could not be reached: {e}; retry shortly")] }),
-                        ),
-                    }
+        Err(LogicalError::ReadOnly) if !forwarded => match &state.forwarder {
+            Some(f) => {
+                let uri = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                let mut headers = headers.clone();
+                headers.remove(LEGACY_HEADER);
+                if legacy {
+                    headers.insert(LEGACY_HEADER, header::HeaderValue::from_static("1"));
                 }
-                None => error_response(&LogicalError::ReadOnly),
+                match f
+                    .forward(capture(&method, uri, &headers, &body, connection))
+                    .await
+                {
+                    Ok(r) => to_http(r),
+                    Err(e) => json_response(
+                        503,
+                        &json!({ "errors": [format!("this node is a standby and the active node could not be reached: {e}; retry shortly")] }),
+                    ),
+                }
             }
-        }
+            None => error_response(&LogicalError::ReadOnly),
+        },
         Err(e) => error_response(&e),
     };
     if let Some(d) = &quota {

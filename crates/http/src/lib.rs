@@ -25,6 +25,6 @@ pub mod tls;
 pub use forward::{
     serve_forwarded, ForwardedRequest, ForwardedResponse, Forwarder, FORWARDED_HEADER,
 };
-pub use handler::{app, app_with, MAX_REQUEST_BYTES};
+pub use handler::{app, app_with, LegacyCeremonies, MAX_REQUEST_BYTES};
 pub use listener::{serve, serve_until, ConnectionLimits, ListenerError, ListenerOptions};
 pub use tls::{ClientAuth, TlsConfigError, TlsOptions, TlsVersion};

@@ -55,6 +55,9 @@ pub struct ListenerOptions {
     /// `telemetry { unauthenticated_metrics_access = true }`: `GET
     /// sys/metrics` is served without a token (sealed or not).
     pub unauthenticated_metrics_access: bool,
+    /// The legacy unauthenticated `sys/rekey/*` / `sys/generate-root/*`
+    /// this listener serves (none by default).
+    pub legacy_ceremonies: crate::LegacyCeremonies,
 }
 
 impl std::fmt::Debug for ListenerOptions {
@@ -67,6 +70,7 @@ impl std::fmt::Debug for ListenerOptions {
                 "unauthenticated_metrics_access",
                 &self.unauthenticated_metrics_access,
             )
+            .field("legacy_ceremonies", &self.legacy_ceremonies)
             .finish()
     }
 }
@@ -194,6 +198,7 @@ pub async fn serve_until(
         core,
         opts.forwarder.clone(),
         opts.unauthenticated_metrics_access,
+        opts.legacy_ceremonies,
     );
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (drain_tx, drain_rx) = watch::channel(false);

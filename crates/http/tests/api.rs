@@ -35,6 +35,7 @@ async fn start(init: bool) -> Server {
             address: "127.0.0.1:0".into(),
             tls: None,
             unauthenticated_metrics_access: false,
+            legacy_ceremonies: Default::default(),
         },
         Some(tx),
     ));
@@ -407,6 +408,7 @@ async fn engines_see_the_client_connection_and_certificate() {
                 dir.path().join("s.key"),
             )),
             unauthenticated_metrics_access: false,
+            legacy_ceremonies: Default::default(),
         },
         Some(tx),
     ));
