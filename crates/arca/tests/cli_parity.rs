@@ -8,7 +8,8 @@
 //! `sys/leader`), which the Go client shows as `data`; `auth
 //! enable|disable|list|tune|help`; `lease lookup|renew|revoke`; `path-help`;
 //! `secrets move`; `print token`; `unwrap` (of tokens bao wrapped); `audit
-//! enable|list|disable`; and the
+//! enable|list|disable`; `operator rotate-keys` and `operator
+//! generate-root` (started, continued and decoded by either CLI); and the
 //! refusals of what is missing (`namespace …` and `-namespace`: the server
 //! has no namespaces); `-wrap-ttl` on writes, reads and token creation. Each
 //! test starts one server and also compares failures (wrong path, missing
@@ -615,4 +616,168 @@ fn audit_family() {
     assert_eq!(a, b);
     let (b, a) = both(&bao, &["audit", "disable", "a"]);
     assert_eq!(a, b);
+}
+
+/// Field names of a JSON object, sorted.
+fn fields(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn key_ceremony_family() {
+    let s = Server::start();
+    let init = s.init_and_unseal();
+    let bao = s.bao().with_token(&init.root_token);
+    let arca = bao.as_arca();
+    let status = ["operator", "rotate-keys", "-status", "-format=json"];
+
+    // No rotation: the same status, the same table rows, the same refusal.
+    let (b, a) = both_json(&bao, &status);
+    assert_eq!(a, b);
+    let (b, a) = both(&bao, &["operator", "rotate-keys", "-status"]);
+    assert_eq!(table_keys(&a), table_keys(&b), "{b}\n{a}");
+    both(
+        &bao,
+        &["operator", "rotate-keys", "-nonce=x", &init.keys_b64[0]],
+    );
+
+    // Started by arca, continued by both; each step shows the same status.
+    let started = arca.json(&[
+        "operator",
+        "rotate-keys",
+        "-init",
+        "-key-shares=3",
+        "-key-threshold=2",
+        "-format=json",
+    ]);
+    let (b, a) = both_json(&bao, &status);
+    assert_eq!(a, b);
+    assert_eq!(a, started, "the -init output is the status");
+    let (b, a) = both(&bao, &["operator", "rotate-keys", "-status"]);
+    assert_eq!(table_keys(&a), table_keys(&b), "{b}\n{a}");
+    let nonce = format!("-nonce={}", started["nonce"].as_str().unwrap());
+    let after_bao = bao.json(&[
+        "operator",
+        "rotate-keys",
+        &nonce,
+        "-format=json",
+        &init.keys_b64[0],
+    ]);
+    let after_arca = arca.json(&[
+        "operator",
+        "rotate-keys",
+        &nonce,
+        "-format=json",
+        &init.keys_b64[1],
+    ]);
+    assert_eq!(fields(&after_arca), fields(&after_bao));
+    assert_eq!(after_arca["progress"], 2);
+    // A wrong nonce: the same exit code (2).
+    both(
+        &bao,
+        &["operator", "rotate-keys", "-nonce=wrong", &init.keys_b64[3]],
+    );
+    let done = arca.json(&[
+        "operator",
+        "rotate-keys",
+        &nonce,
+        "-format=json",
+        &init.keys_b64[2],
+    ]);
+    assert_eq!(done["complete"], true, "{done}");
+    let new_keys: Vec<String> = done["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    // The same rotation completed by bao prints the same fields.
+    let st = bao.json(&[
+        "operator",
+        "rotate-keys",
+        "-init",
+        "-key-shares=3",
+        "-key-threshold=2",
+        "-format=json",
+    ]);
+    let nonce = format!("-nonce={}", st["nonce"].as_str().unwrap());
+    arca.run(&["operator", "rotate-keys", &nonce, &new_keys[0]])
+        .ok();
+    let done_bao = bao.json(&[
+        "operator",
+        "rotate-keys",
+        &nonce,
+        "-format=json",
+        &new_keys[1],
+    ]);
+    assert_eq!(fields(&done_bao), fields(&done), "{done_bao}\n{done}");
+    let keys: Vec<String> = done_bao["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    // Cancel by arca, seen by both.
+    arca.run(&[
+        "operator",
+        "rotate-keys",
+        "-init",
+        "-key-shares=1",
+        "-key-threshold=1",
+    ])
+    .ok();
+    let (b, a) = both(&bao, &["operator", "rotate-keys", "-cancel"]);
+    assert_eq!(a, b);
+    let (b, a) = both_json(&bao, &status);
+    assert_eq!((a.clone(), a["started"].clone()), (b, Value::Bool(false)));
+
+    // generate-root: status, -init by arca, shares by both, decode by both.
+    let gstatus = ["operator", "generate-root", "-status", "-format=json"];
+    let (b, a) = both_json(&bao, &gstatus);
+    assert_eq!(a, b);
+    let g = arca.json(&["operator", "generate-root", "-init", "-format=json"]);
+    let otp = g["otp"].as_str().unwrap().to_string();
+    assert_eq!(otp.len(), 28, "{g}");
+    let (b, a) = both_json(&bao, &gstatus);
+    assert_eq!(a, b);
+    assert_eq!(fields(&a), fields(&g));
+    let (b, a) = both(&bao, &["operator", "generate-root", "-status"]);
+    assert_eq!(table_keys(&a), table_keys(&b), "{b}\n{a}");
+    let nonce = format!("-nonce={}", g["nonce"].as_str().unwrap());
+    bao.run(&["operator", "generate-root", &nonce, &keys[0]])
+        .ok();
+    let done = arca.json(&[
+        "operator",
+        "generate-root",
+        &nonce,
+        "-format=json",
+        &keys[2],
+    ]);
+    assert_eq!(done["complete"], true, "{done}");
+    let enc = done["encoded_token"].as_str().unwrap().to_string();
+    let decode = [
+        "operator".to_string(),
+        "generate-root".to_string(),
+        format!("-decode={enc}"),
+        format!("-otp={otp}"),
+    ];
+    let decode: Vec<&str> = decode.iter().map(String::as_str).collect();
+    let token = same(&bao, &decode);
+    assert!(token.starts_with("hvs."), "{token}");
+    let mut json_decode = decode.clone();
+    json_decode.push("-format=json");
+    let (b, a) = both_json(&bao, &json_decode);
+    assert_eq!(a, b);
+    // -generate-otp: an OTP of the attempt's length from both.
+    let (b, a) = both(&bao, &["operator", "generate-root", "-generate-otp"]);
+    assert_eq!((a.trim().len(), b.trim().len()), (28, 28), "{b}\n{a}");
+    // No attempt: the same refusal.
+    both(&bao, &["operator", "generate-root", "-nonce=x", &keys[0]]);
 }

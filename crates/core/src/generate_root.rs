@@ -75,8 +75,9 @@ pub(crate) fn encode_token(token: &str, otp: &str) -> Result<String, LogicalErro
     Ok(base64::engine::general_purpose::STANDARD_NO_PAD.encode(x.as_slice()))
 }
 
-/// The inverse of [`encode_token`] (`sys/decode-token`).
-pub(crate) fn decode_token(encoded: &str, otp: &str) -> Result<Zeroizing<String>, LogicalError> {
+/// The inverse of [`encode_token`] (`sys/decode-token`, the CLI's
+/// `-decode`).
+pub fn decode_token(encoded: &str, otp: &str) -> Result<Zeroizing<String>, LogicalError> {
     let bytes = Zeroizing::new(
         base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(encoded.trim().trim_end_matches('='))
@@ -93,13 +94,14 @@ pub(crate) fn decode_token(encoded: &str, otp: &str) -> Result<Zeroizing<String>
         .map_err(|_| invalid("the one-time password does not decode this token"))
 }
 
-/// A random OTP of [`OTP_LENGTH`] base62 characters.
-fn new_otp() -> Zeroizing<String> {
+/// A random one-time password of `len` base62 characters (the server's
+/// and the CLI's `-generate-otp`).
+pub fn new_otp(len: usize) -> Zeroizing<String> {
     use rand::Rng;
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let mut rng = rand::rngs::OsRng;
     Zeroizing::new(
-        (0..OTP_LENGTH)
+        (0..len)
             .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
             .collect(),
     )
@@ -201,7 +203,7 @@ impl Core {
                 .map_err(|e| invalid(format!("error parsing PGP key: {e}")))?;
             (Protect::Pgp(Box::new(key)), None)
         } else if otp.is_empty() {
-            let otp = new_otp();
+            let otp = new_otp(OTP_LENGTH);
             (Protect::Otp(otp.clone()), Some(otp))
         } else if otp.len() != OTP_LENGTH {
             return Err(invalid(format!(
@@ -302,13 +304,13 @@ mod tests {
     fn encoding_round_trips_and_needs_the_otp() {
         let token = "hvs.abcdefghijklmnopqrstuvwx";
         assert_eq!(token.len(), OTP_LENGTH);
-        let otp = new_otp();
+        let otp = new_otp(OTP_LENGTH);
         assert_eq!(otp.len(), OTP_LENGTH);
         let enc = encode_token(token, &otp).unwrap();
         assert!(!enc.contains('='));
         assert_ne!(enc, token);
         assert_eq!(decode_token(&enc, &otp).unwrap().as_str(), token);
-        let other = new_otp();
+        let other = new_otp(OTP_LENGTH);
         assert_ne!(
             decode_token(&enc, &other).ok().map(|t| t.to_string()),
             Some(token.to_string())

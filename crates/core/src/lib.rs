@@ -50,6 +50,7 @@ pub mod tokens;
 mod wrapping;
 
 pub use crate::core::{Core, CoreConfig, InitResult, Reply, SealStatus};
+pub use crate::generate_root::{decode_token, new_otp};
 pub use crate::join::{check_server_id, JoinRequest, JoinTls, MAX_SERVER_ID};
 pub use crate::legacy_ceremonies::{legacy_ceremony, LegacyFamily};
 pub use crate::quotas::QuotaDecision;

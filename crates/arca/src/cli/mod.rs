@@ -38,6 +38,7 @@ pub mod output;
 
 mod audit;
 mod auth;
+mod ceremony;
 mod data;
 mod generic;
 mod kv;

@@ -29,6 +29,11 @@ const SUBCOMMANDS: &[(&str, &str)] = &[
     ("seal", "Seal the server"),
     ("key-status", "Show the barrier keyring's current term"),
     ("rotate", "Add a new encryption key to the barrier keyring"),
+    ("rotate-keys", "Generate new unseal key shares"),
+    (
+        "generate-root",
+        "Generate a new root token from unseal key shares",
+    ),
     (
         "raft",
         "Raft cluster commands: join, list-peers, remove-peer",
@@ -48,6 +53,8 @@ pub async fn run(argv: &[String]) -> CmdResult {
         Some("seal") => seal(rest).await,
         Some("key-status") => key_status(rest).await,
         Some("rotate") => rotate(rest).await,
+        Some("rotate-keys") => super::ceremony::rotate_keys(rest).await,
+        Some("generate-root") => super::ceremony::generate_root(rest).await,
         Some("raft") => super::raft::run(rest).await,
         Some("step-down") => super::raft::step_down(rest).await,
         other => Err(missing_subcommand(
@@ -69,11 +76,11 @@ const INIT: Spec = Spec {
         Flag::int("key-threshold", "Number of shares needed to unseal.").default("3"),
         Flag::list(
             "pgp-keys",
-            "PGP public keys to encrypt the shares with (comma separated).",
+            "Files with PGP public keys to encrypt the shares with, one per share (comma separated).",
         ),
         Flag::string(
             "root-token-pgp-key",
-            "PGP public key to encrypt the root token with.",
+            "A file with the PGP public key to encrypt the root token with.",
         ),
         Flag::bool(
             "status",
@@ -114,19 +121,16 @@ async fn init(argv: &[String]) -> CmdResult {
     let shares = cmd.flags.int("key-shares").unwrap_or(5);
     let threshold = cmd.flags.int("key-threshold").unwrap_or(3);
     let mut body = json!({"secret_shares": shares, "secret_threshold": threshold});
-    let pgp: Vec<String> = cmd
-        .flags
-        .list("pgp-keys")
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let pgp = super::ceremony::pgp_keys_flag(&cmd, "pgp-keys")?;
     if !pgp.is_empty() {
         body["pgp_keys"] = json!(pgp);
     }
-    if let Some(k) = cmd.flags.string("root-token-pgp-key") {
-        body["root_token_pgp_key"] = json!(k);
+    if let Some(k) = cmd
+        .flags
+        .string("root-token-pgp-key")
+        .filter(|k| !k.trim().is_empty())
+    {
+        body["root_token_pgp_key"] = json!(super::ceremony::pgp_key_value(k)?);
     }
     let resp = sys_request(&client, Method::PUT, "sys/init", Some(&body))
         .await
