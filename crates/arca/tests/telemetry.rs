@@ -222,7 +222,8 @@ fn rate_limit_quotas_through_the_cli() {
     let q = bao.json(&["read", "-format=json", "sys/quotas/rate-limit/kv-quota"])["data"].clone();
     assert_eq!(q["path"], "secret/", "{q}");
     assert_eq!(q["type"], "rate-limit", "{q}");
-    assert_eq!(q["rate"], 3.0, "{q}");
+    assert_eq!(q["rate"], 3, "a whole rate reads as OpenBao writes it: {q}");
+    assert_eq!(q["inheritable"], false, "{q}");
     assert_eq!(q["interval"], 3600, "{q}");
     assert_eq!(q["block_interval"], 0, "{q}");
     let keys = bao.json(&["list", "-format=json", "sys/quotas/rate-limit"]);

@@ -412,15 +412,16 @@ mod tests {
     #[test]
     fn a_gzip_bomb_is_refused_before_it_inflates() {
         let dir = tempfile::tempdir().unwrap();
-        // 256 MiB of zeros in about 1 MiB, against a 16 MiB limit (the
-        // server test sends one over the default 2 GiB limit).
+        // 256 MiB of zeros in 1 to 3 MiB (depending on flate2's backend:
+        // miniz_oxide or zlib-rs), against a 16 MiB limit (the server test
+        // sends one over the default 2 GiB limit).
         let limits = Limits {
             state_bytes: 16 << 20,
             ..Limits::default()
         };
         let size = 256u64 << 20;
         let bomb = zeros_archive(STATE, size);
-        assert!(bomb.len() < 2 << 20, "the bomb is {} bytes", bomb.len());
+        assert!(bomb.len() < 4 << 20, "the bomb is {} bytes", bomb.len());
         let e = unpack(&bomb[..], dir.path(), &limits).unwrap_err();
         match &e {
             ArchiveError::TooLarge {

@@ -11,7 +11,7 @@ use super::output::{self, Format};
 use super::{missing_subcommand, parse, remote_error, usage_error, CmdResult, Spec};
 use crate::flags::Flag;
 
-const SUBCOMMANDS: &[(&str, &str)] = &[
+pub(super) const SUBCOMMANDS: &[(&str, &str)] = &[
     ("disable", "Disables an audit device"),
     ("enable", "Enables an audit device"),
     ("list", "Lists enabled audit devices"),

@@ -24,7 +24,7 @@ use super::{
 use crate::duration;
 use crate::flags::Flag;
 
-const SUBCOMMANDS: &[(&str, &str)] = &[
+pub(super) const SUBCOMMANDS: &[(&str, &str)] = &[
     ("disable", "Disables an auth method"),
     ("enable", "Enables a new auth method"),
     ("help", "Prints usage for an auth method"),

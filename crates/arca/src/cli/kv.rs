@@ -21,7 +21,7 @@ use super::{
 use crate::duration;
 use crate::flags::Flag;
 
-const SUBCOMMANDS: &[(&str, &str)] = &[
+pub(super) const SUBCOMMANDS: &[(&str, &str)] = &[
     ("get", "Retrieve data"),
     ("put", "Set or update data (replaces existing data)"),
     (

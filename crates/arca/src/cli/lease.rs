@@ -13,7 +13,7 @@ use super::{missing_subcommand, parse, remote_error, usage_error, Cmd, CmdResult
 use crate::duration;
 use crate::flags::Flag;
 
-const SUBCOMMANDS: &[(&str, &str)] = &[
+pub(super) const SUBCOMMANDS: &[(&str, &str)] = &[
     ("lookup", "Lookup a lease"),
     ("renew", "Renews the lease of a secret"),
     ("revoke", "Revokes leases and secrets"),

@@ -39,6 +39,7 @@ pub mod output;
 mod audit;
 mod auth;
 mod ceremony;
+mod complete;
 mod data;
 mod generic;
 mod kv;
@@ -542,6 +543,10 @@ const COMMANDS: &[(&str, &str)] = &[
     ("namespace", "Namespaces (refused: Arca has none)"),
     ("unwrap", "Unwrap a wrapped secret"),
     ("server", "Start an Arca server"),
+    (
+        "completion",
+        "Print the shell lines for completion (bash, zsh)",
+    ),
     ("version", "Print the version"),
 ];
 
@@ -579,11 +584,16 @@ fn top_help() -> String {
     for (n, d) in COMMANDS {
         s.push_str(&format!("    {n:10}    {d}\n"));
     }
+    s.push_str("\nShell completion: arca -autocomplete-install (bash; zsh with bashcompinit).\n");
     s
 }
 
 /// Runs the CLI on `args` (without the program name) and returns the exit code.
 pub async fn run(args: Vec<String>) -> i32 {
+    // The shell asking for completions (`complete -C arca arca`).
+    if complete::answer_from_env() {
+        return 0;
+    }
     let Some((name, rest)) = args.split_first() else {
         eprint!("{}", top_help());
         return 1;
@@ -608,6 +618,9 @@ pub async fn run(args: Vec<String>) -> i32 {
         "namespace" | "namespaces" | "ns" => unsupported::namespace(rest).await,
         "unwrap" => unsupported::unwrap(rest).await,
         "server" => server::run(rest).await,
+        "completion" => complete::print(rest),
+        "-autocomplete-install" | "--autocomplete-install" => complete::install(false),
+        "-autocomplete-uninstall" | "--autocomplete-uninstall" => complete::install(true),
         "version" | "-v" | "-version" | "--version" => {
             outln!("{}", version_text());
             Ok(0)

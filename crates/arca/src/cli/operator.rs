@@ -20,7 +20,7 @@ use super::{
 };
 use crate::flags::Flag;
 
-const SUBCOMMANDS: &[(&str, &str)] = &[
+pub(super) const SUBCOMMANDS: &[(&str, &str)] = &[
     (
         "init",
         "Initialize a server: create the root key shares and a root token",

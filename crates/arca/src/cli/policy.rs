@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use super::output::Format;
 use super::{missing_subcommand, parse, read_stdin, remote_error, usage_error, CmdResult, Spec};
 
-const SUBCOMMANDS: &[(&str, &str)] = &[
+pub(super) const SUBCOMMANDS: &[(&str, &str)] = &[
     ("write", "Upload a policy from a file or stdin"),
     ("read", "Print a policy"),
     ("list", "List policy names"),

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::flags::Flag;
 
-const SUBCOMMANDS: &[(&str, &str)] = &[
+pub(super) const SUBCOMMANDS: &[(&str, &str)] = &[
     ("join", "Join this node to a raft cluster"),
     ("list-peers", "List the members of the raft cluster"),
     ("remove-peer", "Remove a member from the raft cluster"),

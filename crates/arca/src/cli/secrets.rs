@@ -17,7 +17,7 @@ use super::{
 use crate::duration;
 use crate::flags::Flag;
 
-const SUBCOMMANDS: &[(&str, &str)] = &[
+pub(super) const SUBCOMMANDS: &[(&str, &str)] = &[
     ("enable", "Enable a secrets engine"),
     ("disable", "Disable a secrets engine (destroys its data)"),
     ("list", "List enabled secrets engines"),

@@ -19,7 +19,7 @@ use super::{missing_subcommand, parse, remote_error, usage_error, Cmd, CmdResult
 use crate::duration;
 use crate::flags::Flag;
 
-const SUBCOMMANDS: &[(&str, &str)] = &[
+pub(super) const SUBCOMMANDS: &[(&str, &str)] = &[
     ("create", "Create a token"),
     ("lookup", "Show a token's properties"),
     ("revoke", "Revoke a token and its children"),

@@ -28,14 +28,21 @@ fn rate_of(v: Option<&Value>) -> Result<f64, LogicalError> {
 }
 
 fn rule_json(r: &RateLimit) -> Value {
+    // As Go writes a float64: a whole rate without a fraction (`500`).
+    let rate = if r.rate.fract() == 0.0 && r.rate.abs() < 9.0e15 {
+        json!(r.rate as i64)
+    } else {
+        json!(r.rate)
+    };
     json!({
         "name": r.name,
         "path": r.path,
         "type": "rate-limit",
-        "rate": r.rate,
+        "rate": rate,
         "interval": r.interval,
         "block_interval": r.block_interval,
         "role": "",
+        "inheritable": false,
     })
 }
 
