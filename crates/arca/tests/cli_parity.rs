@@ -9,7 +9,8 @@
 //! enable|disable|list|tune|help`; `lease lookup|renew|revoke`; `path-help`;
 //! `secrets move`; `print token`; `unwrap` (of tokens bao wrapped); `audit
 //! enable|list|disable`; `operator rotate-keys` and `operator
-//! generate-root` (started, continued and decoded by either CLI); and the
+//! generate-root` (started, continued and decoded by either CLI); `token
+//! capabilities` (own and another token's); and the
 //! refusals of what is missing (`namespace …` and `-namespace`: the server
 //! has no namespaces); `-wrap-ttl` on writes, reads and token creation. Each
 //! test starts one server and also compares failures (wrong path, missing
@@ -780,4 +781,51 @@ fn key_ceremony_family() {
     assert_eq!((a.trim().len(), b.trim().len()), (28, 28), "{b}\n{a}");
     // No attempt: the same refusal.
     both(&bao, &["operator", "generate-root", "-nonce=x", &keys[0]]);
+}
+
+#[test]
+fn token_capabilities_family() {
+    let s = Server::start();
+    let init = s.init_and_unseal();
+    let bao = s.bao().with_token(&init.root_token);
+    let policy = s.work_dir().join("caps.hcl");
+    std::fs::write(
+        &policy,
+        "path \"secret/data/app/*\" { capabilities = [\"read\", \"update\", \"list\"] }\n",
+    )
+    .unwrap();
+    bao.run(&["policy", "write", "caps", policy.to_str().unwrap()])
+        .ok();
+    let token = bao.json(&["token", "create", "-policy=caps", "-format=json"])["auth"]
+        ["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let limited = bao.with_token(&token);
+    for who in [&bao, &limited] {
+        for args in [
+            vec!["token", "capabilities", "secret/data/app/x"],
+            vec!["token", "capabilities", "secret/data/other"],
+            vec!["token", "capabilities", "-format=json", "secret/data/app/x"],
+        ] {
+            same(who, &args);
+        }
+    }
+    // Another token's capabilities, asked by root.
+    same(
+        &bao,
+        &["token", "capabilities", &token, "secret/data/app/x"],
+    );
+    same(
+        &bao,
+        &[
+            "token",
+            "capabilities",
+            "-format=json",
+            &token,
+            "sys/mounts",
+        ],
+    );
+    // Missing path: the same usage error.
+    both(&bao, &["token", "capabilities"]);
 }
