@@ -7,7 +7,7 @@
 #   deploy/install-deps.sh          # clang/libclang (RocksDB's bindings), g++, curl
 #   deploy/install-deps.sh test     # + openssl, iptables, haproxy, slapd, ldap-utils,
 #                                   #   postgresql, mariadb-server, mariadb-client,
-#                                   #   prometheus, gnupg, docker-compose, pip
+#                                   #   prometheus, gnupg, softhsm2, docker-compose, pip
 set -euo pipefail
 
 SUDO=""
@@ -32,8 +32,9 @@ if [ "${1:-}" = "test" ]; then
   # for the MySQL/MariaDB plugin's tests; prometheus scrapes a cluster's
   # sys/metrics in the telemetry tests; gnupg (gpg, gpgconf) makes the
   # holders' keys that arca-pgp's tests encrypt key shares to, and decrypts
-  # every message with them.
-  pkgs+=(openssl iptables haproxy slapd ldap-utils postgresql mariadb-server mariadb-client prometheus gnupg)
+  # every message with them; softhsm2 (libsofthsm2.so, softhsm2-util) is
+  # the PKCS#11 module and token the pkcs11 seal's tests encrypt with.
+  pkgs+=(openssl iptables haproxy slapd ldap-utils postgresql mariadb-server mariadb-client prometheus gnupg softhsm2)
 fi
 need=()
 for p in "${pkgs[@]}"; do

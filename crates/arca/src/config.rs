@@ -149,6 +149,38 @@ pub struct Config {
     pub allow_audit_log_prefixing: bool,
     /// The `telemetry` block.
     pub telemetry: Telemetry,
+    /// The `seal "<type>"` block (`None`: Shamir key shares).
+    pub seal: Option<SealBlock>,
+}
+
+/// `seal "<type>" { ... }`: an auto seal's settings, checked against
+/// [`arca_autoseal::options`]; values are kept as strings and read by
+/// [`arca_autoseal::build`] when the server starts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealBlock {
+    pub kind: String,
+    pub options: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for SealBlock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: BTreeMap<&str, &str> = self
+            .options
+            .iter()
+            .map(|(k, v)| {
+                let v = if arca_autoseal::SECRET_OPTIONS.contains(&k.as_str()) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        f.debug_struct("SealBlock")
+            .field("kind", &self.kind)
+            .field("options", &shown)
+            .finish()
+    }
 }
 
 /// `telemetry { ... }`: how `sys/metrics` keeps its series.
@@ -199,6 +231,7 @@ impl Default for Config {
             telemetry: Telemetry::default(),
             audit: Vec::new(),
             allow_audit_log_prefixing: false,
+            seal: None,
         }
     }
 }
@@ -358,6 +391,7 @@ impl Config {
             telemetry,
             audit,
             allow_audit_log_prefixing,
+            seal,
         } = self;
         let path_str = |p: &Option<PathBuf>| {
             p.as_ref()
@@ -533,7 +567,11 @@ impl Config {
             },
             "log_level": log_level,
             "pid_file": path_str(pid_file),
-            "seals": [{ "type": "shamir", "disabled": false }],
+            // The type only: a seal block's options may hold the token.
+            "seals": [{
+                "type": seal.as_ref().map(|s| s.kind.as_str()).unwrap_or("shamir"),
+                "disabled": false,
+            }],
             "storage": st,
             "read_consistency": if *stale_reads { "stale" } else { "linearizable" },
             "periodic_interval": periodic_interval,
@@ -708,6 +746,17 @@ impl Parser<'_> {
                                 format!("user_lockout {kind:?} is given twice"),
                             ));
                         }
+                    }
+                    "seal" => {
+                        if cfg.seal.is_some() {
+                            return Err(self.err(
+                                block.span(),
+                                "seal",
+                                "only one seal block is allowed (two blocks describe a seal migration, which Arca does not support yet)",
+                            ));
+                        }
+                        let b = self.seal(block)?;
+                        cfg.seal = (b.kind != "shamir").then_some(b);
                     }
                     "audit" => {
                         let d = self.audit(block)?;
@@ -993,6 +1042,70 @@ impl Parser<'_> {
             }
         }
         Ok((kind, c))
+    }
+
+    /// `seal "<type>" { option = "value" ... }`: a known type, its known
+    /// options only, scalar values; `disabled = true` (a seal migration)
+    /// is refused until migration is supported.
+    fn seal(&self, block: &Block) -> R<SealBlock> {
+        let kind = match block.labels.as_slice() {
+            [t] => t.as_str().to_string(),
+            _ => {
+                return Err(self.err(
+                    block.span(),
+                    "seal",
+                    "expected one type: seal \"transit\" { ... }",
+                ))
+            }
+        };
+        let Some(known) = arca_autoseal::options(&kind) else {
+            return Err(self.err(
+                block.span(),
+                "seal",
+                format!(
+                    "unknown seal type {kind:?} (supported: {})",
+                    arca_autoseal::SEAL_TYPES.join(", ")
+                ),
+            ));
+        };
+        let mut options = BTreeMap::new();
+        for structure in block.body.iter() {
+            match structure {
+                Structure::Attribute(attr) => {
+                    let key = attr.key.as_str();
+                    let field = format!("seal.{key}");
+                    if !known.contains(&key) {
+                        return Err(self.err(
+                            attr.span(),
+                            &field,
+                            format!(
+                                "unknown option of seal {kind:?} (known: {})",
+                                known.join(", ")
+                            ),
+                        ));
+                    }
+                    if key == "disabled" {
+                        if self.boolean(attr, &field)? {
+                            return Err(self.err(
+                                attr.span(),
+                                &field,
+                                "seal migration (a disabled seal) is not supported yet: remove the line",
+                            ));
+                        }
+                        continue;
+                    }
+                    options.insert(key.to_string(), self.scalar(attr, &field)?);
+                }
+                Structure::Block(b) => {
+                    return Err(self.err(
+                        b.span(),
+                        "seal",
+                        format!("unexpected block {:?} in a seal block", b.ident.as_str()),
+                    ))
+                }
+            }
+        }
+        Ok(SealBlock { kind, options })
     }
 
     /// `audit "<type>" ["<path>"] { description = "...", options { ... } }`.

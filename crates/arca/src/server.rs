@@ -348,9 +348,19 @@ async fn serve_config_inner(
         arca_audit::Device::new(probe, &audit_policy)
             .with_context(|| format!("audit {:?} {:?} in the configuration", d.kind, d.path))?;
     }
+    // The seal block's values (and the environment's) are checked before
+    // anything is served.
+    let auto_seal = match &config.seal {
+        Some(b) => Some(
+            arca_autoseal::build(&b.kind, &b.options, &|k: &str| std::env::var(k).ok())
+                .with_context(|| format!("seal {:?} in the configuration", b.kind))?,
+        ),
+        None => None,
+    };
     let core = Core::new(
         physical,
         CoreConfig {
+            auto_seal: auto_seal.clone(),
             default_lease_ttl: config.default_lease_ttl,
             max_lease_ttl: config.max_lease_ttl,
             storage_type: config.storage.kind.clone(),
@@ -395,9 +405,20 @@ async fn serve_config_inner(
         None => None,
     };
     core.spawn_periodic(Duration::from_secs(config.periodic_interval));
+    if auto_seal.is_some() {
+        tokio::spawn(core.clone().run_auto_unseal());
+    }
     arca_metrics::global().set_retention(config.telemetry.prometheus_retention_time);
     println!("==> Arca server configuration:\n");
     println!("    Storage: {}", config.storage.kind);
+    println!(
+        "    Seal: {}",
+        config
+            .seal
+            .as_ref()
+            .map(|s| s.kind.as_str())
+            .unwrap_or("shamir")
+    );
     if let Some(p) = &config.storage.path {
         println!("    Storage path: {}", p.display());
     }

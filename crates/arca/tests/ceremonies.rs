@@ -60,19 +60,10 @@ fn bao_operator_rotate_keys_across_a_cluster() {
         .ok();
 
     // A token without sudo cannot start a rotation.
-    std::fs::write(
-        n1.work_dir().join("rotator.hcl"),
+    let weak = b1.token_with_policy(
+        "rotator",
         "path \"sys/rotate/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\"] }\n",
-    )
-    .unwrap();
-    let policy_file = n1.work_dir().join("rotator.hcl");
-    b1.run(&["policy", "write", "rotator", policy_file.to_str().unwrap()])
-        .ok();
-    let weak = b1.json(&["token", "create", "-policy=rotator", "-format=json"])["auth"]
-        ["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    );
     b1.with_token(&weak)
         .run(&[
             "operator",
@@ -277,18 +268,10 @@ fn bao_operator_generate_root_with_an_otp() {
     let b = s.bao().with_token(&root);
 
     // Without sudo on the path: refused.
-    let policy = s.work_dir().join("gen.hcl");
-    std::fs::write(
-        &policy,
+    let weak = b.token_with_policy(
+        "gen",
         "path \"sys/generate-root-token/*\" { capabilities = [\"create\", \"read\", \"update\", \"delete\"] }\n",
-    )
-    .unwrap();
-    b.run(&["policy", "write", "gen", policy.to_str().unwrap()])
-        .ok();
-    let weak = b.json(&["token", "create", "-policy=gen", "-format=json"])["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    );
     b.with_token(&weak)
         .run(&["operator", "generate-root", "-init"])
         .api_error(403, "permission denied");
@@ -779,4 +762,95 @@ fn legacy_unauthenticated_ceremonies_off_by_default_and_hvac_when_on() {
     for k in init.keys_b64.iter().chain(&init.keys_hex) {
         assert!(!audit.contains(k.as_str()), "a share in the audit log");
     }
+}
+
+/// `POST sys/rotate/root` (OpenBao ≥ 2.4, sudo): a new root key without
+/// shares, sent to a standby (forwarded); both nodes keep serving, the term
+/// and the data stay, the same unseal shares open the new root key on both
+/// nodes after a seal, and an unseal key rotation afterwards still works.
+#[test]
+fn root_key_rotation_without_shares_across_a_cluster() {
+    let mut n1 = Server::start_raft("rr1");
+    let init = n1.init_and_unseal();
+    let root = init.root_token.clone();
+    let mut n2 = Server::start_raft("rr2");
+    n2.join_and_unseal(&n1, &init.keys_b64[..3]);
+    let b1 = n1.bao().with_token(&root);
+    let b2 = n2.bao().with_token(&root);
+    b1.run(&["secrets", "enable", "-path=secret", "-version=2", "kv"])
+        .ok();
+    n1.wait_kv2_ready("secret", &root);
+    b1.run(&["kv", "put", "secret/keep", "v=before"]).ok();
+    let term =
+        |b: &Bao| b.json(&["read", "-format=json", "sys/key-status"])["data"]["term"].clone();
+    let term_before = term(&b1);
+
+    // Without sudo: refused.
+    let weak = b1.token_with_policy(
+        "rotator",
+        "path \"sys/rotate/*\" { capabilities = [\"create\", \"update\"] }\n",
+    );
+    b1.with_token(&weak)
+        .run(&["write", "-f", "sys/rotate/root"])
+        .api_error(403, "permission denied");
+
+    // On the standby: forwarded to the active node.
+    b2.run(&["write", "-f", "sys/rotate/root"]).ok();
+    b1.run(&["kv", "put", "secret/keep", "v=after"]).ok();
+    for b in [&b1, &b2] {
+        let v = b.json(&["kv", "get", "-format=json", "secret/keep"]);
+        assert_eq!(v["data"]["data"]["v"], "after", "{v}");
+        assert_eq!(term(b), term_before);
+    }
+    // A second rotation, then both nodes sealed and opened with the same
+    // shares; the new root key is what they open.
+    b1.run(&["write", "-f", "sys/rotate/root"]).ok();
+    seal_and_try_unseal(&n2, &root, &init.keys_b64[..3]).unwrap();
+    seal_and_try_unseal(&n1, &root, &init.keys_b64[1..4]).unwrap();
+    active_of(&[&n1, &n2]);
+    // A restart opens with the same shares too.
+    n2.restart();
+    n2.unseal_as_standby(&init.keys_b64[2..5]);
+    n1.restart();
+    n1.unseal_as_standby(&init.keys_b64[..3]);
+    let b = active_of(&[&n1, &n2]).bao().with_token(&root);
+    let v = b.json(&["kv", "get", "-format=json", "secret/keep"]);
+    assert_eq!(v["data"]["data"]["v"], "after", "{v}");
+
+    // The unseal keys can still be rotated, and the root key after that.
+    let st = b.json(&[
+        "operator",
+        "rotate-keys",
+        "-init",
+        "-key-shares=3",
+        "-key-threshold=2",
+        "-format=json",
+    ]);
+    let nonce = format!("-nonce={}", st["nonce"].as_str().unwrap());
+    let mut new_keys = Vec::new();
+    for k in &init.keys_b64[..3] {
+        let v = b.json(&["operator", "rotate-keys", &nonce, "-format=json", k]);
+        if v["complete"] == true {
+            new_keys = strings(&v["keys_base64"]);
+        }
+    }
+    assert_eq!(new_keys.len(), 3);
+    b.run(&["write", "-f", "sys/rotate/root"]).ok();
+    for n in [&n1, &n2] {
+        seal_and_try_unseal(n, &root, &new_keys[..2]).unwrap();
+    }
+    active_of(&[&n1, &n2]);
+}
+
+/// Waits until one of `nodes` is the active node, and returns it.
+fn active_of<'a>(nodes: &[&'a Server]) -> &'a Server {
+    let mut found = None;
+    wait_until("an active node", Duration::from_secs(60), || {
+        found = nodes
+            .iter()
+            .find(|n| n.http("GET", "/v1/sys/health", None, None).0 == 200)
+            .copied();
+        found.is_some()
+    });
+    found.unwrap()
 }

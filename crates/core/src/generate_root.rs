@@ -22,7 +22,7 @@
 //!   plaintext is the token, `base64 -d | gpg -d` shows it).
 
 use arca_sdk::LogicalError;
-use arca_seal::{RootKey, SealError, UnsealProgress};
+use arca_seal::{RootKey, SealConfig, SealError, UnsealProgress};
 use base64::Engine;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
@@ -107,17 +107,52 @@ pub fn new_otp(len: usize) -> Zeroizing<String> {
     )
 }
 
+/// What a quorum of shares proved.
+pub(crate) enum Quorum {
+    /// Under a Shamir seal: the root key the unseal key opened.
+    Root(RootKey),
+    /// Under an auto seal: the recovery key matched.
+    Recovery,
+}
+
 impl Core {
+    /// The share configuration a quorum is proved with: the unseal key's
+    /// under a Shamir seal, the recovery key's under an auto seal.
+    pub(crate) async fn quorum_config(&self) -> Result<SealConfig, LogicalError> {
+        let cfg = self
+            .seal
+            .config()
+            .await
+            .map_err(|e| LogicalError::internal(e.to_string()))?
+            .ok_or_else(|| invalid("Vault is not initialized"))?;
+        if !cfg.is_auto() {
+            return Ok(cfg);
+        }
+        match self
+            .seal
+            .recovery_config()
+            .await
+            .map_err(|e| LogicalError::internal(e.to_string()))?
+        {
+            Some(r) if r.secret_shares > 0 => Ok(r),
+            _ => Err(invalid(
+                "this server was initialized without recovery keys (recovery_shares = 0): no quorum of operators can be proved",
+            )),
+        }
+    }
+
     /// Enters one share into `progress`; once the threshold is reached,
-    /// the root key the shares open (`None` before). Shared by key
-    /// rotation and root token generation: both prove a quorum this way.
+    /// what the shares proved (`None` before): the root key they open
+    /// under a Shamir seal, the recovery key under an auto seal. Shared by
+    /// key rotation and root token generation: both prove a quorum this
+    /// way.
     pub(crate) async fn quorum_root_key(
         &self,
         progress: &mut UnsealProgress,
         share: &[u8],
         already: &str,
-    ) -> Result<Option<RootKey>, LogicalError> {
-        let unseal_key = match progress.submit(share) {
+    ) -> Result<Option<Quorum>, LogicalError> {
+        let combined = match progress.submit(share) {
             Ok(None) => return Ok(None),
             Ok(Some(k)) => k,
             Err(SealError::DuplicateShare | SealError::DuplicateShareIndex(_)) => {
@@ -130,8 +165,25 @@ impl Core {
             }
             Err(e) => return Err(LogicalError::internal(e.to_string())),
         };
-        match self.seal.recover_root_key(&unseal_key).await {
-            Ok(k) => Ok(Some(k)),
+        let auto = self
+            .seal
+            .config()
+            .await
+            .map_err(|e| LogicalError::internal(e.to_string()))?
+            .is_some_and(|c| c.is_auto());
+        if auto {
+            if self.verify_recovery_key(&combined).await? {
+                return Ok(Some(Quorum::Recovery));
+            }
+            tracing::warn!(
+                "{already}: the entered recovery key shares do not combine into the recovery key"
+            );
+            return Err(invalid(format!(
+                "recovery key verification failed: the key shares entered do not combine into the recovery key; the {already} goes on, enter the shares again"
+            )));
+        }
+        match self.seal.recover_root_key(&combined).await {
+            Ok(k) => Ok(Some(Quorum::Root(k))),
             Err(SealError::InvalidKey) => {
                 tracing::warn!("{already}: the entered key shares do not open the root key");
                 Err(invalid(format!(
@@ -148,12 +200,7 @@ impl Core {
         &self,
         otp: Option<&str>,
     ) -> Result<Map<String, Value>, LogicalError> {
-        let cfg = self
-            .seal
-            .config()
-            .await
-            .map_err(|e| LogicalError::internal(e.to_string()))?
-            .ok_or_else(|| invalid("Vault is not initialized"))?;
+        let cfg = self.quorum_config().await?;
         let g = self.root_generation.lock().await;
         let mut m = Map::new();
         m.insert("started".into(), g.is_some().into());
@@ -192,12 +239,7 @@ impl Core {
         if !pgp_key.is_empty() && !otp.is_empty() {
             return Err(invalid("give either otp or pgp_key, not both"));
         }
-        let cfg = self
-            .seal
-            .config()
-            .await
-            .map_err(|e| LogicalError::internal(e.to_string()))?
-            .ok_or_else(|| invalid("Vault is not initialized"))?;
+        let cfg = self.quorum_config().await?;
         let (protect, generated) = if !pgp_key.is_empty() {
             let key = arca_pgp::HolderKey::parse(pgp_key)
                 .map_err(|e| invalid(format!("error parsing PGP key: {e}")))?;
@@ -259,7 +301,7 @@ impl Core {
         m.insert("required".into(), required.into());
         m.insert("nonce".into(), nonce.into());
         m.insert("pgp_fingerprint".into(), g.protect.fingerprint().into());
-        let Some(_root_key) = self
+        let Some(_proof) = self
             .quorum_root_key(&mut g.shares, share, "root generation")
             .await?
         else {

@@ -204,8 +204,12 @@ async fn call_leader(req: &JoinRequest, path: &str, body: Value) -> Result<Value
 fn parse_seal_config(v: &Value) -> Result<SealConfig, String> {
     let n = v.get("secret_shares").and_then(|x| x.as_u64());
     let t = v.get("secret_threshold").and_then(|x| x.as_u64());
+    let kind = v.get("type").and_then(|x| x.as_str()).unwrap_or("shamir");
     match (n, t) {
-        (Some(n), Some(t)) => Ok(SealConfig::shamir(n as usize, t as usize)),
+        (Some(n), Some(t)) => Ok(SealConfig {
+            seal_type: kind.to_string(),
+            ..SealConfig::shamir(n as usize, t as usize)
+        }),
         _ => Err("the leader sent no usable seal configuration".into()),
     }
 }
@@ -251,7 +255,7 @@ impl Core {
             "nonce": B64.encode(nonce),
         });
         let seal_config = json!({
-            "type": "shamir",
+            "type": cfg.seal_type,
             "secret_shares": cfg.secret_shares,
             "secret_threshold": cfg.secret_threshold,
             "pgp_keys": null,
@@ -392,6 +396,10 @@ impl Core {
                 seal_config,
             });
         }
+        if self.auto_seal().is_some() {
+            tracing::info!(leader = %req.leader_api_addr, "raft join: challenge received; answering it with the auto seal");
+            return self.finish_join(None).await.map_err(|e| e.to_string());
+        }
         tracing::info!(leader = %req.leader_api_addr, "raft join: challenge received; unseal this node with the cluster's key shares to finish joining");
         Ok(())
     }
@@ -433,9 +441,10 @@ impl Core {
             .map(|p| p.seal_config.clone())
     }
 
-    /// Finishes a join with the combined unseal key: answers the challenge,
-    /// waits for the data to arrive, then unseals.
-    pub(crate) async fn finish_join(&self, unseal_key: &[u8]) -> Result<(), LogicalError> {
+    /// Finishes a join with the combined unseal key (`None`: with the auto
+    /// seal): answers the challenge, waits for the data to arrive, then
+    /// unseals.
+    pub(crate) async fn finish_join(&self, unseal_key: Option<&[u8]>) -> Result<(), LogicalError> {
         let p = self
             .pending_join
             .lock()
@@ -459,7 +468,23 @@ impl Core {
             non_voter: p.req.non_voter,
             csr,
         };
-        let answer = answer_challenge(&p.challenge, unseal_key, &claim)?;
+        let (record, nonce) = challenge_parts(&p.challenge)?;
+        let root = match unseal_key {
+            Some(k) => arca_seal::Seal::open_root_key_record(&record, k).map_err(|_| {
+                LogicalError::invalid(
+                    "Unseal failed, invalid key: the shares do not combine to the cluster's unseal key",
+                )
+            })?,
+            None => match self.open_record_auto(&record).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // Start over at the next attempt: the challenge is spent.
+                    *self.pending_join.lock() = None;
+                    return Err(e);
+                }
+            },
+        };
+        let answer = answer_mac(root.derive(PURPOSE).as_slice(), &claim, &nonce);
         let fail = |msg: String| {
             // The leader keeps a challenge for one answer only: drop this
             // one so the operator can start the join again.
@@ -516,7 +541,12 @@ impl Core {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        self.unseal_with_key(unseal_key).await?;
+        match unseal_key {
+            Some(k) => self.unseal_with_key(k).await?,
+            None => {
+                self.auto_unseal_once().await?;
+            }
+        }
         // The leader promotes a voter once it has caught up: the join is
         // complete, for the operator, when this node sees itself voting.
         if !p.req.non_voter {
@@ -537,13 +567,10 @@ impl Core {
     }
 }
 
-/// The joining node's answer: recovers the root key from the record with
-/// the unseal key, then MACs the nonce.
-fn answer_challenge(
-    challenge: &str,
-    unseal_key: &[u8],
-    claim: &JoinClaim<'_>,
-) -> Result<Vec<u8>, LogicalError> {
+/// The root key record and the nonce of a leader's challenge; the joining
+/// node opens the record and MACs the nonce with a key derived from the
+/// root key.
+fn challenge_parts(challenge: &str) -> Result<(Vec<u8>, Vec<u8>), LogicalError> {
     let bad = || LogicalError::internal("the leader's join challenge is malformed");
     let raw = B64.decode(challenge.trim()).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
@@ -551,15 +578,7 @@ fn answer_challenge(
         B64.decode(v.get(name).and_then(|x| x.as_str()).ok_or_else(bad)?)
             .map_err(|_| bad())
     };
-    let record = field("root_key_record")?;
-    let nonce = field("nonce")?;
-    let root = arca_seal::Seal::open_root_key_record(&record, unseal_key).map_err(|_| {
-        LogicalError::invalid(
-            "Unseal failed, invalid key: the shares do not combine to the cluster's unseal key",
-        )
-    })?;
-    let key = root.derive(PURPOSE);
-    Ok(answer_mac(key.as_slice(), claim, &nonce))
+    Ok((field("root_key_record")?, field("nonce")?))
 }
 
 #[cfg(test)]

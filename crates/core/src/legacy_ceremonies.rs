@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 use arca_sdk::{LogicalError, Operation, Request};
 
 use crate::core::{Core, Reply};
-use crate::rotate_keys::RotationRequest;
+use crate::rotate_keys::{KeyTarget, RotationRequest};
 use crate::seal_ops::{decode_key, json_reply};
 
 /// Which family of legacy endpoints a path belongs to.
@@ -130,30 +130,35 @@ impl Core {
         use Operation::*;
         let op = req.operation;
         Ok(match (path, op) {
-            ("sys/rekey/init", Read) => ok(self.rotation_status().await?),
+            ("sys/rekey/init", Read) => ok(self.rotation_status(KeyTarget::Root).await?),
             ("sys/rekey/init", Update | Create) => ok(self
-                .rotation_start(RotationRequest {
-                    secret_shares: count_field(req, "secret_shares")?,
-                    secret_threshold: count_field(req, "secret_threshold")?,
-                    pgp_keys: crate::seal_ops::string_list(req, "pgp_keys")?,
-                    backup: bool_field(req, "backup"),
-                    require_verification: bool_field(req, "require_verification"),
-                })
+                .rotation_start(
+                    KeyTarget::Root,
+                    RotationRequest {
+                        secret_shares: count_field(req, "secret_shares")?,
+                        secret_threshold: count_field(req, "secret_threshold")?,
+                        pgp_keys: crate::seal_ops::string_list(req, "pgp_keys")?,
+                        backup: bool_field(req, "backup"),
+                        require_verification: bool_field(req, "require_verification"),
+                    },
+                )
                 .await?),
             ("sys/rekey/init", Delete) => {
-                self.rotation_cancel().await;
+                self.rotation_cancel(KeyTarget::Root).await;
                 no_content()
             }
             ("sys/rekey/update", Update | Create) => {
                 let (key, nonce) = key_and_nonce(req)?;
-                ok(self.rotation_update(&key, &nonce).await?)
+                ok(self.rotation_update(KeyTarget::Root, &key, &nonce).await?)
             }
-            ("sys/rekey/verify", Read) => ok(self.rotation_verify_status().await?),
+            ("sys/rekey/verify", Read) => ok(self.rotation_verify_status(KeyTarget::Root).await?),
             ("sys/rekey/verify", Update | Create) => {
                 let (key, nonce) = key_and_nonce(req)?;
-                ok(self.rotation_verify(&key, &nonce).await?)
+                ok(self.rotation_verify(KeyTarget::Root, &key, &nonce).await?)
             }
-            ("sys/rekey/verify", Delete) => ok(self.rotation_verify_restart().await?),
+            ("sys/rekey/verify", Delete) => {
+                ok(self.rotation_verify_restart(KeyTarget::Root).await?)
+            }
             ("sys/generate-root/attempt", Read) => {
                 ok(legacy_root(self.root_generation_status(None).await?))
             }

@@ -20,6 +20,7 @@
 //!   through the barrier and is therefore encrypted, keys included.
 
 mod audit;
+mod auto_seal;
 mod batch_tokens;
 pub mod cluster;
 pub mod cluster_tls;
@@ -39,6 +40,7 @@ pub mod password_policies;
 mod periodic;
 pub mod policies;
 mod quotas;
+mod root_key;
 mod rotate_keys;
 pub mod router;
 mod seal_ops;

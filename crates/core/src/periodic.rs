@@ -134,6 +134,7 @@ impl Core {
                 "checking whether the barrier key is due for rotation failed (retried at the next tick): {e}"
             ),
         }
+        self.record_pending_unseal_key().await;
         let Ok(st) = self.unsealed() else { return };
         self.count_usage_if_due(&st).await;
         let router = st.router.read().clone();

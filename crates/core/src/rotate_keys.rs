@@ -32,6 +32,32 @@ use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
 use crate::core::Core;
+use crate::generate_root::Quorum;
+
+/// Which key a rotation replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyTarget {
+    /// The unseal key (Shamir seals): `sys/rotate/root/*`.
+    Root,
+    /// The recovery key (auto seals): `sys/rotate/recovery/*`.
+    Recovery,
+}
+
+impl KeyTarget {
+    fn backup_path(self) -> &'static str {
+        match self {
+            KeyTarget::Root => BACKUP_PATH,
+            KeyTarget::Recovery => RECOVERY_BACKUP_PATH,
+        }
+    }
+
+    fn keys(self) -> &'static str {
+        match self {
+            KeyTarget::Root => "unseal key",
+            KeyTarget::Recovery => "recovery key",
+        }
+    }
+}
 
 /// A rotation in progress.
 pub(crate) struct Rotation {
@@ -52,7 +78,9 @@ pub(crate) struct Rotation {
 struct Verification {
     nonce: String,
     new_key: Zeroizing<Vec<u8>>,
-    root_key: RootKey,
+    /// The root key to store under the new unseal key (`None` for a
+    /// recovery key).
+    root_key: Option<RootKey>,
     /// New shares entered back so far (new threshold).
     entered: UnsealProgress,
 }
@@ -86,6 +114,8 @@ fn seal_error(e: SealError) -> LogicalError {
 /// Where the PGP-encrypted shares of the last rotation with `backup` are
 /// kept (inside the barrier): `{"nonce", "keys": {fingerprint: [hex]}}`.
 const BACKUP_PATH: &str = "core/unseal-keys-backup";
+/// The same for recovery key rotations.
+const RECOVERY_BACKUP_PATH: &str = "core/recovery-keys-backup";
 
 /// `pgp_keys`, parsed: none, or exactly one per new share.
 pub(crate) fn pgp_holders(
@@ -121,6 +151,7 @@ fn keys_json(shares: &[Zeroizing<Vec<u8>>]) -> (Vec<String>, Vec<String>) {
 impl Core {
     async fn store_backup(
         &self,
+        target: KeyTarget,
         nonce: &str,
         fingerprints: &[String],
         messages: &[Zeroizing<Vec<u8>>],
@@ -132,7 +163,7 @@ impl Core {
         let st = self.unsealed()?;
         arca_sdk::storage::put_json(
             st.root_view.as_ref(),
-            BACKUP_PATH,
+            target.backup_path(),
             &json!({ "nonce": nonce, "keys": keys }),
         )
         .await?;
@@ -141,11 +172,14 @@ impl Core {
 
     /// `GET sys/rotate/root/backup`: the PGP-encrypted shares kept by the
     /// last rotation with `backup` (`None`: there are none).
-    pub(crate) async fn rotation_backup(&self) -> Result<Option<Map<String, Value>>, LogicalError> {
+    pub(crate) async fn rotation_backup(
+        &self,
+        target: KeyTarget,
+    ) -> Result<Option<Map<String, Value>>, LogicalError> {
         use base64::Engine;
         let st = self.unsealed()?;
         let Some(v): Option<Value> =
-            arca_sdk::storage::get_json(st.root_view.as_ref(), BACKUP_PATH).await?
+            arca_sdk::storage::get_json(st.root_view.as_ref(), target.backup_path()).await?
         else {
             return Ok(None);
         };
@@ -170,34 +204,92 @@ impl Core {
     }
 
     /// `DELETE sys/rotate/root/backup`.
-    pub(crate) async fn rotation_backup_delete(&self) -> Result<(), LogicalError> {
+    pub(crate) async fn rotation_backup_delete(
+        &self,
+        target: KeyTarget,
+    ) -> Result<(), LogicalError> {
         let st = self.unsealed()?;
-        st.root_view.delete(BACKUP_PATH).await?;
+        st.root_view.delete(target.backup_path()).await?;
         Ok(())
     }
 
-    async fn current_seal_config(&self) -> Result<SealConfig, LogicalError> {
-        self.seal
+    /// The configuration of the key `target` rotates; an error when this
+    /// seal has no such key.
+    async fn current_seal_config(&self, target: KeyTarget) -> Result<SealConfig, LogicalError> {
+        let cfg = self
+            .seal
             .config()
             .await
             .map_err(seal_error)?
-            .ok_or_else(|| invalid("Vault is not initialized"))
+            .ok_or_else(|| invalid("Vault is not initialized"))?;
+        match (target, cfg.is_auto()) {
+            (KeyTarget::Root, false) => Ok(cfg),
+            (KeyTarget::Root, true) => Err(invalid(format!(
+                "this server uses a {} seal: it has no unseal key shares to rotate; rotate its recovery keys with sys/rotate/recovery/init (rotating the root key with recovery keys is not supported yet)",
+                cfg.seal_type
+            ))),
+            (KeyTarget::Recovery, false) => Err(invalid(
+                "recovery keys not supported: this server uses a Shamir seal, rotate its unseal keys with sys/rotate/root/*",
+            )),
+            (KeyTarget::Recovery, true) => self.quorum_config().await,
+        }
+    }
+
+    fn rotation_slot(&self, target: KeyTarget) -> &tokio::sync::Mutex<Option<Rotation>> {
+        match target {
+            KeyTarget::Root => &self.rotation,
+            KeyTarget::Recovery => &self.recovery_rotation,
+        }
+    }
+
+    /// Installs the new key: the root key under the new unseal key, or the
+    /// new recovery key.
+    async fn install_rotated_key(
+        &self,
+        new_key: &[u8],
+        root_key: Option<&RootKey>,
+        config: &SealConfig,
+    ) -> Result<(), LogicalError> {
+        let Some(root_key) = root_key else {
+            return self.set_recovery_key(new_key, config).await;
+        };
+        let _change = self.root_change.lock().await;
+        if !self.barrier.root_key_is(root_key) {
+            return Err(invalid(
+                "the root key was rotated (sys/rotate/root) while this rotation was in progress; cancel it and start again",
+            ));
+        }
+        self.seal
+            .reseal(
+                arca_seal::Protector::UnsealKey(new_key),
+                root_key,
+                config,
+                None,
+            )
+            .await
+            .map_err(seal_error)?;
+        self.remember_unseal_key(new_key).await;
+        Ok(())
     }
 
     /// `GET sys/rotate/root/init`.
-    pub(crate) async fn rotation_status(&self) -> Result<Map<String, Value>, LogicalError> {
-        let current = self.current_seal_config().await?;
-        let rot = self.rotation.lock().await;
+    pub(crate) async fn rotation_status(
+        &self,
+        target: KeyTarget,
+    ) -> Result<Map<String, Value>, LogicalError> {
+        let current = self.current_seal_config(target).await?;
+        let rot = self.rotation_slot(target).lock().await;
         Ok(status_of(rot.as_ref(), &current))
     }
 
     /// `PUT sys/rotate/root/init`.
     pub(crate) async fn rotation_start(
         &self,
+        target: KeyTarget,
         r: RotationRequest,
     ) -> Result<Map<String, Value>, LogicalError> {
-        let current = self.current_seal_config().await?;
-        let mut rot = self.rotation.lock().await;
+        let current = self.current_seal_config(target).await?;
+        let mut rot = self.rotation_slot(target).lock().await;
         if rot.is_some() {
             return Err(invalid("rotation already in progress"));
         }
@@ -224,27 +316,29 @@ impl Core {
             shares = r.secret_shares,
             threshold = r.secret_threshold,
             verification_required = r.require_verification,
-            "unseal key rotation started"
+            "{} rotation started",
+            target.keys()
         );
         Ok(status_of(rot.as_ref(), &current))
     }
 
     /// `DELETE sys/rotate/root/init`: forgets the rotation and the shares
     /// entered for it; nothing stored changes.
-    pub(crate) async fn rotation_cancel(&self) {
-        if self.rotation.lock().await.take().is_some() {
-            tracing::info!("unseal key rotation cancelled");
+    pub(crate) async fn rotation_cancel(&self, target: KeyTarget) {
+        if self.rotation_slot(target).lock().await.take().is_some() {
+            tracing::info!("{} rotation cancelled", target.keys());
         }
     }
 
     /// `PUT sys/rotate/root/update`: one current share.
     pub(crate) async fn rotation_update(
         &self,
+        target: KeyTarget,
         key: &[u8],
         nonce: &str,
     ) -> Result<Map<String, Value>, LogicalError> {
-        let current = self.current_seal_config().await?;
-        let mut guard = self.rotation.lock().await;
+        let current = self.current_seal_config(target).await?;
+        let mut guard = self.rotation_slot(target).lock().await;
         let rot = guard
             .as_mut()
             .ok_or_else(|| invalid("no rotation in progress"))?;
@@ -262,11 +356,13 @@ impl Core {
         }
         // The share that reaches the threshold uses the shares up, whatever
         // comes of them (UnsealProgress resets itself).
-        let Some(root_key) = self
+        let root_key = match self
             .quorum_root_key(&mut rot.current, key, "rotation")
             .await?
-        else {
-            return Ok(status_of(guard.as_ref(), &current));
+        {
+            None => return Ok(status_of(guard.as_ref(), &current)),
+            Some(Quorum::Root(k)) => Some(k),
+            Some(Quorum::Recovery) => None,
         };
         let (new_key, shares) = arca_seal::Seal::new_unseal_key(&rot.config).map_err(seal_error)?;
         let mut out = Map::new();
@@ -280,7 +376,7 @@ impl Core {
             let messages: Vec<Zeroizing<Vec<u8>>> =
                 messages.into_iter().map(Zeroizing::new).collect();
             if rot.backup {
-                self.store_backup(&rot.nonce, &fingerprints, &messages)
+                self.store_backup(target, &rot.nonce, &fingerprints, &messages)
                     .await?;
             }
             out.insert("pgp_fingerprints".into(), json!(fingerprints));
@@ -304,21 +400,28 @@ impl Core {
             };
             out.insert("verification_nonce".into(), v.nonce.clone().into());
             rot.verification = Some(v);
-            tracing::info!("unseal key rotation: new shares handed out, waiting for verification");
+            tracing::info!(
+                "{} rotation: new shares handed out, waiting for verification",
+                target.keys()
+            );
             return Ok(out);
         }
-        self.seal
-            .reseal(&new_key, &root_key, &rot.config)
-            .await
-            .map_err(seal_error)?;
+        self.install_rotated_key(&new_key, root_key.as_ref(), &rot.config)
+            .await?;
         *guard = None;
-        tracing::info!("unseal key rotation complete: the old shares no longer unseal");
+        tracing::info!(
+            "{} rotation complete: the old shares no longer work",
+            target.keys()
+        );
         Ok(out)
     }
 
     /// `GET sys/rotate/root/verify`.
-    pub(crate) async fn rotation_verify_status(&self) -> Result<Map<String, Value>, LogicalError> {
-        let guard = self.rotation.lock().await;
+    pub(crate) async fn rotation_verify_status(
+        &self,
+        target: KeyTarget,
+    ) -> Result<Map<String, Value>, LogicalError> {
+        let guard = self.rotation_slot(target).lock().await;
         let rot = guard
             .as_ref()
             .ok_or_else(|| invalid("no rotation in progress"))?;
@@ -331,8 +434,11 @@ impl Core {
 
     /// `DELETE sys/rotate/root/verify`: forgets the new shares entered so
     /// far and changes the verification nonce; the rotation stays.
-    pub(crate) async fn rotation_verify_restart(&self) -> Result<Map<String, Value>, LogicalError> {
-        let mut guard = self.rotation.lock().await;
+    pub(crate) async fn rotation_verify_restart(
+        &self,
+        target: KeyTarget,
+    ) -> Result<Map<String, Value>, LogicalError> {
+        let mut guard = self.rotation_slot(target).lock().await;
         let rot = guard
             .as_mut()
             .ok_or_else(|| invalid("no rotation in progress"))?;
@@ -354,10 +460,11 @@ impl Core {
     /// key is checked and, if it is the one handed out, installed.
     pub(crate) async fn rotation_verify(
         &self,
+        target: KeyTarget,
         key: &[u8],
         nonce: &str,
     ) -> Result<Map<String, Value>, LogicalError> {
-        let mut guard = self.rotation.lock().await;
+        let mut guard = self.rotation_slot(target).lock().await;
         let rot = guard
             .as_mut()
             .ok_or_else(|| invalid("no rotation in progress"))?;
@@ -400,20 +507,19 @@ impl Core {
             v.new_key.as_slice(),
         )) {
             v.nonce = uuid::Uuid::new_v4().to_string();
-            tracing::warn!("unseal key rotation: verification failed");
+            tracing::warn!("{} rotation: verification failed", target.keys());
             return Err(invalid(format!(
                 "rotation verification failed; incorrect key shares supplied; the verification nonce is now {:?}",
                 v.nonce
             )));
         }
-        self.seal
-            .reseal(&v.new_key, &v.root_key, &config)
-            .await
-            .map_err(seal_error)?;
+        self.install_rotated_key(&v.new_key, v.root_key.as_ref(), &config)
+            .await?;
         let nonce = v.nonce.clone();
         *guard = None;
         tracing::info!(
-            "unseal key rotation verified and complete: the old shares no longer unseal"
+            "{} rotation verified and complete: the old shares no longer work",
+            target.keys()
         );
         let mut out = Map::new();
         out.insert("nonce".into(), nonce.into());

@@ -106,65 +106,7 @@ impl Core {
             ("sys/init", Operation::Read) => {
                 json_reply(200, json!({ "initialized": self.initialized().await? }))
             }
-            ("sys/init", Operation::Update | Operation::Create) => {
-                let shares = req
-                    .data
-                    .get("secret_shares")
-                    .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
-                let threshold = req
-                    .data
-                    .get("secret_threshold")
-                    .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
-                let (Some(shares), Some(threshold)) = (shares, threshold) else {
-                    return Err(LogicalError::invalid(
-                        "secret_shares and secret_threshold are required (integers, e.g. 5 and 3)",
-                    ));
-                };
-                // Checked before anything is created: a bad key refuses the
-                // initialization instead of losing the shares.
-                let pgp_keys = string_list(req, "pgp_keys")?;
-                let holders = crate::rotate_keys::pgp_holders(&pgp_keys, shares as usize)?;
-                let root_holder = match req.data.get("root_token_pgp_key").and_then(|v| v.as_str())
-                {
-                    Some(k) if !k.trim().is_empty() => {
-                        Some(arca_pgp::HolderKey::parse(k).map_err(|e| {
-                            LogicalError::invalid(format!("error parsing root_token_pgp_key: {e}"))
-                        })?)
-                    }
-                    _ => None,
-                };
-                let res = self.initialize(shares as usize, threshold as usize).await?;
-                let shown: Vec<zeroize::Zeroizing<Vec<u8>>> = if holders.is_empty() {
-                    res.keys.clone()
-                } else {
-                    let refs: Vec<&[u8]> = res.keys.iter().map(|k| k.as_slice()).collect();
-                    arca_pgp::encrypt_shares(&refs, &holders)
-                        .map_err(|e| {
-                            LogicalError::internal(format!("failed to encrypt shares: {e}"))
-                        })?
-                        .1
-                        .into_iter()
-                        .map(zeroize::Zeroizing::new)
-                        .collect()
-                };
-                let hexes: Vec<String> = shown.iter().map(|k| hex::encode(k.as_slice())).collect();
-                let b64: Vec<String> = shown
-                    .iter()
-                    .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
-                    .collect();
-                let root_token = match &root_holder {
-                    None => res.root_token.clone(),
-                    Some(h) => base64::engine::general_purpose::STANDARD.encode(
-                        h.encrypt(res.root_token.as_bytes()).map_err(|e| {
-                            LogicalError::internal(format!("failed to encrypt the root token: {e}"))
-                        })?,
-                    ),
-                };
-                json_reply(
-                    200,
-                    json!({ "keys": hexes, "keys_base64": b64, "root_token": root_token }),
-                )
-            }
+            ("sys/init", Operation::Update | Operation::Create) => self.init_request(req).await?,
             ("sys/unseal", Operation::Update | Operation::Create) => {
                 let reset = req
                     .data
@@ -242,6 +184,127 @@ impl Core {
         Ok(Some(r))
     }
 
+    /// `sys/init`: Vault's parameter rules (the barrier's shares under a
+    /// Shamir seal, the recovery key's under an auto seal), then the
+    /// initialization, then the keys, PGP-encrypted where asked.
+    async fn init_request(&self, req: &Request) -> Result<Reply, LogicalError> {
+        let int = |name: &str| -> Result<u64, LogicalError> {
+            match req.data.get(name) {
+                None | Some(Value::Null) => Ok(0),
+                Some(v) => v
+                    .as_u64()
+                    .or_else(|| v.as_str()?.trim().parse().ok())
+                    .ok_or_else(|| {
+                        LogicalError::invalid(format!("{name} must be a non-negative integer"))
+                    }),
+            }
+        };
+        let (shares, threshold) = (int("secret_shares")?, int("secret_threshold")?);
+        let (r_shares, r_threshold) = (int("recovery_shares")?, int("recovery_threshold")?);
+        let pgp_keys = string_list(req, "pgp_keys")?;
+        let recovery_pgp_keys = string_list(req, "recovery_pgp_keys")?;
+        let mut barrier_flags = Vec::new();
+        let mut recovery_flags = Vec::new();
+        for (name, set) in [
+            ("secret_shares", shares != 0),
+            ("secret_threshold", threshold != 0),
+            ("pgp_keys", !pgp_keys.is_empty()),
+        ] {
+            if set {
+                barrier_flags.push(name);
+            }
+        }
+        for (name, set) in [
+            ("recovery_shares", r_shares != 0),
+            ("recovery_threshold", r_threshold != 0),
+            ("recovery_pgp_keys", !recovery_pgp_keys.is_empty()),
+        ] {
+            if set {
+                recovery_flags.push(name);
+            }
+        }
+        let seal_type = self.configured_seal_type().to_string();
+        let not_applicable = |flags: &[&str]| {
+            LogicalError::invalid(format!(
+                "parameters {} not applicable to seal type {seal_type}",
+                flags.join(",")
+            ))
+        };
+        let auto = self.auto_seal().cloned();
+        if auto.is_some() && !barrier_flags.is_empty() {
+            return Err(not_applicable(&barrier_flags));
+        }
+        if auto.is_none() && !recovery_flags.is_empty() {
+            return Err(not_applicable(&recovery_flags));
+        }
+        if auto.is_none() && (shares == 0 || threshold == 0) {
+            return Err(LogicalError::invalid(
+                "secret_shares and secret_threshold are required (integers, e.g. 5 and 3)",
+            ));
+        }
+        // Checked before anything is created: a bad key refuses the
+        // initialization instead of losing the shares.
+        let holders = crate::rotate_keys::pgp_holders(&pgp_keys, shares as usize)?;
+        let recovery_holders =
+            crate::rotate_keys::pgp_holders(&recovery_pgp_keys, r_shares as usize)?;
+        let root_holder = match req.data.get("root_token_pgp_key").and_then(|v| v.as_str()) {
+            Some(k) if !k.trim().is_empty() => {
+                Some(arca_pgp::HolderKey::parse(k).map_err(|e| {
+                    LogicalError::invalid(format!("error parsing root_token_pgp_key: {e}"))
+                })?)
+            }
+            _ => None,
+        };
+        let res = match &auto {
+            Some(w) => {
+                self.initialize_auto(
+                    w,
+                    arca_seal::SealConfig::shamir(r_shares as usize, r_threshold as usize),
+                )
+                .await?
+            }
+            None => self.initialize(shares as usize, threshold as usize).await?,
+        };
+        let encode = |keys: &[zeroize::Zeroizing<Vec<u8>>],
+                      holders: &[arca_pgp::HolderKey]|
+         -> Result<(Vec<String>, Vec<String>), LogicalError> {
+            let shown: Vec<zeroize::Zeroizing<Vec<u8>>> = if holders.is_empty() {
+                keys.to_vec()
+            } else {
+                let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+                arca_pgp::encrypt_shares(&refs, holders)
+                    .map_err(|e| LogicalError::internal(format!("failed to encrypt shares: {e}")))?
+                    .1
+                    .into_iter()
+                    .map(zeroize::Zeroizing::new)
+                    .collect()
+            };
+            Ok((
+                shown.iter().map(|k| hex::encode(k.as_slice())).collect(),
+                shown
+                    .iter()
+                    .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
+                    .collect(),
+            ))
+        };
+        let (hexes, b64) = encode(&res.keys, &holders)?;
+        let root_token = match &root_holder {
+            None => res.root_token.clone(),
+            Some(h) => base64::engine::general_purpose::STANDARD.encode(
+                h.encrypt(res.root_token.as_bytes()).map_err(|e| {
+                    LogicalError::internal(format!("failed to encrypt the root token: {e}"))
+                })?,
+            ),
+        };
+        let mut body = json!({ "keys": hexes, "keys_base64": b64, "root_token": root_token });
+        if !res.recovery_keys.is_empty() {
+            let (r_hex, r_b64) = encode(&res.recovery_keys, &recovery_holders)?;
+            body["recovery_keys"] = json!(r_hex);
+            body["recovery_keys_base64"] = json!(r_b64);
+        }
+        Ok(json_reply(200, body))
+    }
+
     /// Initialized means the barrier keyring exists: an init that crashed
     /// after writing the seal records but before the keyring can run again.
     pub async fn initialized(&self) -> Result<bool, LogicalError> {
@@ -265,10 +328,37 @@ impl Core {
                 cfg = Some(pending);
             }
         }
-        let (t, n) = cfg
+        // The stored seal type once initialized, the configured one before.
+        let kind = cfg
             .as_ref()
-            .map(|c| (c.secret_threshold, c.secret_shares))
-            .unwrap_or((0, 0));
+            .map(|c| c.seal_type.clone())
+            .unwrap_or_else(|| self.configured_seal_type().to_string());
+        let auto = kind != "shamir";
+        let (t, n) = if auto {
+            self.seal
+                .recovery_config()
+                .await
+                .map_err(|e| LogicalError::internal(e.to_string()))?
+                .filter(|_| initialized)
+                .map(|c| (c.secret_threshold, c.secret_shares))
+                .unwrap_or((0, 0))
+        } else {
+            cfg.as_ref()
+                .map(|c| (c.secret_threshold, c.secret_shares))
+                .unwrap_or((0, 0))
+        };
+        let mut warnings = Vec::new();
+        if initialized && kind != self.configured_seal_type() {
+            warnings.push(crate::auto_seal::wrong_seal_message(
+                &kind,
+                self.configured_seal_type(),
+            ));
+        }
+        if let Some(e) = self.auto_unseal_error.lock().clone() {
+            if self.is_sealed() {
+                warnings.push(e);
+            }
+        }
         let (progress, nonce) = match &*self.unseal_progress.lock() {
             Some(p) => (p.progress(), p.nonce().to_string()),
             None => (0, String::new()),
@@ -276,7 +366,7 @@ impl Core {
         let sealed = self.is_sealed();
         let cluster_id = self.cluster_id.read().clone();
         Ok(SealStatus {
-            kind: "shamir".into(),
+            kind,
             initialized,
             sealed,
             t,
@@ -289,8 +379,10 @@ impl Core {
             migration: false,
             cluster_name: (!sealed).then(|| self.cluster_name()),
             cluster_id: (!sealed && !cluster_id.is_empty()).then_some(cluster_id),
-            recovery_seal: false,
+            recovery_seal: auto,
+            recovery_seal_type: auto.then(|| "shamir".to_string()),
             storage_type: self.config.storage_type.clone(),
+            warnings,
         })
     }
 
@@ -333,6 +425,24 @@ impl Core {
                 "secret_threshold must be greater than one for multiple shares",
             ));
         }
+        self.prepare_cluster_for_init().await?;
+        let (unseal_key, keys, root_key) = self
+            .seal
+            .initialize(shares, threshold)
+            .await
+            .map_err(|e| LogicalError::invalid(e.to_string()))?;
+        let root_token = self
+            .initialize_barrier(&root_key, None, Some(&unseal_key))
+            .await?;
+        Ok(InitResult {
+            keys,
+            recovery_keys: Vec::new(),
+            root_token,
+        })
+    }
+
+    /// In a cluster, initialization happens on a bootstrapped leader only.
+    pub(crate) async fn prepare_cluster_for_init(&self) -> Result<(), LogicalError> {
         if let Some(c) = self.cluster() {
             if self.has_pending_join() {
                 return Err(LogicalError::invalid(
@@ -346,16 +456,30 @@ impl Core {
                 return Err(LogicalError::ReadOnly);
             }
         }
-        let (keys, root_key) = self
-            .seal
-            .initialize(shares, threshold)
-            .await
-            .map_err(|e| LogicalError::invalid(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Creates the barrier under `root_key` and what an initialized server
+    /// holds (mounts, cluster id, default policy, the recovery key when
+    /// there is one), makes the root token, and seals again. The caller
+    /// holds the lifecycle lock and has stored the seal's records.
+    pub(crate) async fn initialize_barrier(
+        &self,
+        root_key: &arca_seal::RootKey,
+        recovery_key: Option<&[u8]>,
+        unseal_key: Option<&[u8]>,
+    ) -> Result<String, LogicalError> {
         self.barrier
-            .initialize(&root_key)
+            .initialize(root_key)
             .await
             .map_err(|e| LogicalError::internal(e.to_string()))?;
         let root_view: Arc<dyn Storage> = Arc::new(View::new(self.barrier.clone(), ""));
+        if let Some(k) = recovery_key {
+            crate::auto_seal::store_recovery_key(root_view.as_ref(), k).await?;
+        }
+        if let Some(k) = unseal_key {
+            crate::root_key::store_unseal_key(root_view.as_ref(), k).await?;
+        }
         let mut mounts = MountTable::default();
         mounts.add(
             MountEntry::new(
@@ -396,7 +520,7 @@ impl Core {
         st.policies.ensure_default().await?;
         let root_token = self.create_root_token(None).await?;
         self.seal_now();
-        Ok(InitResult { keys, root_token })
+        Ok(root_token)
     }
 
     /// Builds the unsealed state from storage and opens the node for requests.
@@ -462,6 +586,18 @@ impl Core {
                 .map_err(|e| LogicalError::internal(e.to_string()))?
                 .ok_or_else(|| LogicalError::invalid("Vault is not initialized"))?
         };
+        if cfg.seal_type != self.configured_seal_type() {
+            return Err(LogicalError::invalid(crate::auto_seal::wrong_seal_message(
+                &cfg.seal_type,
+                self.configured_seal_type(),
+            )));
+        }
+        if cfg.is_auto() {
+            return Err(LogicalError::invalid(format!(
+                "this node unseals itself with its {} seal; key shares cannot unseal it (recovery keys authorize generate-root and rotations only); see sys/seal-status for why it is still sealed",
+                cfg.seal_type
+            )));
+        }
         let Some(key) = key else {
             *self.unseal_progress.lock() = None;
             return self.seal_status().await;
@@ -487,7 +623,7 @@ impl Core {
         };
         *self.unseal_progress.lock() = None;
         if joining {
-            self.finish_join(&unseal_key).await?;
+            self.finish_join(Some(&unseal_key)).await?;
         } else {
             self.unseal_with_key(&unseal_key).await?;
         }
@@ -505,8 +641,19 @@ impl Core {
                 "Unseal failed, invalid key: the shares do not combine to this server's unseal key",
             )
         })?;
+        self.open_with_root_key(&root_key).await?;
+        self.remember_unseal_key(unseal_key).await;
+        Ok(())
+    }
+
+    /// Unseals the barrier with the root key and opens the node for
+    /// requests. The caller holds the lifecycle lock.
+    pub(crate) async fn open_with_root_key(
+        &self,
+        root_key: &arca_seal::RootKey,
+    ) -> Result<(), LogicalError> {
         self.barrier
-            .unseal(&root_key)
+            .unseal(root_key)
             .await
             .map_err(|e| LogicalError::internal(e.to_string()))?;
         let root_view: Arc<dyn Storage> = Arc::new(View::new(self.barrier.clone(), ""));
@@ -535,9 +682,13 @@ impl Core {
         if let Ok(mut r) = self.rotation.try_lock() {
             *r = None;
         }
+        if let Ok(mut r) = self.recovery_rotation.try_lock() {
+            *r = None;
+        }
         if let Ok(mut g) = self.root_generation.try_lock() {
             *g = None;
         }
+        *self.pending_unseal_key.lock() = None;
         self.audit.clear();
         self.quotas.clear();
         self.barrier.seal();

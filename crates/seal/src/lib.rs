@@ -28,6 +28,7 @@
 
 mod progress;
 mod seal;
+mod wrapper;
 
 use arca_physical::PhysicalError;
 use arca_shamir::ShamirError;
@@ -35,12 +36,20 @@ use serde::{Deserialize, Serialize};
 
 pub use arca_barrier::RootKey;
 pub use progress::UnsealProgress;
-pub use seal::Seal;
+pub use seal::{Protector, Seal};
+pub use wrapper::{KeyWrapper, TestWrapper, WrapError};
 
 /// Physical key of the plaintext seal configuration.
 pub const SEAL_CONFIG_PATH: &str = "core/seal-config";
 /// Physical key of the root key encrypted under the unseal key.
 pub const ROOT_KEY_PATH: &str = "core/root-key";
+/// Physical key of the plaintext recovery key configuration (auto seals
+/// only: shares and threshold of the recovery key, which `sys/seal-status`
+/// reports while sealed). The recovery key itself is kept inside the
+/// barrier by core.
+pub const RECOVERY_CONFIG_PATH: &str = "core/recovery-config";
+/// The seal types whose key lives outside the node (auto-unseal).
+pub const AUTO_SEAL_TYPES: &[&str] = &["transit", "pkcs11", "test"];
 /// Length of the unseal key (an AES-256 key).
 pub const UNSEAL_KEY_LEN: usize = 32;
 /// Length of one key share when there are several: the key plus the x byte.
@@ -71,6 +80,17 @@ pub enum SealError {
     Corrupt { key: String, reason: String },
     #[error("physical storage error: {0}")]
     Physical(#[from] PhysicalError),
+    /// The auto seal's key service failed (see [`WrapError`]).
+    #[error("{seal_type} seal: {source}")]
+    Wrapper {
+        seal_type: String,
+        #[source]
+        source: WrapError,
+    },
+    /// The stored root key is protected by another kind of seal than the
+    /// one given (a seal migration is needed).
+    #[error("the root key is stored under a {stored} seal, but this node is configured with a {configured} seal")]
+    WrongSealType { stored: String, configured: String },
 }
 
 /// The seal configuration, with Vault's field names.
@@ -97,9 +117,48 @@ impl SealConfig {
         }
     }
 
+    /// An auto seal's configuration: one stored copy of the root key, no
+    /// shares.
+    pub fn auto(seal_type: &str) -> Self {
+        SealConfig {
+            seal_type: seal_type.into(),
+            secret_shares: 1,
+            secret_threshold: 1,
+            stored_shares: 1,
+        }
+    }
+
+    /// True for a seal whose key lives outside the node.
+    pub fn is_auto(&self) -> bool {
+        self.seal_type != "shamir"
+    }
+
+    /// A recovery key configuration (Vault's `ValidateRecovery`): no
+    /// recovery key at all (0 shares, 0 threshold) is allowed; otherwise
+    /// the Shamir rules apply.
+    pub fn validate_recovery(&self) -> Result<(), SealError> {
+        if self.secret_shares == 0 && self.secret_threshold == 0 {
+            return Ok(());
+        }
+        SealConfig {
+            stored_shares: 0,
+            ..self.clone()
+        }
+        .validate()
+    }
+
     /// Vault's checks, in Vault's order and words.
     pub fn validate(&self) -> Result<(), SealError> {
         let bad = |m: &str| Err(SealError::InvalidConfig(m.into()));
+        if self.is_auto() {
+            if !AUTO_SEAL_TYPES.contains(&self.seal_type.as_str()) {
+                return bad(&format!("unsupported seal type {:?}", self.seal_type));
+            }
+            if self.secret_shares != 1 || self.secret_threshold != 1 {
+                return bad("an auto seal keeps one stored key: secret_shares and secret_threshold must be 1");
+            }
+            return Ok(());
+        }
         if self.secret_shares < 1 {
             return bad("shares must be at least one");
         }
@@ -120,9 +179,6 @@ impl SealConfig {
         }
         if self.stored_shares > 1 {
             return bad("stored keys cannot be larger than 1");
-        }
-        if self.seal_type != "shamir" {
-            return bad(&format!("unsupported seal type {:?}", self.seal_type));
         }
         Ok(())
     }

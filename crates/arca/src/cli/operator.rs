@@ -86,6 +86,20 @@ const INIT: Spec = Spec {
             "status",
             "Only report whether the server is initialized (exit 0: yes, 2: no).",
         ),
+        Flag::int(
+            "recovery-shares",
+            "Auto seals: number of key shares to split the recovery key into.",
+        )
+        .default("5"),
+        Flag::int(
+            "recovery-threshold",
+            "Auto seals: number of recovery key shares a quorum needs.",
+        )
+        .default("3"),
+        Flag::list(
+            "recovery-pgp-keys",
+            "Like -pgp-keys, for the recovery key shares.",
+        ),
     ],
     http: true,
     field: false,
@@ -118,9 +132,36 @@ async fn init(argv: &[String]) -> CmdResult {
             "Error initializing: Vault is already initialized",
         ));
     }
-    let shares = cmd.flags.int("key-shares").unwrap_or(5);
-    let threshold = cmd.flags.int("key-threshold").unwrap_or(3);
-    let mut body = json!({"secret_shares": shares, "secret_threshold": threshold});
+    // As the bao CLI: under an auto seal the barrier takes no shares unless
+    // asked (the server refuses them), the recovery key takes 5/3 by
+    // default; under Shamir it is the other way round.
+    let auto = sys_field(&st, "recovery_seal").and_then(Value::as_bool) == Some(true);
+    let given = |name: &str, default: i64| -> i64 {
+        match cmd.flags.is_set(name) {
+            true => cmd.flags.int(name).unwrap_or(default),
+            false => default,
+        }
+    };
+    let (shares, threshold, r_shares, r_threshold) = if auto {
+        (
+            given("key-shares", 0),
+            given("key-threshold", 0),
+            given("recovery-shares", 5),
+            given("recovery-threshold", 3),
+        )
+    } else {
+        (given("key-shares", 5), given("key-threshold", 3), 0, 0)
+    };
+    let mut body = json!({
+        "secret_shares": shares,
+        "secret_threshold": threshold,
+        "recovery_shares": r_shares,
+        "recovery_threshold": r_threshold,
+    });
+    let recovery_pgp = super::ceremony::pgp_keys_flag(&cmd, "recovery-pgp-keys")?;
+    if !recovery_pgp.is_empty() {
+        body["recovery_pgp_keys"] = json!(recovery_pgp);
+    }
     let pgp = super::ceremony::pgp_keys_flag(&cmd, "pgp-keys")?;
     if !pgp.is_empty() {
         body["pgp_keys"] = json!(pgp);
@@ -135,7 +176,7 @@ async fn init(argv: &[String]) -> CmdResult {
     let resp = sys_request(&client, Method::PUT, "sys/init", Some(&body))
         .await
         .map_err(|e| remote_error(format!("Error initializing: {e}")))?;
-    let out = init_output(&resp, shares, threshold);
+    let out = init_output(&resp, [shares, threshold, r_shares, r_threshold]);
     match cmd.format {
         Format::Json => outln!("{}", output::json_text(&out)),
         Format::Table | Format::Raw => out!("{}", init_text(&out)),
@@ -144,7 +185,10 @@ async fn init(argv: &[String]) -> CmdResult {
 }
 
 /// The JSON the Vault CLI prints for `operator init -format=json`.
-pub fn init_output(resp: &Map<String, Value>, shares: i64, threshold: i64) -> Value {
+/// `counts`: unseal shares and threshold, recovery shares and threshold,
+/// as asked.
+pub fn init_output(resp: &Map<String, Value>, counts: [i64; 4]) -> Value {
+    let [shares, threshold, r_shares, r_threshold] = counts;
     let list = |k: &str| sys_field(resp, k).cloned().unwrap_or_else(|| json!([]));
     json!({
         "unseal_keys_b64": list("keys_base64"),
@@ -153,8 +197,8 @@ pub fn init_output(resp: &Map<String, Value>, shares: i64, threshold: i64) -> Va
         "unseal_threshold": threshold,
         "recovery_keys_b64": list("recovery_keys_base64"),
         "recovery_keys_hex": list("recovery_keys"),
-        "recovery_keys_shares": 0,
-        "recovery_keys_threshold": 0,
+        "recovery_keys_shares": r_shares,
+        "recovery_keys_threshold": r_threshold,
         "root_token": sys_field(resp, "root_token").cloned().unwrap_or(json!("")),
     })
 }
@@ -168,6 +212,27 @@ pub fn init_text(out: &Value) -> String {
         .unwrap_or_default();
     for (i, k) in keys.iter().enumerate() {
         s.push_str(&format!("Unseal Key {}: {}\n", i + 1, output::go_fmt(k)));
+    }
+    let recovery = out["recovery_keys_b64"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for (i, k) in recovery.iter().enumerate() {
+        s.push_str(&format!("Recovery Key {}: {}\n", i + 1, output::go_fmt(k)));
+    }
+    if keys.is_empty() {
+        s.push_str(&format!(
+            "\nInitial Root Token: {}\n\nSuccess! Arca is initialized\n",
+            output::go_fmt(&out["root_token"])
+        ));
+        if !recovery.is_empty() {
+            s.push_str(&format!(
+                "\nRecovery key initialized with {} key shares and a key threshold of {}.\n\
+                 Please securely distribute the key shares printed above.\n",
+                out["recovery_keys_shares"], out["recovery_keys_threshold"]
+            ));
+        }
+        return s;
     }
     let t = &out["unseal_threshold"];
     s.push_str(&format!(
@@ -329,7 +394,7 @@ mod tests {
     #[test]
     fn init_json_and_text() {
         let resp = json!({"keys": ["aa", "bb"], "keys_base64": ["qg==", "uw=="], "root_token": "hvs.root"});
-        let out = init_output(resp.as_object().unwrap(), 2, 1);
+        let out = init_output(resp.as_object().unwrap(), [2, 1, 0, 0]);
         assert_eq!(out["unseal_keys_hex"], json!(["aa", "bb"]));
         assert_eq!(out["unseal_keys_b64"], json!(["qg==", "uw=="]));
         assert_eq!(out["root_token"], "hvs.root");

@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod database;
+pub mod openbao;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -158,6 +159,11 @@ impl Server {
         Self::start_with(Some(name.to_string()), storage_extra.to_string())
     }
 
+    /// A raft node with extra top-level configuration lines (a seal block).
+    pub fn start_raft_top(name: &str, top_extra: &str) -> Server {
+        Self::start_full(Some(name.to_string()), String::new(), "", top_extra)
+    }
+
     /// A RocksDB server with extra `listener "tcp"` lines and extra
     /// top-level lines in its configuration.
     pub fn start_rocksdb_with(listener_extra: &str, top_extra: &str) -> Server {
@@ -234,12 +240,13 @@ listener "tcp" {{
 api_addr     = "{addr}"
 cluster_addr = "http://127.0.0.1:{cport}"
 periodic_interval = "1s"
-"#,
+{top_extra}"#,
                 data = self.storage_dir().display(),
                 port = self.port,
                 cport = self.port + 1,
                 addr = self.addr,
                 extra = self.raft_extra,
+                top_extra = lines(&self.top_extra),
             );
         }
         format!(
@@ -763,6 +770,20 @@ impl Bao {
     #[track_caller]
     pub fn json(&self, args: &[&str]) -> Value {
         self.run(args).ok().json()
+    }
+
+    /// `bao policy write NAME` with `rules` (through a file in this CLI's
+    /// HOME), then `bao token create -policy=NAME`: the new token.
+    pub fn token_with_policy(&self, name: &str, rules: &str) -> String {
+        let file = self.home.join(format!("{name}.hcl"));
+        fs::write(&file, rules).unwrap();
+        self.run(&["policy", "write", name, file.to_str().unwrap()])
+            .ok();
+        let policy = format!("-policy={name}");
+        self.json(&["token", "create", &policy, "-format=json"])["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }
 

@@ -134,7 +134,9 @@ pub(crate) fn backend(core: Weak<Core>) -> Framework<Sys> {
             "wrapping/rewrap",
             "audit/*",
             "config/auditing/request-headers/*",
-            // The rotation lives in the active node's memory.
+            // The rotation lives in the active node's memory; the root key
+            // is replaced where the keyring is current.
+            "rotate/root",
             "rotate/root/*",
             "rotate/recovery/*",
             "generate-root-token/*",

@@ -113,6 +113,9 @@ impl Sys {
 
     async fn seal(&self, _c: Ctx<'_>) -> HandlerResult {
         let core = self.core()?;
+        // An auto seal does not open the node again until it restarts.
+        core.sealed_by_operator
+            .store(true, std::sync::atomic::Ordering::Release);
         core.seal().await;
         Ok(None)
     }

@@ -1,13 +1,23 @@
 //! `sys/rotate/root/init|update|verify|backup`: rotation of the unseal key shares
 //! by a token with sudo (OpenBao ≥ 2.4's authenticated rekey, what `bao
 //! operator rotate-keys` calls). The state machine is `crate::rotate_keys`.
-//! `sys/rotate/recovery/*` answers that this seal has no recovery keys
-//! (a Shamir seal has none, as in OpenBao).
+//! `POST sys/rotate/root` replaces the root key itself, without shares.
+//! `sys/rotate/recovery/*` is the same for the recovery key of an auto
+//! seal (a Shamir seal has none and says so, as OpenBao does).
 
 use arca_sdk::{Ctx, Field, FieldType, HandlerResult, LogicalError, Operation, Path, Response};
 
 use super::Sys;
-use crate::rotate_keys::RotationRequest;
+use crate::rotate_keys::{KeyTarget, RotationRequest};
+
+/// `sys/rotate/root/*` or `sys/rotate/recovery/*`.
+fn target(c: &Ctx<'_>) -> KeyTarget {
+    if c.req.path.contains("rotate/recovery/") {
+        KeyTarget::Recovery
+    } else {
+        KeyTarget::Root
+    }
+}
 
 fn key_and_nonce(c: &Ctx<'_>) -> Result<(Vec<u8>, String), LogicalError> {
     let key = c
@@ -29,8 +39,10 @@ fn count(c: &Ctx<'_>, name: &str) -> Result<usize, LogicalError> {
 }
 
 impl Sys {
-    async fn rotate_init_read(&self, _c: Ctx<'_>) -> HandlerResult {
-        Ok(Some(Response::data(self.core()?.rotation_status().await?)))
+    async fn rotate_init_read(&self, c: Ctx<'_>) -> HandlerResult {
+        Ok(Some(Response::data(
+            self.core()?.rotation_status(target(&c)).await?,
+        )))
     }
 
     async fn rotate_init_write(&self, c: Ctx<'_>) -> HandlerResult {
@@ -41,11 +53,13 @@ impl Sys {
             backup: c.data.get_bool("backup")?.unwrap_or(false),
             require_verification: c.data.get_bool("require_verification")?.unwrap_or(false),
         };
-        Ok(Some(Response::data(self.core()?.rotation_start(r).await?)))
+        Ok(Some(Response::data(
+            self.core()?.rotation_start(target(&c), r).await?,
+        )))
     }
 
-    async fn rotate_init_delete(&self, _c: Ctx<'_>) -> HandlerResult {
-        self.core()?.rotation_cancel().await;
+    async fn rotate_init_delete(&self, c: Ctx<'_>) -> HandlerResult {
+        self.core()?.rotation_cancel(target(&c)).await;
         Ok(None)
     }
 
@@ -53,13 +67,15 @@ impl Sys {
         let (key, nonce) = key_and_nonce(&c)?;
         let key = zeroize::Zeroizing::new(key);
         Ok(Some(Response::data(
-            self.core()?.rotation_update(&key, &nonce).await?,
+            self.core()?
+                .rotation_update(target(&c), &key, &nonce)
+                .await?,
         )))
     }
 
-    async fn rotate_verify_read(&self, _c: Ctx<'_>) -> HandlerResult {
+    async fn rotate_verify_read(&self, c: Ctx<'_>) -> HandlerResult {
         Ok(Some(Response::data(
-            self.core()?.rotation_verify_status().await?,
+            self.core()?.rotation_verify_status(target(&c)).await?,
         )))
     }
 
@@ -67,29 +83,35 @@ impl Sys {
         let (key, nonce) = key_and_nonce(&c)?;
         let key = zeroize::Zeroizing::new(key);
         Ok(Some(Response::data(
-            self.core()?.rotation_verify(&key, &nonce).await?,
+            self.core()?
+                .rotation_verify(target(&c), &key, &nonce)
+                .await?,
         )))
     }
 
-    async fn rotate_verify_delete(&self, _c: Ctx<'_>) -> HandlerResult {
+    async fn rotate_verify_delete(&self, c: Ctx<'_>) -> HandlerResult {
         Ok(Some(Response::data(
-            self.core()?.rotation_verify_restart().await?,
+            self.core()?.rotation_verify_restart(target(&c)).await?,
         )))
     }
 
-    async fn rotate_backup_read(&self, _c: Ctx<'_>) -> HandlerResult {
-        Ok(self.core()?.rotation_backup().await?.map(Response::data))
+    async fn rotate_backup_read(&self, c: Ctx<'_>) -> HandlerResult {
+        Ok(self
+            .core()?
+            .rotation_backup(target(&c))
+            .await?
+            .map(Response::data))
     }
 
-    async fn rotate_backup_delete(&self, _c: Ctx<'_>) -> HandlerResult {
-        self.core()?.rotation_backup_delete().await?;
+    /// `POST sys/rotate/root`: a new root key, no shares (`crate::root_key`).
+    async fn rotate_root(&self, _c: Ctx<'_>) -> HandlerResult {
+        self.core()?.rotate_root_key().await?;
         Ok(None)
     }
 
-    async fn rotate_recovery(&self, _c: Ctx<'_>) -> HandlerResult {
-        Err(LogicalError::invalid(
-            "recovery keys not supported: this server uses a Shamir seal, rotate its unseal keys with sys/rotate/root/*",
-        ))
+    async fn rotate_backup_delete(&self, c: Ctx<'_>) -> HandlerResult {
+        self.core()?.rotation_backup_delete(target(&c)).await?;
+        Ok(None)
     }
 }
 
@@ -97,7 +119,10 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
     let key = || Field::new("key", FieldType::String, "One key share (hex or base64).");
     let nonce = || Field::new("nonce", FieldType::String, "The nonce of the rotation.");
     vec![
-        Path::new("rotate/root/init")
+        Path::new("rotate/root")
+            .op(Operation::Update, |b: &Sys, c| Box::pin(b.rotate_root(c)))
+            .help("Replace the root key (the key that encrypts the keyring) without key shares; the shares and the data stay."),
+        Path::new("rotate/(root|recovery)/init")
             .field(Field::new(
                 "secret_shares",
                 FieldType::Int,
@@ -126,27 +151,22 @@ pub(super) fn paths() -> Vec<Path<Sys>> {
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.rotate_init_read(c)))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.rotate_init_write(c)))
             .op(Operation::Delete, |b: &Sys, c| Box::pin(b.rotate_init_delete(c)))
-            .help("Start, read or cancel a rotation of the unseal key shares."),
-        Path::new("rotate/root/update")
+            .help("Start, read or cancel a rotation of the unseal key shares (root) or of the recovery key shares of an auto seal (recovery)."),
+        Path::new("rotate/(root|recovery)/update")
             .field(key())
             .field(nonce())
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.rotate_update(c)))
             .help("Enter one current key share; the one that reaches the threshold gets the new shares."),
-        Path::new("rotate/root/verify")
+        Path::new("rotate/(root|recovery)/verify")
             .field(key())
             .field(nonce())
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.rotate_verify_read(c)))
             .op(Operation::Update, |b: &Sys, c| Box::pin(b.rotate_verify_write(c)))
             .op(Operation::Delete, |b: &Sys, c| Box::pin(b.rotate_verify_delete(c)))
             .help("Enter the new shares back before they replace the old ones (require_verification)."),
-        Path::new("rotate/root/backup")
+        Path::new("rotate/(root|recovery)/backup")
             .op(Operation::Read, |b: &Sys, c| Box::pin(b.rotate_backup_read(c)))
             .op(Operation::Delete, |b: &Sys, c| Box::pin(b.rotate_backup_delete(c)))
             .help("The PGP-encrypted shares the last rotation with backup=true kept."),
-        Path::new("rotate/recovery/(init|update|verify|backup)")
-            .op(Operation::Read, |b: &Sys, c| Box::pin(b.rotate_recovery(c)))
-            .op(Operation::Update, |b: &Sys, c| Box::pin(b.rotate_recovery(c)))
-            .op(Operation::Delete, |b: &Sys, c| Box::pin(b.rotate_recovery(c)))
-            .help("Recovery keys exist only with an auto-unseal seal; this server has a Shamir seal."),
     ]
 }
