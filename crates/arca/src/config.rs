@@ -149,8 +149,12 @@ pub struct Config {
     pub allow_audit_log_prefixing: bool,
     /// The `telemetry` block.
     pub telemetry: Telemetry,
-    /// The `seal "<type>"` block (`None`: Shamir key shares).
+    /// The `seal "<type>"` block in use (`None`: Shamir key shares).
     pub seal: Option<SealBlock>,
+    /// A `seal "<type>"` block with `disabled = "true"`: the auto seal the
+    /// stored root key is migrated away from (`sys/unseal` with
+    /// `migrate`).
+    pub old_seal: Option<SealBlock>,
 }
 
 /// `seal "<type>" { ... }`: an auto seal's settings, checked against
@@ -232,6 +236,7 @@ impl Default for Config {
             audit: Vec::new(),
             allow_audit_log_prefixing: false,
             seal: None,
+            old_seal: None,
         }
     }
 }
@@ -392,6 +397,7 @@ impl Config {
             audit,
             allow_audit_log_prefixing,
             seal,
+            old_seal,
         } = self;
         let path_str = |p: &Option<PathBuf>| {
             p.as_ref()
@@ -568,10 +574,12 @@ impl Config {
             "log_level": log_level,
             "pid_file": path_str(pid_file),
             // The type only: a seal block's options may hold the token.
-            "seals": [{
+            "seals": std::iter::once(json!({
                 "type": seal.as_ref().map(|s| s.kind.as_str()).unwrap_or("shamir"),
                 "disabled": false,
-            }],
+            }))
+            .chain(old_seal.iter().map(|s| json!({ "type": s.kind, "disabled": true })))
+            .collect::<Vec<Value>>(),
             "storage": st,
             "read_consistency": if *stale_reads { "stale" } else { "linearizable" },
             "periodic_interval": periodic_interval,
@@ -722,6 +730,7 @@ impl Parser<'_> {
         let mut storage: Option<StorageConfig> = None;
         let mut listeners = Vec::new();
         let mut default_ttl: Option<(u64, Option<std::ops::Range<usize>>)> = None;
+        let mut shamir_block = false;
         for structure in body.iter() {
             match structure {
                 Structure::Block(block) => match block.ident.as_str() {
@@ -748,15 +757,24 @@ impl Parser<'_> {
                         }
                     }
                     "seal" => {
-                        if cfg.seal.is_some() {
+                        let (b, disabled) = self.seal(block)?;
+                        let slot = if disabled {
+                            &mut cfg.old_seal
+                        } else {
+                            &mut cfg.seal
+                        };
+                        if slot.is_some() || (!disabled && shamir_block) {
                             return Err(self.err(
                                 block.span(),
                                 "seal",
-                                "only one seal block is allowed (two blocks describe a seal migration, which Arca does not support yet)",
+                                "at most two seal blocks: the seal in use and, during a seal migration, the old one with disabled = \"true\"",
                             ));
                         }
-                        let b = self.seal(block)?;
-                        cfg.seal = (b.kind != "shamir").then_some(b);
+                        if b.kind == "shamir" {
+                            shamir_block = true;
+                        } else {
+                            *slot = Some(b);
+                        }
                     }
                     "audit" => {
                         let d = self.audit(block)?;
@@ -886,6 +904,18 @@ impl Parser<'_> {
                 "a storage block is required, e.g. storage \"rocksdb\" { path = \"...\" }",
             )
         })?;
+        if let (Some(old), Some(new)) = (&cfg.old_seal, &cfg.seal) {
+            if old.kind == new.kind {
+                return Err(self.err(
+                    None,
+                    "seal",
+                    format!(
+                        "the disabled and the active seal blocks are both {:?}: a migration goes from one seal type to another",
+                        new.kind
+                    ),
+                ));
+            }
+        }
         if listeners.is_empty() {
             return Err(self.err(
                 None,
@@ -1047,7 +1077,7 @@ impl Parser<'_> {
     /// `seal "<type>" { option = "value" ... }`: a known type, its known
     /// options only, scalar values; `disabled = true` (a seal migration)
     /// is refused until migration is supported.
-    fn seal(&self, block: &Block) -> R<SealBlock> {
+    fn seal(&self, block: &Block) -> R<(SealBlock, bool)> {
         let kind = match block.labels.as_slice() {
             [t] => t.as_str().to_string(),
             _ => {
@@ -1069,6 +1099,7 @@ impl Parser<'_> {
             ));
         };
         let mut options = BTreeMap::new();
+        let mut disabled = false;
         for structure in block.body.iter() {
             match structure {
                 Structure::Attribute(attr) => {
@@ -1085,11 +1116,12 @@ impl Parser<'_> {
                         ));
                     }
                     if key == "disabled" {
-                        if self.boolean(attr, &field)? {
+                        disabled = self.boolean(attr, &field)?;
+                        if disabled && kind == "shamir" {
                             return Err(self.err(
                                 attr.span(),
                                 &field,
-                                "seal migration (a disabled seal) is not supported yet: remove the line",
+                                "a Shamir seal cannot be disabled: to migrate from Shamir, add the new seal's block and unseal with -migrate",
                             ));
                         }
                         continue;
@@ -1105,7 +1137,7 @@ impl Parser<'_> {
                 }
             }
         }
-        Ok(SealBlock { kind, options })
+        Ok((SealBlock { kind, options }, disabled))
     }
 
     /// `audit "<type>" ["<path>"] { description = "...", options { ... } }`.
@@ -1945,6 +1977,38 @@ storage "raft" {{
     }
 
     #[test]
+    fn seal_blocks() {
+        let with = |blocks: &str| format!("storage \"inmem\" {{}}\n{PLAIN}\n{blocks}");
+        let transit = "seal \"transit\" {\n  address = \"https://keys:8200\"\n  token = \"s.secret\"\n  key_name = \"k\"\n  mount_path = \"transit/\"\n}\n";
+        let c = parse(&with(transit), Path::new("test.hcl")).unwrap();
+        let seal = c.seal.clone().unwrap();
+        assert_eq!(seal.kind, "transit");
+        assert_eq!(seal.options["key_name"], "k");
+        assert!(!format!("{c:?}").contains("s.secret"));
+        assert_eq!(
+            c.sanitized()["seals"],
+            serde_json::json!([{"type": "transit", "disabled": false}])
+        );
+        assert!(!c.sanitized().to_string().contains("s.secret"));
+        // Migrating away from transit: the old block disabled.
+        let disabled = transit.replace("transit/\"\n}", "transit/\"\n  disabled = \"true\"\n}");
+        let c = parse(&with(&disabled), Path::new("test.hcl")).unwrap();
+        assert!(c.seal.is_none());
+        assert_eq!(c.old_seal.unwrap().kind, "transit");
+        let e = bad(&with(&format!("{transit}{transit}")));
+        assert!(e.contains("at most two seal blocks"), "{e}");
+        let e = bad(&with(&format!("{disabled}{disabled}")));
+        assert!(e.contains("at most two seal blocks"), "{e}");
+        let e = bad(&with("seal \"shamir\" {\n  disabled = true\n}\n"));
+        assert!(e.contains("a Shamir seal cannot be disabled"), "{e}");
+        let e = bad(&with("seal \"transit\" {\n  bogus = 1\n}\n"));
+        assert!(
+            e.contains("seal.bogus: unknown option of seal \"transit\""),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = bad(&format!(
             "storage \"inmem\" {{}}\n{PLAIN}\nfrobnicate = true"
@@ -1956,7 +2020,7 @@ storage "raft" {{
         let e = bad(&format!(
             "storage \"inmem\" {{}}\n{PLAIN}\nseal \"awskms\" {{}}"
         ));
-        assert!(e.contains("seal: unknown configuration block"), "{e}");
+        assert!(e.contains("seal: unknown seal type \"awskms\""), "{e}");
         let e = bad("storage \"inmem\" {}\nlistener \"tcp\" {\n tls_disable = true\n bogus = 1\n}");
         assert!(
             e.contains("test.hcl:4: listener.bogus: unknown listener key"),

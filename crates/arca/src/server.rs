@@ -357,10 +357,18 @@ async fn serve_config_inner(
         ),
         None => None,
     };
+    let migrate_from = match &config.old_seal {
+        Some(b) => Some(
+            arca_autoseal::build(&b.kind, &b.options, &|k: &str| std::env::var(k).ok())
+                .with_context(|| format!("disabled seal {:?} in the configuration", b.kind))?,
+        ),
+        None => None,
+    };
     let core = Core::new(
         physical,
         CoreConfig {
             auto_seal: auto_seal.clone(),
+            migrate_from,
             default_lease_ttl: config.default_lease_ttl,
             max_lease_ttl: config.max_lease_ttl,
             storage_type: config.storage.kind.clone(),

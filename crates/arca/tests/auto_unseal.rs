@@ -481,3 +481,108 @@ fn pkcs11_seal_with_softhsm2() {
     assert_eq!(body["data"]["seals"][0]["type"], "pkcs11", "{body}");
     assert!(!body.to_string().contains("arca-pin-93817"), "{body}");
 }
+
+/// Seal migration as Vault documents it, both ways, on one server with
+/// OpenBao's transit engine as the key service: Shamir → transit (add the
+/// block, restart, `bao operator unseal -migrate` with the unseal keys,
+/// which become the recovery keys), then transit → Shamir (`disabled =
+/// "true"`, restart, `-migrate` with the recovery keys, which unseal
+/// again). The data survives each step; a share without `-migrate` is
+/// refused while a migration is pending.
+#[test]
+fn seal_migration_shamir_to_transit_and_back() {
+    let openbao = OpenBaoDev::start();
+    let token = transit_token(&openbao.addr, &openbao.token);
+    let mut node = Server::start();
+    let init = node.init_and_unseal();
+    let root = init.root_token.clone();
+    node.http_ok(
+        "POST",
+        "/v1/sys/mounts/kv",
+        Some(&root),
+        Some(&json!({ "type": "kv" })),
+    );
+    node.http_ok(
+        "PUT",
+        "/v1/kv/m",
+        Some(&root),
+        Some(&json!({ "v": "shamir" })),
+    );
+    let shamir_config = std::fs::read_to_string(node.config_path()).unwrap();
+    let block = seal_block(&openbao.addr, &token);
+    let b = node.bao();
+
+    // Shamir → transit.
+    node.stop();
+    std::fs::write(node.config_path(), format!("{shamir_config}\n{block}")).unwrap();
+    node.start_again();
+    let st = seal_status(&node);
+    assert_eq!(
+        (st["sealed"].clone(), st["migration"].clone()),
+        (json!(true), json!(true)),
+        "{st}"
+    );
+    assert_eq!(st["t"], 3, "{st}");
+    b.run(&["operator", "unseal", &init.keys_b64[0]])
+        .api_error(400, "migrate option not provided");
+    for k in &init.keys_b64[..3] {
+        b.run(&["operator", "unseal", "-migrate", k]).ok();
+    }
+    let st = seal_status(&node);
+    assert_eq!(st["sealed"], false, "{st}");
+    assert_eq!(st["type"], "transit", "{st}");
+    assert_eq!(st["migration"], false, "{st}");
+    assert_eq!(
+        (st["t"].clone(), st["n"].clone()),
+        (json!(3), json!(5)),
+        "{st}"
+    );
+    node.http_ok(
+        "PUT",
+        "/v1/kv/m",
+        Some(&root),
+        Some(&json!({ "v": "transit" })),
+    );
+    node.restart();
+    wait_unsealed(&node, Duration::from_secs(60));
+    assert_eq!(
+        node.http_ok("GET", "/v1/kv/m", Some(&root), None)["data"]["v"],
+        "transit"
+    );
+
+    // Transit → Shamir: the recovery keys (the old unseal keys) unseal.
+    node.stop();
+    let disabled = block.replace(
+        "mount_path = \"transit/\"",
+        "mount_path = \"transit/\"\n  disabled = \"true\"",
+    );
+    std::fs::write(node.config_path(), format!("{shamir_config}\n{disabled}")).unwrap();
+    node.start_again();
+    let st = seal_status(&node);
+    assert_eq!(
+        (st["sealed"].clone(), st["migration"].clone()),
+        (json!(true), json!(true)),
+        "{st}"
+    );
+    for k in &init.keys_b64[2..5] {
+        b.run(&["operator", "unseal", "-migrate", k]).ok();
+    }
+    let st = seal_status(&node);
+    assert_eq!(
+        (st["sealed"].clone(), st["type"].clone()),
+        (json!(false), json!("shamir")),
+        "{st}"
+    );
+    node.stop();
+    std::fs::write(node.config_path(), &shamir_config).unwrap();
+    node.start_again();
+    node.unseal_with(&init.keys_b64[1..4]);
+    assert_eq!(
+        node.http_ok("GET", "/v1/kv/m", Some(&root), None)["data"]["v"],
+        "transit"
+    );
+    // No migration pending: -migrate is refused.
+    node.http_ok("PUT", "/v1/sys/seal", Some(&root), None);
+    b.run(&["operator", "unseal", "-migrate", &init.keys_b64[0]])
+        .api_error(400, "no seal migration is pending");
+}

@@ -127,6 +127,10 @@ impl Core {
         let Some(wrapper) = self.auto_seal().cloned() else {
             return Ok(false);
         };
+        // A pending migration waits for the operators' shares.
+        if self.pending_migration().await?.is_some() {
+            return Ok(false);
+        }
         let _g = self.lifecycle.lock().await;
         if !self.is_sealed() || !self.initialized().await? {
             return Ok(false);

@@ -52,6 +52,9 @@ pub struct CoreConfig {
     /// The configuration's auto seal (`seal "transit"`): `None` for
     /// Shamir key shares.
     pub auto_seal: Option<Arc<dyn arca_seal::KeyWrapper>>,
+    /// The configuration's disabled auto seal (`disabled = "true"`): the
+    /// seal a migration moves the root key away from.
+    pub migrate_from: Option<Arc<dyn arca_seal::KeyWrapper>>,
 }
 
 impl Default for CoreConfig {
@@ -69,6 +72,7 @@ impl Default for CoreConfig {
             audit_devices: Vec::new(),
             sanitized_config: Value::Null,
             auto_seal: None,
+            migrate_from: None,
         }
     }
 }

@@ -43,6 +43,7 @@ mod quotas;
 mod root_key;
 mod rotate_keys;
 pub mod router;
+mod seal_migration;
 mod seal_ops;
 mod sys;
 mod time_index;

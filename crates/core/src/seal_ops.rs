@@ -119,8 +119,13 @@ impl Core {
                         "'key' must be specified in request body as JSON, or 'reset' set to true",
                     ));
                 }
+                let migrate = req
+                    .data
+                    .get("migrate")
+                    .map(|v| v.as_bool() == Some(true) || v.as_str() == Some("true"))
+                    .unwrap_or(false);
                 let status = self
-                    .unseal_step(if reset { None } else { Some(key) })
+                    .unseal_step_with(if reset { None } else { Some(key) }, migrate)
                     .await?;
                 json_reply(200, serde_json::to_value(status).unwrap())
             }
@@ -334,7 +339,12 @@ impl Core {
             .map(|c| c.seal_type.clone())
             .unwrap_or_else(|| self.configured_seal_type().to_string());
         let auto = kind != "shamir";
-        let (t, n) = if auto {
+        let migration = self.pending_migration().await?;
+        let (t, n) = if let Some(m) = &migration {
+            let c = self.migration_shares(m).await.ok();
+            c.map(|c| (c.secret_threshold, c.secret_shares))
+                .unwrap_or((0, 0))
+        } else if auto {
             self.seal
                 .recovery_config()
                 .await
@@ -348,7 +358,16 @@ impl Core {
                 .unwrap_or((0, 0))
         };
         let mut warnings = Vec::new();
-        if initialized && kind != self.configured_seal_type() {
+        if let Some(m) = &migration {
+            warnings.push(format!(
+                "seal migration pending: unseal with -migrate and the {} key shares",
+                if m.uses_recovery_shares() {
+                    "recovery"
+                } else {
+                    "unseal"
+                }
+            ));
+        } else if initialized && kind != self.configured_seal_type() {
             warnings.push(crate::auto_seal::wrong_seal_message(
                 &kind,
                 self.configured_seal_type(),
@@ -376,7 +395,7 @@ impl Core {
             version: VERSION.into(),
             build_date: BUILD_DATE.into(),
             commit_date: BUILD_DATE.into(),
-            migration: false,
+            migration: migration.is_some(),
             cluster_name: (!sealed).then(|| self.cluster_name()),
             cluster_id: (!sealed && !cluster_id.is_empty()).then_some(cluster_id),
             recovery_seal: auto,
@@ -568,6 +587,57 @@ impl Core {
 
     /// One `sys/unseal` call: `None` resets the attempt.
     pub async fn unseal_step(&self, key: Option<&str>) -> Result<SealStatus, LogicalError> {
+        self.unseal_step_with(key, false).await
+    }
+
+    /// One `sys/unseal` call, with Vault's `migrate` flag (a seal
+    /// migration: `crate::seal_migration`).
+    pub async fn unseal_step_with(
+        &self,
+        key: Option<&str>,
+        migrate: bool,
+    ) -> Result<SealStatus, LogicalError> {
+        let migration = self.pending_migration().await?;
+        match (&migration, migrate) {
+            (Some(_), false) if key.is_some() => {
+                return Err(LogicalError::invalid(
+                    "migrate option not provided and seal migration is pending: unseal with -migrate (sys/unseal with \"migrate\": true)",
+                ))
+            }
+            (None, true) => {
+                return Err(LogicalError::invalid(
+                    "migrate option provided, but no seal migration is pending (the configuration's seal is the stored one)",
+                ))
+            }
+            _ => {}
+        }
+        if let Some(m) = migration {
+            let Some(key) = key else {
+                *self.unseal_progress.lock() = None;
+                return self.seal_status().await;
+            };
+            if !self.is_sealed() {
+                return self.seal_status().await;
+            }
+            let cfg = self.migration_shares(&m).await?;
+            let share = decode_key(key)?;
+            let combined = {
+                let mut g = self.unseal_progress.lock();
+                let p = g.get_or_insert_with(|| {
+                    UnsealProgress::new(cfg.secret_threshold, cfg.secret_shares)
+                });
+                match p.submit(&share) {
+                    Ok(x) => x,
+                    Err(arca_seal::SealError::DuplicateShare) => None,
+                    Err(e) => return Err(LogicalError::invalid(e.to_string())),
+                }
+            };
+            if let Some(k) = combined {
+                *self.unseal_progress.lock() = None;
+                self.migrate_seal(m, &k).await?;
+            }
+            return self.seal_status().await;
+        }
         // A node that is joining a cluster has no data yet: its shares are
         // checked against the leader's challenge instead.
         let joining = !self.initialized().await?;

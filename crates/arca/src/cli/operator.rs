@@ -254,7 +254,13 @@ const UNSEAL: Spec = Spec {
     usage: "[options] [KEY]",
     help: "Provides one unseal key share. Without KEY, prompts for it with echo off\n\
            (or reads a line from stdin when it is not a terminal).",
-    flags: &[Flag::bool("reset", "Discard the unseal progress so far.")],
+    flags: &[
+        Flag::bool("reset", "Discard the unseal progress so far."),
+        Flag::bool(
+            "migrate",
+            "Seal migration: the shares unseal and move the root key to the configured seal.",
+        ),
+    ],
     http: true,
     field: false,
 };
@@ -278,7 +284,11 @@ async fn unseal(argv: &[String]) -> CmdResult {
         if key.is_empty() {
             return Err(usage_error("Missing unseal key"));
         }
-        json!({"key": key})
+        if cmd.flags.bool("migrate") {
+            json!({"key": key, "migrate": true})
+        } else {
+            json!({"key": key})
+        }
     };
     let st = sys_request(&client, Method::PUT, "sys/unseal", Some(&body))
         .await
