@@ -27,6 +27,7 @@
 //! test executable (`target/release/deps/<test>-<hash>` ->
 //! `target/release/arca`, which `cargo test --release --workspace` builds).
 
+pub mod compose;
 pub mod history;
 
 use std::fs::{self, OpenOptions};

@@ -9,130 +9,39 @@
 //! Needs Docker with docker-compose (no image is pulled) and `bao`; it
 //! fails, with a hint, when either is missing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use arca_chaos::compose::{bao, build_images, health, ok, run, Project};
 use arca_chaos::{arca_bin, chaos, secs};
 use serde_json::Value;
 
-const PROJECT: &str = "arcachaos";
 const PORTS: [u16; 3] = [18201, 18202, 18203];
 const LB: u16 = 18200;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let desc = format!("{cmd:?}");
-    let out = cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {desc}: {e} (docker, docker-compose and bao are needed)")
-    });
-    out
-}
-
-fn compose(args: &[&str]) -> Output {
-    run(Command::new("docker-compose")
-        .arg("-p")
-        .arg(PROJECT)
-        .arg("-f")
-        .arg(repo().join("deploy/compose/docker-compose.yml"))
-        .args(args))
-}
-
-fn bao(port: u16, token: Option<&str>, args: &[&str]) -> Output {
-    let mut c = Command::new(std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into()));
-    c.env("BAO_ADDR", format!("http://127.0.0.1:{port}"))
-        .env_remove("BAO_TOKEN")
-        .env_remove("VAULT_TOKEN")
-        .env("BAO_CLIENT_TIMEOUT", "20s")
-        .args(args);
-    if let Some(t) = token {
-        c.env("BAO_TOKEN", t);
-    }
-    run(&mut c)
-}
-
-fn ok(o: Output, what: &str) -> String {
-    assert!(
-        o.status.success(),
-        "{what} failed ({}): {}{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn health(port: u16) -> u16 {
-    let out = run(Command::new("curl").args([
-        "-s",
-        "-o",
-        "/dev/null",
-        "-m",
-        "2",
-        "-w",
-        "%{http_code}",
-        &format!("http://127.0.0.1:{port}/v1/sys/health"),
-    ]));
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
-}
-
-fn wait(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while !f() {
-        if t0.elapsed() > timeout {
-            let logs = compose(&["logs", "--tail", "30"]);
-            panic!(
-                "timed out waiting for {what}; logs:\n{}",
-                String::from_utf8_lossy(&logs.stdout)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    t0.elapsed()
-}
-
-struct Down;
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = compose(&["down", "-v", "--timeout", "2"]);
+fn project() -> Project {
+    Project {
+        name: "arcachaos",
+        file: "deploy/compose/docker-compose.yml",
+        env: Vec::new(),
     }
 }
 
 #[test]
 fn compose_cluster_survives_docker_kill_of_the_leader() {
     // The image holds the binary this test run built.
-    let bin = arca_bin().expect("arca binary");
-    let target = bin.parent().and_then(Path::parent).expect("target dir");
     let t0 = Instant::now();
-    ok(
-        run(Command::new("bash")
-            .arg(repo().join("deploy/build-image.sh"))
-            .env("CARGO_TARGET_DIR", target)),
-        "deploy/build-image.sh",
-    );
-    ok(
-        run(Command::new("bash").arg(repo().join("deploy/build-lb-image.sh"))),
-        "deploy/build-lb-image.sh",
-    );
+    build_images(&arca_bin().expect("arca binary"));
     chaos!(
         "compose: images arca:local and arca-lb:local built in {}",
         secs(t0.elapsed())
     );
-    let _ = compose(&["down", "-v", "--timeout", "2"]);
-    let _down = Down;
-    ok(compose(&["up", "-d"]), "docker-compose up");
+    let compose = project();
+    let _down = compose.down_on_drop();
+    ok(compose.cmd(&["up", "-d"]), "docker-compose up");
     for p in PORTS {
-        wait("the nodes to answer", Duration::from_secs(60), || {
-            health(p) == 501
+        compose.wait("the nodes to answer", Duration::from_secs(60), || {
+            health(p, "") == 501
         });
     }
 
@@ -203,16 +112,16 @@ fn compose_cluster_survives_docker_kill_of_the_leader() {
 
     // docker kill the leader; the survivors take over.
     let leader = (0..3)
-        .find(|i| health(PORTS[*i]) == 200)
+        .find(|i| health(PORTS[*i], "") == 200)
         .expect("an active node");
-    let container = format!("{PROJECT}_arca{}_1", leader + 1);
+    let container = format!("{}_arca{}_1", compose.name, leader + 1);
     ok(
         run(Command::new("docker").args(["kill", &container])),
         "docker kill",
     );
     let survivors: Vec<u16> = (0..3).filter(|i| *i != leader).map(|i| PORTS[i]).collect();
     let mut n = 0;
-    let gap = wait(
+    let gap = compose.wait(
         "a write through the survivors",
         Duration::from_secs(30),
         || {
@@ -256,7 +165,7 @@ fn compose_cluster_survives_docker_kill_of_the_leader() {
     chaos!("compose: all 21 secrets read through both survivors");
     // The load balancer stops sending to the dead node after its checks
     // fail: reads and writes through it keep working.
-    let lb_gap = wait(
+    let lb_gap = compose.wait(
         "writes through the load balancer",
         Duration::from_secs(30),
         || {

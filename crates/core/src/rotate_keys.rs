@@ -22,6 +22,10 @@
 //!   text in a binary OpenPGP message, shown as hex and base64), and with
 //!   `backup` those messages are also kept at `core/unseal-keys-backup`
 //!   (`sys/rotate/root/backup`).
+//! - Under an auto seal there are no unseal key shares: `sys/rotate/root/*`
+//!   then takes the recovery shares and, at the threshold, replaces the
+//!   root key (`crate::root_key`) and hands out nothing, as OpenBao does;
+//!   `pgp_keys`, `backup` and `require_verification` are refused there.
 //! - Shares, the combined keys and the root key live only in zeroizing
 //!   buffers; they are never stored, logged or audited in plaintext (the
 //!   audit devices hash `keys` in the response data like any string).
@@ -73,6 +77,9 @@ pub(crate) struct Rotation {
     /// Set once the current shares were accepted and new shares handed out
     /// while `require_verification` holds the change back.
     verification: Option<Verification>,
+    /// Under an auto seal, `sys/rotate/root/*`: the recovery shares
+    /// authorize a new root key (no shares come out), as in OpenBao.
+    new_root_key_only: bool,
 }
 
 struct Verification {
@@ -224,10 +231,8 @@ impl Core {
             .ok_or_else(|| invalid("Vault is not initialized"))?;
         match (target, cfg.is_auto()) {
             (KeyTarget::Root, false) => Ok(cfg),
-            (KeyTarget::Root, true) => Err(invalid(format!(
-                "this server uses a {} seal: it has no unseal key shares to rotate; rotate its recovery keys with sys/rotate/recovery/init (rotating the root key with recovery keys is not supported yet)",
-                cfg.seal_type
-            ))),
+            // The recovery shares authorize a new root key.
+            (KeyTarget::Root, true) => self.quorum_config().await,
             (KeyTarget::Recovery, false) => Err(invalid(
                 "recovery keys not supported: this server uses a Shamir seal, rotate its unseal keys with sys/rotate/root/*",
             )),
@@ -293,6 +298,42 @@ impl Core {
         if rot.is_some() {
             return Err(invalid("rotation already in progress"));
         }
+        let auto = self
+            .seal
+            .config()
+            .await
+            .map_err(seal_error)?
+            .is_some_and(|c| c.is_auto());
+        if target == KeyTarget::Root && auto {
+            // OpenBao's rules: the seal stores the one new root key, so
+            // there are no shares to hand out (the share counts do not
+            // apply, whatever the CLI sends), encrypt or verify.
+            if !r.pgp_keys.is_empty() {
+                return Err(invalid(
+                    "PGP key encryption not supported when using stored keys",
+                ));
+            }
+            if r.backup {
+                return Err(invalid("key backup not supported when using stored keys"));
+            }
+            if r.require_verification {
+                return Err(invalid(
+                    "requiring verification not supported when rotating the barrier key with recovery keys",
+                ));
+            }
+            *rot = Some(Rotation {
+                nonce: uuid::Uuid::new_v4().to_string(),
+                config: SealConfig::shamir(1, 1),
+                holders: Vec::new(),
+                backup: false,
+                verification_required: false,
+                current: UnsealProgress::for_config(&current),
+                verification: None,
+                new_root_key_only: true,
+            });
+            tracing::info!("root key rotation with recovery keys started");
+            return Ok(status_of(rot.as_ref(), &current));
+        }
         let config = SealConfig::shamir(r.secret_shares, r.secret_threshold);
         config
             .validate()
@@ -311,6 +352,7 @@ impl Core {
             verification_required: r.require_verification,
             current: UnsealProgress::for_config(&current),
             verification: None,
+            new_root_key_only: false,
         });
         tracing::info!(
             shares = r.secret_shares,
@@ -364,6 +406,20 @@ impl Core {
             Some(Quorum::Root(k)) => Some(k),
             Some(Quorum::Recovery) => None,
         };
+        if rot.new_root_key_only {
+            let nonce = rot.nonce.clone();
+            *guard = None;
+            self.rotate_root_key().await?;
+            let mut out = Map::new();
+            out.insert("complete".into(), true.into());
+            out.insert("nonce".into(), nonce.into());
+            out.insert("backup".into(), false.into());
+            out.insert("pgp_fingerprints".into(), Value::Null);
+            out.insert("keys".into(), json!([]));
+            out.insert("keys_base64".into(), json!([]));
+            out.insert("verification_required".into(), false.into());
+            return Ok(out);
+        }
         let (new_key, shares) = arca_seal::Seal::new_unseal_key(&rot.config).map_err(seal_error)?;
         let mut out = Map::new();
         let (keys, keys_b64) = if rot.holders.is_empty() {
